@@ -1,0 +1,1 @@
+"""Engine: the orchestrator (plan/apply), the metadata manager and the monitor loop."""

@@ -1,0 +1,91 @@
+"""The package's exception hierarchy.
+
+Errors about *metadata* are data (:class:`MetadataIssue`) collected per file or module, so one
+bad module never aborts a run. Exceptions are raised only where the caller cannot go on:
+
+- :class:`LakeflowJobMetaError` - base of everything this package raises on purpose.
+  - :class:`MetadataValidationError` - one or more :class:`MetadataIssue`; nothing was written.
+  - :class:`ConfigurationError` - bad arguments: an invalid table name, path, target or variable.
+  - :class:`StorageError` - a Delta table could not be read or written.
+    - :class:`TableNotFoundError` - a table a read-only command needs does not exist.
+  - :class:`JobsApiError` - a Jobs API call failed after the SDK's own retries.
+    - :class:`NotOwnedError` - a job exists but does not carry our ownership tags.
+  - :class:`LeaseHeldError` - another process holds the writer lease (``--no-wait``).
+  - :class:`MissingDependencyError` - an optional extra (``local``, ``spark``) is not installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class MetadataIssue:
+    """One actionable problem in the metadata.
+
+    ``location`` is ``path/to/file.yaml:LINE`` for YAML, or ``table <name> source_id=<id>`` for a
+    row that came by SQL. ``field`` is a path such as ``modules[0].sources[2].execution_order``.
+    """
+
+    location: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        if self.field:
+            return f"{self.location}: {self.field}: {self.message}"
+        return f"{self.location}: {self.message}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"location": self.location, "field": self.field, "message": self.message}
+
+
+class LakeflowJobMetaError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class MetadataValidationError(LakeflowJobMetaError):
+    """Metadata failed validation; carries every issue found, not only the first."""
+
+    def __init__(self, issues: list[MetadataIssue]):
+        self.issues = sorted(set(issues))
+        super().__init__(self._summary())
+
+    def _summary(self) -> str:
+        if len(self.issues) == 1:
+            return str(self.issues[0])
+        lines = [f"{len(self.issues)} metadata errors:"]
+        lines += [f"  {issue}" for issue in self.issues]
+        return "\n".join(lines)
+
+
+class ConfigurationError(LakeflowJobMetaError):
+    """Invalid arguments or configuration (table names, paths, targets, variables)."""
+
+
+class StorageError(LakeflowJobMetaError):
+    """A Delta table could not be read or written."""
+
+
+class TableNotFoundError(StorageError):
+    """A table that a read-only command needs does not exist."""
+
+    def __init__(self, table: str):
+        self.table = table
+        super().__init__(f"table {table} does not exist (run `lakeflow-job-meta load` to create it)")
+
+
+class JobsApiError(LakeflowJobMetaError):
+    """A Jobs API call failed after the SDK's own retries."""
+
+
+class NotOwnedError(JobsApiError):
+    """The job exists but lacks our ownership tags, so we never modify it."""
+
+
+class LeaseHeldError(LakeflowJobMetaError):
+    """Another process holds the writer lease."""
+
+
+class MissingDependencyError(LakeflowJobMetaError):
+    """An optional extra is not installed."""

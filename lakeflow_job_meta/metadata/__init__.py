@@ -1,0 +1,1 @@
+"""Metadata models, parsing and validation. Pure: no SDK, Spark or deltalake imports."""

@@ -1,0 +1,125 @@
+"""Plain data models of the metadata, shared by every layer.
+
+A *source* is one row of the control table (one task). A *module* is one job: its sources plus
+the module-level job settings that live in the companion modules table.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# The reference's eight columns, in the reference's order. Positional INSERTs rely on it.
+CONTROL_COLUMNS: tuple[str, ...] = (
+    "source_id",
+    "module_name",
+    "source_type",
+    "execution_order",
+    "source_config",
+    "target_config",
+    "transformation_config",
+    "is_active",
+)
+JSON_COLUMNS: tuple[str, ...] = ("source_config", "target_config", "transformation_config")
+AUDIT_COLUMNS: tuple[str, ...] = ("created_at", "updated_at", "created_by", "updated_by", "source_file")
+
+# Columns of the companion modules table (module-level job settings), in order.
+MODULE_COLUMNS: tuple[str, ...] = ("module_name", "settings", "is_active")
+
+TASK_TYPES: tuple[str, ...] = (
+    "notebook",
+    "sql_query",
+    "sql_file",
+    "python_wheel",
+    "spark_python",
+    "spark_jar",
+    "pipeline",
+    "run_job",
+    "dbt",
+    "condition",
+    "for_each",
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One task of a module, as stored in the control table (JSON columns already parsed)."""
+
+    source_id: str
+    module_name: str
+    source_type: str
+    execution_order: int
+    source_config: dict[str, Any] = field(default_factory=dict)
+    target_config: dict[str, Any] = field(default_factory=dict)
+    transformation_config: dict[str, Any] = field(default_factory=dict)
+    is_active: bool = True
+    # Where the row came from: the YAML file's path, or None for a row INSERTed by SQL.
+    source_file: str | None = None
+    # 1-based line of the source mapping in its YAML file, for error messages (not stored).
+    line: int | None = field(default=None, compare=False)
+
+    @property
+    def task_type(self) -> str:
+        return str(self.transformation_config.get("task_type", ""))
+
+    def content_row(self) -> dict[str, Any]:
+        """The stored columns that carry meaning (no audit columns), JSON columns serialised
+        canonically so equal content gives equal strings."""
+        return {
+            "source_id": self.source_id,
+            "module_name": self.module_name,
+            "source_type": self.source_type,
+            "execution_order": int(self.execution_order),
+            "source_config": canonical_json(self.source_config),
+            "target_config": canonical_json(self.target_config),
+            "transformation_config": canonical_json(self.transformation_config),
+            "is_active": bool(self.is_active),
+            "source_file": self.source_file,
+        }
+
+
+@dataclass(frozen=True)
+class ModuleSettings:
+    """Module-level job settings (schedule, tags, clusters, ...) for one module."""
+
+    module_name: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    is_active: bool = True
+    source_file: str | None = None
+    line: int | None = field(default=None, compare=False)
+
+    def content_row(self) -> dict[str, Any]:
+        return {
+            "module_name": self.module_name,
+            "settings": canonical_json(self.settings),
+            "is_active": bool(self.is_active),
+            "source_file": self.source_file,
+        }
+
+
+@dataclass(frozen=True)
+class Module:
+    """Everything that becomes one job."""
+
+    name: str
+    sources: tuple[Source, ...]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def active_sources(self) -> tuple[Source, ...]:
+        return tuple(s for s in self.sources if s.is_active)
+
+
+@dataclass(frozen=True)
+class MetadataDocument:
+    """What one YAML file yields after parsing, substitution and validation."""
+
+    path: str
+    sources: tuple[Source, ...]
+    modules: tuple[ModuleSettings, ...]
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no whitespace, so equal values give equal strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,94 @@
+"""The one interface both storage backends implement.
+
+A :class:`Table` is one Delta table. The monitor relies on ``version()`` being cheap (no scan),
+and on ``changes_since()`` returning only changed rows (Change Data Feed). Every write is a single
+Delta commit, so readers never see half of a load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# Column types the tool's tables use. Values in rows are plain Python: str, int, bool, float,
+# datetime (timezone-aware UTC) or None.
+COLUMN_TYPES = ("string", "int", "bigint", "boolean", "double", "timestamp")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+    # SQL default on Databricks (e.g. "current_timestamp()"); locally the adapter fills it in.
+    default_sql: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Schema of one of the tool's tables, with its schema version and key columns."""
+
+    kind: str  # control | modules | jobs | history | state
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    schema_version: int
+    change_data_feed: bool = False
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One entry of the Delta history (who changed the table, when, how)."""
+
+    version: int
+    timestamp: Any  # datetime, UTC
+    operation: str
+    user: str | None
+
+
+class Table(Protocol):
+    """One Delta table, local (delta-rs) or on Databricks (Spark)."""
+
+    name: str  # what users see in messages: a path or catalog.schema.table
+    spec: TableSpec
+
+    def exists(self) -> bool: ...
+
+    def create_or_migrate(self) -> None:
+        """Create the table if missing; add missing columns (never drop) if its schema version is
+        older than ``spec.schema_version``; record the new schema version."""
+
+    def version(self) -> int:
+        """Current Delta version, without scanning data. Raises TableNotFoundError."""
+
+    def read_all(self) -> list[dict[str, Any]]:
+        """Every row, every column of the spec (missing columns read as None)."""
+
+    def changes_since(self, version: int) -> list[dict[str, Any]] | None:
+        """Rows changed after ``version`` (exclusive) from the Change Data Feed, each with
+        ``_change_type`` (insert | update_preimage | update_postimage | delete) and
+        ``_commit_version``. None when CDF cannot answer (off, or history vacuumed): the caller
+        then falls back to a full read."""
+
+    def merge(
+        self,
+        upserts: Sequence[Mapping[str, Any]] = (),
+        deletes: Sequence[Mapping[str, Any]] = (),
+    ) -> bool:
+        """Upsert and delete rows by ``spec.key`` in ONE commit. Does nothing (and returns False)
+        when both are empty. Missing audit columns are filled (created_at kept on update)."""
+
+    def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append rows in one commit (history table)."""
+
+    def compare_and_set(self, row: Mapping[str, Any], expected: Mapping[str, Any] | None) -> bool:
+        """Atomically write ``row`` only if the current row with the same key equals ``expected``
+        on ``expected``'s columns (or is absent when ``expected`` is None). Returns False when it
+        did not match or a concurrent commit won. Used for the writer lease."""
+
+    def history(self, limit: int = 20) -> list[Commit]:
+        """Latest commits, newest first."""
