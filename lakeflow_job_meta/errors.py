@@ -16,7 +16,7 @@ bad module never aborts a run. Exceptions are raised only where the caller canno
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, order=True)
@@ -30,6 +30,8 @@ class MetadataIssue:
     location: str
     field: str
     message: str
+    # The module the issue belongs to, when known, so one bad module is skipped and not others.
+    module: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         if self.field:
