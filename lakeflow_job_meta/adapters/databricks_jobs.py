@@ -1,0 +1,198 @@
+"""The Databricks side, through the SDK only: jobs, managed workspace files and permissions.
+
+The SDK already retries 429/503, connection errors and some transient 500s, so this layer adds
+no retry loop of its own. It does two things the SDK cannot: it turns SDK errors into
+:class:`JobsApiError`, and it counts writes so the engine can report (and tests can assert)
+"exactly one write per changed job".
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.errors import DatabricksError, NotFound, ResourceDoesNotExist
+from databricks.sdk.service import jobs as sdk_jobs
+from databricks.sdk.service import workspace as sdk_workspace
+
+from lakeflow_job_meta.errors import JobsApiError
+
+JOB_WRITE_OPERATIONS = ("create", "reset", "update", "delete")
+
+
+@dataclass(frozen=True)
+class LiveJob:
+    """A job as the service reports it: id, settings (API JSON form) and tags."""
+
+    job_id: int
+    settings: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.settings.get("name", ""))
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return dict(self.settings.get("tags") or {})
+
+
+@dataclass
+class WriteCounter:
+    """Counts Jobs API writes and other writes (files, permissions) per operation."""
+
+    counts: Counter = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, operation: str) -> None:
+        with self._lock:
+            self.counts[operation] += 1
+
+    @property
+    def job_writes(self) -> int:
+        return sum(self.counts[op] for op in JOB_WRITE_OPERATIONS)
+
+    @property
+    def other_writes(self) -> int:
+        return sum(n for op, n in self.counts.items() if op not in JOB_WRITE_OPERATIONS)
+
+
+def _job_settings(settings: dict[str, Any]) -> sdk_jobs.JobSettings:
+    return sdk_jobs.JobSettings.from_dict(settings)
+
+
+def _wrap(action: str, error: DatabricksError) -> JobsApiError:
+    return JobsApiError(f"{action}: {error.__class__.__name__}: {error}")
+
+
+class WorkspaceJobs:
+    """Jobs API 2.2 and workspace-file calls for one workspace."""
+
+    def __init__(self, client: WorkspaceClient):
+        self.client = client
+        self.writes = WriteCounter()
+
+    @property
+    def host(self) -> str:
+        return str(self.client.config.host or "").rstrip("/")
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, job_id: int) -> LiveJob | None:
+        """The live job with every page of tasks merged (the SDK pages), or None if it is gone."""
+        try:
+            job = self.client.jobs.get(job_id=job_id)
+        except (NotFound, ResourceDoesNotExist):
+            return None
+        except DatabricksError as error:
+            raise _wrap(f"jobs/get {job_id}", error) from error
+        settings = job.settings.as_dict() if job.settings else {}
+        return LiveJob(job_id=int(job.job_id or job_id), settings=settings)
+
+    def list_by_name(self, name: str) -> list[LiveJob]:
+        """Jobs whose name equals ``name`` exactly (the API matches case-insensitively)."""
+        try:
+            found = list(self.client.jobs.list(name=name))
+        except DatabricksError as error:
+            raise _wrap(f"jobs/list name={name!r}", error) from error
+        result = []
+        for job in found:
+            settings = job.settings.as_dict() if job.settings else {}
+            if settings.get("name") == name:
+                result.append(LiveJob(job_id=int(job.job_id or 0), settings=settings))
+        return sorted(result, key=lambda j: j.job_id)
+
+    def list_all(self) -> Iterable[LiveJob]:
+        """Every job with its full task list (``expand_tasks``; the SDK fetches pages > 100)."""
+        try:
+            for job in self.client.jobs.list(expand_tasks=True):
+                settings = job.settings.as_dict() if job.settings else {}
+                yield LiveJob(job_id=int(job.job_id or 0), settings=settings)
+        except DatabricksError as error:
+            raise _wrap("jobs/list", error) from error
+
+    def has_active_run(self, job_id: int) -> bool:
+        try:
+            return any(True for _ in self.client.jobs.list_runs(job_id=job_id, active_only=True, limit=1))
+        except DatabricksError as error:
+            raise _wrap(f"jobs/runs/list {job_id}", error) from error
+
+    # -- job writes --------------------------------------------------------------------------
+    def create(self, settings: dict[str, Any]) -> int:
+        js = _job_settings(settings)
+        kwargs = {name: getattr(js, name) for name in js.as_dict()}
+        self.writes.add("create")
+        try:
+            created = self.client.jobs.create(**kwargs)
+        except DatabricksError as error:
+            raise _wrap("jobs/create", error) from error
+        return int(created.job_id or 0)
+
+    def reset(self, job_id: int, settings: dict[str, Any]) -> None:
+        self.writes.add("reset")
+        try:
+            self.client.jobs.reset(job_id=job_id, new_settings=_job_settings(settings))
+        except DatabricksError as error:
+            raise _wrap(f"jobs/reset {job_id}", error) from error
+
+    def update(self, job_id: int, partial_settings: dict[str, Any]) -> None:
+        self.writes.add("update")
+        try:
+            self.client.jobs.update(job_id=job_id, new_settings=_job_settings(partial_settings))
+        except DatabricksError as error:
+            raise _wrap(f"jobs/update {job_id}", error) from error
+
+    def delete(self, job_id: int) -> None:
+        self.writes.add("delete")
+        try:
+            self.client.jobs.delete(job_id=job_id)
+        except (NotFound, ResourceDoesNotExist):
+            return
+        except DatabricksError as error:
+            raise _wrap(f"jobs/delete {job_id}", error) from error
+
+    def run_now(self, job_id: int, idempotency_token: str) -> int:
+        """Trigger a run; the token makes a resent request start no second run."""
+        self.writes.add("run_now")
+        try:
+            waiter = self.client.jobs.run_now(job_id=job_id, idempotency_token=idempotency_token)
+        except DatabricksError as error:
+            raise _wrap(f"jobs/run-now {job_id}", error) from error
+        return int(getattr(waiter.response, "run_id", 0) or 0)
+
+    # -- other writes ------------------------------------------------------------------------
+    def set_permissions(self, job_id: int, access_control_list: list[dict[str, Any]]) -> None:
+        acl = [sdk_jobs.JobAccessControlRequest.from_dict(entry) for entry in access_control_list]
+        self.writes.add("permissions")
+        try:
+            self.client.jobs.set_permissions(job_id=str(job_id), access_control_list=acl)
+        except DatabricksError as error:
+            raise _wrap(f"permissions/jobs/{job_id}", error) from error
+
+    def write_file(self, path: str, content: str) -> None:
+        """Write a workspace file (not a notebook), creating its folder."""
+        folder = path.rsplit("/", 1)[0]
+        self.writes.add("file_write")
+        try:
+            if folder:
+                self.client.workspace.mkdirs(folder)
+            self.client.workspace.import_(
+                path,
+                content=base64.b64encode(content.encode("utf-8")).decode("ascii"),
+                format=sdk_workspace.ImportFormat.RAW,
+                overwrite=True,
+            )
+        except DatabricksError as error:
+            raise _wrap(f"workspace/import {path}", error) from error
+
+    def delete_file(self, path: str) -> None:
+        self.writes.add("file_delete")
+        try:
+            self.client.workspace.delete(path)
+        except (NotFound, ResourceDoesNotExist):
+            return
+        except DatabricksError as error:
+            raise _wrap(f"workspace/delete {path}", error) from error

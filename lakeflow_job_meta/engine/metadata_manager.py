@@ -1,0 +1,468 @@
+"""MetadataManager: YAML files in, control-table rows out, in one atomic write per table.
+
+Loading is two phases. Phase one parses and validates every file and checks it against what is
+already in the tables (duplicate ``source_id`` across files or against SQL-inserted rows). Phase
+two computes the row diff and writes it with one MERGE per table. When nothing changed, nothing
+is written and the Delta versions do not move, which is what keeps the monitor idle.
+
+Rows whose ``source_file`` is NULL were INSERTed by SQL: YAML never updates or deletes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from lakeflow_job_meta.errors import MetadataIssue, MetadataValidationError
+from lakeflow_job_meta.metadata.loader import parse_document, validate_all
+from lakeflow_job_meta.metadata.models import MetadataDocument, Module, ModuleSettings, Source
+from lakeflow_job_meta.metadata.rows import module_settings_from_row, source_from_row
+from lakeflow_job_meta.storage import open_tables
+from lakeflow_job_meta.storage.tables import ToolTables
+
+YAML_SUFFIXES = (".yaml", ".yml")
+DEFAULT_MAX_FILE_BYTES = 1024 * 1024
+
+
+@dataclass
+class LoadResult:
+    """What a load or sync did: rows written per table, files taken, files rejected."""
+
+    files: list[str] = field(default_factory=list)
+    rejected: dict[str, list[MetadataIssue]] = field(default_factory=dict)
+    sources_upserted: int = 0
+    sources_deleted: int = 0
+    modules_upserted: int = 0
+    modules_deleted: int = 0
+    affected_modules: set[str] = field(default_factory=set)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.sources_upserted or self.sources_deleted or self.modules_upserted or self.modules_deleted)
+
+    @property
+    def issues(self) -> list[MetadataIssue]:
+        return sorted({issue for issues in self.rejected.values() for issue in issues})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "rejected": {path: [str(i) for i in issues] for path, issues in self.rejected.items()},
+            "sources_upserted": self.sources_upserted,
+            "sources_deleted": self.sources_deleted,
+            "modules_upserted": self.modules_upserted,
+            "modules_deleted": self.modules_deleted,
+            "affected_modules": sorted(self.affected_modules),
+        }
+
+
+@dataclass
+class DesiredState:
+    """The metadata as the orchestrator sees it: valid modules, and issues of the invalid ones."""
+
+    modules: dict[str, Module]
+    issues: dict[str, list[MetadataIssue]]
+    # Module names that exist in the metadata at all (valid or not): an invalid module is never
+    # pruned, its job keeps the last good definition.
+    known: set[str]
+
+
+def _is_under(path: str, folder: str) -> bool:
+    folder = folder.rstrip(os.sep) + os.sep
+    return path.startswith(folder)
+
+
+def _yaml_files_under(folder: str) -> list[str]:
+    root = Path(folder)
+    found = []
+    for path in root.rglob("*"):
+        rel_parts = path.relative_to(root).parts
+        if any(part.startswith(".") for part in rel_parts):
+            continue
+        if path.is_file() and path.suffix.lower() in YAML_SUFFIXES:
+            found.append(str(path))
+    return sorted(found)
+
+
+def _stored_json_equal(stored: Any, wanted: str) -> bool:
+    """Compare a stored JSON string with ours by value, so a hand-written row that differs only
+    in whitespace or key order is not rewritten."""
+    if stored == wanted:
+        return True
+    try:
+        return json.loads(stored) == json.loads(wanted)
+    except (TypeError, ValueError):
+        return False
+
+
+def _row_differs(stored: Mapping[str, Any] | None, wanted: Mapping[str, Any], json_columns: Iterable[str]) -> bool:
+    if stored is None:
+        return True
+    json_columns = set(json_columns)
+    for column, value in wanted.items():
+        if column in json_columns:
+            if not _stored_json_equal(stored.get(column), value):
+                return True
+        elif stored.get(column) != value:
+            return True
+    return False
+
+
+class MetadataManager:
+    """Loads YAML metadata into the control table and reads the desired state back.
+
+    ``control_table`` is a local path (delta-rs) or ``catalog.schema.table`` (Spark).
+    """
+
+    def __init__(
+        self,
+        control_table: str,
+        *,
+        variables: Mapping[str, str] | None = None,
+        env: str | None = None,
+        default_warehouse_id: str | None = None,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        spark: Any = None,
+        tables: ToolTables | None = None,
+    ):
+        self.control_table = control_table
+        self.variables = dict(variables or {})
+        self.env = env
+        self.default_warehouse_id = default_warehouse_id
+        self.max_file_bytes = max_file_bytes
+        self.tables = tables if tables is not None else open_tables(control_table, spark=spark)
+
+    # -- tables ------------------------------------------------------------------------------
+    def ensure_exists(self) -> None:
+        """Create the control table and the tool's tables, or migrate older ones forward."""
+        self.tables.ensure_exists()
+
+    # -- loading -----------------------------------------------------------------------------
+    def load_yaml(self, path: str, var: Mapping[str, str] | None = None, env: str | None = None) -> LoadResult:
+        """Add and update the rows of one YAML file (never deletes). Raises
+        MetadataValidationError, writing nothing, when the file is invalid."""
+        return self.load_files([path], var=var, env=env)
+
+    def load_from_folder(
+        self, folder: str, var: Mapping[str, str] | None = None, env: str | None = None
+    ) -> LoadResult:
+        """Add and update the rows of every YAML file under ``folder`` (never deletes)."""
+        return self.load_files(_yaml_files_under(folder), var=var, env=env)
+
+    def sync_from_volume(
+        self, folder: str, var: Mapping[str, str] | None = None, env: str | None = None
+    ) -> LoadResult:
+        """Make the rows that came from files under ``folder`` equal to those files: add, update,
+        and delete rows whose file no longer holds them. All or nothing."""
+        files = _yaml_files_under(folder)
+        return self._load(
+            {path: Path(path).read_bytes() for path in files},
+            var=var,
+            env=env,
+            sync_scope=os.path.abspath(folder),
+            strict=True,
+        )
+
+    def load_files(
+        self, paths: Iterable[str], var: Mapping[str, str] | None = None, env: str | None = None
+    ) -> LoadResult:
+        contents: dict[str, bytes | None] = {}
+        issues: list[MetadataIssue] = []
+        for path in paths:
+            try:
+                size = os.path.getsize(path)
+            except OSError as error:
+                issues.append(MetadataIssue(path, "", f"cannot read file: {error.strerror or error}"))
+                continue
+            if size > self.max_file_bytes:
+                issues.append(MetadataIssue(path, "", f"file is {size} bytes, over the {self.max_file_bytes}-byte cap"))
+                continue
+            contents[path] = Path(path).read_bytes()
+        if issues:
+            raise MetadataValidationError(issues)
+        return self._load(contents, var=var, env=env, sync_scope=None, strict=True)
+
+    def apply_file_changes(
+        self,
+        changed: Mapping[str, bytes],
+        deleted: Iterable[str],
+        *,
+        display_root: str | None = None,
+    ) -> LoadResult:
+        """The monitor's entry: ``changed`` maps absolute paths to their new bytes, ``deleted``
+        lists absolute paths that are gone. A bad file is rejected alone (its previous rows stay);
+        the others are written. Variables and env come from this manager's configuration."""
+        deleted = [os.path.abspath(p) for p in deleted]
+        return self._load(
+            dict(changed),
+            var=None,
+            env=None,
+            sync_scope=None,
+            strict=False,
+            deleted_files=deleted,
+            display_root=display_root,
+        )
+
+    # -- core --------------------------------------------------------------------------------
+    def _parse(
+        self, contents: Mapping[str, bytes | None], var: Mapping[str, str] | None, env: str | None, display_root: str | None
+    ) -> tuple[dict[str, MetadataDocument], dict[str, list[MetadataIssue]]]:
+        variables = {**self.variables, **(var or {})}
+        chosen_env = env if env is not None else self.env
+        documents: dict[str, MetadataDocument] = {}
+        rejected: dict[str, list[MetadataIssue]] = {}
+        for path, data in contents.items():
+            absolute = os.path.abspath(path)
+            display = os.path.relpath(absolute, display_root) if display_root else path
+            if data is None:
+                continue
+            result = parse_document(data, display, variables=variables, env=chosen_env, max_bytes=self.max_file_bytes)
+            if result.issues or result.document is None:
+                rejected[absolute] = list(result.issues) or [MetadataIssue(display, "", "could not be parsed")]
+                continue
+            doc = result.document
+            documents[absolute] = replace(
+                doc,
+                path=absolute,
+                sources=tuple(replace(s, source_file=absolute) for s in doc.sources),
+                modules=tuple(replace(m, source_file=absolute) for m in doc.modules),
+            )
+        return documents, rejected
+
+    def _load(
+        self,
+        contents: Mapping[str, bytes | None],
+        *,
+        var: Mapping[str, str] | None,
+        env: str | None,
+        sync_scope: str | None,
+        strict: bool,
+        deleted_files: Iterable[str] = (),
+        display_root: str | None = None,
+    ) -> LoadResult:
+        documents, rejected = self._parse(contents, var, env, display_root)
+        if strict and rejected:
+            raise MetadataValidationError([i for issues in rejected.values() for i in issues])
+
+        self.tables.ensure_exists()
+        stored_sources = {row["source_id"]: row for row in self.tables.control.read_all()}
+        stored_modules = {row["module_name"]: row for row in self.tables.modules.read_all()}
+
+        deleted_files = set(deleted_files)
+        # Files whose rows this load replaces wholesale: files parsed OK, deleted files, and in
+        # sync mode every file under the folder (a vanished file's rows go).
+        while True:
+            replaced = set(documents) | deleted_files
+            if sync_scope is not None:
+                replaced |= {
+                    row["source_file"]
+                    for row in [*stored_sources.values(), *stored_modules.values()]
+                    if row.get("source_file") and _is_under(row["source_file"], sync_scope)
+                }
+            cross_issues = self._cross_check(documents, stored_sources, stored_modules, replaced)
+            if not cross_issues:
+                break
+            if strict:
+                raise MetadataValidationError([i for issues in cross_issues.values() for i in issues])
+            # Monitor mode: drop the offending files, keep their previous rows, retry the rest.
+            for path, issues in cross_issues.items():
+                rejected.setdefault(path, []).extend(issues)
+                documents.pop(path, None)
+
+        result = LoadResult(files=sorted(documents), rejected=rejected)
+        self._write(documents, replaced, stored_sources, stored_modules, result, update_only=sync_scope is None and not deleted_files)
+        return result
+
+    def _cross_check(
+        self,
+        documents: Mapping[str, MetadataDocument],
+        stored_sources: Mapping[str, Mapping[str, Any]],
+        stored_modules: Mapping[str, Mapping[str, Any]],
+        replaced: set[str],
+    ) -> dict[str, list[MetadataIssue]]:
+        """Validate the state the tables would hold after this load; blame the loaded files."""
+        kept_sources: list[Source] = []
+        for row in stored_sources.values():
+            if row.get("source_file") in replaced:
+                continue
+            parsed = source_from_row(row, self.control_table)
+            if isinstance(parsed, Source):
+                kept_sources.append(parsed)
+        kept_modules: list[ModuleSettings] = []
+        for row in stored_modules.values():
+            if row.get("source_file") in replaced:
+                continue
+            parsed = module_settings_from_row(row, self.tables.modules.name)
+            if isinstance(parsed, ModuleSettings):
+                kept_modules.append(parsed)
+        new_sources = [s for doc in documents.values() for s in doc.sources]
+        new_modules = [m for doc in documents.values() for m in doc.modules]
+        issues = validate_all(
+            [*kept_sources, *new_sources],
+            [*kept_modules, *new_modules],
+            default_warehouse_id=self.default_warehouse_id,
+            control_table=self.control_table,
+        )
+        blamed: dict[str, list[MetadataIssue]] = {}
+        loaded_modules = {s.module_name for s in new_sources} | {m.module_name for m in new_modules}
+        for issue in issues:
+            for path, doc in documents.items():
+                display_names = {path, doc.path}
+                if any(issue.location.startswith(name) for name in display_names) or self._issue_mentions(issue, doc):
+                    blamed.setdefault(path, []).append(issue)
+        # Issues about modules this load touches but located in stored rows only (e.g. a new
+        # source creating a cycle with SQL rows) are blamed on every loaded file of that module.
+        for issue in issues:
+            if any(issue in lst for lst in blamed.values()):
+                continue
+            for path, doc in documents.items():
+                modules_of_doc = {s.module_name for s in doc.sources} | {m.module_name for m in doc.modules}
+                if modules_of_doc & loaded_modules and any(name in str(issue) for name in modules_of_doc):
+                    blamed.setdefault(path, []).append(issue)
+        return blamed
+
+    @staticmethod
+    def _issue_mentions(issue: MetadataIssue, doc: MetadataDocument) -> bool:
+        return doc.path in issue.message
+
+    def _write(
+        self,
+        documents: Mapping[str, MetadataDocument],
+        replaced: set[str],
+        stored_sources: Mapping[str, Mapping[str, Any]],
+        stored_modules: Mapping[str, Mapping[str, Any]],
+        result: LoadResult,
+        *,
+        update_only: bool,
+    ) -> None:
+        wanted_sources = {s.source_id: s.content_row() for doc in documents.values() for s in doc.sources}
+        wanted_modules = {
+            m.module_name: m.content_row()
+            for doc in documents.values()
+            for m in doc.modules
+            if m.settings or not m.is_active
+        }
+        source_upserts = [
+            row
+            for source_id, row in wanted_sources.items()
+            if _row_differs(stored_sources.get(source_id), row, ("source_config", "target_config", "transformation_config"))
+        ]
+        module_upserts = [
+            row
+            for name, row in wanted_modules.items()
+            if _row_differs(stored_modules.get(name), row, ("settings",))
+        ]
+        source_deletes: list[dict[str, Any]] = []
+        module_deletes: list[dict[str, Any]] = []
+        if not update_only:
+            source_deletes = [
+                {"source_id": sid}
+                for sid, row in stored_sources.items()
+                if row.get("source_file") in replaced and sid not in wanted_sources
+            ]
+            module_deletes = [
+                {"module_name": name}
+                for name, row in stored_modules.items()
+                if row.get("source_file") in replaced and name not in wanted_modules
+            ]
+        for row in source_upserts:
+            result.affected_modules.add(row["module_name"])
+            old = stored_sources.get(row["source_id"])
+            if old is not None:
+                result.affected_modules.add(old["module_name"])
+        for row in source_deletes:
+            result.affected_modules.add(stored_sources[row["source_id"]]["module_name"])
+        result.affected_modules |= {r["module_name"] for r in [*module_upserts, *module_deletes]}
+        # Settings first: a reader that sees the new sources also sees their settings.
+        if module_upserts or module_deletes:
+            self.tables.modules.merge(module_upserts, module_deletes)
+        if source_upserts or source_deletes:
+            self.tables.control.merge(source_upserts, source_deletes)
+        result.sources_upserted, result.sources_deleted = len(source_upserts), len(source_deletes)
+        result.modules_upserted, result.modules_deleted = len(module_upserts), len(module_deletes)
+
+    # -- reading the desired state -----------------------------------------------------------
+    def desired_state(self, only_modules: set[str] | None = None) -> DesiredState:
+        """Valid modules from the tables, plus the issues of modules that are not valid. A bad
+        module (invalid JSON in an INSERTed row, a cycle, ...) is reported and skipped; the
+        others proceed."""
+        return desired_state_from_rows(
+            self.tables.control.read_all(),
+            self.tables.modules.read_all(),
+            control_table=self.control_table,
+            modules_table=self.tables.modules.name,
+            default_warehouse_id=self.default_warehouse_id,
+            only_modules=only_modules,
+        )
+
+
+def desired_state_from_rows(
+    control_rows: Iterable[Mapping[str, Any]],
+    module_rows: Iterable[Mapping[str, Any]],
+    *,
+    control_table: str,
+    modules_table: str,
+    default_warehouse_id: str | None = None,
+    only_modules: set[str] | None = None,
+) -> DesiredState:
+    sources: list[Source] = []
+    settings: list[ModuleSettings] = []
+    issues: dict[str, list[MetadataIssue]] = {}
+    known: set[str] = set()
+    for row in control_rows:
+        module_name = str(row.get("module_name") or "")
+        known.add(module_name)
+        parsed = source_from_row(dict(row), control_table)
+        if isinstance(parsed, Source):
+            sources.append(parsed)
+        else:
+            issues.setdefault(module_name, []).extend(parsed)
+    for row in module_rows:
+        module_name = str(row.get("module_name") or "")
+        known.add(module_name)
+        parsed = module_settings_from_row(dict(row), modules_table)
+        if isinstance(parsed, ModuleSettings):
+            settings.append(parsed)
+        else:
+            issues.setdefault(module_name, []).extend(parsed)
+    by_name: dict[str, ModuleSettings] = {m.module_name: m for m in settings}
+    for issue in validate_all(sources, settings, default_warehouse_id=default_warehouse_id, control_table=control_table):
+        for module_name in _modules_of_issue(issue, sources, settings):
+            issues.setdefault(module_name, []).append(issue)
+    grouped: dict[str, list[Source]] = {}
+    for source in sources:
+        grouped.setdefault(source.module_name, []).append(source)
+    modules: dict[str, Module] = {}
+    for name, members in grouped.items():
+        if name in issues:
+            continue
+        module_settings = by_name.get(name)
+        if module_settings is not None and not module_settings.is_active:
+            continue
+        modules[name] = Module(
+            name=name,
+            sources=tuple(sorted(members, key=lambda s: s.source_id)),
+            settings=dict(module_settings.settings) if module_settings else {},
+        )
+    if only_modules is not None:
+        modules = {k: v for k, v in modules.items() if k in only_modules}
+        issues = {k: v for k, v in issues.items() if k in only_modules}
+    return DesiredState(modules=modules, issues=issues, known=known)
+
+
+def _modules_of_issue(issue: MetadataIssue, sources: list[Source], settings: list[ModuleSettings]) -> set[str]:
+    """Which modules an issue belongs to, found from the source ids and module names it names."""
+    text = str(issue)
+    found = {s.module_name for s in sources if f"source_id={s.source_id}" in text or f"'{s.source_id}'" in text}
+    found |= {m.module_name for m in settings if f"'{m.module_name}'" in text or f"module_name={m.module_name}" in text}
+    if not found:
+        # Fall back to the location: a YAML-origin row's file and line.
+        for s in sources:
+            if s.source_file and issue.location.startswith(s.source_file) and s.line is not None:
+                if issue.location == f"{s.source_file}:{s.line}":
+                    found.add(s.module_name)
+    return found

@@ -1,0 +1,96 @@
+"""Outcomes as data: every module gets a :class:`ModuleResult`, every run a :class:`RunResult`.
+A run never aborts halfway because of one module; its failures are results, not exceptions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+OUTCOME_OK = "ok"
+OUTCOME_ERROR = "error"
+OUTCOME_SKIPPED = "skipped"
+
+
+@dataclass
+class ModuleResult:
+    module: str
+    action: str  # create | adopt | update | pause | delete | keep | noop | error
+    outcome: str = OUTCOME_OK
+    job_id: int | None = None
+    job_name: str | None = None
+    error: str | None = None
+    drift: bool = False
+    diff: list[str] = field(default_factory=list)
+    job_writes: int = 0
+    other_writes: int = 0
+    run_id: int | None = None
+    old_hash: str | None = None
+    new_hash: str | None = None
+    duration_ms: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == OUTCOME_OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "action": self.action,
+            "outcome": self.outcome,
+            "job_id": self.job_id,
+            "job_name": self.job_name,
+            "error": self.error,
+            "drift": self.drift,
+            "diff": self.diff,
+            "job_writes": self.job_writes,
+            "other_writes": self.other_writes,
+            "run_id": self.run_id,
+        }
+
+
+@dataclass
+class RunResult:
+    """Per-module results of one run. Iterating yields the module results (reference API)."""
+
+    run_id: str
+    target: str
+    results: list[ModuleResult] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[ModuleResult]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, module: str) -> ModuleResult:
+        for result in self.results:
+            if result.module == module:
+                return result
+        raise KeyError(module)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.outcome != OUTCOME_ERROR for r in self.results)
+
+    @property
+    def job_writes(self) -> int:
+        return sum(r.job_writes for r in self.results)
+
+    @property
+    def other_writes(self) -> int:
+        return sum(r.other_writes for r in self.results)
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(r.action for r in self.results))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "target": self.target,
+            "ok": self.ok,
+            "job_writes": self.job_writes,
+            "other_writes": self.other_writes,
+            "results": [r.as_dict() for r in sorted(self.results, key=lambda r: r.module)],
+        }

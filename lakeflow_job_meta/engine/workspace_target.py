@@ -1,0 +1,357 @@
+"""Apply plans to a Databricks workspace, idempotently and without ever touching foreign jobs.
+
+Invariants this module keeps:
+
+- The jobs-tracking table is authoritative and is written right after each ``jobs/create``.
+- Before creating, jobs with the exact name are listed and one carrying our tags is adopted, so a
+  crash between create and recording never yields a second job.
+- The SDK resends a create whose reply was lost, so after every create the name is listed again
+  and extra copies carrying our tags are deleted.
+- A job without our ownership tags is never reset, updated, paused or deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
+from lakeflow_job_meta.engine.results import OUTCOME_ERROR, ModuleResult
+from lakeflow_job_meta.errors import JobsApiError, NotOwnedError
+from lakeflow_job_meta.planning.compiler import CompiledJob
+from lakeflow_job_meta.planning.ownership import is_owned_by_us
+from lakeflow_job_meta.planning.plan import PlannedChange, TrackedJob
+
+PAUSABLE_BLOCKS = ("schedule", "trigger", "continuous")
+PERMISSIONS_KEY = "permissions:"  # reserved key in managed_files: hash of the applied ACL
+
+
+def acl_digest(acl: list[dict[str, Any]] | None) -> str | None:
+    if not acl:
+        return None
+    canonical = json.dumps(sorted(acl, key=lambda e: json.dumps(e, sort_keys=True)), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def content_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def with_pause_status(
+    settings: Mapping[str, Any],
+    *,
+    explicit_pause: bool,
+    live: Mapping[str, Any] | None,
+    paused_by_tool: bool,
+    default_pause_status: str | None,
+) -> dict[str, Any]:
+    """Settings to send: metadata's explicit pause wins; else an operator's live pause is kept;
+    else a pause the tool made for pruning is undone; a new job gets ``default_pause_status``."""
+    result = json.loads(json.dumps(settings))
+    if explicit_pause:
+        return result
+    for block in PAUSABLE_BLOCKS:
+        if block not in result or "pause_status" in result[block]:
+            continue
+        if paused_by_tool:
+            result[block]["pause_status"] = "UNPAUSED"
+        elif live is not None:
+            live_status = (live.get(block) or {}).get("pause_status")
+            if live_status:
+                result[block]["pause_status"] = live_status
+        elif default_pause_status:
+            result[block]["pause_status"] = default_pause_status
+    return result
+
+
+@dataclass
+class TrackingWriter:
+    """Serialises writes to the jobs-tracking table (one Delta commit each) across workers."""
+
+    table: Any
+    target: str
+    lock: threading.Lock
+
+    def record(self, tracked: TrackedJob, *, status: str, last_error: str | None, applied_version: int | None, job_name: str | None, hash_version: int) -> None:
+        row = {
+            "target": self.target,
+            "module_name": tracked.module_name,
+            "job_id": tracked.job_id,
+            "job_name": job_name,
+            "spec_hash": tracked.spec_hash,
+            "hash_version": hash_version,
+            "applied_version": applied_version,
+            "status": status,
+            "last_error": last_error,
+            "paused_by_tool": bool(tracked.paused_by_tool),
+            "managed_files": json.dumps(tracked.managed_files, sort_keys=True),
+        }
+        with self.lock:
+            self.table.merge([row], [])
+
+    def forget(self, module_name: str) -> None:
+        with self.lock:
+            self.table.merge([], [{"target": self.target, "module_name": module_name}])
+
+
+class WorkspaceApplier:
+    """Executes one module's planned change against the workspace."""
+
+    def __init__(
+        self,
+        gateway: WorkspaceJobs,
+        tracking: TrackingWriter,
+        *,
+        control_table_id: str,
+        default_pause_status: str | None,
+        applied_version: int | None,
+        hash_version: int,
+        auto_run: bool,
+        run_token: str,
+        clock_monotonic: Callable[[], float] = time.monotonic,
+    ):
+        self.gateway = gateway
+        self.tracking = tracking
+        self.control_table_id = control_table_id
+        self.default_pause_status = default_pause_status
+        self.applied_version = applied_version
+        self.hash_version = hash_version
+        self.auto_run = auto_run
+        self.run_token = run_token
+        self.monotonic = clock_monotonic
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _owned(self, job: LiveJob, module: str) -> bool:
+        return is_owned_by_us(job.tags, self.control_table_id, module)
+
+    def _require_owned(self, job: LiveJob, module: str) -> None:
+        if not self._owned(job, module):
+            raise NotOwnedError(
+                f"job {job.job_id} ({job.name!r}) does not carry this tool's ownership tags for module "
+                f"{module!r}; it is left untouched"
+            )
+
+    def _record(self, tracked: TrackedJob, change: PlannedChange, status: str = "ok", error: str | None = None) -> None:
+        self.tracking.record(
+            tracked,
+            status=status,
+            last_error=error,
+            applied_version=self.applied_version,
+            job_name=change.job_name,
+            hash_version=self.hash_version,
+        )
+
+    def _sync_files(self, change: PlannedChange, files: dict[str, str]) -> int:
+        writes = 0
+        for path, text in sorted(change.file_writes.items()):
+            self.gateway.write_file(path, text)
+            files[path] = content_digest(text)
+            writes += 1
+        for path in sorted(change.file_deletes):
+            self.gateway.delete_file(path)
+            files.pop(path, None)
+            writes += 1
+        return writes
+
+    def _sync_permissions(self, job_id: int, compiled: CompiledJob | None, files: dict[str, str]) -> int:
+        acl = compiled.permissions if compiled is not None else None
+        digest = acl_digest(acl)
+        if digest is None or files.get(PERMISSIONS_KEY) == digest:
+            return 0
+        self.gateway.set_permissions(job_id, acl or [])
+        files[PERMISSIONS_KEY] = digest
+        return 1
+
+    def _maybe_run(self, job_id: int, result: ModuleResult) -> None:
+        if not self.auto_run:
+            return
+        if self.gateway.has_active_run(job_id):
+            return
+        result.run_id = self.gateway.run_now(job_id, idempotency_token=f"ljm-{self.run_token}-{job_id}"[:64])
+
+    # -- actions -----------------------------------------------------------------------------
+    def apply(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None) -> ModuleResult:
+        started = self.monotonic()
+        writes_before = self.gateway.writes.job_writes
+        other_before = self.gateway.writes.other_writes
+        result = ModuleResult(
+            module=change.module,
+            action=change.action,
+            job_id=change.job_id,
+            job_name=change.job_name,
+            drift=change.drift,
+            diff=[str(d) for d in change.diff],
+            old_hash=change.old_hash,
+            new_hash=change.new_hash,
+        )
+        try:
+            handler = getattr(self, f"_do_{change.action}")
+            handler(change, tracked, live, result)
+        except (JobsApiError, OSError) as error:
+            result.outcome = OUTCOME_ERROR
+            result.error = str(error)
+            if tracked is not None:
+                try:
+                    self._record(tracked, change, status="error", error=str(error))
+                except Exception as record_error:  # keep the first error; the run goes on
+                    result.error += f" (and recording it failed: {record_error})"
+        result.job_writes = self.gateway.writes.job_writes - writes_before
+        result.other_writes = self.gateway.writes.other_writes - other_before
+        result.duration_ms = int((self.monotonic() - started) * 1000)
+        return result
+
+    def _do_noop(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+        if tracked is None:
+            return
+        files = dict(tracked.managed_files)
+        other = self._sync_files(change, files)
+        if tracked.job_id:
+            other += self._sync_permissions(tracked.job_id, change.compiled, files)
+        if other:
+            self._record(replace(tracked, managed_files=files), change)
+
+    def _do_keep(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+        if tracked is not None and tracked.status != "orphaned":
+            self._record(tracked, change, status="orphaned")
+
+    def _do_error(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+        result.outcome = OUTCOME_ERROR
+        result.error = change.reason
+
+    def _find_ours_by_name(self, name: str, module: str) -> list[LiveJob]:
+        return [job for job in self.gateway.list_by_name(name) if self._owned(job, module)]
+
+    def _remove_duplicates(self, keep: int, candidates: list[LiveJob]) -> None:
+        for job in candidates:
+            if job.job_id != keep:
+                self.gateway.delete(job.job_id)
+
+    def _do_create(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+        compiled = change.compiled
+        assert compiled is not None
+        name = compiled.job_name
+        ours = self._find_ours_by_name(name, change.module)
+        files: dict[str, str] = {}
+        if ours:
+            # A job we created earlier but never recorded (crash, lost reply): adopt it.
+            keep = ours[0]
+            self._remove_duplicates(keep.job_id, ours)
+            result.action = "adopt"
+            job_id = keep.job_id
+            adopted = TrackedJob(
+                module_name=change.module, job_id=job_id, spec_hash="", paused_by_tool=False, managed_files={}, status="adopting"
+            )
+            self._record(adopted, change, status="adopting")
+            settings = with_pause_status(
+                compiled.settings,
+                explicit_pause=compiled.explicit_pause,
+                live=keep.settings,
+                paused_by_tool=False,
+                default_pause_status=None,
+            )
+            if json.dumps(settings, sort_keys=True) != json.dumps(_comparable(keep.settings, settings), sort_keys=True):
+                self.gateway.reset(job_id, settings)
+        else:
+            settings = with_pause_status(
+                compiled.settings,
+                explicit_pause=compiled.explicit_pause,
+                live=None,
+                paused_by_tool=False,
+                default_pause_status=self.default_pause_status,
+            )
+            try:
+                job_id = self.gateway.create(settings)
+            except JobsApiError:
+                # The create may have landed although the reply never came back.
+                ours = self._find_ours_by_name(name, change.module)
+                if not ours:
+                    raise
+                job_id = ours[0].job_id
+            created = TrackedJob(
+                module_name=change.module, job_id=job_id, spec_hash=change.new_hash or "", paused_by_tool=False, managed_files={}, status="ok"
+            )
+            self._record(created, change)  # immediately: the id must never be lost
+            ours = self._find_ours_by_name(name, change.module)
+            self._remove_duplicates(job_id, ours)
+        files = {}
+        self._sync_files(change, files)
+        self._sync_permissions(job_id, compiled, files)
+        final = TrackedJob(
+            module_name=change.module,
+            job_id=job_id,
+            spec_hash=change.new_hash or "",
+            paused_by_tool=False,
+            managed_files=files,
+            status="ok",
+        )
+        self._record(final, change)
+        result.job_id = job_id
+        self._maybe_run(job_id, result)
+
+    def _do_update(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+        compiled = change.compiled
+        assert compiled is not None and tracked is not None
+        if live is None:
+            live = self.gateway.get(tracked.job_id)
+        if live is None:
+            # The job was deleted outside the tool: create it again (adopting if one exists).
+            result.action = "create"
+            self._do_create(change, None, None, result)
+            return
+        self._require_owned(live, change.module)
+        settings = with_pause_status(
+            compiled.settings,
+            explicit_pause=compiled.explicit_pause,
+            live=live.settings,
+            paused_by_tool=tracked.paused_by_tool,
+            default_pause_status=None,
+        )
+        self.gateway.reset(tracked.job_id, settings)
+        files = dict(tracked.managed_files)
+        self._sync_files(change, files)
+        self._sync_permissions(tracked.job_id, compiled, files)
+        self._record(
+            replace(tracked, spec_hash=change.new_hash or "", paused_by_tool=False, managed_files=files, status="ok"),
+            change,
+        )
+        result.job_id = tracked.job_id
+        self._maybe_run(tracked.job_id, result)
+
+    def _do_pause(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+        assert tracked is not None
+        if live is None:
+            live = self.gateway.get(tracked.job_id)
+        if live is None:
+            self.tracking.forget(change.module)
+            result.action = "noop"
+            return
+        self._require_owned(live, change.module)
+        partial = {}
+        for block in PAUSABLE_BLOCKS:
+            current = live.settings.get(block)
+            if current and current.get("pause_status") != "PAUSED":
+                partial[block] = {**current, "pause_status": "PAUSED"}
+        if partial:
+            self.gateway.update(tracked.job_id, partial)
+        self._record(replace(tracked, paused_by_tool=bool(partial) or tracked.paused_by_tool, status="paused"), change, status="paused")
+
+    def _do_delete(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+        assert tracked is not None
+        if live is None:
+            live = self.gateway.get(tracked.job_id)
+        if live is not None:
+            self._require_owned(live, change.module)
+            self.gateway.delete(tracked.job_id)
+        for path in sorted(p for p in tracked.managed_files if not p.startswith(PERMISSIONS_KEY)):
+            self.gateway.delete_file(path)
+        self.tracking.forget(change.module)
+
+
+def _comparable(live: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """Live settings restricted to the keys we send, for a cheap 'already equal' check on adopt."""
+    return {key: live.get(key) for key in desired}
