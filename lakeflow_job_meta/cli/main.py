@@ -1,0 +1,349 @@
+"""``lakeflow-job-meta``: validate, load, plan, apply, monitor, status.
+
+Exit codes: 0 success; 1 metadata errors or a module failed; 2 bad usage or configuration;
+3 the writer lease is held by another process (``--no-wait``). Errors print one line; ``--debug``
+adds the traceback. With ``--json`` stdout holds only the JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from lakeflow_job_meta.errors import (
+    ConfigurationError,
+    LakeflowJobMetaError,
+    LeaseHeldError,
+    MetadataValidationError,
+)
+
+DEFAULT_LOCAL_CONTROL_TABLE = ".lakeflow_job_meta/etl_control"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LEASE = 0, 1, 2, 3
+
+
+def _console(stderr: bool = True):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _add_metadata_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--var", action="append", default=[], metavar="K=V", help="set a ${var.K} value")
+    parser.add_argument("--env", default=None, help="deployment environment defined in the YAML (e.g. dev, prod)")
+
+
+def _add_table_arg(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument(
+        "--control-table",
+        required=required,
+        default=None if required else DEFAULT_LOCAL_CONTROL_TABLE,
+        help="local path (delta-rs) or catalog.schema.table (Spark); default: %(default)s",
+    )
+
+
+def _add_target_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target",
+        default=None,
+        help="workspace | bundle:DIR (default: workspace inside Databricks, bundle:bundle elsewhere)",
+    )
+    parser.add_argument("--env", default=None, help="deployment environment (non-production: prefixed, paused)")
+    parser.add_argument("--profile", default=None, help="~/.databrickscfg profile")
+    parser.add_argument("--default-warehouse-id", default=None)
+    parser.add_argument("--managed-sql-root", default=None, help="workspace folder for inline-SQL files")
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lakeflow-job-meta", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check YAML files without writing anything")
+    p.add_argument("paths", nargs="+")
+    _add_metadata_args(p)
+    p.add_argument("--default-warehouse-id", default=None)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("load", help="load YAML files into the control table (adds and updates)")
+    p.add_argument("paths", nargs="+")
+    _add_table_arg(p)
+    _add_metadata_args(p)
+    p.add_argument("--sync", action="store_true", help="for folders: also delete rows whose file is gone")
+    p.add_argument("--default-warehouse-id", default=None)
+    p.add_argument("--json", action="store_true")
+
+    for name, help_text in (("plan", "show what apply would change"), ("apply", "create/update/prune jobs")):
+        p = sub.add_parser(name, help=help_text)
+        _add_table_arg(p)
+        _add_target_args(p)
+        p.add_argument("--prune", choices=("pause", "delete", "keep"), default="pause")
+        if name == "apply":
+            p.add_argument("--auto-run", action="store_true", help="run jobs just created or changed")
+            p.add_argument("--no-wait", action="store_true", help="fail at once if another process holds the lease")
+            p.add_argument("--default-pause-status", choices=("PAUSED", "UNPAUSED"), default=None)
+        else:
+            p.add_argument("--no-drift", action="store_true", help="skip reading live jobs")
+
+    p = sub.add_parser("monitor", help="watch the control table and a YAML folder; keep jobs in step")
+    _add_table_arg(p)
+    _add_target_args(p)
+    p.add_argument("--volume-path", default=None, help="folder (or /Volumes/...) of YAML files to sync")
+    p.add_argument("--check-interval-seconds", type=float, default=60.0)
+    p.add_argument("--max-iterations", type=int, default=None)
+    p.add_argument("--once", action="store_true", help="one full cycle, then exit")
+    p.add_argument("--prune", choices=("pause", "delete", "keep"), default="pause")
+    p.add_argument("--auto-run", action="store_true")
+    p.add_argument("--no-wait", action="store_true")
+    p.add_argument("--var", action="append", default=[], metavar="K=V")
+    p.add_argument("--log-format", choices=("human", "json"), default="human")
+    p.add_argument("--full-resync-seconds", type=float, default=600.0)
+    p.add_argument("--lease-ttl-seconds", type=float, default=60.0)
+
+    p = sub.add_parser("status", help="show the monitor state and per-module outcomes")
+    _add_table_arg(p)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+# -- commands ------------------------------------------------------------------------------------
+def _variables(args: argparse.Namespace) -> dict[str, str]:
+    from lakeflow_job_meta.metadata.variables import parse_var_args
+
+    return parse_var_args(args.var)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from lakeflow_job_meta.metadata.loader import parse_files
+
+    paths = _expand_paths(args.paths)
+    _, issues = parse_files(paths, variables=_variables(args), env=args.env, default_warehouse_id=args.default_warehouse_id)
+    if args.json:
+        print(json.dumps({"valid": not issues, "files": paths, "errors": [i.as_dict() for i in issues]}, indent=2))
+    else:
+        console = _console()
+        for issue in issues:
+            console.print(f"[red]error[/red] {issue}", markup=True)
+        if not issues:
+            console.print(f"[green]valid[/green]: {len(paths)} file(s)")
+        else:
+            console.print(f"{len(issues)} error(s) in {len(paths)} file(s)")
+    return EXIT_OK if not issues else EXIT_FAILED
+
+
+def _expand_paths(paths: Sequence[str]) -> list[str]:
+    from lakeflow_job_meta.engine.metadata_manager import _yaml_files_under
+
+    result: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            result.extend(_yaml_files_under(path))
+        elif os.path.exists(path):
+            result.append(path)
+        else:
+            raise ConfigurationError(f"{path}: no such file or folder")
+    return result
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from lakeflow_job_meta.engine.metadata_manager import MetadataManager
+
+    manager = MetadataManager(args.control_table, default_warehouse_id=args.default_warehouse_id)
+    variables = _variables(args)
+    if args.sync:
+        results = [manager.sync_from_volume(path, var=variables, env=args.env) for path in args.paths]
+    else:
+        results = [manager.load_files(_expand_paths(args.paths), var=variables, env=args.env)]
+    if args.json:
+        print(json.dumps({"results": [r.as_dict() for r in results]}, indent=2))
+    else:
+        console = _console()
+        for r in results:
+            console.print(
+                f"loaded {len(r.files)} file(s) into {args.control_table}: "
+                f"{r.sources_upserted} source row(s) written, {r.sources_deleted} deleted, "
+                f"{r.modules_upserted} module row(s) written, {r.modules_deleted} deleted"
+                + ("" if r.changed else " (nothing changed)")
+            )
+    return EXIT_OK
+
+
+def _run_settings(args: argparse.Namespace):
+    from lakeflow_job_meta.wiring import RunSettings
+
+    return RunSettings(
+        control_table=args.control_table,
+        target=args.target,
+        env=args.env,
+        prune=getattr(args, "prune", "pause"),
+        default_pause_status=getattr(args, "default_pause_status", None),
+        default_warehouse_id=args.default_warehouse_id,
+        managed_sql_root=args.managed_sql_root,
+        profile=args.profile,
+    )
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from lakeflow_job_meta.wiring import build_orchestrator
+
+    orchestrator = build_orchestrator(_run_settings(args))
+    _console().print(orchestrator.describe_target())
+    plan = orchestrator.plan(check_drift=not args.no_drift)
+    if args.json:
+        print(json.dumps(plan.as_json(), indent=2, default=str))
+    else:
+        print(plan.render_text())
+    return EXIT_OK if not any(c.action == "error" for c in plan.changes) else EXIT_FAILED
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from lakeflow_job_meta.engine.lease import Lease
+    from lakeflow_job_meta.wiring import build_orchestrator
+
+    settings = _run_settings(args)
+    orchestrator = build_orchestrator(settings)
+    console = _console()
+    console.print(orchestrator.describe_target())
+    orchestrator.tables.ensure_exists()
+    lease = Lease(orchestrator.tables.state, holder_id=_holder_id("apply"), scope=orchestrator.table_id)
+    lease.acquire(wait=not args.no_wait, on_wait=lambda info: console.print(f"waiting for the lease held by {info}"))
+    try:
+        result = orchestrator.run_all_modules(auto_run=args.auto_run)
+    finally:
+        lease.release()
+    if args.json:
+        doc = result.as_dict()
+        doc["changes"] = [
+            {"module": r.module, "action": r.action, "job_id": r.job_id, "outcome": r.outcome, "error": r.error}
+            for r in sorted(result.results, key=lambda r: r.module)
+        ]
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        _print_run(console, result)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _print_run(console: Any, result: Any) -> None:
+    symbols = {"create": "+", "adopt": "+", "update": "~", "delete": "-", "pause": "!", "noop": " ", "error": "x"}
+    for r in sorted(result.results, key=lambda r: r.module):
+        if r.action == "noop" and r.ok and not r.other_writes:
+            continue
+        line = f"{symbols.get(r.action, '?')} {r.module}: {r.action}"
+        if r.job_id:
+            line += f" (job {r.job_id})"
+        if r.drift:
+            line += " [drift restored]"
+        if r.error:
+            line += f": {r.error}"
+        console.print(line, markup=False)
+    counts = result.counts()
+    console.print(
+        "Apply complete: "
+        + ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+        + f"; {result.job_writes} job write(s), {result.other_writes} other write(s).",
+        markup=False,
+    )
+
+
+def _holder_id(role: str) -> str:
+    import socket
+    import uuid
+
+    return f"{role}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from lakeflow_job_meta.engine.monitor import MetadataMonitor, install_signal_handlers
+    from lakeflow_job_meta.wiring import build_orchestrator
+
+    settings = _run_settings(args)
+    settings.variables = _variables(args)
+    orchestrator = build_orchestrator(settings)
+    _console().print(orchestrator.describe_target())
+    monitor = MetadataMonitor(
+        args.control_table,
+        check_interval_seconds=args.check_interval_seconds,
+        volume_path=args.volume_path,
+        orchestrator=orchestrator,
+        variables=settings.variables,
+        env=args.env,
+        auto_run=args.auto_run,
+        wait_for_lease=not args.no_wait,
+        full_resync_seconds=args.full_resync_seconds,
+        lease_ttl_seconds=args.lease_ttl_seconds,
+        log_format=args.log_format,
+    )
+    install_signal_handlers(monitor)
+    if args.once:
+        report = monitor.run_once()
+        return EXIT_OK if report.ok else EXIT_FAILED
+    monitor.run_continuous(max_iterations=args.max_iterations)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from lakeflow_job_meta.engine.status import read_status
+
+    status = read_status(args.control_table)
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+    else:
+        from lakeflow_job_meta.engine.status import render_status
+
+        print(render_status(status))
+    return EXIT_OK
+
+
+COMMANDS = {
+    "validate": cmd_validate,
+    "load": cmd_load,
+    "plan": cmd_plan,
+    "apply": cmd_apply,
+    "monitor": cmd_monitor,
+    "status": cmd_status,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except MetadataValidationError as error:
+        if args.debug:
+            raise
+        console = _console()
+        for issue in error.issues:
+            console.print(f"error: {issue}", markup=False)
+        return EXIT_FAILED
+    except LeaseHeldError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_LEASE
+    except ConfigurationError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except LakeflowJobMetaError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
