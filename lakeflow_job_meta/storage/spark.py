@@ -1,0 +1,493 @@
+"""Delta tables in Unity Catalog through Spark SQL (the ``spark`` extra, or a Databricks cluster).
+
+SQL text is built only by the pure ``*_sql`` functions below, which take validated
+:class:`TableReference` names (every identifier backquoted) and spec column names; every value
+is passed as a named parameter (``spark.sql(query, args=...)``, Spark 3.4+) or through a temp view
+of a DataFrame (MERGE and INSERT sources). ``pyspark`` is imported only inside methods.
+
+Much of this cannot run on a plain local Spark (no Delta there); docs/STORAGE.md lists exactly
+what is tested and what is not.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from lakeflow_job_meta.errors import MissingDependencyError, StorageError, TableNotFoundError
+from lakeflow_job_meta.storage.base import Column, Commit, TableSpec
+from lakeflow_job_meta.storage.naming import TableReference
+from lakeflow_job_meta.storage.tables import CDF_PROPERTY, KIND_PROPERTY, SCHEMA_VERSION_PROPERTY
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'lakeflow-job-meta[spark]' (or run on a Databricks cluster)"
+OP_COLUMN = "_op"
+INSERT_ONLY_AUDIT = ("created_at", "created_by")
+DEFAULTS_FEATURE = "delta.feature.allowColumnDefaults"
+ISOLATION_PROPERTY = "delta.isolationLevel"
+_IDENT = re.compile(r"[A-Za-z0-9_-]+")
+_SQL_TYPES = {
+    "string": "STRING",
+    "int": "INT",
+    "bigint": "BIGINT",
+    "boolean": "BOOLEAN",
+    "double": "DOUBLE",
+    "timestamp": "TIMESTAMP",
+}
+# Substrings of Delta errors meaning "the change data feed cannot answer": fall back to a read.
+_CDF_UNAVAILABLE = (
+    "change_data_feed_not_enabled",
+    "change data feed",
+    "missing_change_data",
+    "versionnotfound",
+    "version_not_found",
+    "filenotfound",
+    "file_not_found",
+    "cannot time travel",
+    "timestamp_earlier_than_commit_retention",
+)
+# Substrings of Delta's optimistic-concurrency failures (ConcurrentAppendException, ...).
+_CONCURRENT = ("concurrent", "delta_concurrent")
+
+
+# -- pure SQL generation ----------------------------------------------------------------------
+
+
+def quote(identifier: str) -> str:
+    """Backquote one identifier; refuse anything outside ``[A-Za-z0-9_-]`` rather than escape."""
+    if not _IDENT.fullmatch(identifier):
+        raise StorageError(f"refusing unsafe SQL identifier {identifier!r}")
+    return f"`{identifier}`"
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal (only used for table property keys/values we define ourselves)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def table_properties(spec: TableSpec) -> dict[str, str]:
+    props = {
+        SCHEMA_VERSION_PROPERTY: str(spec.schema_version),
+        KIND_PROPERTY: spec.kind,
+    }
+    if any(c.default_sql for c in spec.columns):
+        props[DEFAULTS_FEATURE] = "supported"
+    if spec.change_data_feed:
+        props[CDF_PROPERTY] = "true"
+    if spec.kind == "state":
+        # The writer lease is a compare-and-set on this table: make every conflicting pair of
+        # commits fail, not only write-write ones.
+        props[ISOLATION_PROPERTY] = "Serializable"
+    return props
+
+
+def column_ddl(column: Column, *, with_default: bool = True) -> str:
+    parts = [quote(column.name), _SQL_TYPES[column.type]]
+    if not column.nullable:
+        parts.append("NOT NULL")
+    if with_default and column.default_sql:
+        parts.append(f"DEFAULT {column.default_sql}")
+    return " ".join(parts)
+
+
+def properties_clause(props: Mapping[str, str]) -> str:
+    return ", ".join(f"{sql_string(k)} = {sql_string(v)}" for k, v in props.items())
+
+
+def create_table_sql(ref: TableReference, spec: TableSpec, *, provider: str = "DELTA") -> str:
+    """CREATE TABLE IF NOT EXISTS with column DEFAULTs and the tool's table properties.
+    ``provider`` exists so tests can run the same DDL with ``parquet`` on a local Spark."""
+    if not _IDENT.fullmatch(provider):
+        raise StorageError(f"refusing unsafe provider {provider!r}")
+    columns = ",\n  ".join(column_ddl(c) for c in spec.columns)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {ref.sql_name} (\n  {columns}\n) USING {provider}\n"
+        f"TBLPROPERTIES ({properties_clause(table_properties(spec))})"
+    )
+
+
+def migrate_sql(ref: TableReference, missing: Sequence[Column], props: Mapping[str, str]) -> list[str]:
+    """Statements that bring an older table up to ``spec``: enable the defaults feature first,
+    ADD COLUMNS without defaults (Delta refuses DEFAULT in ADD COLUMNS), then SET DEFAULT per
+    column, then the properties (schema version last, so an interrupted run redoes the rest)."""
+    statements: list[str] = []
+    name = ref.sql_name
+    if any(c.default_sql for c in missing) and DEFAULTS_FEATURE in props:
+        statements.append(
+            f"ALTER TABLE {name} SET TBLPROPERTIES ({properties_clause({DEFAULTS_FEATURE: 'supported'})})"
+        )
+    if missing:
+        columns = ", ".join(column_ddl(Column(c.name, c.type), with_default=False) for c in missing)
+        statements.append(f"ALTER TABLE {name} ADD COLUMNS ({columns})")
+    for c in missing:
+        if c.default_sql:
+            statements.append(f"ALTER TABLE {name} ALTER COLUMN {quote(c.name)} SET DEFAULT {c.default_sql}")
+    rest = {k: v for k, v in props.items() if k != SCHEMA_VERSION_PROPERTY}
+    if rest:
+        statements.append(f"ALTER TABLE {name} SET TBLPROPERTIES ({properties_clause(rest)})")
+    if SCHEMA_VERSION_PROPERTY in props:
+        statements.append(
+            f"ALTER TABLE {name} SET TBLPROPERTIES "
+            f"({properties_clause({SCHEMA_VERSION_PROPERTY: props[SCHEMA_VERSION_PROPERTY]})})"
+        )
+    return statements
+
+
+def version_sql(ref: TableReference) -> str:
+    return f"DESCRIBE HISTORY {ref.sql_name} LIMIT 1"
+
+
+def history_sql(ref: TableReference, limit: int) -> str:
+    return f"DESCRIBE HISTORY {ref.sql_name} LIMIT {int(limit)}"
+
+
+def select_sql(ref: TableReference, columns: Sequence[str]) -> str:
+    return f"SELECT {', '.join(quote(c) for c in columns)} FROM {ref.sql_name}"
+
+
+def changes_sql(columns: Sequence[str]) -> str:
+    """Change Data Feed between two versions; table name and versions are parameters
+    (``:table_name``, ``:start``, ``:end``)."""
+    cols = ", ".join(quote(c) for c in (*columns, "_change_type", "_commit_version"))
+    return f"SELECT {cols} FROM table_changes(:table_name, :start, :end)"
+
+
+def changes_args(ref: TableReference, version: int, current: int) -> dict[str, Any]:
+    return {"table_name": ref.sql_name, "start": int(version) + 1, "end": int(current)}
+
+
+def _key_condition(spec: TableSpec) -> str:
+    return " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in spec.key)
+
+
+def _insert_clause(spec: TableSpec) -> str:
+    cols = ", ".join(quote(c) for c in spec.column_names)
+    values = ", ".join(f"s.{quote(c)}" for c in spec.column_names)
+    return f"INSERT ({cols}) VALUES ({values})"
+
+
+def _update_clause(columns: Sequence[str]) -> str:
+    return "UPDATE SET " + ", ".join(f"t.{quote(c)} = s.{quote(c)}" for c in columns)
+
+
+def merge_sql(ref: TableReference, view: str, spec: TableSpec, update_columns: Sequence[str]) -> str:
+    """One MERGE applying upserts (``_op = 'u'``) and deletes (``_op = 'd'``) from ``view``."""
+    op = f"s.{quote(OP_COLUMN)}"
+    clauses = [f"WHEN MATCHED AND {op} = 'd' THEN DELETE"]
+    if update_columns:
+        clauses.append(f"WHEN MATCHED AND {op} = 'u' THEN {_update_clause(update_columns)}")
+    clauses.append(f"WHEN NOT MATCHED AND {op} = 'u' THEN {_insert_clause(spec)}")
+    return f"MERGE INTO {ref.sql_name} AS t USING {quote(view)} AS s ON {_key_condition(spec)}\n" + "\n".join(
+        clauses
+    )
+
+
+def cas_sql(
+    ref: TableReference,
+    view: str,
+    spec: TableSpec,
+    update_columns: Sequence[str],
+    expected: Mapping[str, Any] | None,
+) -> tuple[str, dict[str, Any]]:
+    """MERGE writing the single row in ``view`` only if the stored row equals ``expected`` on
+    its columns (null-safe), or is absent when ``expected`` is None. Returns (sql, args)."""
+    head = f"MERGE INTO {ref.sql_name} AS t USING {quote(view)} AS s ON {_key_condition(spec)}\n"
+    if expected is None:
+        return head + f"WHEN NOT MATCHED THEN {_insert_clause(spec)}", {}
+    args: dict[str, Any] = {}
+    terms = []
+    for i, (column, value) in enumerate(sorted(expected.items())):
+        if column not in spec.column_names:
+            raise StorageError(f"{ref.name}: unknown column {column!r} in expected")
+        args[f"expected_{i}"] = value
+        terms.append(f"t.{quote(column)} <=> :expected_{i}")
+    condition = " AND ".join(terms) or "TRUE"
+    update = _update_clause(update_columns) if update_columns else "UPDATE SET *"
+    return head + f"WHEN MATCHED AND {condition} THEN {update}", args
+
+
+def insert_sql(ref: TableReference, view: str, columns: Sequence[str]) -> str:
+    """INSERT with an explicit column list, so omitted columns take their DEFAULTs."""
+    cols = ", ".join(quote(c) for c in columns)
+    return f"INSERT INTO {ref.sql_name} ({cols}) SELECT {cols} FROM {quote(view)}"
+
+
+def spark_schema(spec: TableSpec, extra: Sequence[tuple[str, str]] = ()) -> Any:
+    """The pyspark StructType of ``spec`` (+ extra columns)."""
+    T = _types()
+    types = {
+        "string": T.StringType(),
+        "int": T.IntegerType(),
+        "bigint": T.LongType(),
+        "boolean": T.BooleanType(),
+        "double": T.DoubleType(),
+        "timestamp": T.TimestampType(),
+    }
+    fields = [T.StructField(c.name, types[c.type], True) for c in spec.columns]
+    fields += [T.StructField(n, types[t], True) for n, t in extra]
+    return T.StructType(fields)
+
+
+# -- adapter -----------------------------------------------------------------------------------
+
+
+def _types() -> Any:
+    try:
+        from pyspark.sql import types
+    except ImportError as exc:
+        raise MissingDependencyError(f"Unity Catalog tables need pyspark: {INSTALL_HINT}") from exc
+    return types
+
+
+def active_session() -> Any:
+    """The active SparkSession (on Databricks: the notebook's or job's)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise MissingDependencyError(f"Unity Catalog tables need pyspark: {INSTALL_HINT}") from exc
+    session = SparkSession.getActiveSession()
+    if session is None:
+        raise StorageError("no active SparkSession; catalog.schema.table names need Spark (Databricks)")
+    return session
+
+
+def _utc(value: Any) -> Any:
+    """pyspark collects TIMESTAMPs as naive local datetimes; make them aware UTC."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc)
+    return value
+
+
+def _not_found(exc: Exception) -> bool:
+    text = str(exc).upper()
+    return "TABLE_OR_VIEW_NOT_FOUND" in text or "DELTA_TABLE_NOT_FOUND" in text or "NOT A DELTA TABLE" in text
+
+
+class SparkTable:
+    """One Delta table in Unity Catalog; implements :class:`lakeflow_job_meta.storage.base.Table`."""
+
+    def __init__(self, ref: TableReference, spec: TableSpec, spark: Any, *, actor: str | None = None):
+        if ref.parts is None:
+            raise StorageError(f"{ref.name} is a path; Spark tables need catalog.schema.table")
+        self.ref = ref
+        self.name = ref.name
+        self.spec = spec
+        self.spark = spark
+        self._actor = actor
+
+    def __repr__(self) -> str:
+        return f"SparkTable({self.name!r}, kind={self.spec.kind!r})"
+
+    @property
+    def actor(self) -> str:
+        if self._actor is None:
+            self._actor = str(self.spark.sql("SELECT current_user() AS u").collect()[0]["u"])
+        return self._actor
+
+    def _sql(self, query: str, args: Mapping[str, Any] | None = None) -> Any:
+        try:
+            return self.spark.sql(query, args=dict(args)) if args else self.spark.sql(query)
+        except Exception as exc:
+            if _not_found(exc):
+                raise TableNotFoundError(self.name) from exc
+            raise
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return bool(self.spark.catalog.tableExists(self.ref.sql_name))
+
+    def version(self) -> int:
+        rows = self._sql(version_sql(self.ref)).collect()
+        if not rows:
+            raise TableNotFoundError(self.name)
+        return int(rows[0]["version"])
+
+    def _present_columns(self) -> list[str]:
+        try:
+            return list(self.spark.table(self.ref.sql_name).columns)
+        except Exception as exc:
+            if _not_found(exc):
+                raise TableNotFoundError(self.name) from exc
+            raise
+
+    def _rows(self, rows: Sequence[Any], extra: Sequence[str] = ()) -> list[dict[str, Any]]:
+        names = (*self.spec.column_names, *extra)
+        out = []
+        for row in rows:
+            data = row.asDict() if hasattr(row, "asDict") else dict(row)
+            out.append({n: _utc(data.get(n)) for n in names})
+        return out
+
+    def read_all(self) -> list[dict[str, Any]]:
+        present = set(self._present_columns())
+        columns = [c for c in self.spec.column_names if c in present]
+        return self._rows(self._sql(select_sql(self.ref, columns)).collect())
+
+    def _properties(self) -> dict[str, str]:
+        rows = self._sql(f"SHOW TBLPROPERTIES {self.ref.sql_name}").collect()
+        return {str(r["key"]): str(r["value"]) for r in rows}
+
+    def changes_since(self, version: int) -> list[dict[str, Any]] | None:
+        current = self.version()
+        if version >= current:
+            return []
+        if self._properties().get(CDF_PROPERTY, "false").lower() != "true":
+            return None
+        present = set(self._present_columns())
+        columns = [c for c in self.spec.column_names if c in present]
+        try:
+            rows = self._sql(changes_sql(columns), changes_args(self.ref, version, current)).collect()
+        except TableNotFoundError:
+            raise
+        except Exception as exc:
+            text = str(exc).lower()
+            if any(marker in text for marker in _CDF_UNAVAILABLE):
+                log.debug("change data feed of %s unavailable: %s", self.name, exc)
+            else:
+                log.warning("change data feed of %s failed, falling back to a full read: %s", self.name, exc)
+            return None
+        out = self._rows(rows, extra=("_change_type", "_commit_version"))
+        for row in out:
+            row["_commit_version"] = int(row["_commit_version"])
+        out.sort(key=lambda r: r["_commit_version"])
+        return out
+
+    def history(self, limit: int = 20) -> list[Commit]:
+        rows = self._sql(history_sql(self.ref, limit)).collect()
+        return [
+            Commit(
+                version=int(r["version"]),
+                timestamp=_utc(r["timestamp"]),
+                operation=str(r["operation"]),
+                user=r["userName"] if "userName" in r.asDict() else None,
+            )
+            for r in rows
+        ]
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _fill(self, row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        unknown = set(row) - set(self.spec.column_names)
+        if unknown:
+            raise StorageError(f"{self.name}: unknown column(s) {', '.join(sorted(unknown))}")
+        full = {n: row.get(n) for n in self.spec.column_names}
+        for n in ("created_at", "updated_at"):
+            if n in full and full[n] is None:
+                full[n] = now
+        for n in ("created_by", "updated_by"):
+            if n in full and full[n] is None:
+                full[n] = self.actor
+        return full
+
+    def _key_of(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        key = tuple(row.get(k) for k in self.spec.key)
+        if any(part is None for part in key):
+            raise StorageError(f"{self.name}: row without its key {self.spec.key}: {dict(row)}")
+        return key
+
+    def _update_columns(self, upserts: Sequence[Mapping[str, Any]]) -> list[str]:
+        supplied = {n for row in upserts for n in row}
+        supplied.update(n for n in ("updated_at", "updated_by") if n in self.spec.column_names)
+        return [
+            n
+            for n in self.spec.column_names
+            if n in supplied and n not in self.spec.key and n not in INSERT_ONLY_AUDIT
+        ]
+
+    def source_view(self, rows: Sequence[Mapping[str, Any]], *, with_op: bool = True) -> str:
+        """Register ``rows`` (full spec rows, plus ``_op``) as a uniquely named temp view."""
+        name = f"lakeflow_job_meta_src_{uuid.uuid4().hex}"
+        extra = [(OP_COLUMN, "string")] if with_op else []
+        schema = spark_schema(self.spec, extra)
+        frame = self.spark.createDataFrame(
+            [tuple(r.get(f.name) for f in schema.fields) for r in rows], schema
+        )
+        frame.createOrReplaceTempView(name)
+        return name
+
+    def _drop_view(self, name: str) -> None:
+        try:
+            self.spark.catalog.dropTempView(name)
+        except Exception:  # pragma: no cover - best effort cleanup
+            log.debug("could not drop temp view %s", name)
+
+    def merge(
+        self,
+        upserts: Sequence[Mapping[str, Any]] = (),
+        deletes: Sequence[Mapping[str, Any]] = (),
+    ) -> bool:
+        if not upserts and not deletes:
+            return False
+        now = datetime.now(timezone.utc)
+        seen: set[tuple[Any, ...]] = set()
+        rows: list[dict[str, Any]] = []
+        for row, op in [(r, "u") for r in upserts] + [(r, "d") for r in deletes]:
+            key = self._key_of(row)
+            if key in seen:
+                raise StorageError(f"{self.name}: key {key} appears twice in one merge")
+            seen.add(key)
+            full = self._fill(row, now) if op == "u" else {k: row[k] for k in self.spec.key}
+            full[OP_COLUMN] = op
+            rows.append(full)
+        view = self.source_view(rows)
+        try:
+            result = self._sql(merge_sql(self.ref, view, self.spec, self._update_columns(upserts))).collect()
+        finally:
+            self._drop_view(view)
+        return _affected(result) > 0
+
+    def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        now = datetime.now(timezone.utc)
+        view = self.source_view([self._fill(r, now) for r in rows], with_op=False)
+        try:
+            self._sql(insert_sql(self.ref, view, self.spec.column_names))
+        finally:
+            self._drop_view(view)
+
+    def compare_and_set(self, row: Mapping[str, Any], expected: Mapping[str, Any] | None) -> bool:
+        self._key_of(row)
+        view = self.source_view([self._fill(row, datetime.now(timezone.utc))], with_op=False)
+        try:
+            query, args = cas_sql(self.ref, view, self.spec, self._update_columns([row]), expected)
+            result = self._sql(query, args).collect()
+        except Exception as exc:
+            if any(marker in str(exc).lower() for marker in _CONCURRENT):
+                log.debug("compare_and_set on %s lost to a concurrent commit: %s", self.name, exc)
+                return False
+            raise
+        finally:
+            self._drop_view(view)
+        return _affected(result) > 0
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def create_or_migrate(self) -> None:
+        if not self.exists():
+            # IF NOT EXISTS makes a concurrent creation harmless.
+            self._sql(create_table_sql(self.ref, self.spec))
+        present = set(self._present_columns())
+        missing = [c for c in self.spec.columns if c.name not in present]
+        props = self._properties()
+        stored = props.get(SCHEMA_VERSION_PROPERTY)
+        if stored is not None and stored.isdigit() and int(stored) > self.spec.schema_version:
+            log.warning("%s has a newer schema version (%s); leaving it as it is", self.name, stored)
+            return
+        wanted = {k: v for k, v in table_properties(self.spec).items() if props.get(k) != v}
+        for statement in migrate_sql(self.ref, missing, wanted):
+            self._sql(statement)
+
+
+def _affected(result: Sequence[Any]) -> int:
+    """``num_affected_rows`` of a Delta MERGE result (0 when the engine reports nothing)."""
+    if not result:
+        return 0
+    data = result[0].asDict() if hasattr(result[0], "asDict") else dict(result[0])
+    return int(data.get("num_affected_rows") or 0)

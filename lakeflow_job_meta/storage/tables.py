@@ -1,0 +1,157 @@
+"""Schemas of the tool's five tables and the :class:`ToolTables` bundle.
+
+Schema versions start at 2: version 1 is the older layout (no audit columns on the control and
+modules tables, no ``managed_files`` on the jobs table) that migration is tested against. A
+migration only ever adds nullable columns, so rows written by an older version survive and read
+the new columns as None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lakeflow_job_meta.errors import TableNotFoundError
+from lakeflow_job_meta.storage.base import Column, Table, TableSpec
+from lakeflow_job_meta.storage.naming import TableReference
+
+# Table properties every tool table carries.
+SCHEMA_VERSION_PROPERTY = "lakeflow_job_meta.schema_version"
+KIND_PROPERTY = "lakeflow_job_meta.kind"
+CDF_PROPERTY = "delta.enableChangeDataFeed"
+
+# Audit columns. On Databricks they carry SQL DEFAULTs so that a user's INSERT that names only the
+# reference columns still fills them; locally the delta-rs adapter fills them on merge.
+AUDIT: tuple[Column, ...] = (
+    Column("created_at", "timestamp", default_sql="current_timestamp()"),
+    Column("updated_at", "timestamp", default_sql="current_timestamp()"),
+    Column("created_by", "string", default_sql="current_user()"),
+    Column("updated_by", "string", default_sql="current_user()"),
+    Column("source_file", "string", default_sql="NULL"),
+)
+
+CONTROL_SPEC = TableSpec(
+    kind="control",
+    columns=(
+        Column("source_id", "string"),
+        Column("module_name", "string"),
+        Column("source_type", "string"),
+        Column("execution_order", "int"),
+        Column("source_config", "string"),
+        Column("target_config", "string"),
+        Column("transformation_config", "string"),
+        Column("is_active", "boolean"),
+        *AUDIT,
+    ),
+    key=("source_id",),
+    schema_version=2,
+    change_data_feed=True,
+)
+
+MODULES_SPEC = TableSpec(
+    kind="modules",
+    columns=(
+        Column("module_name", "string"),
+        Column("settings", "string"),  # JSON
+        Column("is_active", "boolean"),
+        *AUDIT,
+    ),
+    key=("module_name",),
+    schema_version=2,
+    change_data_feed=True,
+)
+
+JOBS_SPEC = TableSpec(
+    kind="jobs",
+    columns=(
+        Column("target", "string"),
+        Column("module_name", "string"),
+        Column("job_id", "bigint"),
+        Column("job_name", "string"),
+        Column("spec_hash", "string"),
+        Column("hash_version", "int"),
+        Column("applied_version", "bigint"),
+        Column("status", "string"),
+        Column("last_error", "string"),
+        Column("paused_by_tool", "boolean"),
+        Column("managed_files", "string"),  # JSON map path -> sha256
+        Column("updated_at", "timestamp"),
+    ),
+    key=("target", "module_name"),
+    schema_version=2,
+)
+
+HISTORY_SPEC = TableSpec(
+    kind="history",
+    columns=(
+        Column("run_id", "string"),
+        Column("target", "string"),
+        Column("module_name", "string"),
+        Column("action", "string"),
+        Column("job_id", "bigint"),
+        Column("old_hash", "string"),
+        Column("new_hash", "string"),
+        Column("outcome", "string"),
+        Column("error", "string"),
+        Column("duration_ms", "bigint"),
+        Column("started_at", "timestamp"),
+        Column("writes", "int"),
+    ),
+    key=("run_id", "module_name", "action"),
+    schema_version=2,
+)
+
+STATE_SPEC = TableSpec(
+    kind="state",
+    columns=(
+        Column("scope", "string"),
+        Column("key", "string"),
+        Column("value", "string"),  # JSON
+        Column("updated_at", "timestamp"),
+    ),
+    key=("scope", "key"),
+    schema_version=2,
+)
+
+# kind -> (spec, suffix appended to the control table's name; "" for the control table itself)
+SPECS: dict[str, tuple[TableSpec, str]] = {
+    "control": (CONTROL_SPEC, ""),
+    "modules": (MODULES_SPEC, "_modules"),
+    "jobs": (JOBS_SPEC, "_jobs"),
+    "history": (HISTORY_SPEC, "_history"),
+    "state": (STATE_SPEC, "_state"),
+}
+
+TableFactory = Callable[[TableReference, TableSpec], Table]
+
+
+class ToolTables:
+    """The control table and its four siblings, all on the same backend."""
+
+    def __init__(self, control: TableReference, factory: TableFactory):
+        self.reference = control
+        tables = {
+            kind: factory(control.sibling(suffix) if suffix else control, spec)
+            for kind, (spec, suffix) in SPECS.items()
+        }
+        self.control: Table = tables["control"]
+        self.modules: Table = tables["modules"]
+        self.jobs: Table = tables["jobs"]
+        self.history: Table = tables["history"]
+        self.state: Table = tables["state"]
+
+    def all(self) -> tuple[Table, ...]:
+        return (self.control, self.modules, self.jobs, self.history, self.state)
+
+    def ensure_exists(self) -> None:
+        """Create missing tables and migrate old ones (write commands call this first)."""
+        for table in self.all():
+            table.create_or_migrate()
+
+    def exists(self) -> bool:
+        return all(table.exists() for table in self.all())
+
+    def require_exists(self) -> None:
+        """For read-only commands: fail on the first missing table, by name, instead of creating."""
+        for table in self.all():
+            if not table.exists():
+                raise TableNotFoundError(table.name)
