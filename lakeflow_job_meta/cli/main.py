@@ -279,11 +279,23 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         log_format=args.log_format,
     )
     install_signal_handlers(monitor)
+    _configure_monitor_logging(args.log_format)
     if args.once:
         report = monitor.run_once()
         return EXIT_OK if report.ok else EXIT_FAILED
     monitor.run_continuous(max_iterations=args.max_iterations)
     return EXIT_OK
+
+
+def _configure_monitor_logging(log_format: str) -> None:
+    """One line per cycle on stderr: plain text, or the bare JSON document per line."""
+    handler = logging.StreamHandler(sys.stderr)
+    fmt = "%(message)s" if log_format == "json" else "%(asctime)s %(levelname)s %(message)s"
+    handler.setFormatter(logging.Formatter(fmt))
+    logger = logging.getLogger("lakeflow_job_meta.monitor")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def cmd_status(args: argparse.Namespace) -> int:

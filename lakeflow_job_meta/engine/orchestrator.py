@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -156,6 +155,8 @@ class JobOrchestrator:
         self._workspace_client = workspace_client
         self._gateway = None
         self._tracking_lock = threading.Lock()
+        # Set by SIGTERM/SIGINT: modules not yet started are skipped, the one in flight finishes.
+        self.stop_requested = threading.Event()
 
     # -- wiring ------------------------------------------------------------------------------
     @property
@@ -387,6 +388,8 @@ class JobOrchestrator:
             changes, live = self._plan_workspace(desired, compiled, issues, tracked, set(wave), check_drift, job_ids)
 
             def run(change: PlannedChange, tracked=tracked, live=live) -> ModuleResult:
+                if self.stop_requested.is_set():
+                    return ModuleResult(module=change.module, action=change.action, outcome=OUTCOME_SKIPPED, error="stopped")
                 try:
                     return applier.apply(change, tracked.get(change.module), live.get(change.module))
                 except Exception as error:  # one module's bug never aborts the run
@@ -427,6 +430,3 @@ class JobOrchestrator:
             except Exception as error:  # history is an audit trail; losing it must not fail the run
                 log.warning("could not append %d history rows: %s", len(rows), error)
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

@@ -1,0 +1,428 @@
+"""MetadataMonitor: the long-running task that keeps jobs equal to the metadata.
+
+One cycle, cheapest first:
+
+1. Renew the writer lease only when a third of its TTL has passed (no table write otherwise).
+2. YAML volume: scan only when a file event woke us, when polling a FUSE mount, or when the
+   periodic full scan is due; load changed files (a bad file is rejected alone).
+3. Read the Delta *versions* of the control and modules tables (no scan). Same as last processed:
+   done - no table scan, no write, no API call. New versions: read the Change Data Feed since the
+   last processed versions, reconcile only the modules it names; fall back to a full reconcile
+   when the feed cannot answer.
+4. The first cycle after start and every ``full_resync_seconds`` reconcile everything with a
+   drift check.
+
+Processed versions live in the state table, so a restart resumes. All time goes through the
+injectable clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
+from lakeflow_job_meta.engine.clock import Clock, SystemClock, utc_datetime
+from lakeflow_job_meta.engine.lease import Lease
+from lakeflow_job_meta.engine.metadata_manager import MetadataManager
+from lakeflow_job_meta.engine.results import RunResult
+
+log = logging.getLogger("lakeflow_job_meta.monitor")
+
+PROGRESS_KEY = "progress"
+VOLUME_KEY = "volume_snapshot"
+MAX_BACKOFF_SECONDS = 300.0
+
+
+@dataclass
+class CycleReport:
+    """What one cycle saw and did."""
+
+    iteration: int
+    full: bool = False
+    lease_held: bool = True
+    control_version: int | None = None
+    modules_version: int | None = None
+    table_changed: bool = False
+    files_added: list[str] = field(default_factory=list)
+    files_modified: list[str] = field(default_factory=list)
+    files_deleted: list[str] = field(default_factory=list)
+    files_rejected: dict[str, list[str]] = field(default_factory=dict)
+    files_unstable: list[str] = field(default_factory=list)
+    modules_reconciled: list[str] | None = None
+    run: RunResult | None = None
+    error: str | None = None
+    duration_ms: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.files_rejected and (self.run is None or self.run.ok)
+
+    @property
+    def idle(self) -> bool:
+        return self.run is None and not (self.files_added or self.files_modified or self.files_deleted)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "full": self.full,
+            "lease_held": self.lease_held,
+            "control_version": self.control_version,
+            "modules_version": self.modules_version,
+            "table_changed": self.table_changed,
+            "files": {
+                "added": self.files_added,
+                "modified": self.files_modified,
+                "deleted": self.files_deleted,
+                "rejected": self.files_rejected,
+                "unstable": self.files_unstable,
+            },
+            "modules_reconciled": self.modules_reconciled,
+            "actions": {r.module: r.action for r in self.run} if self.run else {},
+            "job_writes": self.run.job_writes if self.run else 0,
+            "errors": {r.module: r.error for r in self.run if r.error} if self.run else {},
+            "error": self.error,
+            "duration_ms": self.duration_ms,
+        }
+
+    def summary(self) -> str:
+        parts = [f"cycle {self.iteration}"]
+        if not self.lease_held:
+            return f"cycle {self.iteration}: waiting for the writer lease"
+        parts.append(f"control v{self.control_version} modules v{self.modules_version}")
+        if self.full:
+            parts.append("full resync")
+        files = (len(self.files_added), len(self.files_modified), len(self.files_deleted))
+        if any(files) or self.files_rejected:
+            parts.append(f"files +{files[0]} ~{files[1]} -{files[2]} rejected {len(self.files_rejected)}")
+        if self.run is not None:
+            actions = [f"{r.module}={r.action}" + ("(error)" if r.error else "") for r in self.run if r.action != "noop" or r.error]
+            parts.append(f"{len(self.run)} module(s) checked, {self.run.job_writes} job write(s)")
+            if actions:
+                parts.append("; ".join(actions))
+        elif self.error is None:
+            parts.append("idle")
+        if self.error:
+            parts.append(f"error: {self.error}")
+        return ", ".join(parts) + f" ({self.duration_ms} ms)"
+
+
+def default_holder_id() -> str:
+    return f"monitor@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class MetadataMonitor:
+    """Watches the control table (by Delta version) and a YAML folder (by content) and drives
+    the orchestrator. ``auto_update_jobs=False`` only loads YAML and reports; it never triggers
+    runs unless ``auto_run`` is set."""
+
+    def __init__(
+        self,
+        control_table: str,
+        check_interval_seconds: float = 60,
+        volume_path: str | None = None,
+        auto_update_jobs: bool = True,
+        *,
+        orchestrator: Any = None,
+        workspace_client: Any = None,
+        target: str | None = None,
+        variables: dict[str, str] | None = None,
+        env: str | None = None,
+        auto_run: bool = False,
+        prune: str = "pause",
+        wait_for_lease: bool = True,
+        full_resync_seconds: float = 600.0,
+        lease_ttl_seconds: float = 60.0,
+        watch_mode: str = "auto",
+        clock: Clock | None = None,
+        holder_id: str | None = None,
+        log_format: str = "human",
+        spark: Any = None,
+    ):
+        from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
+
+        self.control_table = control_table
+        self.check_interval_seconds = float(check_interval_seconds)
+        self.volume_path = os.path.abspath(volume_path) if volume_path else None
+        self.auto_update_jobs = auto_update_jobs
+        self.auto_run = auto_run
+        self.wait_for_lease = wait_for_lease
+        self.full_resync_seconds = float(full_resync_seconds)
+        self.log_format = log_format
+        self.clock: Clock = clock or SystemClock()
+        self.orchestrator = orchestrator or JobOrchestrator(
+            control_table, workspace_client, target=target, env=env, prune=prune, spark=spark, clock=self.clock
+        )
+        self.tables = self.orchestrator.tables
+        self.scope = self.orchestrator.table_id
+        self.manager = MetadataManager(control_table, variables=variables, env=env, tables=self.tables)
+        self.lease = Lease(
+            self.tables.state,
+            holder_id=holder_id or default_holder_id(),
+            scope=self.scope,
+            ttl_seconds=lease_ttl_seconds,
+            clock=self.clock,
+        )
+        self.orchestrator.lease = self.lease
+        self.wake = threading.Event()
+        self.stop_event = threading.Event()
+        self.scanner = VolumeScanner(self.volume_path, clock=self.clock) if self.volume_path else None
+        self.watcher = VolumeWatcher(self.volume_path, self.wake, mode=watch_mode) if self.volume_path else None  # type: ignore[arg-type]
+        self.iteration = 0
+        self._processed: tuple[int, int] | None = None
+        self._last_full: float | None = None
+        self._volume_dirty = True
+        self._failures = 0
+        self._started = False
+        self._was_waiting = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Create tables, restore persisted progress, start the file watcher."""
+        if self._started:
+            return
+        self.tables.ensure_exists()
+        progress = self._read_state(PROGRESS_KEY)
+        if progress:
+            self._processed = (int(progress["control_version"]), int(progress["modules_version"]))
+        if self.scanner is not None:
+            self.scanner.check_root()
+            self.scanner.restore(self._read_state(VOLUME_KEY))
+        if self.watcher is not None:
+            self.watcher.start()
+        self._started = True
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the module in flight (signal-safe)."""
+        self.stop_event.set()
+        self.orchestrator.stop_requested.set()
+        self.wake.set()
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.lease.held:
+            self.lease.release()
+
+    # -- state -------------------------------------------------------------------------------
+    def _read_state(self, key: str) -> dict[str, Any] | None:
+        for row in self.tables.state.read_all():
+            if row.get("scope") == self.scope and row.get("key") == key:
+                try:
+                    return json.loads(row.get("value") or "null")
+                except ValueError:
+                    return None
+        return None
+
+    def _write_state(self, key: str, value: dict[str, Any]) -> None:
+        self.tables.state.merge(
+            [{"scope": self.scope, "key": key, "value": json.dumps(value, sort_keys=True), "updated_at": utc_datetime(self.clock.now())}],
+            [],
+        )
+
+    # -- one cycle ---------------------------------------------------------------------------
+    def check_and_update(self, *, force_full: bool = False) -> CycleReport:
+        """One cycle. Returns what it saw and did; never raises for a module's failure."""
+        self.iteration += 1
+        started = self.clock.monotonic()
+        report = CycleReport(iteration=self.iteration)
+        try:
+            self._cycle(report, force_full)
+            self._failures = 0
+        except Exception as error:
+            self._failures += 1
+            report.error = f"{error.__class__.__name__}: {error}"
+            log.debug("cycle failed", exc_info=True)
+        report.duration_ms = int((self.clock.monotonic() - started) * 1000)
+        self._log(report)
+        return report
+
+    def run_once(self) -> CycleReport:
+        """One full cycle (``monitor --once``): for triggered deployments."""
+        self.start()
+        try:
+            if not self.lease.held:
+                self.lease.acquire(wait=self.wait_for_lease, stop=self.stop_event, on_wait=self._on_wait)
+            return self.check_and_update(force_full=True)
+        finally:
+            self.close()
+
+    def _on_wait(self, holder: Any) -> None:
+        if not self._was_waiting:
+            log.warning("another monitor holds the writer lease (%s); waiting to take over", holder)
+            self._was_waiting = True
+
+    def _cycle(self, report: CycleReport, force_full: bool) -> None:
+        self.start()
+        if not self.lease.held:
+            if not self.lease.try_acquire():
+                report.lease_held = False
+                self._on_wait(self.lease.holder_info())
+                return
+            if self._was_waiting:
+                log.warning("took over the writer lease for %s", self.control_table)
+                self._was_waiting = False
+            # A new holder starts from a full reconcile: the previous one may have died mid-apply.
+            self._last_full = None
+        elif not self.lease.renew_if_due():
+            report.lease_held = False
+            return
+
+        now = self.clock.monotonic()
+        full = force_full or self._last_full is None or now - self._last_full >= self.full_resync_seconds
+        report.full = full
+
+        if self.scanner is not None:
+            self._sync_volume(report, full)
+
+        control_version = self.tables.control.version()
+        modules_version = self.tables.modules.version()
+        report.control_version, report.modules_version = control_version, modules_version
+        versions = (control_version, modules_version)
+        report.table_changed = versions != self._processed
+
+        if not full and not report.table_changed:
+            return  # idle: two version reads, nothing else
+        if not self.auto_update_jobs:
+            self._processed = versions
+            return
+
+        modules: set[str] | None = None
+        if not full and self._processed is not None:
+            modules = self._changed_modules(self._processed)
+        report.modules_reconciled = sorted(modules) if modules is not None else None
+        if modules is not None and not modules:
+            run = None
+        else:
+            run = self.orchestrator.reconcile(modules=modules, auto_run=self.auto_run, check_drift=True if full else None)
+        report.run = run
+        if self.stop_event.is_set() and run is not None and any(r.outcome == "skipped" for r in run):
+            return  # stopped mid-run: do not mark these versions processed
+        self._processed = versions
+        if full:
+            self._last_full = now
+        self._write_state(
+            PROGRESS_KEY,
+            {
+                "control_version": control_version,
+                "modules_version": modules_version,
+                "applied_control_version": control_version,
+                "last_good_cycle_at": self.clock.now(),
+                "holder": self.lease.holder_id,
+                "ok": run.ok if run else True,
+            },
+        )
+
+    def _changed_modules(self, processed: tuple[int, int]) -> set[str] | None:
+        """Modules named by the Change Data Feed since ``processed``; None means "read all"."""
+        modules: set[str] = set()
+        for table, since in ((self.tables.control, processed[0]), (self.tables.modules, processed[1])):
+            if table.version() == since:
+                continue
+            changes = table.changes_since(since)
+            if changes is None:
+                log.info("change data feed of %s cannot answer since v%d; full reconcile", table.name, since)
+                return None
+            modules |= {str(row["module_name"]) for row in changes if row.get("module_name")}
+        return modules
+
+    def _sync_volume(self, report: CycleReport, full: bool) -> None:
+        assert self.scanner is not None
+        event_mode = self.watcher is not None and self.watcher.mode == "events"
+        if event_mode and not full and not self._volume_dirty:
+            return
+        self._volume_dirty = False
+        changes = self.scanner.scan(full=full)
+        report.files_unstable = list(changes.unstable)
+        if changes.unstable:
+            self._volume_dirty = True  # look again next cycle
+        if not changes.has_changes:
+            return
+        root = self.scanner.root
+        changed: dict[str, bytes] = {}
+        too_large: dict[str, str] = {}
+        for rel, content in {**changes.added, **changes.modified}.items():
+            if content.data is not None:
+                changed[os.path.join(root, rel)] = content.data
+            else:
+                too_large[rel] = f"{content.error} {content.detail}".strip()
+        deleted = [os.path.join(root, rel) for rel in changes.deleted]
+        result = self.manager.apply_file_changes(changed, deleted, display_root=os.path.dirname(root))
+        report.files_added = sorted(changes.added)
+        report.files_modified = sorted(changes.modified)
+        report.files_deleted = sorted(changes.deleted)
+        report.files_rejected = {
+            os.path.relpath(path, root): [str(i) for i in issues] for path, issues in result.rejected.items()
+        }
+        for rel, error in too_large.items():
+            report.files_rejected[rel] = [f"{rel}: cannot load: {error}"]
+        # Rejected files are acknowledged too: they are re-read when they change again, and
+        # their previously loaded rows stay as they were.
+        self.scanner.commit(changes)
+        self._write_state(VOLUME_KEY, self.scanner.snapshot())
+
+    # -- loop --------------------------------------------------------------------------------
+    def run_continuous(self, max_iterations: int | None = None) -> None:
+        """Cycle until stopped (SIGTERM/SIGINT) or ``max_iterations`` cycles ran."""
+        self.start()
+        try:
+            while not self.stop_event.is_set():
+                if self._drain_wake():
+                    self._volume_dirty = True
+                report = self.check_and_update()
+                if max_iterations is not None and self.iteration >= max_iterations:
+                    break
+                if self.stop_event.is_set():
+                    break
+                delay = self._next_delay(report)
+                if self.clock.sleep(delay, self.wake):
+                    self._volume_dirty = True
+        finally:
+            self.close()
+
+    def _drain_wake(self) -> bool:
+        if self.wake.is_set():
+            self.wake.clear()
+            return True
+        return False
+
+    def _next_delay(self, report: CycleReport) -> float:
+        if report.error is not None:
+            # Back off on a table or API outage; recover by itself.
+            return min(MAX_BACKOFF_SECONDS, self.check_interval_seconds * (2 ** min(self._failures - 1, 8)))
+        if not report.lease_held:
+            return min(self.check_interval_seconds, self.lease.renew_every)
+        return self.check_interval_seconds
+
+    def _log(self, report: CycleReport) -> None:
+        if self.log_format == "json":
+            log.info(json.dumps(report.as_dict(), default=str))
+            return
+        level = logging.WARNING if (report.error or report.files_rejected) else logging.INFO
+        log.log(level, report.summary())
+        for path, issues in report.files_rejected.items():
+            for issue in issues:
+                log.warning("rejected %s: %s", path, issue)
+        if report.run is not None:
+            for r in report.run:
+                if r.error:
+                    log.warning("module %s: %s", r.module, r.error)
+
+
+def install_signal_handlers(monitor: MetadataMonitor) -> None:
+    """SIGTERM/SIGINT finish the module in flight, persist state and exit 0."""
+
+    def handler(signum: int, frame: Any) -> None:
+        log.warning("received %s; finishing the module in flight", signal.Signals(signum).name)
+        monitor.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
