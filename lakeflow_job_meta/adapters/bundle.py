@@ -1,0 +1,203 @@
+"""The bundle writer: compiled jobs as a Databricks Asset Bundle folder.
+
+Layout::
+
+    databricks.yml                      bundle name, include resources/*.yml, one default target
+    resources/<module>.job.yml          one job per module
+    resources/sql/<module>/<task>.sql   inline SQL of sql_query tasks
+
+Output is deterministic (sorted keys, fixed width), and :func:`write_bundle` only touches files
+whose bytes differ, so re-writing an unchanged bundle changes nothing on disk and a git diff of the
+folder shows exactly what the metadata changed. Every file we write starts with a marker comment;
+only marked files are ever deleted, so files a user adds to ``resources/`` are safe.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lakeflow_job_meta.planning.compiler import CompiledJob, iter_tasks
+
+MANAGED_MARKER = "managed by lakeflow_job_meta"
+YAML_HEADER = f"# {MANAGED_MARKER}: generated from the metadata, edits are overwritten\n"
+SQL_HEADER = f"-- {MANAGED_MARKER}: generated from the metadata, edits are overwritten\n"
+# Jobs API fields the bundle schema rejects in a job.
+API_ONLY_FIELDS: tuple[str, ...] = ("edit_mode", "format", "deployment")
+RESOURCES_DIR = "resources"
+JOB_FILE_SUFFIX = ".job.yml"
+SQL_DIR = f"{RESOURCES_DIR}/sql"
+YAML_WIDTH = 100
+
+_SAFE_STEM = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+# A key usable in ``${resources.jobs.<key>.id}``: letters first, then letters/digits joined by - or _.
+_RESOURCE_KEY = re.compile(r"^[A-Za-z]+([-_]*[A-Za-z0-9]+)*$")
+
+
+@dataclass
+class BundleWriteResult:
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
+def bundle_stem(module_name: str) -> str:
+    """File-name stem of a module: the name itself when path-safe, else a cleaned name + hash."""
+    if _SAFE_STEM.match(module_name):
+        return module_name
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", module_name).strip("_")
+    return f"{cleaned}_{_short_hash(module_name)}" if cleaned else _short_hash(module_name)
+
+
+def resource_key(module_name: str) -> str:
+    """The job's key under ``resources.jobs``; a rewritten name gets a hash so keys stay distinct."""
+    if _RESOURCE_KEY.match(module_name):
+        return module_name
+    cleaned = re.sub(r"[^A-Za-z0-9]+", "_", module_name).strip("_")
+    if not cleaned[:1].isalpha():
+        cleaned = f"job_{cleaned}".rstrip("_")
+    return f"{cleaned}_{_short_hash(module_name)}"
+
+
+def module_of_bundle_path(relpath: str) -> str | None:
+    """The module stem a bundle file belongs to (``None`` for databricks.yml and foreign paths)."""
+    parts = relpath.replace(os.sep, "/").split("/")
+    if len(parts) == 2 and parts[0] == RESOURCES_DIR and parts[1].endswith(JOB_FILE_SUFFIX):
+        return parts[1][: -len(JOB_FILE_SUFFIX)]
+    if len(parts) == 4 and "/".join(parts[:2]) == SQL_DIR and parts[3].endswith(".sql"):
+        return parts[2]
+    return None
+
+
+def _dump(document: dict[str, Any]) -> str:
+    body = yaml.safe_dump(
+        document, sort_keys=True, default_flow_style=False, allow_unicode=True, width=YAML_WIDTH, indent=2
+    )
+    return YAML_HEADER + body
+
+
+def _bundle_permissions(acl: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Jobs API ACL entries (``permission_level``) as bundle permissions (``level``)."""
+    return [
+        {("level" if key == "permission_level" else key): value for key, value in entry.items()}
+        for entry in acl
+    ]
+
+
+def _job_resource(job: CompiledJob, files: dict[str, str]) -> dict[str, Any]:
+    """The job's bundle settings; adds its SQL files to ``files``."""
+    settings = copy.deepcopy(job.settings)
+    for name in API_ONLY_FIELDS:
+        settings.pop(name, None)
+    stem = bundle_stem(job.module_name)
+    for task in iter_tasks(settings):
+        sql_file = (task.get("sql_task") or {}).get("file") or {}
+        if sql_file.get("path") in job.managed_files:
+            relative = f"sql/{stem}/{task['task_key']}.sql"  # relative to resources/
+            files[f"{RESOURCES_DIR}/{relative}"] = SQL_HEADER + job.managed_files[sql_file["path"]]
+            task["sql_task"]["file"] = {"path": relative}
+        target = job.run_job_refs.get(task.get("task_key", ""))
+        if target is not None and "run_job_task" in task:
+            task["run_job_task"]["job_id"] = f"${{resources.jobs.{resource_key(target)}.id}}"
+    if job.permissions:
+        settings["permissions"] = _bundle_permissions(job.permissions)
+    return settings
+
+
+def render_bundle(
+    compiled_jobs: Iterable[CompiledJob],
+    bundle_name: str,
+    *,
+    target: str = "default",
+    workspace_host: str | None = None,
+) -> dict[str, str]:
+    """Every file of the bundle, relative path -> text.
+
+    A run_job task that names a module not in ``compiled_jobs`` still refers to its resource key:
+    ``databricks bundle validate`` reports it if that module's file is not in the folder either.
+    """
+    target_settings: dict[str, Any] = {"default": True}
+    if workspace_host:
+        target_settings["workspace"] = {"host": workspace_host}
+    files: dict[str, str] = {
+        "databricks.yml": _dump(
+            {
+                "bundle": {"name": bundle_name},
+                "include": [f"{RESOURCES_DIR}/*.yml"],
+                "targets": {target: target_settings},
+            }
+        )
+    }
+    for job in sorted(compiled_jobs, key=lambda j: j.module_name):
+        resource = _job_resource(job, files)
+        document = {"resources": {"jobs": {resource_key(job.module_name): resource}}}
+        files[f"{RESOURCES_DIR}/{bundle_stem(job.module_name)}{JOB_FILE_SUFFIX}"] = _dump(document)
+    return dict(sorted(files.items()))
+
+
+def _is_ours(path: Path) -> bool:
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            return MANAGED_MARKER in handle.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bundle(
+    directory: str | os.PathLike[str], files: dict[str, str], *, keep_modules: Collection[str] = ()
+) -> BundleWriteResult:
+    """Write ``files`` under ``directory``, only where bytes differ; remove stale managed files.
+
+    Stale means: a marked ``resources/*.job.yml`` or ``resources/sql/<module>/*.sql`` not in
+    ``files``, whose module is not in ``keep_modules`` (modules with errors keep their last good
+    files rather than vanish from the bundle).
+    """
+    root = Path(directory)
+    result = BundleWriteResult()
+    for relpath, text in sorted(files.items()):
+        path = root / relpath
+        data = text.encode("utf-8")
+        if path.is_file() and path.read_bytes() == data:
+            result.unchanged.append(relpath)
+            continue
+        _write_atomically(path, data)
+        result.written.append(relpath)
+    keep = {bundle_stem(name) for name in keep_modules}
+    candidates = [*root.glob(f"{RESOURCES_DIR}/*{JOB_FILE_SUFFIX}"), *root.glob(f"{SQL_DIR}/*/*.sql")]
+    for path in sorted(candidates):
+        relpath = path.relative_to(root).as_posix()
+        if relpath in files or module_of_bundle_path(relpath) in keep or not _is_ours(path):
+            continue
+        path.unlink()
+        result.deleted.append(relpath)
+    sql_root = root / SQL_DIR
+    if sql_root.is_dir():
+        for folder in sorted(sql_root.iterdir()):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+    return result

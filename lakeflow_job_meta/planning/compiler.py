@@ -1,0 +1,928 @@
+"""Compile one :class:`Module` into Jobs API 2.2 job settings.
+
+The output is exactly the JSON body ``jobs/create`` takes (minus ``access_control_list``), so the
+applier can send it unchanged and the hash of it is stable. Every problem found on the way is a
+:class:`MetadataIssue`; a module with any issue yields no job, so a half-compiled job never reaches
+the workspace, and one bad module never stops the others.
+
+Decisions worth knowing:
+- ``format`` is never emitted: the service sets ``MULTI_TASK`` for every Jobs API 2.2 job by itself.
+- ``edit_mode`` defaults to ``UI_LOCKED``: the metadata is the source of truth, UI edits would be
+  reverted as drift anyway, so we say so in the UI.
+- Empty lists and dicts are never emitted (the SDK drops empty lists, so they would not round-trip
+  through ``JobSettings``), with one exception: ``continuous: {}`` means "run continuously".
+- A ``pause_status`` the metadata did not set is left out, so the applier keeps the live one; in a
+  development environment schedules, triggers and continuous jobs are compiled PAUSED unless the
+  metadata says otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lakeflow_job_meta.errors import MetadataIssue
+from lakeflow_job_meta.metadata.models import Module, Source, canonical_json
+from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
+from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS, scalar_text, spec_hash
+from lakeflow_job_meta.planning.ownership import label_value, merge_tags
+
+DEFAULT_PRIORITY = 100
+DEFAULT_EDIT_MODE = "UI_LOCKED"
+DEFAULT_ENVIRONMENT_KEY = "default"
+DEFAULT_ENVIRONMENT_VERSION = "2"
+RUN_JOB_PLACEHOLDER_ID = 0
+MAX_TASKS = 1000
+MAX_NAME_BYTES = 4096
+MAX_DESCRIPTION_CHARS = 27700
+MAX_CONCURRENT_RUNS = 1000
+
+RUN_IF_VALUES = frozenset(
+    {"ALL_SUCCESS", "ALL_DONE", "NONE_FAILED", "AT_LEAST_ONE_SUCCESS", "ALL_FAILED", "AT_LEAST_ONE_FAILED"}
+)
+CONDITION_OPS = frozenset(
+    {"EQUAL_TO", "NOT_EQUAL", "GREATER_THAN", "GREATER_THAN_OR_EQUAL", "LESS_THAN", "LESS_THAN_OR_EQUAL"}
+)
+PAUSE_STATUSES = frozenset({"PAUSED", "UNPAUSED"})
+EDIT_MODES = frozenset({"UI_LOCKED", "EDITABLE"})
+PERMISSION_LEVELS = frozenset({"CAN_VIEW", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER"})
+PRINCIPAL_KEYS: tuple[str, ...] = ("user_name", "group_name", "service_principal_name")
+
+# Module settings copied into the job settings as they are (after dropping empty containers).
+PASSTHROUGH_JOB_FIELDS: tuple[str, ...] = (
+    "description",
+    "schedule",
+    "trigger",
+    "continuous",
+    "email_notifications",
+    "webhook_notifications",
+    "notification_settings",
+    "health",
+    "timeout_seconds",
+    "max_concurrent_runs",
+    "queue",
+    "run_as",
+    "job_clusters",
+    "environments",
+)
+# Module settings the compiler reads itself; loaders may also leave the identity keys in.
+OWN_MODULE_FIELDS: tuple[str, ...] = (
+    "tags",
+    "parameters",
+    "edit_mode",
+    "permissions",
+    "priority",
+    "default_warehouse_id",
+    "is_active",
+    "module_name",
+    "sources",
+)
+_DICT_JOB_FIELDS = frozenset(
+    {
+        "schedule",
+        "trigger",
+        "continuous",
+        "email_notifications",
+        "webhook_notifications",
+        "notification_settings",
+        "health",
+        "queue",
+        "run_as",
+        "tags",
+    }
+)
+_LIST_JOB_FIELDS = frozenset({"job_clusters", "environments", "parameters", "permissions"})
+
+# Task-level keys of transformation_config copied into the task, with the type they must have.
+COMMON_TASK_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "description": str,
+    "timeout_seconds": int,
+    "max_retries": int,
+    "min_retry_interval_millis": int,
+    "retry_on_timeout": bool,
+    "disabled": bool,
+    "email_notifications": dict,
+    "webhook_notifications": dict,
+    "notification_settings": dict,
+    "health": dict,
+}
+COMPUTE_FIELDS: tuple[str, ...] = ("job_cluster_key", "existing_cluster_id", "environment_key", "libraries")
+# Task types that run on compute we choose; the others run on a warehouse, a pipeline or nothing.
+CLUSTER_TASK_TYPES = frozenset({"notebook", "python_wheel", "spark_python", "spark_jar", "dbt"})
+# Serverless tasks of these types need an environment_key.
+ENVIRONMENT_TASK_TYPES = frozenset({"python_wheel", "spark_python", "dbt"})
+
+_SAFE_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class CompileContext:
+    """Everything about the run, not the metadata, that shapes the compiled job."""
+
+    control_table: str
+    control_table_id: str
+    env_name: str | None = None
+    env_mode: Literal["development", "production"] = "production"
+    default_warehouse_id: str | None = None
+    # Workspace folder for inline-SQL files; defaults to a folder per control table.
+    managed_sql_root: str | None = None
+    default_pause_status: Literal["PAUSED", "UNPAUSED"] | None = None
+    # Added to the development name prefix (``[dev alice] name``) so developers don't collide.
+    user_name_prefix: str | None = None
+
+    @property
+    def sql_root(self) -> str:
+        root = self.managed_sql_root or f"/Workspace/Shared/lakeflow_job_meta/{self.control_table_id}"
+        return root.rstrip("/")
+
+    @property
+    def name_prefix(self) -> str:
+        if self.env_mode != "development":
+            return ""
+        parts = [p for p in (self.env_name or "dev", self.user_name_prefix) if p]
+        return f"[{' '.join(parts)}] "
+
+
+@dataclass(frozen=True)
+class CompiledJob:
+    """One module compiled: the settings to send plus what the applier needs around them."""
+
+    module_name: str
+    job_name: str
+    settings: dict[str, Any]
+    # Workspace path -> SQL text, one file per inline sql_query task.
+    managed_files: dict[str, str] = field(default_factory=dict)
+    # task_key -> module_name of run_job tasks whose job_id is the placeholder 0.
+    run_job_refs: dict[str, str] = field(default_factory=dict)
+    # Access control list in jobs/create form, or None when the metadata sets none.
+    permissions: list[dict[str, str]] | None = None
+    priority: int = DEFAULT_PRIORITY
+    # Whether settings carry a pause_status decided by the metadata (or by development mode).
+    explicit_pause: bool = False
+    # Pause status to give a *new* job when the metadata set none (ctx.default_pause_status).
+    pause_status_on_create: str | None = None
+
+    @property
+    def spec_hash(self) -> str:
+        return spec_hash(
+            self.settings,
+            explicit_pause=self.explicit_pause,
+            permissions=self.permissions,
+            run_job_refs=self.run_job_refs,
+        )
+
+    @property
+    def managed_file_hashes(self) -> dict[str, str]:
+        return {path: file_sha256(text) for path, text in sorted(self.managed_files.items())}
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    job: CompiledJob | None
+    issues: list[MetadataIssue] = field(default_factory=list)
+
+
+def file_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def compile_module(module: Module, ctx: CompileContext) -> CompileResult:
+    """Compile ``module``; an inactive module or one without active sources gives no job, no issue."""
+    if module.settings.get("is_active", True) is False or not module.active_sources:
+        return CompileResult(job=None, issues=[])
+    compiler = _ModuleCompiler(module, ctx)
+    job = compiler.compile()
+    issues = sorted(set(compiler.issues))
+    return CompileResult(job=None if issues else job, issues=issues)
+
+
+def prune_empty(value: Any) -> Any:
+    """Drop empty lists/dicts (recursively) that the SDK would not round-trip."""
+    if isinstance(value, dict):
+        pruned = {k: prune_empty(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v not in ({}, [], None)}
+    if isinstance(value, list):
+        pruned_items = [prune_empty(v) for v in value]
+        return [v for v in pruned_items if v not in ({}, [], None)]
+    return value
+
+
+def iter_tasks(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every task of the job, for_each inner tasks included."""
+    found: list[dict[str, Any]] = []
+    pending = list(settings.get("tasks", []))
+    while pending:
+        task = pending.pop()
+        found.append(task)
+        inner = task.get("for_each_task", {}).get("task")
+        if inner:
+            pending.append(inner)
+    return found
+
+
+def _library_dependency(library: Any) -> str | None:
+    """A task library as a serverless environment dependency (pip requirement), if it has one."""
+    if not isinstance(library, dict) or len(library) != 1:
+        return None
+    (kind, value), *_ = library.items()
+    if kind == "whl" and isinstance(value, str):
+        return value
+    if kind == "requirements" and isinstance(value, str):
+        return f"-r {value}"
+    if kind == "pypi" and isinstance(value, dict) and set(value) == {"package"}:
+        return str(value["package"])
+    return None
+
+
+class _ModuleCompiler:
+    """Holds the state of one module's compilation so the per-task builders stay small."""
+
+    def __init__(self, module: Module, ctx: CompileContext):
+        self.module = module
+        self.ctx = ctx
+        self.settings_in: dict[str, Any] = dict(module.settings)
+        self.issues: list[MetadataIssue] = []
+        self.managed_files: dict[str, str] = {}
+        self.run_job_refs: dict[str, str] = {}
+        self.default_env_used = False
+        self.default_env_deps: set[str] = set()
+        self.sources = sorted(module.active_sources, key=lambda s: sanitize_task_key(s.source_id))
+        self.task_keys = {s.source_id: sanitize_task_key(s.source_id) for s in self.sources}
+        self.inactive_ids = {s.source_id for s in module.sources if not s.is_active}
+        self.module_location = f"module {module.name}"
+        self.job_cluster_keys = {
+            c.get("job_cluster_key")
+            for c in self.settings_in.get("job_clusters") or []
+            if isinstance(c, dict)
+        }
+        self.environment_keys = sorted(
+            str(e.get("environment_key"))
+            for e in self.settings_in.get("environments") or []
+            if isinstance(e, dict)
+        )
+
+    # -- issues -------------------------------------------------------------------------------
+
+    def module_issue(self, field_name: str, message: str) -> None:
+        self.issues.append(MetadataIssue(self.module_location, field_name, message, module=self.module.name))
+
+    def source_issue(self, source: Source, field_name: str, message: str) -> None:
+        if source.source_file:
+            location = f"{source.source_file}:{source.line}" if source.line else source.source_file
+        else:
+            location = f"table {self.ctx.control_table} source_id={source.source_id}"
+        self.issues.append(MetadataIssue(location, field_name, message, module=self.module.name))
+
+    # -- job level ------------------------------------------------------------------------------
+
+    def compile(self) -> CompiledJob:
+        s_in = self.settings_in
+        self._check_module_fields()
+        job_name = f"{self.ctx.name_prefix}{self.module.name}"
+        if len(job_name.encode("utf-8")) > MAX_NAME_BYTES:
+            self.module_issue("module_name", f"job name is longer than {MAX_NAME_BYTES} bytes")
+        settings: dict[str, Any] = {"name": job_name}
+        for name in PASSTHROUGH_JOB_FIELDS:
+            if name in s_in and s_in[name] is not None:
+                value = prune_empty(copy.deepcopy(s_in[name]))
+                if value not in ({}, [], "") or name == "continuous":
+                    settings[name] = value
+        settings["edit_mode"] = s_in.get("edit_mode") or DEFAULT_EDIT_MODE
+        if settings["edit_mode"] not in EDIT_MODES:
+            self.module_issue("edit_mode", f"must be one of {sorted(EDIT_MODES)}")
+        self._check_job_values(settings)
+        explicit_pause = self._apply_pause(settings)
+        parameters = self._parameters(s_in.get("parameters"))
+        if parameters:
+            settings["parameters"] = parameters
+        tags, tag_issues = merge_tags(
+            s_in.get("tags") if isinstance(s_in.get("tags"), dict) else None,
+            self.ctx.control_table_id,
+            self.module.name,
+            location=self.module_location,
+        )
+        self.issues.extend(tag_issues)
+        settings["tags"] = tags
+        tasks = self._tasks()
+        if tasks:
+            settings["tasks"] = tasks
+        if self.default_env_used:
+            spec: dict[str, Any] = {"environment_version": DEFAULT_ENVIRONMENT_VERSION}
+            if self.default_env_deps:
+                spec["dependencies"] = sorted(self.default_env_deps)
+            settings["environments"] = [{"environment_key": DEFAULT_ENVIRONMENT_KEY, "spec": spec}]
+        has_pausable = any(block in settings for block in PAUSABLE_BLOCKS)
+        return CompiledJob(
+            module_name=self.module.name,
+            job_name=job_name,
+            settings=settings,
+            managed_files=dict(sorted(self.managed_files.items())),
+            run_job_refs=dict(sorted(self.run_job_refs.items())),
+            permissions=self._permissions(s_in.get("permissions")),
+            priority=self._priority(),
+            explicit_pause=explicit_pause,
+            pause_status_on_create=(
+                self.ctx.default_pause_status if has_pausable and not explicit_pause else None
+            ),
+        )
+
+    def _check_module_fields(self) -> None:
+        for name, value in self.settings_in.items():
+            if name not in PASSTHROUGH_JOB_FIELDS and name not in OWN_MODULE_FIELDS:
+                self.module_issue(name, "unknown module setting")
+            elif name in _DICT_JOB_FIELDS and value is not None and not isinstance(value, dict):
+                self.module_issue(name, "must be a mapping")
+            elif name in _LIST_JOB_FIELDS and value is not None and not isinstance(value, list):
+                self.module_issue(name, "must be a list")
+
+    def _check_job_values(self, settings: dict[str, Any]) -> None:
+        description = settings.get("description")
+        if description is not None and (
+            not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS
+        ):
+            self.module_issue(
+                "description", f"must be a string of at most {MAX_DESCRIPTION_CHARS} characters"
+            )
+        for name, upper in (("timeout_seconds", None), ("max_concurrent_runs", MAX_CONCURRENT_RUNS)):
+            value = settings.get(name)
+            if value is None:
+                continue
+            if not _is_int(value) or value < 0 or (upper is not None and value > upper):
+                bound = f" and at most {upper}" if upper is not None else ""
+                self.module_issue(name, f"must be an integer >= 0{bound}")
+        run_as = settings.get("run_as")
+        if isinstance(run_as, dict) and (
+            len(run_as) != 1 or next(iter(run_as)) not in ("user_name", "service_principal_name")
+        ):
+            self.module_issue("run_as", "must set exactly one of user_name or service_principal_name")
+        present = [block for block in PAUSABLE_BLOCKS if block in settings]
+        if len(present) > 1:
+            self.module_issue(
+                present[1], f"only one of schedule, trigger or continuous may be set, got {present}"
+            )
+        schedule = settings.get("schedule")
+        if isinstance(schedule, dict) and not schedule.get("quartz_cron_expression"):
+            self.module_issue("schedule.quartz_cron_expression", "is required")
+        if isinstance(schedule, dict) and not schedule.get("timezone_id"):
+            self.module_issue("schedule.timezone_id", "is required")
+
+    def _apply_pause(self, settings: dict[str, Any]) -> bool:
+        """Validate metadata pause status; pause in development. Returns whether settings carry one."""
+        explicit = False
+        for block in PAUSABLE_BLOCKS:
+            value = settings.get(block)
+            if not isinstance(value, dict):
+                continue
+            if "pause_status" in value:
+                explicit = True
+                if value["pause_status"] not in PAUSE_STATUSES:
+                    self.module_issue(f"{block}.pause_status", f"must be one of {sorted(PAUSE_STATUSES)}")
+            elif self.ctx.env_mode == "development":
+                value["pause_status"] = "PAUSED"
+                explicit = True
+        return explicit
+
+    def _parameters(self, value: Any) -> list[dict[str, str]]:
+        result: dict[str, dict[str, str]] = {}
+        for index, item in enumerate(value if isinstance(value, list) else []):
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str) or "default" not in item:
+                self.module_issue(f"parameters[{index}]", "must be a mapping with name and default")
+                continue
+            if set(item) - {"name", "default"}:
+                self.module_issue(f"parameters[{index}]", "only name and default are allowed")
+            if item["name"] in result:
+                self.module_issue(f"parameters[{index}].name", f"duplicate parameter {item['name']!r}")
+            result[item["name"]] = {"name": item["name"], "default": scalar_text(item["default"])}
+        return [result[name] for name in sorted(result)]
+
+    def _permissions(self, value: Any) -> list[dict[str, str]] | None:
+        if value is None:
+            return None
+        acl: list[dict[str, str]] = []
+        for index, item in enumerate(value if isinstance(value, list) else []):
+            principals = [k for k in PRINCIPAL_KEYS if isinstance(item, dict) and k in item]
+            if (
+                not isinstance(item, dict)
+                or len(principals) != 1
+                or set(item) != {principals[0], "permission_level"}
+            ):
+                self.module_issue(
+                    f"permissions[{index}]",
+                    "must have exactly one of user_name, group_name, service_principal_name and permission_level",
+                )
+                continue
+            if item["permission_level"] not in PERMISSION_LEVELS:
+                self.module_issue(
+                    f"permissions[{index}].permission_level", f"must be one of {sorted(PERMISSION_LEVELS)}"
+                )
+                continue
+            acl.append(
+                {principals[0]: str(item[principals[0]]), "permission_level": item["permission_level"]}
+            )
+        return sorted(acl, key=canonical_json) or None
+
+    def _priority(self) -> int:
+        value = self.settings_in.get("priority", DEFAULT_PRIORITY)
+        if not _is_int(value):
+            self.module_issue("priority", "must be an integer")
+            return DEFAULT_PRIORITY
+        return int(value)
+
+    def _warehouse(self, explicit: Any) -> str | None:
+        return explicit or self.settings_in.get("default_warehouse_id") or self.ctx.default_warehouse_id
+
+    # -- tasks ------------------------------------------------------------------------------------
+
+    def _tasks(self) -> list[dict[str, Any]]:
+        if len(self.sources) > MAX_TASKS:
+            self.module_issue(
+                "sources", f"{len(self.sources)} active sources; a job allows at most {MAX_TASKS} tasks"
+            )
+        seen: dict[str, str] = {}
+        for source in self.sources:
+            key = self.task_keys[source.source_id]
+            if key in seen:
+                self.source_issue(
+                    source, "source_id", f"task key {key!r} is also the key of source {seen[key]!r}"
+                )
+            seen.setdefault(key, source.source_id)
+        orders = sorted({s.execution_order for s in self.sources if _is_int(s.execution_order)})
+        by_order: dict[int, list[str]] = {}
+        for source in self.sources:
+            if _is_int(source.execution_order):
+                by_order.setdefault(source.execution_order, []).append(self.task_keys[source.source_id])
+        tasks: list[dict[str, Any]] = []
+        for source in self.sources:
+            if not _is_int(source.execution_order) or source.execution_order < 0:
+                self.source_issue(source, "execution_order", "must be an integer >= 0")
+                continue
+            tc = source.transformation_config
+            if not isinstance(tc, dict):
+                self.source_issue(source, "transformation_config", "must be a mapping")
+                continue
+            task = self._task(source, tc, self.task_keys[source.source_id], "transformation_config")
+            if "depends_on" in tc:
+                depends_on = self._explicit_depends_on(source, tc["depends_on"])
+            else:
+                lower = [o for o in orders if o < source.execution_order]
+                depends_on = [{"task_key": k} for k in sorted(by_order[lower[-1]])] if lower else []
+            if depends_on:
+                task["depends_on"] = depends_on
+            tasks.append(task)
+        self._check_cycles(tasks)
+        return sorted(tasks, key=lambda t: t["task_key"])
+
+    def _explicit_depends_on(self, source: Source, value: Any) -> list[dict[str, str]]:
+        field_name = "transformation_config.depends_on"
+        if not isinstance(value, list):
+            self.source_issue(source, field_name, "must be a list of source_id or {source_id, outcome}")
+            return []
+        by_id = {s.source_id: s for s in self.sources}
+        result: dict[str, dict[str, str]] = {}
+        for index, entry in enumerate(value):
+            item_field = f"{field_name}[{index}]"
+            outcome: Any = None
+            if isinstance(entry, dict):
+                target, outcome = entry.get("source_id"), entry.get("outcome")
+                if set(entry) - {"source_id", "outcome"}:
+                    self.source_issue(source, item_field, "only source_id and outcome are allowed")
+            else:
+                target = entry
+            if not isinstance(target, str) or not target:
+                self.source_issue(source, item_field, "must name a source_id")
+                continue
+            if target == source.source_id:
+                self.source_issue(source, item_field, "a task cannot depend on itself")
+                continue
+            if target not in by_id:
+                reason = "is inactive" if target in self.inactive_ids else "is not a source of this module"
+                self.source_issue(source, item_field, f"source {target!r} {reason}")
+                continue
+            dep = {"task_key": self.task_keys[target]}
+            if outcome is not None:
+                outcome = scalar_text(outcome)
+                if outcome not in ("true", "false"):
+                    self.source_issue(source, f"{item_field}.outcome", 'must be "true" or "false"')
+                elif by_id[target].task_type != "condition":
+                    self.source_issue(
+                        source, f"{item_field}.outcome", f"source {target!r} is not a condition task"
+                    )
+                dep["outcome"] = outcome
+            result[dep["task_key"]] = dep
+        return [result[k] for k in sorted(result)]
+
+    def _check_cycles(self, tasks: list[dict[str, Any]]) -> None:
+        graph = {t["task_key"]: [d["task_key"] for d in t.get("depends_on", [])] for t in tasks}
+        state: dict[str, int] = {}  # 1 visiting, 2 done
+
+        def visit(key: str, path: list[str]) -> list[str] | None:
+            if state.get(key) == 2:
+                return None
+            if state.get(key) == 1:
+                return [*path[path.index(key) :], key]
+            state[key] = 1
+            for dep in graph.get(key, []):
+                cycle = visit(dep, [*path, key])
+                if cycle:
+                    return cycle
+            state[key] = 2
+            return None
+
+        for key in sorted(graph):
+            cycle = visit(key, [])
+            if cycle:
+                self.module_issue("sources", f"task dependencies form a cycle: {' -> '.join(cycle)}")
+                return
+
+    def _task(
+        self, source: Source, tc: dict[str, Any], task_key: str, prefix: str, *, nested: bool = False
+    ) -> dict[str, Any]:
+        """One task from a transformation_config (or the inner task of a for_each)."""
+        task_type = tc.get("task_type")
+        task: dict[str, Any] = {"task_key": task_key}
+        builder = self._builders().get(str(task_type))
+        if builder is None:
+            self.source_issue(source, f"{prefix}.task_type", f"unknown task type {task_type!r}")
+            return task
+        if nested and task_type == "for_each":
+            self.source_issue(
+                source, f"{prefix}.task_type", "a for_each task cannot contain another for_each"
+            )
+            return task
+        if nested and "depends_on" in tc:
+            self.source_issue(
+                source, f"{prefix}.depends_on", "the inner task of a for_each has no dependencies"
+            )
+        builder(source, tc, task, prefix)
+        for name, kind in COMMON_TASK_FIELDS.items():
+            if name not in tc or tc[name] is None:
+                continue
+            value = tc[name]
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                self.source_issue(source, f"{prefix}.{name}", f"must be {getattr(kind, '__name__', kind)}")
+                continue
+            value = prune_empty(copy.deepcopy(value))
+            if value not in ({}, []):
+                task[name] = value
+        if "run_if" in tc:
+            if tc["run_if"] not in RUN_IF_VALUES:
+                self.source_issue(source, f"{prefix}.run_if", f"must be one of {sorted(RUN_IF_VALUES)}")
+            else:
+                task["run_if"] = tc["run_if"]
+        self._compute(source, tc, task, str(task_type), prefix)
+        return task
+
+    def _builders(self) -> dict[str, Callable[[Source, dict[str, Any], dict[str, Any], str], None]]:
+        return {
+            "notebook": self._notebook,
+            "sql_query": self._sql_query,
+            "sql_file": self._sql_file,
+            "python_wheel": self._python_wheel,
+            "spark_python": self._spark_python,
+            "spark_jar": self._spark_jar,
+            "pipeline": self._pipeline,
+            "run_job": self._run_job,
+            "dbt": self._dbt,
+            "condition": self._condition,
+            "for_each": self._for_each,
+        }
+
+    def _block(
+        self, source: Source, tc: dict[str, Any], name: str, prefix: str, allowed: set[str]
+    ) -> dict[str, Any]:
+        """The task-type block (``sql_task`` ...), checked for unknown keys so typos surface."""
+        block = tc.get(name)
+        if not isinstance(block, dict):
+            self.source_issue(source, f"{prefix}.{name}", "is required and must be a mapping")
+            return {}
+        for key in sorted(set(block) - allowed):
+            self.source_issue(source, f"{prefix}.{name}.{key}", "unknown key")
+        return block
+
+    def _require_str(self, source: Source, block: dict[str, Any], key: str, field_name: str) -> str | None:
+        value = block.get(key)
+        if not isinstance(value, str) or not value:
+            self.source_issue(source, field_name, "is required and must be a non-empty string")
+            return None
+        return value
+
+    def _str_map(self, source: Source, value: Any, field_name: str) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.source_issue(source, field_name, "must be a mapping")
+            return {}
+        return {str(k): scalar_text(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+
+    def _str_list(self, source: Source, value: Any, field_name: str) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.source_issue(source, field_name, "must be a list")
+            return []
+        return [scalar_text(v) for v in value]
+
+    def _notebook(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
+        path = self._require_str(source, tc, "notebook_path", f"{prefix}.notebook_path")
+        if path and not path.startswith("/"):
+            self.source_issue(source, f"{prefix}.notebook_path", "must be an absolute workspace path")
+        user_params = self._str_map(source, tc.get("base_parameters"), f"{prefix}.base_parameters")
+        ours = {"source_id": source.source_id, "control_table": self.ctx.control_table}
+        for key, value in ours.items():
+            if key in user_params and user_params[key] != value:
+                self.source_issue(
+                    source, f"{prefix}.base_parameters.{key}", "is set by the tool and cannot be overridden"
+                )
+        params = dict(sorted({**user_params, **ours}.items()))
+        task["notebook_task"] = {"notebook_path": path or "", "base_parameters": params}
+
+    def _sql_common(self, source: Source, block: dict[str, Any], prefix: str) -> dict[str, Any]:
+        sql_task: dict[str, Any] = {}
+        warehouse = self._warehouse(block.get("warehouse_id"))
+        if not warehouse:
+            self.source_issue(
+                source,
+                f"{prefix}.sql_task.warehouse_id",
+                "is required (or set default_warehouse_id on the module or the command line)",
+            )
+        else:
+            sql_task["warehouse_id"] = str(warehouse)
+        params = self._str_map(source, block.get("parameters"), f"{prefix}.sql_task.parameters")
+        if params:
+            sql_task["parameters"] = params
+        return sql_task
+
+    def _sql_query(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
+        block = self._block(source, tc, "sql_task", prefix, {"warehouse_id", "sql_query", "parameters"})
+        sql = self._require_str(source, block, "sql_query", f"{prefix}.sql_task.sql_query")
+        sql_task = self._sql_common(source, block, prefix)
+        module_dir = (
+            self.module.name if _SAFE_PATH_SEGMENT.match(self.module.name) else label_value(self.module.name)
+        )
+        path = f"{self.ctx.sql_root}/{module_dir}/{task['task_key']}.sql"
+        if sql is not None:
+            self.managed_files[path] = sql
+        sql_task["file"] = {"path": path, "source": "WORKSPACE"}
+        task["sql_task"] = sql_task
+
+    def _sql_file(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
+        block = self._block(source, tc, "sql_task", prefix, {"warehouse_id", "sql_file_path", "parameters"})
+        path = self._require_str(source, block, "sql_file_path", f"{prefix}.sql_task.sql_file_path")
+        if path and not path.startswith("/"):
+            self.source_issue(
+                source, f"{prefix}.sql_task.sql_file_path", "must be an absolute workspace path"
+            )
+        sql_task = self._sql_common(source, block, prefix)
+        sql_task["file"] = {"path": path or "", "source": "WORKSPACE"}
+        task["sql_task"] = sql_task
+
+    def _python_wheel(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
+        name = "python_wheel_task"
+        block = self._block(
+            source, tc, name, prefix, {"package_name", "entry_point", "parameters", "named_parameters"}
+        )
+        out: dict[str, Any] = {}
+        for key in ("package_name", "entry_point"):
+            value = self._require_str(source, block, key, f"{prefix}.{name}.{key}")
+            if value:
+                out[key] = value
+        if "parameters" in block and "named_parameters" in block:
+            self.source_issue(source, f"{prefix}.{name}", "set parameters or named_parameters, not both")
+        params = self._str_list(source, block.get("parameters"), f"{prefix}.{name}.parameters")
+        named = self._str_map(source, block.get("named_parameters"), f"{prefix}.{name}.named_parameters")
+        if params:
+            out["parameters"] = params
+        if named:
+            out["named_parameters"] = named
+        task[name] = out
+
+    def _spark_python(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
+        name = "spark_python_task"
+        block = self._block(source, tc, name, prefix, {"python_file", "parameters", "source"})
+        out: dict[str, Any] = {
+            "python_file": self._require_str(source, block, "python_file", f"{prefix}.{name}.python_file")
+            or ""
+        }
+        params = self._str_list(source, block.get("parameters"), f"{prefix}.{name}.parameters")
+        if params:
+            out["parameters"] = params
+        if "source" in block:
+            if block["source"] != "WORKSPACE":
+                self.source_issue(
+                    source, f"{prefix}.{name}.source", "only WORKSPACE is supported (no git_source)"
+                )
+            out["source"] = "WORKSPACE"
+        task[name] = out
+
+    def _spark_jar(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
+        name = "spark_jar_task"
+        block = self._block(source, tc, name, prefix, {"main_class_name", "parameters"})
+        out: dict[str, Any] = {
+            "main_class_name": self._require_str(
+                source, block, "main_class_name", f"{prefix}.{name}.main_class_name"
+            )
+            or ""
+        }
+        params = self._str_list(source, block.get("parameters"), f"{prefix}.{name}.parameters")
+        if params:
+            out["parameters"] = params
+        task[name] = out
+
+    def _pipeline(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
+        name = "pipeline_task"
+        block = self._block(source, tc, name, prefix, {"pipeline_id", "full_refresh"})
+        out: dict[str, Any] = {
+            "pipeline_id": self._require_str(source, block, "pipeline_id", f"{prefix}.{name}.pipeline_id")
+            or ""
+        }
+        if "full_refresh" in block:
+            if not isinstance(block["full_refresh"], bool):
+                self.source_issue(source, f"{prefix}.{name}.full_refresh", "must be true or false")
+            else:
+                out["full_refresh"] = block["full_refresh"]
+        task[name] = out
+
+    def _run_job(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
+        name = "run_job_task"
+        block = self._block(source, tc, name, prefix, {"module_name", "job_id", "job_parameters"})
+        out: dict[str, Any] = {"job_id": RUN_JOB_PLACEHOLDER_ID}
+        if ("module_name" in block) == ("job_id" in block):
+            self.source_issue(source, f"{prefix}.{name}", "set exactly one of module_name or job_id")
+        elif "module_name" in block:
+            target = block["module_name"]
+            if not isinstance(target, str) or not target:
+                self.source_issue(source, f"{prefix}.{name}.module_name", "must be a module name")
+            elif target == self.module.name:
+                self.source_issue(source, f"{prefix}.{name}.module_name", "a job cannot run itself")
+            else:
+                self.run_job_refs[task["task_key"]] = target
+        else:
+            job_id = block["job_id"]
+            if isinstance(job_id, str) and job_id.isdigit():
+                job_id = int(job_id)
+            if not _is_int(job_id) or job_id <= 0:
+                self.source_issue(source, f"{prefix}.{name}.job_id", "must be a positive integer")
+            else:
+                out["job_id"] = job_id
+        params = self._str_map(source, block.get("job_parameters"), f"{prefix}.{name}.job_parameters")
+        if params:
+            out["job_parameters"] = params
+        task[name] = out
+
+    def _dbt(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
+        name = "dbt_task"
+        optional = ("project_directory", "warehouse_id", "catalog", "schema", "profiles_directory")
+        block = self._block(source, tc, name, prefix, {"commands", *optional})
+        commands = self._str_list(source, block.get("commands"), f"{prefix}.{name}.commands")
+        if not commands:
+            self.source_issue(source, f"{prefix}.{name}.commands", "needs at least one dbt command")
+        out: dict[str, Any] = {"commands": commands} if commands else {}
+        for key in optional:
+            if block.get(key) is not None:
+                out[key] = scalar_text(block[key])
+        task[name] = out
+
+    def _condition(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
+        name = "condition_task"
+        block = self._block(source, tc, name, prefix, {"op", "left", "right"})
+        if block.get("op") not in CONDITION_OPS:
+            self.source_issue(source, f"{prefix}.{name}.op", f"must be one of {sorted(CONDITION_OPS)}")
+        for key in ("left", "right"):
+            if block.get(key) is None:
+                self.source_issue(source, f"{prefix}.{name}.{key}", "is required")
+        task[name] = {
+            "op": str(block.get("op")),
+            "left": scalar_text(block.get("left")),
+            "right": scalar_text(block.get("right")),
+        }
+
+    def _for_each(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
+        name = "for_each_task"
+        block = self._block(source, tc, name, prefix, {"inputs", "concurrency", "task"})
+        inputs = block.get("inputs")
+        if isinstance(inputs, list):
+            inputs = json.dumps(inputs, ensure_ascii=False, separators=(",", ":"))
+        if not isinstance(inputs, str) or not inputs:
+            self.source_issue(
+                source, f"{prefix}.{name}.inputs", "is required: a list or a JSON/reference string"
+            )
+            inputs = ""
+        out: dict[str, Any] = {"inputs": inputs}
+        if "concurrency" in block:
+            if not _is_int(block["concurrency"]) or block["concurrency"] < 1:
+                self.source_issue(source, f"{prefix}.{name}.concurrency", "must be an integer >= 1")
+            else:
+                out["concurrency"] = block["concurrency"]
+        inner = block.get("task")
+        if not isinstance(inner, dict):
+            self.source_issue(source, f"{prefix}.{name}.task", "is required and must be a mapping")
+        else:
+            inner_key = f"{task['task_key']}_iteration"
+            out["task"] = self._task(source, inner, inner_key, f"{prefix}.{name}.task", nested=True)
+        task[name] = out
+
+    # -- compute ----------------------------------------------------------------------------------
+
+    def _compute(
+        self, source: Source, tc: dict[str, Any], task: dict[str, Any], task_type: str, prefix: str
+    ) -> None:
+        given = [k for k in COMPUTE_FIELDS if tc.get(k) not in (None, [], "")]
+        if task_type not in CLUSTER_TASK_TYPES:
+            for key in given:
+                self.source_issue(source, f"{prefix}.{key}", f"{task_type} tasks take no compute settings")
+            return
+        cluster_key, cluster_id = tc.get("job_cluster_key"), tc.get("existing_cluster_id")
+        libraries = tc.get("libraries")
+        if libraries is not None and not isinstance(libraries, list):
+            self.source_issue(source, f"{prefix}.libraries", "must be a list")
+            libraries = None
+        if cluster_key and cluster_id:
+            self.source_issue(source, prefix, "set job_cluster_key or existing_cluster_id, not both")
+        if cluster_key or cluster_id:
+            if cluster_key:
+                if cluster_key not in self.job_cluster_keys:
+                    self.source_issue(
+                        source,
+                        f"{prefix}.job_cluster_key",
+                        f"no job cluster {cluster_key!r} in the module's job_clusters",
+                    )
+                task["job_cluster_key"] = str(cluster_key)
+            else:
+                task["existing_cluster_id"] = str(cluster_id)
+            if tc.get("environment_key"):
+                self.source_issue(
+                    source,
+                    f"{prefix}.environment_key",
+                    "is for serverless tasks; this task runs on a cluster",
+                )
+            if libraries:
+                task["libraries"] = prune_empty(copy.deepcopy(libraries))
+            return
+        # Serverless.
+        if task_type == "spark_jar":
+            self.source_issue(
+                source, prefix, "spark_jar needs a cluster: set job_cluster_key or existing_cluster_id"
+            )
+            return
+        if task_type == "dbt" and not task["dbt_task"].get("warehouse_id"):
+            warehouse = self._warehouse(None)
+            if warehouse:
+                task["dbt_task"]["warehouse_id"] = str(warehouse)
+        env_key = tc.get("environment_key")
+        if env_key:
+            if env_key == DEFAULT_ENVIRONMENT_KEY and not self.environment_keys:
+                self.default_env_used = True
+            elif env_key not in self.environment_keys:
+                self.source_issue(
+                    source,
+                    f"{prefix}.environment_key",
+                    f"no environment {env_key!r} in the module's environments",
+                )
+            task["environment_key"] = str(env_key)
+        if task_type not in ENVIRONMENT_TASK_TYPES:
+            if libraries:
+                self.source_issue(
+                    source,
+                    f"{prefix}.libraries",
+                    "libraries need a cluster; serverless tasks take dependencies from an environment",
+                )
+            return
+        if self.environment_keys:
+            if libraries:
+                self.source_issue(
+                    source,
+                    f"{prefix}.libraries",
+                    "serverless task: put these in the module environment's dependencies",
+                )
+            if not env_key:
+                if len(self.environment_keys) == 1:
+                    task["environment_key"] = self.environment_keys[0]
+                else:
+                    self.source_issue(
+                        source,
+                        f"{prefix}.environment_key",
+                        f"is required: the module has environments {self.environment_keys}",
+                    )
+            return
+        # No module environments: the generated default environment carries the libraries.
+        self.default_env_used = True
+        task["environment_key"] = DEFAULT_ENVIRONMENT_KEY
+        for index, library in enumerate(libraries or []):
+            dependency = _library_dependency(library)
+            if dependency is None:
+                self.source_issue(
+                    source,
+                    f"{prefix}.libraries[{index}]",
+                    "only whl, pypi (package) and requirements libraries work on serverless",
+                )
+            else:
+                self.default_env_deps.add(dependency)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,253 @@
+"""The plan: per module, what an apply would do, and why.
+
+Desired state (a :class:`CompiledJob` or ``None``), what the tool recorded last time
+(:class:`TrackedJob`) and, optionally, the live settings go in; one :class:`PlannedChange` comes
+out. The spec hash answers "did the metadata change?" without an API call; the live settings,
+when the caller fetched them, answer "did someone change the job?" (drift).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
+from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
+from lakeflow_job_meta.planning.normalize import FieldChange, diff_settings, normalize_for_compare
+
+Action = Literal["create", "update", "pause", "delete", "noop", "error"]
+PrunePolicy = Literal["pause", "delete", "keep"]
+ACTIONS: tuple[str, ...] = ("create", "update", "pause", "delete", "noop", "error")
+_SYMBOLS = {"create": "+", "update": "~", "delete": "-", "pause": "!", "error": "x", "noop": "="}
+
+
+@dataclass(frozen=True)
+class TrackedJob:
+    """What the jobs-tracking table remembers about a module's job."""
+
+    module_name: str
+    job_id: int
+    spec_hash: str
+    paused_by_tool: bool = False
+    # Workspace path -> sha256 of the text last written there (inline SQL files).
+    managed_files: dict[str, str] = field(default_factory=dict)
+    status: str = "ok"
+    # Settings last applied, when stored: lets a plan show a diff without reading the live job.
+    settings: dict[str, Any] | None = None
+
+
+@dataclass
+class PlannedChange:
+    module: str
+    action: str
+    job_id: int | None = None
+    job_name: str | None = None
+    diff: list[FieldChange] = field(default_factory=list)
+    reason: str = ""
+    new_hash: str | None = None
+    old_hash: str | None = None
+    drift: bool = False
+    # Inline-SQL files to write (path -> text) and to delete; independent of the job action.
+    file_writes: dict[str, str] = field(default_factory=dict)
+    file_deletes: list[str] = field(default_factory=list)
+    compiled: CompiledJob | None = None
+
+    @property
+    def priority(self) -> int:
+        return self.compiled.priority if self.compiled is not None else DEFAULT_PRIORITY
+
+    @property
+    def has_file_changes(self) -> bool:
+        return bool(self.file_writes or self.file_deletes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "module": self.module,
+            "action": self.action,
+            "job_id": self.job_id,
+            "job_name": self.job_name,
+            "priority": self.priority,
+            "reason": self.reason,
+            "drift": self.drift,
+            "old_hash": self.old_hash,
+            "new_hash": self.new_hash,
+            "diff": [change.as_dict() for change in self.diff],
+            "file_writes": sorted(self.file_writes),
+            "file_deletes": sorted(self.file_deletes),
+        }
+
+
+@dataclass
+class Plan:
+    """All planned changes, in apply order: priority, then module name."""
+
+    changes: list[PlannedChange] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.changes = sorted(self.changes, key=lambda c: (c.priority, c.module))
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(ACTIONS, 0)
+        for change in self.changes:
+            counts[change.action] = counts.get(change.action, 0) + 1
+        counts["file_writes"] = sum(len(c.file_writes) for c in self.changes)
+        counts["file_deletes"] = sum(len(c.file_deletes) for c in self.changes)
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action != "noop" or c.has_file_changes for c in self.changes)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"changes": [c.as_dict() for c in self.changes], "summary": self.counts()}
+
+    def render_text(self) -> str:
+        """A Terraform-like plan: one block per change, noops only when they write files."""
+        lines: list[str] = []
+        for change in self.changes:
+            if change.action == "noop" and not change.has_file_changes:
+                continue
+            job = f" (job {change.job_id})" if change.job_id else ""
+            name = f" {json.dumps(change.job_name, ensure_ascii=False)}" if change.job_name else ""
+            label = "files" if change.action == "noop" else change.action
+            head = f"  {_SYMBOLS.get(change.action, '?')} {label} {change.module}{name}{job}"
+            if change.drift:
+                head += "  [drift]"
+            lines.append(head)
+            if change.reason:
+                lines.append(f"      # {change.reason}")
+            lines += [f"      {item}" for item in change.diff]
+            lines += [f"      + file {path}" for path in sorted(change.file_writes)]
+            lines += [f"      - file {path}" for path in sorted(change.file_deletes)]
+        counts = self.counts()
+        summary = (
+            f"Plan: {counts['create']} to create, {counts['update']} to update, "
+            f"{counts['delete'] + counts['pause']} to delete/pause, {counts['noop']} unchanged."
+        )
+        if counts["error"]:
+            summary += f" {counts['error']} with errors."
+        if counts["file_writes"] or counts["file_deletes"]:
+            summary += f" Files: {counts['file_writes']} to write, {counts['file_deletes']} to delete."
+        if not lines:
+            lines.append("  No changes. The jobs match the metadata.")
+        return "\n".join([*lines, "", summary])
+
+
+def plan_module(
+    desired: CompiledJob | None,
+    tracked: TrackedJob | None,
+    live_settings: Mapping[str, Any] | None,
+    *,
+    prune: PrunePolicy = "pause",
+    check_drift: bool = False,
+) -> PlannedChange:
+    """One module's change.
+
+    ``desired`` None means the module is gone or has no active source. ``live_settings`` is what
+    ``jobs/get`` returned for the tracked job (None when not fetched); run_job placeholders in
+    ``desired`` must already be resolved to job ids when drift is checked.
+    """
+    if desired is None:
+        if tracked is None:
+            raise ValueError("plan_module needs a desired job or a tracked job")
+        return _plan_removed(tracked, live_settings, prune)
+    new_hash = desired.spec_hash
+    if tracked is None or not tracked.job_id:
+        return PlannedChange(
+            module=desired.module_name,
+            action="create",
+            job_name=desired.job_name,
+            reason="new module",
+            new_hash=new_hash,
+            file_writes=dict(desired.managed_files),
+            compiled=desired,
+        )
+    writes, deletes = _file_changes(desired, tracked)
+    change = PlannedChange(
+        module=desired.module_name,
+        action="noop",
+        job_id=tracked.job_id,
+        job_name=desired.job_name,
+        new_hash=new_hash,
+        old_hash=tracked.spec_hash,
+        file_writes=writes,
+        file_deletes=deletes,
+        compiled=desired,
+    )
+    if tracked.spec_hash != new_hash:
+        change.action = "update"
+        change.reason = "metadata changed"
+        reference = live_settings if live_settings is not None else tracked.settings
+        if reference is not None:
+            change.diff = _diff_desired(desired, reference)
+        return change
+    if tracked.paused_by_tool:
+        change.action = "update"
+        change.reason = "module is back: unpause the job the tool paused"
+        return change
+    if check_drift and live_settings is not None:
+        diff = _diff_desired(desired, live_settings)
+        if diff:
+            change.action = "update"
+            change.drift = True
+            change.reason = "the job was changed outside the metadata"
+            change.diff = diff
+            return change
+    if change.has_file_changes:
+        change.reason = "inline SQL changed"
+    return change
+
+
+def _diff_desired(desired: CompiledJob, live: Mapping[str, Any]) -> list[FieldChange]:
+    options = {"desired_has_run_as": "run_as" in desired.settings, "explicit_pause": desired.explicit_pause}
+    return diff_settings(
+        normalize_for_compare(desired.settings, **options), normalize_for_compare(live, **options)
+    )
+
+
+def _file_changes(desired: CompiledJob, tracked: TrackedJob) -> tuple[dict[str, str], list[str]]:
+    """Files whose content differs from what was written, and tracked files no longer wanted.
+
+    Only workspace paths (starting with ``/``) are ours to delete: the tracking map may hold
+    other bookkeeping keys.
+    """
+    hashes = desired.managed_file_hashes
+    writes = {
+        path: desired.managed_files[path]
+        for path in hashes
+        if tracked.managed_files.get(path) != hashes[path]
+    }
+    deletes = sorted(path for path in tracked.managed_files if path.startswith("/") and path not in hashes)
+    return writes, deletes
+
+
+def _plan_removed(tracked: TrackedJob, live: Mapping[str, Any] | None, prune: PrunePolicy) -> PlannedChange:
+    change = PlannedChange(
+        module=tracked.module_name, action="noop", job_id=tracked.job_id or None, old_hash=tracked.spec_hash
+    )
+    if not tracked.job_id:
+        change.reason = "module removed; it has no job"
+    elif prune == "keep":
+        change.reason = "module removed; prune=keep leaves its job as it is"
+    elif prune == "delete":
+        change.action = "delete"
+        change.reason = "module removed (prune=delete)"
+        change.file_deletes = sorted(path for path in tracked.managed_files if path.startswith("/"))
+    elif prune == "pause":
+        if _has_unpaused_trigger(live) if live is not None else not tracked.paused_by_tool:
+            change.action = "pause"
+            change.reason = "module removed (prune=pause)"
+        else:
+            change.reason = "module removed; its job has nothing left to pause"
+    else:
+        raise ValueError(f"unknown prune policy {prune!r}")
+    return change
+
+
+def _has_unpaused_trigger(settings: Mapping[str, Any]) -> bool:
+    return any(
+        isinstance(settings.get(block), Mapping) and settings[block].get("pause_status") != "PAUSED"
+        for block in PAUSABLE_BLOCKS
+    )
