@@ -163,6 +163,15 @@ def test_expiry_lets_another_take_over_and_old_holder_notices(table: MemoryTable
     assert table.value()["holder"] == "b"
 
 
+def test_try_acquire_by_a_former_holder_reports_the_loss(table: MemoryTable, clock: FakeClock) -> None:
+    a, b = lease(table, clock, "a"), lease(table, clock, "b")
+    assert a.try_acquire()
+    clock.advance(61)
+    assert b.try_acquire()
+    assert not a.try_acquire()
+    assert a.lost_to is not None and a.lost_to.holder == "b" and not a.held
+
+
 def test_lost_holder_cannot_renew_even_before_its_local_deadline(
     table: MemoryTable, clock: FakeClock
 ) -> None:

@@ -378,6 +378,24 @@ def test_watcher_not_woken_by_scanner_reads(watched) -> None:
     assert list(s.scan().added) == ["marker.yaml"]
 
 
+def test_watcher_reports_not_running_when_root_is_deleted(tmp_path: Path) -> None:
+    root = tmp_path / "vol"
+    write(root / "a.yaml", "x: 1\n")
+    wake = threading.Event()
+    with VolumeWatcher(str(root), wake, mode="events") as w:
+        emitters = list(w._observer.emitters)
+        (root / "a.yaml").unlink()
+        root.rmdir()
+        assert wake.wait(EVENT_TIMEOUT)
+        for emitter in emitters:
+            emitter.join(EVENT_TIMEOUT)  # the emitter thread ends once inotify drops the watch
+        assert not w.running
+        root.mkdir()
+        w.stop()
+        w.start()  # restart once the folder is back
+        assert w.running
+
+
 def test_watcher_stop_is_idempotent_and_thread_safe(tmp_path: Path) -> None:
     w = VolumeWatcher(str(tmp_path), threading.Event(), mode="events")
     w.start()

@@ -24,6 +24,7 @@ import os
 import re
 import stat
 import threading
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -442,6 +443,9 @@ def choose_mode(root: str, mode: WatchMode = "auto", mounts_file: str = "/proc/m
 class VolumeWatcher:
     """Sets ``wake`` when a YAML file under ``root`` changes, so the loop scans at once.
 
+    Events only shorten the wait: the loop must keep its periodic scan in every mode, since
+    events can be dropped (queue overflow) or stop (root deleted, see :attr:`running`).
+
     In ``poll`` mode it watches nothing: the loop's periodic scan is the detector (watchdog's
     PollingObserver would re-stat the whole tree on its own thread, duplicating that scan). If
     inotify cannot start in ``auto`` mode (watch limit), it falls back to ``poll`` with a warning.
@@ -466,9 +470,14 @@ class VolumeWatcher:
 
     @property
     def running(self) -> bool:
-        """True while an event observer thread is alive (always False in poll mode)."""
+        """True while events are being delivered (always False in poll mode). Turns False when
+        the root folder is deleted (inotify drops the watch): the caller then stop()s and
+        start()s again once the folder is back, scanning periodically meanwhile."""
         with self._lock:
-            return self._observer is not None and self._observer.is_alive()
+            observer = self._observer
+            if observer is None or not observer.is_alive():
+                return False
+            return all(emitter.is_alive() for emitter in observer.emitters)
 
     def start(self) -> None:
         """Start watching. Raises ConfigurationError if the root is missing. Idempotent."""
@@ -517,6 +526,11 @@ class VolumeWatcher:
                     watcher.events_seen += 1
                     watcher.wake.set()
 
+        # watchdog re-adds a watch it already has when nested folders appear quickly (mkdir -p),
+        # and warns; the duplicate is harmless, but under `-W error` the warning kills its thread.
+        warnings.filterwarnings(
+            "ignore", message=r"Callback with id .* already exists for watch", category=RuntimeWarning
+        )
         observer = Observer()
         observer.daemon = True
         observer.schedule(_Handler(), self.root, recursive=True)

@@ -158,8 +158,9 @@ class Lease:
                 now = self.clock.now()
                 ours = current_info is not None and current_info.holder == self.holder_id
                 if current_info is not None and not ours and current_info.is_live(now):
+                    if self._held:
+                        self._mark_lost(current)  # we held it, and someone else has it now
                     self._last_seen = current_info
-                    self._held = False
                     return False
                 continuing = ours and self._held and current == self._row
                 prior_generation = current_info.generation if current_info else 0
