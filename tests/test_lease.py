@@ -172,6 +172,19 @@ def test_try_acquire_by_a_former_holder_reports_the_loss(table: MemoryTable, clo
     assert a.lost_to is not None and a.lost_to.holder == "b" and not a.held
 
 
+def test_ensure_held_verifies_the_row_before_an_apply(table: MemoryTable, clock: FakeClock) -> None:
+    a = lease(table, clock, "a")
+    assert a.try_acquire()
+    a.ensure_held()
+    forced = LeaseInfo("ops", clock.now() + 600, clock.now(), clock.now(), 7)
+    table.merge([{"scope": "ctl", "key": "lease", "value": forced.to_json()}])
+    writes = table.writes
+    a.ensure_held(verify=False)  # trusts the local deadline: no read, no write
+    with pytest.raises(LeaseLostError, match="to ops"):
+        a.ensure_held()  # not due for renewal, but the read shows the takeover
+    assert table.writes == writes and not a.held
+
+
 def test_lost_holder_cannot_renew_even_before_its_local_deadline(
     table: MemoryTable, clock: FakeClock
 ) -> None:

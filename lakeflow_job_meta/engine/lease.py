@@ -19,9 +19,11 @@ Safety argument
    the last successful write, measured on the monotonic clock, even if nobody else wrote: after
    that we can no longer prove ownership. The TTL/6 margin absorbs wall-clock skew between
    machines up to TTL/6 (10 s at the default 60 s).
-4. Callers check :meth:`Lease.ensure_held` before every apply step (it renews when due and
-   raises :class:`LeaseLostError` otherwise). After a successful check at least TTL/2 of validity
-   remains, which bounds how long one apply step may run without checking again.
+4. Callers check :meth:`Lease.ensure_held` before every apply step: it renews when due (or
+   else re-reads the row to confirm it is still ours) and raises :class:`LeaseLostError`
+   otherwise. After a successful check at least TTL/2 of validity remains, which bounds how long
+   one apply step may run without checking again. An idle cycle only calls
+   :meth:`Lease.renew_if_due`, which touches the table once per TTL/3 and not otherwise.
 
 So writes after loss are refused: the lost holder's renewal fails, ``held`` is False, and
 ``ensure_held`` raises before the next apply.
@@ -216,11 +218,22 @@ class Lease:
             self._mark_lost(self._read())
             return False
 
-    def ensure_held(self) -> None:
-        """Call before every apply step: renews when due; raises LeaseLostError if not held."""
+    def ensure_held(self, verify: bool = True) -> None:
+        """Call before every apply step: renews when due; raises LeaseLostError if not held.
+
+        With ``verify`` (the default) it also reads the row when no renewal was due, so even a
+        forced overwrite (an operator taking the lease by hand) stops us before the apply. Applies
+        are rare next to idle cycles, so the read is cheap; pass False inside a tight apply loop.
+        """
         with self._lock:
+            wrote_before = self._last_write_mono
             if self.renew_if_due() and self.held:
-                return
+                if not verify or self._last_write_mono != wrote_before:
+                    return  # a renewal CAS just proved ownership
+                current = self._read()
+                if current == self._row:
+                    return
+                self._mark_lost(current)
             self._held = False
             where = f"the writer lease of {self.scope} on {self.table.name}"
             if self.lost_to is not None:
