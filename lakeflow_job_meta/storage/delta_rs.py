@@ -16,6 +16,7 @@ Notes that shaped this module (see docs/STORAGE.md for measurements):
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -153,9 +154,14 @@ class DeltaRsTable:
             if self._cached is not None:
                 try:
                     self._cached.update_incremental()
-                    return int(self._cached.version())
-                except Exception:  # table replaced or log damaged: fall back to a fresh open
-                    self._cached = None
+                    version = int(self._cached.version())
+                    # The newest commit file is never cleaned up, so if it is missing the table
+                    # was deleted or replaced under us: re-open instead of trusting the cache.
+                    if os.path.exists(os.path.join(self.path, "_delta_log", f"{version:020d}.json")):
+                        return version
+                except Exception:  # log damaged or rewritten: fall back to a fresh open
+                    pass
+                self._cached = None
             self._cached = self._open()
             return int(self._cached.version())
 
@@ -179,12 +185,19 @@ class DeltaRsTable:
         current = int(dt.version())
         if version >= current:
             return []
-        if dt.metadata().configuration.get(CDF_PROPERTY, "false").lower() != "true":
+        if not _cdf_enabled(dt):
             return None
+        start = max(0, version + 1)
         try:
-            reader = dt.load_cdf(starting_version=max(0, version + 1), ending_version=current)
+            # delta-rs only checks the feed is enabled at version 0; for a later version written
+            # before it was enabled it derives "changes" from whole rewritten files (every row
+            # of the file deleted and re-inserted in one commit, order undefined). Spark
+            # refuses such ranges; so do we. Cost: one snapshot load, only when changes exist.
+            if start > 0 and not _cdf_enabled(dl.DeltaTable(self.path, version=start)):
+                return None
+            reader = dt.load_cdf(starting_version=start, ending_version=current)
             data = pa_.table(reader.read_all())
-        except (dl.exceptions.DeltaError, OSError) as exc:
+        except Exception as exc:  # the Arrow stream reports file errors as plain Exception
             message = str(exc).lower()
             if not any(marker in message for marker in _CDF_UNAVAILABLE):
                 log.warning("change data feed of %s failed, falling back to a full read: %s", self.name, exc)
@@ -426,6 +439,10 @@ class DeltaRsTable:
             dt.alter.set_table_properties(
                 wanted, raise_if_not_exists=False, commit_properties=self._commit_properties()
             )
+
+
+def _cdf_enabled(dt: DeltaTable) -> bool:
+    return str(dt.metadata().configuration.get(CDF_PROPERTY, "false")).lower() == "true"
 
 
 def _utc(value: Any) -> Any:

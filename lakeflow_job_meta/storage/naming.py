@@ -84,10 +84,10 @@ def parse_table_reference(ref: str) -> TableReference:
     """
     if not isinstance(ref, str):
         raise ConfigurationError(f"table reference must be a string, got {type(ref).__name__}")
-    text = ref.strip()
+    text = ref.strip(" ")
     if not text:
         raise ConfigurationError("table reference is empty")
-    if _CONTROL_CHARS.search(text):
+    if _CONTROL_CHARS.search(ref):
         raise ConfigurationError(f"table reference {ref!r} contains control characters")
     if "://" in text:
         return _parse_uri(ref, text)
@@ -111,6 +111,9 @@ def _parse_uri(ref: str, text: str) -> TableReference:
 def _parse_path(ref: str, text: str) -> TableReference:
     if _CONTROL_CHARS.search(text):
         raise ConfigurationError(f"table reference {ref!r} contains control characters")
+    last = re.split(r"[/\\]", text.rstrip("/\\"))[-1] if text.rstrip("/\\") else ""
+    if last in ("", ".", "..", "~"):
+        raise ConfigurationError(f"table reference {ref!r} does not name a table directory")
     # ``..`` is allowed: paths never reach SQL text, and abspath normalises it away, so the
     # canonical form (and the control-table id) does not depend on how the user spelled it.
     path = os.path.abspath(os.path.expanduser(text))

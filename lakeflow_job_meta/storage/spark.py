@@ -295,7 +295,7 @@ class SparkTable:
         except Exception as exc:
             if _not_found(exc):
                 raise TableNotFoundError(self.name) from exc
-            raise
+            raise StorageError(f"{self.name}: {exc}") from exc
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -314,7 +314,7 @@ class SparkTable:
         except Exception as exc:
             if _not_found(exc):
                 raise TableNotFoundError(self.name) from exc
-            raise
+            raise StorageError(f"{self.name}: {exc}") from exc
 
     def _rows(self, rows: Sequence[Any], extra: Sequence[str] = ()) -> list[dict[str, Any]]:
         names = (*self.spec.column_names, *extra)
