@@ -9,6 +9,7 @@ import pytest
 
 from lakeflow_job_meta.adapters.yaml_volume import (
     ERROR_TOO_LARGE,
+    ERROR_UNREADABLE,
     FileContent,
     VolumeScanner,
     VolumeWatcher,
@@ -234,6 +235,25 @@ def test_oversize_file_reported_with_error_marker_once(tmp_path: Path) -> None:
     write(f, b"x: 1\n")  # fixed
     ch = s.scan()
     assert ch.modified["huge.yaml"].data == b"x: 1\n" and ch.modified["huge.yaml"].error is None
+
+
+def test_unreadable_file_reported_with_error_marker_once(tmp_path: Path, monkeypatch) -> None:
+    f = write(tmp_path / "a.yaml", "x: 1\n")
+    real_open = os.open
+
+    def deny(path, flags, *args):
+        if os.fspath(path) == str(f):
+            raise PermissionError(13, "Permission denied", str(f))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", deny)
+    s = scanner(tmp_path)
+    ch = settled(s)
+    assert ch.added["a.yaml"].error == ERROR_UNREADABLE and ch.added["a.yaml"].data is None
+    assert "Permission denied" in ch.added["a.yaml"].detail
+    assert not s.scan(full=True).has_changes
+    monkeypatch.setattr(os, "open", real_open)  # permissions fixed: content appears at full scan
+    assert s.scan(full=True).modified["a.yaml"].data == b"x: 1\n"
 
 
 def test_root_missing_at_start_and_deleted_later(tmp_path: Path) -> None:

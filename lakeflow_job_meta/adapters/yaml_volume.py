@@ -43,6 +43,7 @@ ERROR_TOO_LARGE = "too_large"
 ERROR_UNREADABLE = "unreadable"
 
 SNAPSHOT_FORMAT = 1
+_UNREADABLE_DIGEST = f"!{ERROR_UNREADABLE}"
 
 # Mount points whose filesystems deliver no inotify events for changes made elsewhere.
 POLL_PREFIXES = ("/Volumes", "/dbfs", "/Workspace")
@@ -307,7 +308,7 @@ class VolumeScanner:
             except OSError:
                 return None
             return _Observation(
-                st.st_size, st.st_mtime_ns, _unreadable_marker(), None, ERROR_UNREADABLE, str(exc)
+                st.st_size, st.st_mtime_ns, _UNREADABLE_DIGEST, None, ERROR_UNREADABLE, str(exc)
             )
         try:
             before = os.fstat(fd)
@@ -325,7 +326,7 @@ class VolumeScanner:
                 remaining -= len(chunk)
             after = os.fstat(fd)
         except OSError as exc:
-            return _Observation(0, 0, _unreadable_marker(), None, ERROR_UNREADABLE, str(exc))
+            return _Observation(0, 0, _UNREADABLE_DIGEST, None, ERROR_UNREADABLE, str(exc))
         finally:
             os.close(fd)
         data = b"".join(chunks)
@@ -340,10 +341,6 @@ class VolumeScanner:
         return _Observation(
             after.st_size, after.st_mtime_ns, hashlib.sha256(data).hexdigest(), data, moving=moving
         )
-
-
-def _unreadable_marker() -> str:
-    return f"!{ERROR_UNREADABLE}"
 
 
 def _key(obs: _Observation) -> tuple[int, int, str]:

@@ -35,7 +35,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from lakeflow_job_meta.engine.clock import Clock, SystemClock, utc_datetime
@@ -201,13 +201,7 @@ class Lease:
                 return False
             for _ in range(_CAS_ATTEMPTS):
                 now = self.clock.now()
-                info = LeaseInfo(
-                    holder=self.holder_id,
-                    expires_at=now + self.ttl,
-                    acquired_at=self._info.acquired_at,
-                    renewed_at=now,
-                    generation=self._info.generation,
-                )
+                info = replace(self._info, expires_at=now + self.ttl, renewed_at=now)
                 if self._write(info, expected=self._row):
                     return True
                 current = self._read()
@@ -249,13 +243,7 @@ class Lease:
             if not self._held or self._info is None:
                 return False
             now = self.clock.now()
-            info = LeaseInfo(
-                holder=self.holder_id,
-                expires_at=now,
-                acquired_at=self._info.acquired_at,
-                renewed_at=now,
-                generation=self._info.generation,
-            )
+            info = replace(self._info, expires_at=now, renewed_at=now)
             expected = self._row
             self._held = False
             try:
