@@ -335,9 +335,14 @@ class MetadataMonitor:
 
     def _sync_volume(self, report: CycleReport, full: bool) -> None:
         assert self.scanner is not None
-        event_mode = self.watcher is not None and self.watcher.mode == "events"
-        if event_mode and not full and not self._volume_dirty:
-            return
+        # File events only make the wait shorter (they can be dropped, and stop if the folder
+        # is re-created), so a quick stat-only scan still runs every cycle.
+        if self.watcher is not None and self.watcher.mode == "events" and not self.watcher.running:
+            self.watcher.stop()
+            try:
+                self.watcher.start()
+            except Exception as error:
+                log.warning("cannot watch %s again yet: %s", self.volume_path, error)
         self._volume_dirty = False
         changes = self.scanner.scan(full=full)
         report.files_unstable = list(changes.unstable)

@@ -330,10 +330,10 @@ class JobOrchestrator:
         run_id = uuid.uuid4().hex[:16]
         if self.lease is None:
             return self._reconcile(run_id, modules, auto_run, check_drift)
-        if not self.lease.held and not self.lease.try_acquire():
-            raise_lease = getattr(self.lease, "acquire", None)
-            if raise_lease is not None:
-                raise_lease(wait=False)
+        if self.lease.held:
+            self.lease.ensure_held()  # never apply after losing the lease to another writer
+        else:
+            self.lease.acquire(wait=False)
         return self._reconcile(run_id, modules, auto_run, check_drift)
 
     def _reconcile(self, run_id: str, modules: Iterable[str] | None, auto_run: bool, check_drift: bool | None) -> RunResult:
