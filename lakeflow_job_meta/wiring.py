@@ -69,7 +69,9 @@ class RunSettings:
     max_workers: int = 4
 
 
-def build_orchestrator(settings: RunSettings, *, lease: Any = None, clock: Any = None, workspace: Any = None):
+def build_orchestrator(
+    settings: RunSettings, *, lease: Any = None, lease_wait: bool = True, clock: Any = None, workspace: Any = None
+):
     from lakeflow_job_meta.engine.orchestrator import JobOrchestrator, TargetSpec, default_target
 
     target = TargetSpec.parse(settings.target) if settings.target else default_target()
@@ -88,5 +90,6 @@ def build_orchestrator(settings: RunSettings, *, lease: Any = None, clock: Any =
         max_workers=settings.max_workers,
         spark=spark_session(),
         lease=lease,
+        lease_wait=lease_wait,
         clock=clock,
     )

@@ -202,20 +202,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from lakeflow_job_meta.engine.lease import Lease
     from lakeflow_job_meta.wiring import build_orchestrator
 
-    settings = _run_settings(args)
-    orchestrator = build_orchestrator(settings)
+    orchestrator = build_orchestrator(_run_settings(args), lease_wait=not args.no_wait)
     console = _console()
     console.print(orchestrator.describe_target())
-    orchestrator.tables.ensure_exists()
-    lease = Lease(orchestrator.tables.state, holder_id=_holder_id("apply"), scope=orchestrator.table_id)
-    lease.acquire(wait=not args.no_wait, on_wait=lambda info: console.print(f"waiting for the lease held by {info}"))
-    try:
-        result = orchestrator.run_all_modules(auto_run=args.auto_run)
-    finally:
-        lease.release()
+    result = orchestrator.run_all_modules(auto_run=args.auto_run)
     if args.json:
         doc = result.as_dict()
         doc["changes"] = [
@@ -248,13 +240,6 @@ def _print_run(console: Any, result: Any) -> None:
         + f"; {result.job_writes} job write(s), {result.other_writes} other write(s).",
         markup=False,
     )
-
-
-def _holder_id(role: str) -> str:
-    import socket
-    import uuid
-
-    return f"{role}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:

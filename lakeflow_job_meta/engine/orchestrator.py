@@ -60,6 +60,13 @@ def default_target() -> TargetSpec:
     return TargetSpec("bundle", "bundle")
 
 
+def _process_id() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 def resolve_run_job_refs(compiled: CompiledJob, job_ids: Mapping[str, int]) -> tuple[CompiledJob, list[str]]:
     """Fill ``run_job_task.job_id`` for tasks naming another module. Returns the missing modules."""
     if not compiled.run_job_refs:
@@ -127,6 +134,7 @@ class JobOrchestrator:
         tables: ToolTables | None = None,
         clock: Clock | None = None,
         lease: Any = None,
+        lease_wait: bool = True,
     ):
         if prune not in PRUNE_POLICIES:
             raise ConfigurationError(f"invalid prune policy {prune!r}: use one of {', '.join(PRUNE_POLICIES)}")
@@ -141,7 +149,9 @@ class JobOrchestrator:
         self.check_drift = check_drift
         self.max_workers = max(1, max_workers)
         self.clock = clock or SystemClock()
+        # The writer lease shared with the monitor; when None, each reconcile takes its own.
         self.lease = lease
+        self.lease_wait = lease_wait
         self.table_id = control_table_id(control_table)
         self.context = CompileContext(
             control_table=control_table,
@@ -328,16 +338,24 @@ class JobOrchestrator:
         """Plan and apply. ``modules`` limits the run to those modules (the monitor passes the
         ones whose metadata changed); None means all."""
         run_id = uuid.uuid4().hex[:16]
-        if self.lease is None:
-            return self._reconcile(run_id, modules, auto_run, check_drift)
-        if self.lease.held:
-            self.lease.ensure_held()  # never apply after losing the lease to another writer
+        self.tables.ensure_exists()
+        lease = self.lease
+        own_lease = lease is None
+        if lease is None:
+            from lakeflow_job_meta.engine.lease import Lease
+
+            lease = Lease(self.tables.state, holder_id=f"orchestrator@{_process_id()}", scope=self.table_id, clock=self.clock)
+        if lease.held:
+            lease.ensure_held()  # never apply after losing the lease to another writer
         else:
-            self.lease.acquire(wait=False)
-        return self._reconcile(run_id, modules, auto_run, check_drift)
+            lease.acquire(wait=self.lease_wait, on_wait=lambda holder: log.warning("waiting for the writer lease held by %s", holder))
+        try:
+            return self._reconcile(run_id, modules, auto_run, check_drift)
+        finally:
+            if own_lease:
+                lease.release()
 
     def _reconcile(self, run_id: str, modules: Iterable[str] | None, auto_run: bool, check_drift: bool | None) -> RunResult:
-        self.tables.ensure_exists()
         desired = self.manager.desired_state()
         compiled, issues = self._compile(desired)
         if self.target.kind == "bundle":
