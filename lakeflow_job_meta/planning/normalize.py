@@ -112,6 +112,9 @@ def normalize_for_compare(
         result.pop("run_as", None)
     if isinstance(result.get("queue"), dict) and not result["queue"].get("enabled"):
         del result["queue"]
+    table_update = (result.get("trigger") or {}).get("table_update")
+    if isinstance(table_update, dict):  # not returned by jobs/get (the CLI's test server drops it)
+        table_update.pop("condition", None)
     for task in result.get("tasks", []):
         if isinstance(task, dict):
             _normalize_task(task)
