@@ -1,0 +1,272 @@
+"""Entry points: YAML text or files -> validated models, plus every issue with file:line.
+
+Pipeline per file: safe YAML with line numbers -> schema check of the header (variables,
+environments) -> environment choice and ``${var.*}`` substitution -> schema check of the whole
+document -> models -> semantic validation. A file is all or nothing: ``document`` is None when it
+could not be turned into models; when it could, ``issues`` may still hold semantic problems, and
+callers treat any issue as blocking for that file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from lakeflow_job_meta.errors import MetadataIssue
+from lakeflow_job_meta.metadata.locations import Locator, YamlOrigin, yaml_issue
+from lakeflow_job_meta.metadata.models import MetadataDocument, ModuleSettings, Source
+from lakeflow_job_meta.metadata.schema import schema_problems
+from lakeflow_job_meta.metadata.validation import validate_all
+from lakeflow_job_meta.metadata.variables import EnvironmentSelection, apply_variables, undeclared_overrides
+from lakeflow_job_meta.metadata.yaml_loader import DEFAULT_MAX_BYTES, LoadedYaml, YamlLimits, load_yaml
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "FilesParseResult",
+    "ParseResult",
+    "parse_document",
+    "parse_files",
+    "parse_files_detailed",
+    "validate_all",
+]
+
+# Keys of a YAML module that are not job settings.
+_MODULE_KEYS = ("module_name", "sources", "is_active")
+_MODULE_FIELD = re.compile(r"^modules\[(\d+)\]")
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """One file's outcome. ``locator`` maps its models back to lines for :func:`validate_all`."""
+
+    document: MetadataDocument | None
+    issues: list[MetadataIssue]
+    environment: EnvironmentSelection | None = None
+    locator: Locator = field(default_factory=Locator)
+    declared_variables: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class FilesParseResult:
+    """Many files' outcome: documents that parsed, every issue (per file and across files)."""
+
+    documents: list[MetadataDocument]
+    issues: list[MetadataIssue]
+    environment: EnvironmentSelection | None = None
+
+
+def parse_document(
+    text: str | bytes,
+    path: str,
+    *,
+    variables: Mapping[str, str] | None = None,
+    env: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    default_warehouse_id: str | None = None,
+) -> ParseResult:
+    """Parse and validate one YAML document; ``path`` is what messages call the file.
+
+    ``variables`` are ``--var`` overrides; ones this file does not declare are ignored (they may
+    belong to another file). Semantic checks see this file alone.
+    """
+    result = _parse(text, path, variables, env, max_bytes)
+    if result.document is None:
+        return result
+    issues = validate_all(
+        result.document.sources,
+        result.document.modules,
+        default_warehouse_id=default_warehouse_id,
+        locator=result.locator,
+    )
+    return replace(result, issues=issues)
+
+
+def parse_files(
+    paths: Iterable[str],
+    variables: Mapping[str, str] | None = None,
+    env: str | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    default_warehouse_id: str | None = None,
+    extra_sources: Iterable[Source] = (),
+    extra_modules: Iterable[ModuleSettings] = (),
+    control_table: str | None = None,
+) -> tuple[list[MetadataDocument], list[MetadataIssue]]:
+    """Read, parse and cross-validate files. See :func:`parse_files_detailed`."""
+    result = parse_files_detailed(
+        paths,
+        variables,
+        env,
+        max_bytes=max_bytes,
+        default_warehouse_id=default_warehouse_id,
+        extra_sources=extra_sources,
+        extra_modules=extra_modules,
+        control_table=control_table,
+    )
+    return result.documents, result.issues
+
+
+def parse_files_detailed(
+    paths: Iterable[str],
+    variables: Mapping[str, str] | None = None,
+    env: str | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    default_warehouse_id: str | None = None,
+    extra_sources: Iterable[Source] = (),
+    extra_modules: Iterable[ModuleSettings] = (),
+    control_table: str | None = None,
+) -> FilesParseResult:
+    """Parse every file, then validate them as one set: duplicates across files, dependencies
+    and ``run_job`` targets are checked together. ``extra_sources``/``extra_modules`` (rows
+    INSERTed by SQL) join the cross-file checks so clashes with them are reported too.
+    Documents with their own schema or syntax errors are left out of ``documents``."""
+    overrides = dict(variables or {})
+    documents: list[MetadataDocument] = []
+    issues: list[MetadataIssue] = []
+    locator = Locator(control_table)
+    declared: set[str] = set()
+    environments: dict[str, EnvironmentSelection] = {}
+    for path in paths:
+        content = _read_capped(path, max_bytes)
+        if isinstance(content, MetadataIssue):
+            issues.append(content)
+            continue
+        result = _parse(content, path, overrides, env, max_bytes)
+        issues.extend(result.issues)
+        declared |= result.declared_variables
+        if result.environment is not None:
+            environments[path] = result.environment
+        if result.document is not None:
+            documents.append(result.document)
+            locator.update(result.locator)
+    issues.extend(undeclared_overrides(overrides, declared))
+    selection = _agreed_environment(environments, issues)
+    cross = validate_all(
+        [*(s for d in documents for s in d.sources), *extra_sources],
+        [*(m for d in documents for m in d.modules), *extra_modules],
+        default_warehouse_id=default_warehouse_id,
+        control_table=control_table,
+        locator=locator,
+    )
+    issues.extend(cross)
+    return FilesParseResult(documents, sorted(set(issues)), selection)
+
+
+def _read_capped(path: str, max_bytes: int) -> bytes | MetadataIssue:
+    """The file's bytes, refusing oversized files before reading them whole."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > max_bytes:
+                return MetadataIssue(
+                    f"{path}:1", "", f"file is {size} bytes, over the {max_bytes}-byte limit"
+                )
+            return handle.read(max_bytes + 1)  # +1 so a file growing while read still trips the cap
+    except OSError as exc:
+        return MetadataIssue(f"{path}:1", "", f"cannot read file: {exc.strerror or exc}")
+
+
+def _agreed_environment(
+    found: Mapping[str, EnvironmentSelection], issues: list[MetadataIssue]
+) -> EnvironmentSelection | None:
+    """Every file must give the chosen environment the same mode; a production file deployed
+    with development prefixes (or the reverse) would be a silent mistake."""
+    if not found:
+        return None
+    first_path, first = next(iter(found.items()))
+    for path, selection in found.items():
+        if selection.mode != first.mode:
+            issues.append(
+                MetadataIssue(
+                    f"{path}:1",
+                    f"environments.{selection.name}.mode",
+                    f"is {selection.mode} here but {first.mode} in {first_path}",
+                )
+            )
+    return first
+
+
+def _parse(
+    content: str | bytes,
+    path: str,
+    overrides: Mapping[str, str] | None,
+    env: str | None,
+    max_bytes: int,
+) -> ParseResult:
+    loaded = load_yaml(content, path, YamlLimits(max_bytes=max_bytes))
+    if not isinstance(loaded, LoadedYaml):
+        return ParseResult(None, loaded)
+    data, lines = loaded.data, loaded.lines
+    header = schema_problems(data, "header")
+    if header:
+        return ParseResult(None, [yaml_issue(path, lines, p.path, p.message, p.line_path) for p in header])
+    declared = frozenset(data.get("variables") or {})
+    substituted = apply_variables(data, path, lines, overrides=overrides, env=env)
+    full = {**data, "modules": substituted.modules}
+    if substituted.issues:
+        return ParseResult(
+            None,
+            _with_modules(substituted.issues, full),
+            substituted.environment,
+            declared_variables=declared,
+        )
+    problems = schema_problems(full)
+    if problems:
+        issues = [yaml_issue(path, lines, p.path, p.message, p.line_path) for p in problems]
+        return ParseResult(
+            None, _with_modules(issues, full), substituted.environment, declared_variables=declared
+        )
+    locator = Locator()
+    sources: list[Source] = []
+    modules: list[ModuleSettings] = []
+    for module_index, entry in enumerate(full["modules"]):
+        module_path = ("modules", module_index)
+        settings = ModuleSettings(
+            module_name=entry["module_name"],
+            settings={key: value for key, value in entry.items() if key not in _MODULE_KEYS},
+            is_active=entry.get("is_active", True),
+            source_file=path,
+            line=lines.line_of(module_path),
+        )
+        modules.append(settings)
+        locator.add_module(settings, YamlOrigin(module_path, lines))
+        for source_index, raw in enumerate(entry.get("sources") or []):
+            source_path = (*module_path, "sources", source_index)
+            source = Source(
+                source_id=raw["source_id"],
+                module_name=entry["module_name"],
+                source_type=raw["source_type"],
+                execution_order=raw["execution_order"],
+                source_config=raw.get("source_config") or {},
+                target_config=raw.get("target_config") or {},
+                transformation_config=raw["transformation_config"],
+                is_active=raw.get("is_active", True),
+                source_file=path,
+                line=lines.line_of(source_path),
+            )
+            sources.append(source)
+            locator.add_source(source, YamlOrigin(source_path, lines))
+    document = MetadataDocument(path=path, sources=tuple(sources), modules=tuple(modules))
+    return ParseResult(document, [], substituted.environment, locator, declared)
+
+
+def _with_modules(issues: list[MetadataIssue], data: Mapping[str, Any]) -> list[MetadataIssue]:
+    """Tag each issue under ``modules[i]`` with that module's name, so the engine can skip just
+    the bad module."""
+    raw = data.get("modules")
+    names = [
+        m.get("module_name") if isinstance(m, Mapping) else None
+        for m in (raw if isinstance(raw, list) else [])
+    ]
+    tagged = []
+    for issue in issues:
+        match = _MODULE_FIELD.match(issue.field)
+        if issue.module is None and match and int(match.group(1)) < len(names):
+            name = names[int(match.group(1))]
+            issue = replace(issue, module=name if isinstance(name, str) else None)
+        tagged.append(issue)
+    return tagged

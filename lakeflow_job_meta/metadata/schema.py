@@ -1,0 +1,181 @@
+"""The JSON Schema of a metadata file, and jsonschema errors turned into short human messages.
+
+``schema.json`` ships as package data. Its ``x-message`` annotations give the message for
+keywords whose default wording helps nobody (``oneOf``, ``not``, ``pattern``, property counts).
+Integers are strict: ``true`` and ``1.0`` are not integers here, unlike stock JSON Schema.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError, validators
+
+from lakeflow_job_meta.metadata.locations import FieldPath
+from lakeflow_job_meta.metadata.models import TASK_TYPES
+
+_StrictIntegerValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
+
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+_X_MESSAGE_KEYWORDS = frozenset({"oneOf", "anyOf", "not", "pattern", "minProperties", "maxProperties"})
+
+
+@dataclass(frozen=True, order=True)
+class SchemaProblem:
+    """One schema violation: the field it concerns, the message, and the node whose line to show
+    (an unknown key is reported under its parent but on its own line)."""
+
+    path: FieldPath
+    message: str
+    line_path: FieldPath
+
+
+@cache
+def metadata_schema() -> dict[str, Any]:
+    """The shipped schema (parsed once)."""
+    text = resources.files("lakeflow_job_meta.metadata").joinpath("schema.json").read_text(encoding="utf-8")
+    schema = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return schema
+
+
+@cache
+def _validator(definition: str | None) -> Any:
+    schema = metadata_schema()
+    if definition is not None:
+        schema = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+    return _StrictIntegerValidator(schema)
+
+
+def schema_problems(instance: Any, definition: str | None = None) -> list[SchemaProblem]:
+    """Validate ``instance`` against the whole schema, or against one of its ``$defs``
+    (``header``, ``source``, ``module``), and describe every violation."""
+    validator = _validator(definition)
+    problems: set[SchemaProblem] = set()
+    for error in validator.iter_errors(instance):
+        problems.update(_describe(error, validator))
+    # A wrong task_type makes the rest of that task's config unjudgeable: report only the type.
+    bad_tasks = {p.path[:-1] for p in problems if p.path and p.path[-1] == "task_type"}
+    return sorted(
+        p
+        for p in problems
+        if p.path[-1:] == ("task_type",) or not any(p.path[: len(t)] == t for t in bad_tasks)
+    )
+
+
+def _describe(error: ValidationError, validator: Any) -> Iterator[SchemaProblem]:
+    path: FieldPath = tuple(error.absolute_path)
+    keyword = error.validator
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    if "propertyNames" in error.absolute_schema_path:
+        detail = schema.get("x-message") or _keyword_message(error, schema)
+        yield SchemaProblem(path, f"invalid name '{error.instance}': {detail}", (*path, str(error.instance)))
+        return
+    if keyword == "required":
+        for name in error.validator_value:
+            if isinstance(error.instance, Mapping) and name not in error.instance:
+                yield SchemaProblem((*path, name), "is required", path)
+        return
+    if keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, Mapping):
+        if error.validator_value is not False:
+            return
+        task_type = error.instance.get("task_type")
+        if task_type is not None and task_type not in TASK_TYPES:
+            return  # the task_type error explains it; per-type keys are unknown only because of it
+        declared = _declared_keys(schema, error.instance, validator)
+        for key in error.instance:
+            if key not in declared:
+                close = difflib.get_close_matches(str(key), sorted(declared), n=1, cutoff=0.75)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                yield SchemaProblem(path, f"unknown field '{key}'{hint}", (*path, key))
+        return
+    yield SchemaProblem(path, _keyword_message(error, schema), path)
+
+
+def _keyword_message(error: ValidationError, schema: Mapping[str, Any]) -> str:
+    keyword = error.validator
+    value = error.validator_value
+    if keyword in _X_MESSAGE_KEYWORDS and "x-message" in schema:
+        return str(schema["x-message"])
+    if keyword == "type" and "x-type-message" in schema:
+        return str(schema["x-type-message"])
+    if keyword == "type" or keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        expected = value if keyword == "type" else schema.get("type")
+        types = [expected] if isinstance(expected, str) else list(expected or [])
+        if "integer" in types and len(types) == 1:
+            return f"must be {_describe_integer(schema)}"
+        if keyword == "type":
+            return "must be " + " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+        return {"minimum": f"must be >= {value}", "maximum": f"must be <= {value}"}.get(
+            keyword, f"must be {keyword} {value}"
+        )
+    if keyword == "enum":
+        message = "must be one of: " + ", ".join(_show(option) for option in value)
+        if not isinstance(error.instance, str) and str(error.instance).lower() in {
+            str(v).lower() for v in value
+        }:
+            message += " (quote the value in YAML)"
+        return message
+    if keyword == "const":
+        return f"must be {_show(value)}"
+    if keyword in ("minLength", "minItems", "minProperties"):
+        if value == 1:
+            return "must not be empty"
+        unit = {"minLength": "characters", "minItems": "items", "minProperties": "entries"}[keyword]
+        return f"must have at least {value} {unit}"
+    if keyword in ("maxLength", "maxItems", "maxProperties"):
+        unit = {"maxLength": "characters", "maxItems": "items", "maxProperties": "entries"}[keyword]
+        return f"must have at most {value} {unit}"
+    if keyword == "pattern":
+        return f"must match the pattern {value}"
+    return "is not valid"
+
+
+def _describe_integer(schema: Mapping[str, Any]) -> str:
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None and high is not None:
+        return f"an integer between {low} and {high}"
+    if low is not None:
+        return f"an integer >= {low}"
+    if high is not None:
+        return f"an integer <= {high}"
+    return "an integer"
+
+
+def _show(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) and value in ("true", "false") else str(value)
+
+
+def _declared_keys(schema: Mapping[str, Any], instance: Mapping[str, Any], validator: Any) -> set[str]:
+    """Keys ``schema`` declares for ``instance``, following local ``$ref``, ``allOf`` and the
+    ``if``/``then`` branch that applies (so a notebook task knows ``notebook_path``)."""
+    keys = set(schema.get("properties", {}))
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        keys |= _declared_keys(metadata_schema()["$defs"][ref.removeprefix("#/$defs/")], instance, validator)
+    for part in schema.get("allOf", []):
+        keys |= _declared_keys(part, instance, validator)
+    if "if" in schema:
+        branch = "then" if validator.evolve(schema=schema["if"]).is_valid(instance) else "else"
+        if branch in schema:
+            keys |= _declared_keys(schema[branch], instance, validator)
+    return keys

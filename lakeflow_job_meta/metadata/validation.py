@@ -1,0 +1,322 @@
+"""Semantic checks the schema cannot express: across sources, files, SQL rows and modules.
+
+Runs on the whole set the tables would hold (YAML sources plus rows INSERTed by SQL), so a
+duplicate ``source_id`` between a file and a SQL row, or a cycle formed by both, is caught before
+anything is written. Every problem blocks its module; there are no warnings. ``run_job`` naming an
+unknown module is an error too: the job id it needs cannot be resolved, so the job would not
+deploy.
+
+Pass YAML sources freshly parsed from files and, from the table, only rows not replaced by those
+files (SQL rows, ``source_file`` None); passing both copies of a YAML source reports it as a
+duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from lakeflow_job_meta.errors import MetadataIssue
+from lakeflow_job_meta.metadata.cron import quartz_cron_error
+from lakeflow_job_meta.metadata.dependencies import explicit_dependencies, find_cycles, resolve_dependencies
+from lakeflow_job_meta.metadata.locations import FieldPath, Locator
+from lakeflow_job_meta.metadata.models import TASK_TYPES, ModuleSettings, Source
+from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
+
+MAX_TASKS_PER_JOB = 1000
+SQL_WAREHOUSE_BLOCKS = {"sql_query": "sql_task", "sql_file": "sql_task", "dbt": "dbt_task"}
+_TRIGGER_KINDS = ("schedule", "trigger", "continuous")
+
+
+def validate_all(
+    sources: Iterable[Source],
+    modules: Iterable[ModuleSettings],
+    *,
+    default_warehouse_id: str | None = None,
+    control_table: str | None = None,
+    locator: Locator | None = None,
+) -> list[MetadataIssue]:
+    """Every semantic problem of this set of sources and module settings, sorted.
+
+    ``default_warehouse_id`` is the run-wide fallback for SQL and dbt tasks; ``control_table``
+    names the table in locations of SQL rows; ``locator`` (from the loader) gives exact lines.
+    """
+    located = (locator or Locator()).with_table(control_table)
+    return _Checker(list(sources), list(modules), located, default_warehouse_id).run()
+
+
+class _Checker:
+    def __init__(
+        self,
+        sources: list[Source],
+        modules: list[ModuleSettings],
+        locator: Locator,
+        default_warehouse_id: str | None,
+    ):
+        self.sources = sources
+        self.modules = modules
+        self.locator = locator
+        self.default_warehouse_id = default_warehouse_id
+        self.issues: list[MetadataIssue] = []
+        self.settings_of: dict[str, ModuleSettings] = {}
+        for module in modules:
+            self.settings_of.setdefault(module.module_name, module)
+        self.by_id: dict[str, Source] = {}
+        self.members: dict[str, list[Source]] = {}
+        for source in sources:
+            self.by_id.setdefault(source.source_id, source)
+            self.members.setdefault(source.module_name, []).append(source)
+        self.known_modules = set(self.settings_of) | set(self.members)
+
+    def run(self) -> list[MetadataIssue]:
+        self._check_duplicates(
+            self.sources, "source_id", lambda s: s.source_id, self._source_issue, self.locator.describe_source
+        )
+        self._check_duplicates(
+            self.modules, "module", lambda m: m.module_name, self._module_issue, self.locator.describe_module
+        )
+        for module in self.modules:
+            self._check_module_settings(module)
+        for source in self.sources:
+            self._check_source(source)
+        for name, members in self.members.items():
+            self._check_module_tasks(name, members)
+        return sorted(set(self.issues))
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _source_issue(self, source: Source, field: FieldPath, message: str) -> None:
+        self.issues.append(self.locator.source_issue(source, field, message))
+
+    def _module_issue(self, module: ModuleSettings, field: FieldPath, message: str) -> None:
+        self.issues.append(self.locator.module_issue(module, field, message))
+
+    def _module_settings(self, module_name: str) -> Mapping[str, Any]:
+        module = self.settings_of.get(module_name)
+        return module.settings if module else {}
+
+    # -- duplicates ------------------------------------------------------------------------------
+    def _check_duplicates(
+        self, items: Sequence[Any], what: str, key: Any, report: Any, describe: Any
+    ) -> None:
+        """Report every repeat of a key. YAML is blamed when it clashes with a SQL row, because
+        loading YAML never overwrites what SQL inserted."""
+        groups: dict[str, list[Any]] = {}
+        for item in items:
+            groups.setdefault(key(item), []).append(item)
+        for name, group in groups.items():
+            if len(group) < 2:
+                continue
+            from_yaml = sorted(
+                (i for i in group if i.source_file is not None), key=lambda i: (i.source_file, i.line or 0)
+            )
+            from_sql = [i for i in group if i.source_file is None]
+            label = f"{what} '{name}'" if what == "source_id" else f"module '{name}'"
+            if from_sql:
+                for item in from_yaml:
+                    report(
+                        item,
+                        (),
+                        f"{label} already exists in {describe(from_sql[0])}; YAML never overwrites such rows",
+                    )
+                for item in from_sql[1:]:
+                    report(item, (), f"{label} appears in {len(from_sql)} rows")
+                continue
+            first = from_yaml[0]
+            for item in from_yaml[1:]:
+                report(item, (), f"duplicate {label} (also at {describe(first)})")
+
+    # -- module settings -------------------------------------------------------------------------
+    def _check_module_settings(self, module: ModuleSettings) -> None:
+        settings = module.settings
+        triggers = [kind for kind in _TRIGGER_KINDS if settings.get(kind)]
+        if len(triggers) > 1:
+            self._module_issue(
+                module, (triggers[1],), f"{', '.join(triggers)} are mutually exclusive: keep one"
+            )
+        schedule = settings.get("schedule")
+        if isinstance(schedule, Mapping) and "quartz_cron_expression" in schedule:
+            problem = quartz_cron_error(schedule["quartz_cron_expression"])
+            if problem:
+                self._module_issue(
+                    module,
+                    ("schedule", "quartz_cron_expression"),
+                    f"invalid Quartz cron expression: {problem}",
+                )
+        for list_field, key_field in (
+            ("job_clusters", "job_cluster_key"),
+            ("environments", "environment_key"),
+            ("parameters", "name"),
+        ):
+            seen: set[Any] = set()
+            for index, entry in enumerate(_list(settings.get(list_field))):
+                value = entry.get(key_field) if isinstance(entry, Mapping) else None
+                if value in seen:
+                    self._module_issue(
+                        module, (list_field, index, key_field), f"duplicate {key_field} '{value}'"
+                    )
+                seen.add(value)
+        owners = [
+            i
+            for i, p in enumerate(_list(settings.get("permissions")))
+            if isinstance(p, Mapping) and p.get("permission_level") == "IS_OWNER"
+        ]
+        for index in owners[1:]:
+            self._module_issue(
+                module, ("permissions", index, "permission_level"), "a job has at most one IS_OWNER"
+            )
+
+    # -- one source ------------------------------------------------------------------------------
+    def _check_source(self, source: Source) -> None:
+        order = source.execution_order
+        if not isinstance(order, int) or isinstance(order, bool) or order < 0:
+            self._source_issue(source, ("execution_order",), "must be an integer >= 0")
+        if not isinstance(source.transformation_config, Mapping):
+            self._source_issue(source, ("transformation_config",), "must be a mapping")
+            return
+        self._check_task(source, source.transformation_config, ("transformation_config",))
+
+    def _check_task(self, source: Source, config: Mapping[str, Any], path: FieldPath) -> None:
+        task_type = config.get("task_type")
+        if task_type not in TASK_TYPES:
+            self._source_issue(
+                source,
+                (*path, "task_type"),
+                f"unknown task type '{task_type}' (expected one of: {', '.join(TASK_TYPES)})",
+            )
+            return
+        settings = self._module_settings(source.module_name)
+        if task_type == "notebook":
+            self._check_absolute(source, config.get("notebook_path"), (*path, "notebook_path"))
+        sql_task = _mapping(config.get("sql_task"))
+        if task_type == "sql_file":
+            self._check_absolute(source, sql_task.get("sql_file_path"), (*path, "sql_task", "sql_file_path"))
+        if task_type in SQL_WAREHOUSE_BLOCKS:
+            block = SQL_WAREHOUSE_BLOCKS[task_type]
+            has_default = settings.get("default_warehouse_id") or self.default_warehouse_id
+            if not _mapping(config.get(block)).get("warehouse_id") and not has_default:
+                self._source_issue(
+                    source,
+                    (*path, block, "warehouse_id"),
+                    f"is required for {task_type} tasks (or set default_warehouse_id on the module or for the run)",
+                )
+        self._check_compute(source, config, path, settings, task_type)
+        if task_type == "run_job":
+            target = _mapping(config.get("run_job_task")).get("module_name")
+            field = (*path, "run_job_task", "module_name")
+            if target == source.module_name:
+                self._source_issue(source, field, "a module cannot run its own job")
+            elif target is not None and target not in self.known_modules:
+                self._source_issue(source, field, f"names unknown module '{target}'")
+        if task_type == "for_each":
+            nested = _mapping(config.get("for_each_task")).get("task")
+            if isinstance(nested, Mapping):
+                self._check_task(source, nested, (*path, "for_each_task", "task"))
+
+    def _check_absolute(self, source: Source, value: Any, path: FieldPath) -> None:
+        if isinstance(value, str) and not value.startswith("/"):
+            self._source_issue(
+                source, path, f"must be an absolute workspace path starting with '/', got '{value}'"
+            )
+
+    def _check_compute(
+        self,
+        source: Source,
+        config: Mapping[str, Any],
+        path: FieldPath,
+        settings: Mapping[str, Any],
+        task_type: str,
+    ) -> None:
+        cluster_key, cluster_id = config.get("job_cluster_key"), config.get("existing_cluster_id")
+        if cluster_key and cluster_id:
+            self._source_issue(
+                source, (*path, "job_cluster_key"), "set job_cluster_key or existing_cluster_id, not both"
+            )
+        if task_type == "spark_jar" and not (cluster_key or cluster_id):
+            self._source_issue(
+                source,
+                path,
+                "spark_jar tasks need a cluster: set job_cluster_key or existing_cluster_id (serverless cannot run JARs)",
+            )
+        for key_field, list_field, what in (
+            ("job_cluster_key", "job_clusters", "job cluster"),
+            ("environment_key", "environments", "environment"),
+        ):
+            wanted = config.get(key_field)
+            if wanted is None:
+                continue
+            defined = [e.get(key_field) for e in _list(settings.get(list_field)) if isinstance(e, Mapping)]
+            if wanted not in defined:
+                listed = ", ".join(str(d) for d in defined) if defined else f"the module has no {list_field}"
+                self._source_issue(
+                    source, (*path, key_field), f"names no {what} of module '{source.module_name}' ({listed})"
+                )
+
+    # -- one module's tasks ----------------------------------------------------------------------
+    def _check_module_tasks(self, module_name: str, members: list[Source]) -> None:
+        keys: dict[str, Source] = {}
+        for source in members:
+            key = sanitize_task_key(source.source_id)
+            other = keys.setdefault(key, source)
+            if other is not source and other.source_id != source.source_id:
+                self._source_issue(
+                    source,
+                    ("source_id",),
+                    f"task key '{key}' collides with source '{other.source_id}' at {self.locator.describe_source(other)}; rename one",
+                )
+        active = [s for s in members if s.is_active]
+        if len(active) > MAX_TASKS_PER_JOB:
+            message = f"module '{module_name}' has {len(active)} active sources; a job holds at most {MAX_TASKS_PER_JOB} tasks"
+            if module_name in self.settings_of:
+                self._module_issue(self.settings_of[module_name], (), message)
+            else:
+                self._source_issue(active[0], (), message)
+        for source in members:
+            self._check_depends_on(source)
+        upstream = resolve_dependencies(members)
+        graph = {source_id: [d.source_id for d in deps] for source_id, deps in upstream.items()}
+        for cycle in find_cycles(graph):
+            first = next(s for s in active if s.source_id == cycle[0])
+            field = (
+                ("transformation_config", "depends_on")
+                if explicit_dependencies(first) is not None
+                else ("execution_order",)
+            )
+            self._source_issue(
+                first, field, "dependency cycle: " + " -> ".join(cycle) + " (each waits for the next)"
+            )
+
+    def _check_depends_on(self, source: Source) -> None:
+        dependencies = explicit_dependencies(source)
+        seen: set[str] = set()
+        for index, dependency in enumerate(dependencies or []):
+            field = ("transformation_config", "depends_on", index)
+            upstream = self.by_id.get(dependency.source_id)
+            if dependency.source_id in seen:
+                self._source_issue(source, field, f"lists '{dependency.source_id}' more than once")
+            seen.add(dependency.source_id)
+            if upstream is None:
+                self._source_issue(source, field, f"depends on unknown source '{dependency.source_id}'")
+                continue
+            if upstream.module_name != source.module_name:
+                self._source_issue(
+                    source,
+                    field,
+                    f"depends on '{dependency.source_id}' of module '{upstream.module_name}'; dependencies must stay within one module",
+                )
+                continue
+            if source.is_active and not upstream.is_active:
+                self._source_issue(source, field, f"depends on inactive source '{dependency.source_id}'")
+            if dependency.outcome is not None and upstream.task_type != "condition":
+                self._source_issue(
+                    source,
+                    field,
+                    f"outcome is only allowed on a condition task, and '{dependency.source_id}' is a {upstream.task_type} task",
+                )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

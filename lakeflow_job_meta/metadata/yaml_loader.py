@@ -1,0 +1,289 @@
+"""Safe YAML loading that remembers the line of every node.
+
+Files come from a shared volume anyone may write to, so loading is defensive: a size cap before
+parsing, strict UTF-8, no tags beyond plain data (never constructs Python objects), a cap on
+aliases and on the *expanded* node count (an alias bomb is tiny on disk but huge once expanded),
+a nesting cap, and duplicate keys are an error rather than "last one wins". Dates stay the strings
+the user wrote, so every value is JSON-serialisable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from lakeflow_job_meta.errors import MetadataIssue
+from lakeflow_job_meta.metadata.locations import FieldPath, LineMap, format_path
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+DEFAULT_MAX_ALIASES = 100
+DEFAULT_MAX_NODES = 100_000
+DEFAULT_MAX_DEPTH = 64
+
+_CORE = "tag:yaml.org,2002:"
+_MAP_TAG = _CORE + "map"
+_SEQ_TAG = _CORE + "seq"
+_STR_TAG = _CORE + "str"
+_MERGE_TAG = _CORE + "merge"
+_SCALAR_TYPE_NAMES = {
+    _CORE + "int": "an integer",
+    _CORE + "float": "a number",
+    _CORE + "bool": "a boolean",
+    _CORE + "null": "null",
+    _CORE + "timestamp": "a date",
+}
+
+
+@dataclass(frozen=True)
+class YamlLimits:
+    """Bounds on what one file may cost to load."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_aliases: int = DEFAULT_MAX_ALIASES
+    max_nodes: int = DEFAULT_MAX_NODES
+    max_depth: int = DEFAULT_MAX_DEPTH
+
+
+@dataclass(frozen=True)
+class LoadedYaml:
+    """A parsed file: its top-level mapping and the line of every node in it."""
+
+    data: dict[str, Any]
+    lines: LineMap
+
+
+class _Refused(Exception):
+    """Loading stops: the file breaks a limit or cannot be parsed."""
+
+    def __init__(self, line: int, message: str, path: FieldPath = ()):
+        super().__init__(message)
+        self.line = line
+        self.message = message
+        self.path = path
+
+
+def _display_tag(tag: str) -> str:
+    return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+class TrackingLoader(yaml.SafeLoader):
+    """SafeLoader that composes the node graph (counting aliases as it goes), then builds plain
+    Python values itself, recording the start line of every mapping entry, sequence item and
+    scalar in a :class:`LineMap`. PyYAML's own constructor is used only for core scalars."""
+
+    def __init__(self, text: str, limits: YamlLimits):
+        super().__init__(text)
+        self.limits = limits
+        self.aliases = 0
+        self.lines = LineMap()
+        self.issues: list[tuple[int, FieldPath, str]] = []
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > self.limits.max_aliases:
+                mark = self.peek_event().start_mark
+                raise _Refused(mark.line + 1, f"more than {self.limits.max_aliases} aliases (*name)")
+        return super().compose_node(parent, index)
+
+    def build(self, root: Node) -> Any:
+        self._check_expanded_size(root)
+        self.lines.record((), _line(root))
+        return self._build(root, (), 0)
+
+    def _check_expanded_size(self, root: Node) -> None:
+        """Count nodes as if every alias were copied; refuse recursive aliases."""
+        sizes: dict[int, int] = {}
+        in_progress: set[int] = set()
+
+        def size(node: Node, depth: int) -> int:
+            if id(node) in sizes:
+                return sizes[id(node)]
+            if depth > self.limits.max_depth:
+                raise _Refused(_line(node), f"nested deeper than {self.limits.max_depth} levels")
+            if id(node) in in_progress:
+                raise _Refused(_line(node), "recursive alias: a node contains itself")
+            in_progress.add(id(node))
+            total = 1
+            if isinstance(node, SequenceNode):
+                total += sum(size(child, depth + 1) for child in node.value)
+            elif isinstance(node, MappingNode):
+                total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+            in_progress.discard(id(node))
+            if total > self.limits.max_nodes:
+                raise _Refused(
+                    _line(root),
+                    f"expands to more than {self.limits.max_nodes} nodes (alias bomb or oversized document)",
+                )
+            sizes[id(node)] = total
+            return total
+
+        size(root, 0)
+
+    def _build(self, node: Node, path: FieldPath, depth: int) -> Any:
+        self.lines.record(path, _line(node))
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        if isinstance(node, SequenceNode):
+            if node.tag != _SEQ_TAG:
+                return self._unsupported_tag(node, path)
+            return [self._build(child, (*path, i), depth + 1) for i, child in enumerate(node.value)]
+        if isinstance(node, MappingNode) and node.tag == _MAP_TAG:
+            result: dict[str, Any] = {}
+            for key, key_line, value_node in self._entries(node, path):
+                self.lines.record((*path, key), key_line)
+                result[key] = self._build(value_node, (*path, key), depth + 1)
+            return result
+        return self._unsupported_tag(node, path)
+
+    def _entries(self, node: MappingNode, path: FieldPath) -> list[tuple[str, int, Node]]:
+        """Key, key line and value node of every entry; ``<<`` merges fill in keys the mapping
+        does not set itself. Duplicate keys are reported with both lines."""
+        own: dict[str, tuple[int, Node]] = {}
+        merged: dict[str, tuple[int, Node]] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                for source in sources:
+                    if not (isinstance(source, MappingNode) and source.tag == _MAP_TAG):
+                        self.issues.append(
+                            (_line(key_node), path, "'<<' must merge a mapping or a list of mappings")
+                        )
+                        continue
+                    for key, key_line, merged_value in self._entries(source, path):
+                        merged.setdefault(key, (key_line, merged_value))
+                continue
+            key = self._key(key_node, path)
+            if key is None:
+                continue
+            if key in own:
+                first = own[key][0]
+                self.issues.append(
+                    (_line(key_node), path, f"duplicate key '{key}' (lines {first} and {_line(key_node)})")
+                )
+                continue
+            own[key] = (_line(key_node), value_node)
+        combined = {**merged, **own}
+        return [(key, line, value) for key, (line, value) in combined.items()]
+
+    def _key(self, node: Node, path: FieldPath) -> str | None:
+        if not isinstance(node, ScalarNode):
+            self.issues.append((_line(node), path, "mapping keys must be plain strings"))
+            return None
+        if node.tag != _STR_TAG:
+            kind = _SCALAR_TYPE_NAMES.get(node.tag)
+            if kind is None:
+                self._unsupported_tag(node, path)
+            else:
+                self.issues.append(
+                    (_line(node), path, f"key '{node.value}' is read as {kind}, not a string; quote it")
+                )
+            return None
+        return str(node.value)
+
+    def _scalar(self, node: ScalarNode, path: FieldPath) -> Any:
+        tag = node.tag
+        if tag == _STR_TAG:
+            return node.value
+        if tag == _CORE + "timestamp":
+            return node.value  # keep dates as written: JSON has no date type
+        if tag == _CORE + "null":
+            return None
+        if tag == _CORE + "bool":
+            return self.construct_yaml_bool(node)
+        if tag == _CORE + "int":
+            return self.construct_yaml_int(node)
+        if tag == _CORE + "float":
+            value = self.construct_yaml_float(node)
+            if not math.isfinite(value):
+                self.issues.append((_line(node), path, f"'{node.value}' is not a finite number"))
+            return value
+        return self._unsupported_tag(node, path)
+
+    def _unsupported_tag(self, node: Node, path: FieldPath) -> None:
+        self.issues.append(
+            (
+                _line(node),
+                path,
+                f"unsupported YAML tag '{_display_tag(node.tag)}': only plain data is allowed",
+            )
+        )
+        return None
+
+
+def _decode(raw: bytes, file: str) -> str | MetadataIssue:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return MetadataIssue(
+            f"{file}:{line}", "", f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}"
+        )
+
+
+def load_yaml(
+    content: str | bytes, file: str, limits: YamlLimits | None = None
+) -> LoadedYaml | list[MetadataIssue]:
+    """Parse one YAML document into a mapping plus its :class:`LineMap`, or the issues that stop it.
+
+    ``file`` is only used in messages (``file:LINE``).
+    """
+    limits = limits or YamlLimits()
+    size = len(content) if isinstance(content, bytes) else len(content.encode("utf-8", "surrogatepass"))
+    if size > limits.max_bytes:
+        return [
+            MetadataIssue(f"{file}:1", "", f"file is {size} bytes, over the {limits.max_bytes}-byte limit")
+        ]
+    if isinstance(content, bytes):
+        decoded = _decode(content, file)
+        if isinstance(decoded, MetadataIssue):
+            return [decoded]
+        content = decoded
+    loader: TrackingLoader | None = None
+    try:
+        loader = TrackingLoader(content, limits)
+        root = loader.get_single_node()
+        if root is None:
+            return [MetadataIssue(f"{file}:1", "", "file is empty: expected a mapping with a 'modules' list")]
+        if not (isinstance(root, MappingNode) and root.tag == _MAP_TAG):
+            return [
+                MetadataIssue(
+                    f"{file}:{_line(root)}", "", "the top level must be a mapping with a 'modules' list"
+                )
+            ]
+        data = loader.build(root)
+    except _Refused as exc:
+        return [MetadataIssue(f"{file}:{exc.line}", format_path(exc.path), exc.message)]
+    except yaml.reader.ReaderError as exc:
+        line = content[: exc.position].count("\n") + 1
+        return [
+            MetadataIssue(f"{file}:{line}", "", f"invalid YAML: unacceptable character #x{exc.character:04x}")
+        ]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        detail = exc.problem or exc.context or "syntax error"
+        if exc.context and exc.problem:
+            # PyYAML splits one sentence in two: "expected X" + "but found Y", or "while doing X" + problem.
+            joined = exc.context.startswith("expected")
+            detail = f"{exc.context}, {exc.problem}" if joined else f"{exc.problem} ({exc.context})"
+        return [MetadataIssue(f"{file}:{line}", "", f"invalid YAML: {detail}")]
+    except RecursionError:
+        return [MetadataIssue(f"{file}:1", "", f"nested deeper than {limits.max_depth} levels")]
+    finally:
+        if loader is not None:
+            loader.dispose()
+    if loader.issues:
+        return [
+            MetadataIssue(f"{file}:{line}", format_path(path), message)
+            for line, path, message in loader.issues
+        ]
+    return LoadedYaml(data, loader.lines)
