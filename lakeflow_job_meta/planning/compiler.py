@@ -822,7 +822,7 @@ class _ModuleCompiler:
         if not isinstance(inner, dict):
             self.source_issue(source, f"{prefix}.{name}.task", "is required and must be a mapping")
         else:
-            inner_key = f"{task['task_key']}_iteration"
+            inner_key = sanitize_task_key(f"{task['task_key']}_iteration")
             out["task"] = self._task(source, inner, inner_key, f"{prefix}.{name}.task", nested=True)
         task[name] = out
 

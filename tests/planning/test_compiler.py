@@ -429,3 +429,11 @@ def test_compile_is_deterministic_regardless_of_source_order() -> None:
     two = compiled(mod("m", *reversed(sources)))
     assert one == two
     assert one.spec_hash == two.spec_hash
+
+
+def test_for_each_inner_key_stays_a_valid_task_key_for_long_ids() -> None:
+    long_id = "x" * 99
+    job = compiled(mod("m", src(long_id, task_type="for_each", **TASK_TYPE_SOURCES["for_each"])))
+    inner = job.settings["tasks"][0]["for_each_task"]["task"]["task_key"]
+    assert len(inner) <= 100
+    assert inner != job.settings["tasks"][0]["task_key"]
