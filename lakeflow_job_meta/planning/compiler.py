@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lakeflow_job_meta.errors import MetadataIssue
+from lakeflow_job_meta.metadata.dependencies import Dependency, find_cycles, resolve_dependencies
 from lakeflow_job_meta.metadata.models import Module, Source, canonical_json
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS, scalar_text, spec_hash
@@ -451,11 +452,7 @@ class _ModuleCompiler:
                     source, "source_id", f"task key {key!r} is also the key of source {seen[key]!r}"
                 )
             seen.setdefault(key, source.source_id)
-        orders = sorted({s.execution_order for s in self.sources if _is_int(s.execution_order)})
-        by_order: dict[int, list[str]] = {}
-        for source in self.sources:
-            if _is_int(source.execution_order):
-                by_order.setdefault(source.execution_order, []).append(self.task_keys[source.source_id])
+        upstream = resolve_dependencies(self.sources)
         tasks: list[dict[str, Any]] = []
         for source in self.sources:
             if not _is_int(source.execution_order) or source.execution_order < 0:
@@ -466,36 +463,29 @@ class _ModuleCompiler:
                 self.source_issue(source, "transformation_config", "must be a mapping")
                 continue
             task = self._task(source, tc, self.task_keys[source.source_id], "transformation_config")
-            if "depends_on" in tc:
-                depends_on = self._explicit_depends_on(source, tc["depends_on"])
-            else:
-                lower = [o for o in orders if o < source.execution_order]
-                depends_on = [{"task_key": k} for k in sorted(by_order[lower[-1]])] if lower else []
+            depends_on = self._depends_on(source, tc.get("depends_on"), upstream[source.source_id])
             if depends_on:
                 task["depends_on"] = depends_on
             tasks.append(task)
-        self._check_cycles(tasks)
+        graph = {t["task_key"]: [d["task_key"] for d in t.get("depends_on", [])] for t in tasks}
+        for cycle in find_cycles(graph)[:1]:
+            self.module_issue("sources", f"task dependencies form a cycle: {' -> '.join(cycle)}")
         return sorted(tasks, key=lambda t: t["task_key"])
 
-    def _explicit_depends_on(self, source: Source, value: Any) -> list[dict[str, str]]:
+    def _depends_on(
+        self, source: Source, explicit: Any, upstream: tuple[Dependency, ...]
+    ) -> list[dict[str, str]]:
+        """``depends_on`` of a task from the resolved upstream sources (execution_order or the
+        explicit list), checked against this module's active sources."""
         field_name = "transformation_config.depends_on"
-        if not isinstance(value, list):
+        if explicit is not None and (not isinstance(explicit, list) or len(explicit) != len(upstream)):
             self.source_issue(source, field_name, "must be a list of source_id or {source_id, outcome}")
             return []
         by_id = {s.source_id: s for s in self.sources}
         result: dict[str, dict[str, str]] = {}
-        for index, entry in enumerate(value):
+        for index, dependency in enumerate(upstream):
             item_field = f"{field_name}[{index}]"
-            outcome: Any = None
-            if isinstance(entry, dict):
-                target, outcome = entry.get("source_id"), entry.get("outcome")
-                if set(entry) - {"source_id", "outcome"}:
-                    self.source_issue(source, item_field, "only source_id and outcome are allowed")
-            else:
-                target = entry
-            if not isinstance(target, str) or not target:
-                self.source_issue(source, item_field, "must name a source_id")
-                continue
+            target = dependency.source_id
             if target == source.source_id:
                 self.source_issue(source, item_field, "a task cannot depend on itself")
                 continue
@@ -504,8 +494,8 @@ class _ModuleCompiler:
                 self.source_issue(source, item_field, f"source {target!r} {reason}")
                 continue
             dep = {"task_key": self.task_keys[target]}
-            if outcome is not None:
-                outcome = scalar_text(outcome)
+            if dependency.outcome is not None:
+                outcome = dependency.outcome.lower()  # YAML true arrives as "True"
                 if outcome not in ("true", "false"):
                     self.source_issue(source, f"{item_field}.outcome", 'must be "true" or "false"')
                 elif by_id[target].task_type != "condition":
@@ -515,29 +505,6 @@ class _ModuleCompiler:
                 dep["outcome"] = outcome
             result[dep["task_key"]] = dep
         return [result[k] for k in sorted(result)]
-
-    def _check_cycles(self, tasks: list[dict[str, Any]]) -> None:
-        graph = {t["task_key"]: [d["task_key"] for d in t.get("depends_on", [])] for t in tasks}
-        state: dict[str, int] = {}  # 1 visiting, 2 done
-
-        def visit(key: str, path: list[str]) -> list[str] | None:
-            if state.get(key) == 2:
-                return None
-            if state.get(key) == 1:
-                return [*path[path.index(key) :], key]
-            state[key] = 1
-            for dep in graph.get(key, []):
-                cycle = visit(dep, [*path, key])
-                if cycle:
-                    return cycle
-            state[key] = 2
-            return None
-
-        for key in sorted(graph):
-            cycle = visit(key, [])
-            if cycle:
-                self.module_issue("sources", f"task dependencies form a cycle: {' -> '.join(cycle)}")
-                return
 
     def _task(
         self, source: Source, tc: dict[str, Any], task_key: str, prefix: str, *, nested: bool = False

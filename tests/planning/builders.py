@@ -5,17 +5,7 @@ Tests build :class:`Module` objects directly so they don't depend on the YAML lo
 
 from __future__ import annotations
 
-import re
-import sys
-import types
 from typing import Any
-
-try:
-    import lakeflow_job_meta.metadata.task_keys  # noqa: F401
-except ImportError:  # TEMPORARY until metadata/task_keys.py lands: same contract, simplest rule.
-    _stub = types.ModuleType("lakeflow_job_meta.metadata.task_keys")
-    _stub.sanitize_task_key = lambda source_id: re.sub(r"[^A-Za-z0-9_-]", "_", source_id)[:100]  # type: ignore[attr-defined]
-    sys.modules["lakeflow_job_meta.metadata.task_keys"] = _stub
 
 from lakeflow_job_meta.metadata.models import Module, Source
 from lakeflow_job_meta.planning.compiler import CompileContext

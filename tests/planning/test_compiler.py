@@ -132,6 +132,7 @@ def test_explicit_depends_on_overrides_order_and_carries_outcome() -> None:
         ([{"source_id": "a", "outcome": "true"}], "is not a condition task"),
         ([{"source_id": "a", "outcome": "maybe"}], 'must be "true" or "false"'),
         ("a", "must be a list"),
+        ([{"sourceid": "a"}], "must be a list of source_id or {source_id, outcome}"),
     ],
 )
 def test_bad_depends_on_is_an_issue(depends_on: Any, expected: str) -> None:
@@ -437,3 +438,12 @@ def test_for_each_inner_key_stays_a_valid_task_key_for_long_ids() -> None:
     inner = job.settings["tasks"][0]["for_each_task"]["task"]["task_key"]
     assert len(inner) <= 100
     assert inner != job.settings["tasks"][0]["task_key"]
+
+
+def test_a_chain_of_1000_tasks_compiles_and_1001_is_an_issue() -> None:
+    chain = [src(f"t{i:04d}", i) for i in range(1000)]
+    job = compiled(mod("m", *chain))
+    assert len(job.settings["tasks"]) == 1000
+    assert job.settings["tasks"][-1]["depends_on"] == [{"task_key": "t0998"}]
+    found = issues_of(mod("m", *chain, src("t1000", 1000)))
+    assert any("at most 1000 tasks" in i for i in found)
