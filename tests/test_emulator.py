@@ -26,11 +26,11 @@ from databricks.sdk.service.compute import ClusterSpec
 from databricks.sdk.service.workspace import ImportFormat, Language, ObjectType
 
 try:
-    from tests.emulator import Fault, JobsEmulator
+    from tests.emulator import ApiError, Fault, JobsEmulator
     from tests.emulator.fixtures import jobs_emulator, make_workspace_client, workspace_client
 except ImportError:  # tests/ is not a package and the repo root is not on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.emulator import Fault, JobsEmulator
+    from tests.emulator import ApiError, Fault, JobsEmulator
     from tests.emulator.fixtures import jobs_emulator, make_workspace_client, workspace_client  # noqa: F401
 
 
@@ -407,8 +407,19 @@ def test_foreign_jobs_and_ui_edits_are_visible_through_the_sdk(workspace_client,
     assert got.tasks[0].timeout_seconds == 99
     assert w.jobs.get(foreign).creator_user_name != jobs_emulator.user_name
     assert jobs_emulator.writes() == 1 and jobs_emulator.count("jobs/create") == 1
+    with pytest.raises(ApiError):
+        jobs_emulator.edit_job(mine, {"tags": {f"k{i}": "v" for i in range(26)}})
     jobs_emulator.remove_job(foreign)
     assert jobs_emulator.job_ids() == [mine] and jobs_emulator.job_ids(name="MINE") == [mine]
+
+
+def test_concurrent_creates_get_distinct_ids(workspace_client, jobs_emulator):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda i: workspace_client.jobs.create(name=f"j{i}").job_id, range(40)))
+    assert len(set(ids)) == 40 and sorted(ids) == sorted(jobs_emulator.jobs())
+    assert jobs_emulator.writes("jobs/create") == 40
 
 
 def test_counters_and_request_log(workspace_client, jobs_emulator):

@@ -274,10 +274,11 @@ class JobsEmulator:
         with self._lock:
             return self._store_new_job(copy.deepcopy(settings), creator_user_name)
 
-    def edit_job(self, job_id: int, change: dict | Callable[[dict], Any]) -> dict:
+    def edit_job(self, job_id: int, change: dict | Callable[[dict], Any], *, validate: bool = True) -> dict:
         """Simulate a UI edit. ``change`` is either a dict of top-level fields to replace
         (a value of ``None`` removes the field) or a function mutating the settings in place.
-        Server defaults are re-applied. Returns the new settings."""
+        The result is validated like an API write (unless ``validate=False``) and server
+        defaults are re-applied. No request is counted. Returns the new settings."""
         with self._lock:
             job = self._jobs.get(int(job_id))
             if job is None:
@@ -291,6 +292,8 @@ class JobsEmulator:
                         settings.pop(k, None)
                     else:
                         settings[k] = copy.deepcopy(v)
+            if validate:
+                validate_settings(settings)
             job["settings"] = apply_server_defaults(settings)
             return copy.deepcopy(job["settings"])
 
@@ -392,7 +395,7 @@ class JobsEmulator:
         )
         return {"object_id": f"/jobs/{job_id}", "object_type": "job", "access_control_list": acl}
 
-    def _job_or_404(self, q_or_body: dict, *, in_query: bool) -> tuple[int, dict]:
+    def _job_or_404(self, q_or_body: dict) -> tuple[int, dict]:
         raw = q_or_body.get("job_id")
         if raw in (None, ""):
             raise invalid("Missing required field: job_id")
@@ -471,7 +474,7 @@ class JobsEmulator:
     def _jobs_delete(self, q, body, raw, headers):
         body = body if isinstance(body, dict) else {}
         with self._lock:
-            job_id, _ = self._job_or_404(body, in_query=False)
+            job_id, _ = self._job_or_404(body)
             del self._jobs[job_id]
             self._acls.pop(job_id, None)
             self._writes["jobs/delete"] += 1
@@ -479,7 +482,7 @@ class JobsEmulator:
 
     def _jobs_get(self, q, body, raw, headers):
         with self._lock:
-            job_id, job = self._job_or_404(q, in_query=True)
+            job_id, job = self._job_or_404(q)
             page = 0
             if q.get("page_token"):
                 tok = _parse_token(q["page_token"], "get")
@@ -540,7 +543,7 @@ class JobsEmulator:
     def _jobs_run_now(self, q, body, raw, headers):
         body = body if isinstance(body, dict) else {}
         with self._lock:
-            job_id, _ = self._job_or_404(body, in_query=False)
+            job_id, _ = self._job_or_404(body)
             token = body.get("idempotency_token")
             if token and token in self._run_tokens:
                 return 200, {"run_id": self._run_tokens[token], "number_in_job": 0}, {}
