@@ -261,7 +261,8 @@ class _Checker:
                 self._source_issue(
                     source,
                     ("source_id",),
-                    f"task key '{key}' collides with source '{other.source_id}' at {self.locator.describe_source(other)}; rename one",
+                    f"source_id '{source.source_id}' becomes task key '{key}', like source '{other.source_id}' "
+                    f"at {self.locator.describe_source(other)}; rename one",
                 )
         active = [s for s in members if s.is_active]
         if len(active) > MAX_TASKS_PER_JOB:
