@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.errors import DatabricksError, NotFound, ResourceDoesNotExist
+from databricks.sdk.errors import DatabricksError, NotFound
 from databricks.sdk.service import jobs as sdk_jobs
 from databricks.sdk.service import workspace as sdk_workspace
 
@@ -85,7 +85,7 @@ class WorkspaceJobs:
         """The live job with every page of tasks merged (the SDK pages), or None if it is gone."""
         try:
             job = self.client.jobs.get(job_id=job_id)
-        except (NotFound, ResourceDoesNotExist):
+        except NotFound:
             return None
         except DatabricksError as error:
             raise _wrap(f"jobs/get {job_id}", error) from error
@@ -149,7 +149,7 @@ class WorkspaceJobs:
         self.writes.add("delete")
         try:
             self.client.jobs.delete(job_id=job_id)
-        except (NotFound, ResourceDoesNotExist):
+        except NotFound:
             return
         except DatabricksError as error:
             raise _wrap(f"jobs/delete {job_id}", error) from error
@@ -192,7 +192,7 @@ class WorkspaceJobs:
         self.writes.add("file_delete")
         try:
             self.client.workspace.delete(path)
-        except (NotFound, ResourceDoesNotExist):
+        except NotFound:
             return
         except DatabricksError as error:
             raise _wrap(f"workspace/delete {path}", error) from error
