@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.metadata.dependencies import Dependency, find_cycles, resolve_dependencies
+from lakeflow_job_meta.metadata.locations import table_location
 from lakeflow_job_meta.metadata.models import Module, Source, canonical_json
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS, scalar_text, spec_hash
@@ -276,7 +277,7 @@ class _ModuleCompiler:
         if source.source_file:
             location = f"{source.source_file}:{source.line}" if source.line else source.source_file
         else:
-            location = f"table {self.ctx.control_table} source_id={source.source_id}"
+            location = table_location(self.ctx.control_table, "source_id", source.source_id)
         self.issues.append(MetadataIssue(location, field_name, message, module=self.module.name))
 
     # -- job level ------------------------------------------------------------------------------
