@@ -54,15 +54,12 @@ def sort_keyed(items: list[Any], key: str) -> list[Any]:
     )
 
 
-def _canonical_task(task: dict[str, Any]) -> dict[str, Any]:
+def _canonical_task(task: dict[str, Any]) -> None:
     if isinstance(task.get("depends_on"), list):
         task["depends_on"] = sort_keyed(task["depends_on"], "task_key")
-    nested = (
-        task.get("for_each_task", {}).get("task") if isinstance(task.get("for_each_task"), dict) else None
-    )
-    if isinstance(nested, dict):
-        task["for_each_task"]["task"] = _canonical_task(nested)
-    return task
+    for_each = task.get("for_each_task")
+    if isinstance(for_each, dict) and isinstance(for_each.get("task"), dict):
+        _canonical_task(for_each["task"])
 
 
 def strip_pause_status(settings: dict[str, Any]) -> None:
@@ -86,9 +83,9 @@ def canonical_settings(settings: Mapping[str, Any], *, explicit_pause: bool = Fa
     for name, key in KEYED_JOB_LISTS.items():
         if isinstance(result.get(name), list):
             result[name] = sort_keyed(result[name], key)
-    result["tasks"] = [_canonical_task(t) if isinstance(t, dict) else t for t in result.get("tasks", [])]
-    if not result["tasks"]:
-        del result["tasks"]
+    for task in result.get("tasks") or []:
+        if isinstance(task, dict):
+            _canonical_task(task)
     if isinstance(result.get("tags"), dict):
         result["tags"] = dict(sorted(result["tags"].items()))
     return result

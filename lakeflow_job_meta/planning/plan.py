@@ -236,7 +236,9 @@ def _plan_removed(tracked: TrackedJob, live: Mapping[str, Any] | None, prune: Pr
         change.reason = "module removed (prune=delete)"
         change.file_deletes = sorted(path for path in tracked.managed_files if path.startswith("/"))
     elif prune == "pause":
-        if _has_unpaused_trigger(live) if live is not None else not tracked.paused_by_tool:
+        # Without live settings the applier reads them; only a pause we already made is skipped.
+        needs_pause = _has_unpaused_trigger(live) if live is not None else not tracked.paused_by_tool
+        if needs_pause:
             change.action = "pause"
             change.reason = "module removed (prune=pause)"
         else:
