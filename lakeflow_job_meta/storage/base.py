@@ -80,15 +80,22 @@ class Table(Protocol):
         deletes: Sequence[Mapping[str, Any]] = (),
     ) -> bool:
         """Upsert and delete rows by ``spec.key`` in ONE commit. Does nothing (and returns False)
-        when both are empty. Missing audit columns are filled (created_at kept on update)."""
+        when both are empty; otherwise returns True when rows were written (False when nothing
+        matched, e.g. deleting absent keys: then no commit either). Missing audit columns are
+        filled (created_at/created_by kept on update). An update sets only the columns the
+        upsert rows supply (union over the batch; a row lacking one of them sets it to NULL);
+        other columns keep their stored values. A key may appear only once per call."""
 
     def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Append rows in one commit (history table)."""
+        """Append rows in one commit (history table). Absent audit columns are filled, as the
+        SQL DEFAULTs on Databricks would."""
 
     def compare_and_set(self, row: Mapping[str, Any], expected: Mapping[str, Any] | None) -> bool:
         """Atomically write ``row`` only if the current row with the same key equals ``expected``
         on ``expected``'s columns (or is absent when ``expected`` is None). Returns False when it
-        did not match or a concurrent commit won. Used for the writer lease."""
+        did not match or a concurrent commit won. Used for the writer lease. A concurrent commit
+        that leaves the row equal to ``expected`` makes the backend re-read and retry, so False
+        means the precondition really failed (or retries ran out under heavy contention)."""
 
     def history(self, limit: int = 20) -> list[Commit]:
         """Latest commits, newest first."""

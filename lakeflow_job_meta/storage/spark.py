@@ -53,6 +53,7 @@ _CDF_UNAVAILABLE = (
 )
 # Substrings of Delta's optimistic-concurrency failures (ConcurrentAppendException, ...).
 _CONCURRENT = ("concurrent", "delta_concurrent")
+CAS_ATTEMPTS = 5
 
 
 # -- pure SQL generation ----------------------------------------------------------------------
@@ -457,15 +458,18 @@ class SparkTable:
         view = self.source_view([self._fill(row, datetime.now(timezone.utc))], with_op=False)
         try:
             query, args = cas_sql(self.ref, view, self.spec, self._update_columns([row]), expected)
-            result = self._sql(query, args).collect()
-        except Exception as exc:
-            if any(marker in str(exc).lower() for marker in _CONCURRENT):
-                log.debug("compare_and_set on %s lost to a concurrent commit: %s", self.name, exc)
-                return False
-            raise
+            for _attempt in range(CAS_ATTEMPTS):
+                try:
+                    return _affected(self._sql(query, args).collect()) > 0
+                except StorageError as exc:
+                    if not any(marker in str(exc).lower() for marker in _CONCURRENT):
+                        raise
+                    # A concurrent commit won; the MERGE re-checks ``expected`` on the new
+                    # snapshot, so simply running it again is still a compare-and-set.
+                    log.debug("compare_and_set on %s lost a commit race, retrying: %s", self.name, exc)
+            return False
         finally:
             self._drop_view(view)
-        return _affected(result) > 0
 
     # -- schema --------------------------------------------------------------------------------
 

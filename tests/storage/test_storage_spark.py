@@ -285,3 +285,81 @@ def test_delta_only_reads_fail_clearly_without_delta(spark):
     spark.sql(create_table_sql(ref, CONTROL_SPEC, provider="parquet"))
     with pytest.raises(StorageError):
         SparkTable(ref, CONTROL_SPEC, spark).version()  # DESCRIBE HISTORY is Delta syntax
+
+
+class _Result:
+    def __init__(self, rows):
+        self._rows = rows
+
+    def collect(self):
+        return self._rows
+
+
+class FakeSpark:
+    """Records SQL; answers MERGE with scripted results or errors (no JVM needed)."""
+
+    def __init__(self, merge_outcomes):
+        self.queries: list[tuple[str, dict | None]] = []
+        self.outcomes = list(merge_outcomes)
+        self.views: set[str] = set()
+        self.catalog = self
+
+    def sql(self, query, args=None):
+        self.queries.append((query, args))
+        if query.startswith("MERGE"):
+            outcome = self.outcomes.pop(0)
+            if isinstance(outcome, Exception):
+                raise outcome
+            return _Result([{"num_affected_rows": outcome}])
+        return _Result([])
+
+    def createDataFrame(self, rows, schema):
+        spark = self
+
+        class Frame:
+            def createOrReplaceTempView(self, name):
+                spark.views.add(name)
+
+        return Frame()
+
+    def dropTempView(self, name):
+        self.views.discard(name)
+
+
+@pytest.mark.skipif(not HAVE_PYSPARK, reason="pyspark is not installed")
+def test_spark_cas_retries_concurrent_failures_and_reads_affected_rows():
+    from lakeflow_job_meta.storage.spark import SparkTable
+
+    ref = REF.sibling("_state")
+    conflict = RuntimeError("[DELTA_CONCURRENT_APPEND] ConcurrentAppendException: Files were added")
+    fake = FakeSpark([conflict, 1, 0, RuntimeError("boom")])
+    table = SparkTable(ref, STATE_SPEC, fake, actor="me")
+    assert table.compare_and_set({"scope": "l", "key": "w", "value": "a"}, None) is True
+    merges = [q for q in fake.queries if q[0].startswith("MERGE")]
+    assert len(merges) == 2 and merges[0] == merges[1]
+    assert table.compare_and_set({"scope": "l", "key": "w", "value": "b"}, {"value": "zz"}) is False
+    assert fake.queries[-1][1] == {"expected_0": "zz"}
+    with pytest.raises(StorageError, match="boom"):
+        table.compare_and_set({"scope": "l", "key": "w", "value": "b"}, {"value": "a"})
+    assert fake.views == set()
+
+
+@pytest.mark.skipif(not HAVE_PYSPARK, reason="pyspark is not installed")
+def test_spark_merge_flow_with_fake_session():
+    from lakeflow_job_meta.storage.spark import SparkTable
+
+    fake = FakeSpark([3, 0])
+    table = SparkTable(REF, CONTROL_SPEC, fake, actor="me")
+    assert table.merge() is False and fake.queries == []
+    assert table.merge([{"source_id": "a", "module_name": "m"}], [{"source_id": "b"}]) is True
+    (query, args) = fake.queries[-1]
+    assert args is None
+    assert (
+        "UPDATE SET t.`module_name` = s.`module_name`, t.`updated_at` = s.`updated_at`, t.`updated_by` = s.`updated_by`"
+        in query
+    )
+    assert "`created_at` = s" not in query.split("INSERT")[0]
+    assert table.merge([], [{"source_id": "zz"}]) is False
+    with pytest.raises(StorageError, match="twice"):
+        table.merge([{"source_id": "a"}], [{"source_id": "a"}])
+    assert fake.views == set()
