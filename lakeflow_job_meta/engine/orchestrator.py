@@ -219,10 +219,11 @@ class JobOrchestrator:
         issues: dict[str, list[MetadataIssue]] = {k: list(v) for k, v in desired.issues.items()}
         for name, module in desired.modules.items():
             result = compile_module(module, self.context)
-            if result.issues or result.job is None:
+            if result.issues:
                 issues.setdefault(name, []).extend(result.issues)
-            else:
+            elif result.job is not None:
                 compiled[name] = result.job
+            # else: no active source - the module's job follows the prune policy.
         return compiled, issues
 
     def _control_version(self) -> int | None:

@@ -23,11 +23,11 @@ from typing import Any
 from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
 from lakeflow_job_meta.engine.results import OUTCOME_ERROR, ModuleResult
 from lakeflow_job_meta.errors import JobsApiError, NotOwnedError
-from lakeflow_job_meta.planning.compiler import CompiledJob
+from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
+from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
 from lakeflow_job_meta.planning.ownership import is_owned_by_us
 from lakeflow_job_meta.planning.plan import PlannedChange, TrackedJob
 
-PAUSABLE_BLOCKS = ("schedule", "trigger", "continuous")
 PERMISSIONS_KEY = "permissions:"  # reserved key in managed_files: hash of the applied ACL
 
 
@@ -36,10 +36,6 @@ def acl_digest(acl: list[dict[str, Any]] | None) -> str | None:
         return None
     canonical = json.dumps(sorted(acl, key=lambda e: json.dumps(e, sort_keys=True)), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def content_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def with_pause_status(
@@ -150,7 +146,7 @@ class WorkspaceApplier:
         writes = 0
         for path, text in sorted(change.file_writes.items()):
             self.gateway.write_file(path, text)
-            files[path] = content_digest(text)
+            files[path] = file_sha256(text)
             writes += 1
         for path in sorted(change.file_deletes):
             self.gateway.delete_file(path)
