@@ -62,7 +62,13 @@ class WriteCounter:
 
 
 def _job_settings(settings: dict[str, Any]) -> sdk_jobs.JobSettings:
-    return sdk_jobs.JobSettings.from_dict(settings)
+    """Typed settings, refusing anything the SDK would drop without a word (unknown keys,
+    unknown enum values, empty lists): sending less than we meant would be silent drift."""
+    typed = sdk_jobs.JobSettings.from_dict(settings)
+    if typed.as_dict() != settings:
+        lost = sorted(set(settings) - set(typed.as_dict())) or ["a nested field"]
+        raise JobsApiError(f"job settings carry fields the SDK would drop: {', '.join(lost)}")
+    return typed
 
 
 def _wrap(action: str, error: DatabricksError) -> JobsApiError:
