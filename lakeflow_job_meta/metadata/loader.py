@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lakeflow_job_meta.errors import MetadataIssue
-from lakeflow_job_meta.metadata.locations import Locator, YamlOrigin, yaml_issue
+from lakeflow_job_meta.metadata.locations import Locator, YamlOrigin, sorted_issues, yaml_issue
 from lakeflow_job_meta.metadata.models import MetadataDocument, ModuleSettings, Source
 from lakeflow_job_meta.metadata.schema import schema_problems
 from lakeflow_job_meta.metadata.validation import validate_all
@@ -70,7 +70,9 @@ def parse_document(
     """Parse and validate one YAML document; ``path`` is what messages call the file.
 
     ``variables`` are ``--var`` overrides; ones this file does not declare are ignored (they may
-    belong to another file). Semantic checks see this file alone.
+    belong to another file). Semantic checks see this file alone, so references that another
+    file or a SQL row could satisfy (``depends_on`` targets, ``run_job`` modules) are left to
+    :func:`validate_all` over the whole set.
     """
     result = _parse(text, path, variables, env, max_bytes)
     if result.document is None:
@@ -80,6 +82,7 @@ def parse_document(
         result.document.modules,
         default_warehouse_id=default_warehouse_id,
         locator=result.locator,
+        partial=True,
     )
     return replace(result, issues=issues)
 
@@ -153,7 +156,7 @@ def parse_files_detailed(
         locator=locator,
     )
     issues.extend(cross)
-    return FilesParseResult(documents, sorted(set(issues)), selection)
+    return FilesParseResult(documents, sorted_issues(issues), selection)
 
 
 def _read_capped(path: str, max_bytes: int) -> bytes | MetadataIssue:
@@ -203,14 +206,16 @@ def _parse(
     data, lines = loaded.data, loaded.lines
     header = schema_problems(data, "header")
     if header:
-        return ParseResult(None, [yaml_issue(path, lines, p.path, p.message, p.line_path) for p in header])
+        return ParseResult(
+            None, sorted_issues(yaml_issue(path, lines, p.path, p.message, p.line_path) for p in header)
+        )
     declared = frozenset(data.get("variables") or {})
     substituted = apply_variables(data, path, lines, overrides=overrides, env=env)
     full = {**data, "modules": substituted.modules}
     if substituted.issues:
         return ParseResult(
             None,
-            _with_modules(substituted.issues, full),
+            sorted_issues(_with_modules(substituted.issues, full)),
             substituted.environment,
             declared_variables=declared,
         )
@@ -218,7 +223,10 @@ def _parse(
     if problems:
         issues = [yaml_issue(path, lines, p.path, p.message, p.line_path) for p in problems]
         return ParseResult(
-            None, _with_modules(issues, full), substituted.environment, declared_variables=declared
+            None,
+            sorted_issues(_with_modules(issues, full)),
+            substituted.environment,
+            declared_variables=declared,
         )
     locator = Locator()
     sources: list[Source] = []

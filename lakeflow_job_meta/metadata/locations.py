@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from lakeflow_job_meta.errors import MetadataIssue
@@ -70,6 +70,19 @@ def yaml_issue(
     return MetadataIssue(f"{file}:{line}", format_path(path), message)
 
 
+def sorted_issues(issues: Iterable[MetadataIssue]) -> list[MetadataIssue]:
+    """Distinct issues in reading order: by file, then line as a number (``a.yaml:9`` before
+    ``a.yaml:10``), then field and message."""
+
+    def key(issue: MetadataIssue) -> tuple[str, int, str, str]:
+        place, colon, line = issue.location.rpartition(":")
+        if colon and line.isdigit():
+            return place, int(line), issue.field, issue.message
+        return issue.location, 0, issue.field, issue.message
+
+    return sorted(set(issues), key=key)
+
+
 def table_location(table: str | None, key_column: str, key: object) -> str:
     """``table <name> source_id=<id>``: where a row that came by SQL is reported."""
     return f"table {table or 'control_table'} {key_column}={key}"
@@ -115,50 +128,55 @@ class Locator:
         return located
 
     def describe_source(self, source: Source) -> str:
-        """Short human reference to where a source lives, for messages naming two places."""
-        if source.source_file is None:
-            return f"table {self.control_table or 'control_table'} (inserted by SQL)"
-        return f"{source.source_file}:{self._source_line(source, ())}"
+        """Short reference to where a source lives, for messages naming two places."""
+        place = self._yaml_place(self._source_origin(source), source.source_file, source.line, ())
+        if place is not None:
+            return place[0]
+        return self._describe_table(self.control_table or "control_table", source.source_file)
 
     def describe_module(self, module: ModuleSettings) -> str:
-        if module.source_file is None:
-            return f"table {self.modules_table} (inserted by SQL)"
-        return f"{module.source_file}:{self._module_line(module, ())}"
+        place = self._yaml_place(self._module_origin(module), module.source_file, module.line, ())
+        if place is not None:
+            return place[0]
+        return self._describe_table(self.modules_table, module.source_file)
 
     def source_issue(self, source: Source, field: FieldPath, message: str) -> MetadataIssue:
-        if source.source_file is None or (self._source_origin(source) is None and source.line is None):
+        place = self._yaml_place(self._source_origin(source), source.source_file, source.line, field)
+        if place is None:
             location = table_location(self.control_table, "source_id", source.source_id)
             return MetadataIssue(location, format_path(field), message, module=source.module_name)
-        origin = self._source_origin(source)
-        full = (origin.path if origin else ()) + field
-        location = f"{source.source_file}:{self._source_line(source, field)}"
-        return MetadataIssue(location, format_path(full), message, module=source.module_name)
+        return MetadataIssue(place[0], format_path(place[1]), message, module=source.module_name)
 
     def module_issue(self, module: ModuleSettings, field: FieldPath, message: str) -> MetadataIssue:
-        if module.source_file is None or (self._module_origin(module) is None and module.line is None):
+        place = self._yaml_place(self._module_origin(module), module.source_file, module.line, field)
+        if place is None:
             # A row of the modules table holds these fields inside its ``settings`` JSON column.
             location = table_location(self.modules_table, "module_name", module.module_name)
             inside = ("settings", *field) if field else ()
             return MetadataIssue(location, format_path(inside), message, module=module.module_name)
-        origin = self._module_origin(module)
-        full = (origin.path if origin else ()) + field
-        location = f"{module.source_file}:{self._module_line(module, field)}"
-        return MetadataIssue(location, format_path(full), message, module=module.module_name)
+        return MetadataIssue(place[0], format_path(place[1]), message, module=module.module_name)
+
+    @staticmethod
+    def _yaml_place(
+        origin: YamlOrigin | None, file: str | None, line: int | None, field: FieldPath
+    ) -> tuple[str, FieldPath] | None:
+        """``(file:LINE, full field path)`` of a model read from YAML, or None for table rows
+        (INSERTed by SQL, or YAML rows read back from the table, whose line is not stored)."""
+        if file is None or (origin is None and line is None):
+            return None
+        if origin is None:
+            return f"{file}:{line}", field
+        full = origin.path + field
+        return f"{file}:{origin.lines.line_of(full)}", full
+
+    @staticmethod
+    def _describe_table(table: str, source_file: str | None) -> str:
+        if source_file is None:
+            return f"table {table} (inserted by SQL)"
+        return f"table {table} (loaded from {source_file})"
 
     def _source_origin(self, source: Source) -> YamlOrigin | None:
         return self._sources.get((source.source_file or "", source.source_id, source.line))
 
     def _module_origin(self, module: ModuleSettings) -> YamlOrigin | None:
         return self._modules.get((module.source_file or "", module.module_name, module.line))
-
-    def _source_line(self, source: Source, field: FieldPath) -> int:
-        origin = self._source_origin(source)
-        if origin is None:
-            return source.line or 1
-        return origin.lines.line_of(origin.path + field)
-
-    def _module_line(self, module: ModuleSettings, field: FieldPath) -> int:
-        origin = self._module_origin(module)
-        if origin is None:
-            return module.line or 1
-        return origin.lines.line_of(origin.path + field)

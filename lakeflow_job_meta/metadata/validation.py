@@ -7,25 +7,30 @@ unknown module is an error too: the job id it needs cannot be resolved, so the j
 deploy.
 
 Pass YAML sources freshly parsed from files and, from the table, only rows not replaced by those
-files (SQL rows, ``source_file`` None); passing both copies of a YAML source reports it as a
-duplicate.
+files; passing both copies of a YAML source reports it as a duplicate. When the set is only part
+of the control table (one file checked on its own), ``partial=True`` skips the checks that a
+source or module defined elsewhere could satisfy: unknown ``depends_on`` targets (a SQL row of
+the same module) and unknown ``run_job`` modules. A module's settings always come with its YAML
+declaration, so cluster, environment and warehouse checks stay exact.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.metadata.cron import quartz_cron_error
 from lakeflow_job_meta.metadata.dependencies import explicit_dependencies, find_cycles, resolve_dependencies
-from lakeflow_job_meta.metadata.locations import FieldPath, Locator
+from lakeflow_job_meta.metadata.locations import FieldPath, Locator, sorted_issues
 from lakeflow_job_meta.metadata.models import TASK_TYPES, ModuleSettings, Source
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
 
 MAX_TASKS_PER_JOB = 1000
 SQL_WAREHOUSE_BLOCKS = {"sql_query": "sql_task", "sql_file": "sql_task", "dbt": "dbt_task"}
 _TRIGGER_KINDS = ("schedule", "trigger", "continuous")
+
+_Model = TypeVar("_Model", Source, ModuleSettings)
 
 
 def validate_all(
@@ -35,14 +40,16 @@ def validate_all(
     default_warehouse_id: str | None = None,
     control_table: str | None = None,
     locator: Locator | None = None,
+    partial: bool = False,
 ) -> list[MetadataIssue]:
     """Every semantic problem of this set of sources and module settings, sorted.
 
     ``default_warehouse_id`` is the run-wide fallback for SQL and dbt tasks; ``control_table``
-    names the table in locations of SQL rows; ``locator`` (from the loader) gives exact lines.
+    names the table in locations of SQL rows; ``locator`` (from the loader) gives exact lines;
+    ``partial`` is explained in the module docstring.
     """
     located = (locator or Locator()).with_table(control_table)
-    return _Checker(list(sources), list(modules), located, default_warehouse_id).run()
+    return _Checker(list(sources), list(modules), located, default_warehouse_id, partial).run()
 
 
 class _Checker:
@@ -52,7 +59,9 @@ class _Checker:
         modules: list[ModuleSettings],
         locator: Locator,
         default_warehouse_id: str | None,
+        partial: bool,
     ):
+        self.partial = partial
         self.sources = sources
         self.modules = modules
         self.locator = locator
@@ -70,10 +79,18 @@ class _Checker:
 
     def run(self) -> list[MetadataIssue]:
         self._check_duplicates(
-            self.sources, "source_id", lambda s: s.source_id, self._source_issue, self.locator.describe_source
+            self.sources,
+            "source_id '{}'",
+            lambda s: s.source_id,
+            self._source_issue,
+            self.locator.describe_source,
         )
         self._check_duplicates(
-            self.modules, "module", lambda m: m.module_name, self._module_issue, self.locator.describe_module
+            self.modules,
+            "module '{}'",
+            lambda m: m.module_name,
+            self._module_issue,
+            self.locator.describe_module,
         )
         for module in self.modules:
             self._check_module_settings(module)
@@ -81,7 +98,7 @@ class _Checker:
             self._check_source(source)
         for name, members in self.members.items():
             self._check_module_tasks(name, members)
-        return sorted(set(self.issues))
+        return sorted_issues(self.issues)
 
     # -- helpers ---------------------------------------------------------------------------------
     def _source_issue(self, source: Source, field: FieldPath, message: str) -> None:
@@ -96,34 +113,40 @@ class _Checker:
 
     # -- duplicates ------------------------------------------------------------------------------
     def _check_duplicates(
-        self, items: Sequence[Any], what: str, key: Any, report: Any, describe: Any
+        self,
+        items: Sequence[_Model],
+        label: str,
+        key: Callable[[_Model], str],
+        report: Callable[[_Model, FieldPath, str], None],
+        describe: Callable[[_Model], str],
     ) -> None:
         """Report every repeat of a key. YAML is blamed when it clashes with a SQL row, because
-        loading YAML never overwrites what SQL inserted."""
-        groups: dict[str, list[Any]] = {}
+        loading YAML never overwrites what SQL inserted; among YAML copies, rows read back from
+        the table (no line) count as the original, so the freshly parsed file is blamed."""
+        groups: dict[str, list[_Model]] = {}
         for item in items:
             groups.setdefault(key(item), []).append(item)
         for name, group in groups.items():
             if len(group) < 2:
                 continue
+            what = label.format(name)
             from_yaml = sorted(
-                (i for i in group if i.source_file is not None), key=lambda i: (i.source_file, i.line or 0)
+                (i for i in group if i.source_file is not None),
+                key=lambda i: (i.line is not None, i.source_file or "", i.line or 0),
             )
             from_sql = [i for i in group if i.source_file is None]
-            label = f"{what} '{name}'" if what == "source_id" else f"module '{name}'"
             if from_sql:
                 for item in from_yaml:
                     report(
                         item,
                         (),
-                        f"{label} already exists in {describe(from_sql[0])}; YAML never overwrites such rows",
+                        f"{what} already exists in {describe(from_sql[0])}; YAML never overwrites such rows",
                     )
                 for item in from_sql[1:]:
-                    report(item, (), f"{label} appears in {len(from_sql)} rows")
+                    report(item, (), f"{what} appears in {len(from_sql)} rows")
                 continue
-            first = from_yaml[0]
             for item in from_yaml[1:]:
-                report(item, (), f"duplicate {label} (also at {describe(first)})")
+                report(item, (), f"duplicate {what} (also at {describe(from_yaml[0])})")
 
     # -- module settings -------------------------------------------------------------------------
     def _check_module_settings(self, module: ModuleSettings) -> None:
@@ -205,7 +228,7 @@ class _Checker:
             field = (*path, "run_job_task", "module_name")
             if target == source.module_name:
                 self._source_issue(source, field, "a module cannot run its own job")
-            elif target is not None and target not in self.known_modules:
+            elif target is not None and target not in self.known_modules and not self.partial:
                 self._source_issue(source, field, f"names unknown module '{target}'")
         if task_type == "for_each":
             nested = _mapping(config.get("for_each_task")).get("task")
@@ -296,7 +319,8 @@ class _Checker:
                 self._source_issue(source, field, f"lists '{dependency.source_id}' more than once")
             seen.add(dependency.source_id)
             if upstream is None:
-                self._source_issue(source, field, f"depends on unknown source '{dependency.source_id}'")
+                if not self.partial:
+                    self._source_issue(source, field, f"depends on unknown source '{dependency.source_id}'")
                 continue
             if upstream.module_name != source.module_name:
                 self._source_issue(

@@ -234,3 +234,35 @@ def test_inactive_module_and_sources_are_still_parsed() -> None:
     assert result.document is not None
     assert result.document.modules[0].is_active is False
     assert result.document.sources[0].is_active is False
+
+
+REFERENCES_ELSEWHERE = """\
+modules:
+  - module_name: umbrella
+    sources:
+      - source_id: run_other
+        source_type: job
+        execution_order: 1
+        transformation_config: {task_type: run_job, run_job_task: {module_name: elsewhere}}
+      - source_id: wait
+        source_type: x
+        execution_order: 2
+        transformation_config: {task_type: notebook, notebook_path: /n, depends_on: [sql_row]}
+"""
+
+
+def test_single_document_leaves_outside_references_to_the_whole_set(tmp_path: Path) -> None:
+    # 'elsewhere' and 'sql_row' may exist in another file or the table: not this file's fault alone.
+    result = parse_document(REFERENCES_ELSEWHERE, "a.yaml")
+    assert result.document is not None and result.issues == []
+    path = write(tmp_path, "a.yaml", REFERENCES_ELSEWHERE)
+    _, issues = parse_files([path])
+    assert [(i.location, i.message) for i in issues] == [
+        (f"{path}:7", "names unknown module 'elsewhere'"),
+        (f"{path}:11", "depends on unknown source 'sql_row'"),
+    ]
+    sql_row = Source(
+        "sql_row", "umbrella", "x", 0, transformation_config={"task_type": "notebook", "notebook_path": "/n"}
+    )
+    other = ModuleSettings("elsewhere")
+    assert validate_all([*result.document.sources, sql_row], [*result.document.modules, other]) == []
