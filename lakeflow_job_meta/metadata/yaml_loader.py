@@ -97,50 +97,52 @@ class TrackingLoader(yaml.SafeLoader):
     def build(self, root: Node) -> Any:
         self._check_expanded_size(root)
         self.lines.record((), _line(root))
-        return self._build(root, (), 0)
+        return self._build(root, ())
 
     def _check_expanded_size(self, root: Node) -> None:
-        """Count nodes as if every alias were copied; refuse recursive aliases."""
-        sizes: dict[int, int] = {}
+        """Measure the document as if every alias were copied: node count and nesting depth
+        (an alias can nest a shallow anchor deeper), refusing recursive aliases."""
+        measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
         in_progress: set[int] = set()
 
-        def size(node: Node, depth: int) -> int:
-            if id(node) in sizes:
-                return sizes[id(node)]
-            if depth > self.limits.max_depth:
-                raise _Refused(_line(node), f"nested deeper than {self.limits.max_depth} levels")
+        def measure(node: Node, depth: int) -> tuple[int, int]:
             if id(node) in in_progress:
                 raise _Refused(_line(node), "recursive alias: a node contains itself")
-            in_progress.add(id(node))
-            total = 1
-            if isinstance(node, SequenceNode):
-                total += sum(size(child, depth + 1) for child in node.value)
-            elif isinstance(node, MappingNode):
-                total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
-            in_progress.discard(id(node))
+            if id(node) not in measured:
+                in_progress.add(id(node))
+                children: list[Node] = []
+                if isinstance(node, SequenceNode):
+                    children = list(node.value)
+                elif isinstance(node, MappingNode):
+                    children = [part for pair in node.value for part in pair]
+                parts = [measure(child, depth + 1) for child in children]
+                in_progress.discard(id(node))
+                measured[id(node)] = (1 + sum(p[0] for p in parts), 1 + max((p[1] for p in parts), default=0))
+            total, height = measured[id(node)]
+            if depth + height - 1 > self.limits.max_depth:
+                raise _Refused(_line(node), f"nested deeper than {self.limits.max_depth} levels")
             if total > self.limits.max_nodes:
                 raise _Refused(
                     _line(root),
                     f"expands to more than {self.limits.max_nodes} nodes (alias bomb or oversized document)",
                 )
-            sizes[id(node)] = total
-            return total
+            return total, height
 
-        size(root, 0)
+        measure(root, 0)
 
-    def _build(self, node: Node, path: FieldPath, depth: int) -> Any:
+    def _build(self, node: Node, path: FieldPath) -> Any:
         self.lines.record(path, _line(node))
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
         if isinstance(node, SequenceNode):
             if node.tag != _SEQ_TAG:
                 return self._unsupported_tag(node, path)
-            return [self._build(child, (*path, i), depth + 1) for i, child in enumerate(node.value)]
+            return [self._build(child, (*path, i)) for i, child in enumerate(node.value)]
         if isinstance(node, MappingNode) and node.tag == _MAP_TAG:
             result: dict[str, Any] = {}
             for key, key_line, value_node in self._entries(node, path):
                 self.lines.record((*path, key), key_line)
-                result[key] = self._build(value_node, (*path, key), depth + 1)
+                result[key] = self._build(value_node, (*path, key))
             return result
         return self._unsupported_tag(node, path)
 

@@ -101,3 +101,11 @@ def test_format_path(path: tuple, text: str) -> None:
 
 def test_line_map_falls_back_to_line_one() -> None:
     assert LineMap().line_of(("x", 1)) == 1
+
+
+def test_aliases_cannot_nest_deeper_than_the_limit() -> None:
+    # Every anchor is shallow; only alias expansion makes the result deep.
+    lines = ["a0: &a0 [1]"] + [f"a{i}: &a{i} [*a{i - 1}]" for i in range(1, 12)] + ["modules: []"]
+    (issue,) = load_yaml("\n".join(lines), "f.yaml", YamlLimits(max_depth=8))  # type: ignore[misc]
+    assert issue.message == "nested deeper than 8 levels"
+    assert isinstance(load_yaml("\n".join(lines), "f.yaml", YamlLimits(max_depth=20)), LoadedYaml)
