@@ -220,7 +220,14 @@ class MetadataManager:
             display = os.path.relpath(absolute, display_root) if display_root else path
             if data is None:
                 continue
-            result = parse_document(data, display, variables=variables, env=chosen_env, max_bytes=self.max_file_bytes)
+            result = parse_document(
+                data,
+                display,
+                variables=variables,
+                env=chosen_env,
+                max_bytes=self.max_file_bytes,
+                default_warehouse_id=self.default_warehouse_id,
+            )
             if result.issues or result.document is None:
                 rejected[absolute] = list(result.issues) or [MetadataIssue(display, "", "could not be parsed")]
                 continue
@@ -455,14 +462,8 @@ def desired_state_from_rows(
 
 
 def _modules_of_issue(issue: MetadataIssue, sources: list[Source], settings: list[ModuleSettings]) -> set[str]:
-    """Which modules an issue belongs to, found from the source ids and module names it names."""
-    text = str(issue)
-    found = {s.module_name for s in sources if f"source_id={s.source_id}" in text or f"'{s.source_id}'" in text}
-    found |= {m.module_name for m in settings if f"'{m.module_name}'" in text or f"module_name={m.module_name}" in text}
-    if not found:
-        # Fall back to the location: a YAML-origin row's file and line.
-        for s in sources:
-            if s.source_file and issue.location.startswith(s.source_file) and s.line is not None:
-                if issue.location == f"{s.source_file}:{s.line}":
-                    found.add(s.module_name)
-    return found
+    """Which module an issue belongs to: the validator names it; an issue it cannot place
+    (none known today) is charged to every module, so nothing invalid is ever applied."""
+    if issue.module:
+        return {issue.module}
+    return {s.module_name for s in sources} | {m.module_name for m in settings}
