@@ -71,7 +71,12 @@ class RunSettings:
 
 
 def build_orchestrator(
-    settings: RunSettings, *, lease: Any = None, lease_wait: bool = True, clock: Any = None, workspace: Any = None
+    settings: RunSettings,
+    *,
+    lease: Any = None,
+    lease_wait: bool = True,
+    clock: Any = None,
+    workspace: Any = None,
 ):
     from lakeflow_job_meta.engine.orchestrator import JobOrchestrator, TargetSpec, default_target
 

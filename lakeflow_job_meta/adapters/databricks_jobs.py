@@ -9,6 +9,7 @@ no retry loop of its own. It does two things the SDK cannot: it turns SDK errors
 from __future__ import annotations
 
 import base64
+import copy
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -43,14 +44,18 @@ class LiveJob:
 
 @dataclass
 class WriteCounter:
-    """Counts Jobs API writes and other writes (files, permissions) per operation."""
+    """Counts Jobs API writes and other writes (files, permissions) per operation. A child
+    counter (one per module being applied) also counts into its parent (the whole run)."""
 
     counts: Counter = field(default_factory=Counter)
+    parent: WriteCounter | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, operation: str) -> None:
         with self._lock:
             self.counts[operation] += 1
+        if self.parent is not None:
+            self.parent.add(operation)
 
     @property
     def job_writes(self) -> int:
@@ -81,6 +86,13 @@ class WorkspaceJobs:
     def __init__(self, client: WorkspaceClient):
         self.client = client
         self.writes = WriteCounter()
+
+    def scoped(self) -> WorkspaceJobs:
+        """The same client with its own write counter (counting into this one's), so
+        concurrent workers can each report exactly the writes they made."""
+        child = copy.copy(self)
+        child.writes = WriteCounter(parent=self.writes)
+        return child
 
     @property
     def host(self) -> str:

@@ -34,7 +34,9 @@ def _console(stderr: bool = True):
 
 def _add_metadata_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--var", action="append", default=[], metavar="K=V", help="set a ${var.K} value")
-    parser.add_argument("--env", default=None, help="deployment environment defined in the YAML (e.g. dev, prod)")
+    parser.add_argument(
+        "--env", default=None, help="deployment environment defined in the YAML (e.g. dev, prod)"
+    )
 
 
 def _add_table_arg(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -52,7 +54,9 @@ def _add_target_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="workspace | bundle:DIR (default: workspace inside Databricks, bundle:bundle elsewhere)",
     )
-    parser.add_argument("--env", default=None, help="deployment environment (non-production: prefixed, paused)")
+    parser.add_argument(
+        "--env", default=None, help="deployment environment (non-production: prefixed, paused)"
+    )
     parser.add_argument("--profile", default=None, help="~/.databrickscfg profile")
     parser.add_argument("--default-warehouse-id", default=None)
     parser.add_argument("--managed-sql-root", default=None, help="workspace folder for inline-SQL files")
@@ -85,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--prune", choices=("pause", "delete", "keep"), default="pause")
         if name == "apply":
             p.add_argument("--auto-run", action="store_true", help="run jobs just created or changed")
-            p.add_argument("--no-wait", action="store_true", help="fail at once if another process holds the lease")
+            p.add_argument(
+                "--no-wait", action="store_true", help="fail at once if another process holds the lease"
+            )
             p.add_argument("--default-pause-status", choices=("PAUSED", "UNPAUSED"), default=None)
         else:
             p.add_argument("--no-drift", action="store_true", help="skip reading live jobs")
@@ -122,9 +128,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.metadata.loader import parse_files
 
     paths = _expand_paths(args.paths)
-    _, issues = parse_files(paths, variables=_variables(args), env=args.env, default_warehouse_id=args.default_warehouse_id)
+    _, issues = parse_files(
+        paths, variables=_variables(args), env=args.env, default_warehouse_id=args.default_warehouse_id
+    )
     if args.json:
-        print(json.dumps({"valid": not issues, "files": paths, "errors": [i.as_dict() for i in issues]}, indent=2))
+        print(
+            json.dumps(
+                {"valid": not issues, "files": paths, "errors": [i.as_dict() for i in issues]}, indent=2
+            )
+        )
     else:
         console = _console()
         for issue in issues:
@@ -211,7 +223,13 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if args.json:
         doc = result.as_dict()
         doc["changes"] = [
-            {"module": r.module, "action": r.action, "job_id": r.job_id, "outcome": r.outcome, "error": r.error}
+            {
+                "module": r.module,
+                "action": r.action,
+                "job_id": r.job_id,
+                "outcome": r.outcome,
+                "error": r.error,
+            }
             for r in sorted(result.results, key=lambda r: r.module)
         ]
         print(json.dumps(doc, indent=2, default=str))
@@ -221,7 +239,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _print_run(console: Any, result: Any) -> None:
-    symbols = {"create": "+", "adopt": "+", "update": "~", "delete": "-", "pause": "!", "noop": " ", "error": "x"}
+    symbols = {
+        "create": "+",
+        "adopt": "+",
+        "update": "~",
+        "delete": "-",
+        "pause": "!",
+        "noop": " ",
+        "error": "x",
+    }
     for r in sorted(result.results, key=lambda r: r.module):
         if r.action == "noop" and r.ok and not r.other_writes:
             continue

@@ -27,9 +27,7 @@ def _bundle_name(orchestrator: JobOrchestrator) -> str:
     return f"lakeflow_job_meta_{orchestrator.table_id}"
 
 
-def _module_actions(
-    directory: str, files: Mapping[str, str], known: set[str]
-) -> dict[str, str]:
+def _module_actions(directory: str, files: Mapping[str, str], known: set[str]) -> dict[str, str]:
     """create/update/noop per module from rendered files; delete for modules whose files remain
     on disk but are no longer rendered."""
     root = Path(directory)
@@ -68,7 +66,9 @@ def plan_bundle(
     files = render_bundle(list(compiled.values()), _bundle_name(orchestrator))
     actions = _module_actions(directory, files, set(issues))
     changes = [
-        PlannedChange(module=m, action=a, job_id=None, job_name=compiled[m].job_name if m in compiled else None)
+        PlannedChange(
+            module=m, action=a, job_id=None, job_name=compiled[m].job_name if m in compiled else None
+        )
         for m, a in sorted(actions.items())
     ]
     changes += [
@@ -99,11 +99,15 @@ def apply_bundle(
                 module=module,
                 action=action,
                 job_name=job.job_name if job else None,
-                other_writes=sum(1 for p in [*written.written, *written.deleted] if module_of_bundle_path(p) == module),
+                other_writes=sum(
+                    1 for p in [*written.written, *written.deleted] if module_of_bundle_path(p) == module
+                ),
             )
         )
     for module, found in sorted(issues.items()):
         result.results.append(
-            ModuleResult(module=module, action="error", outcome=OUTCOME_ERROR, error="; ".join(str(i) for i in found))
+            ModuleResult(
+                module=module, action="error", outcome=OUTCOME_ERROR, error="; ".join(str(i) for i in found)
+            )
         )
     return result

@@ -42,7 +42,9 @@ class LoadResult:
 
     @property
     def changed(self) -> bool:
-        return bool(self.sources_upserted or self.sources_deleted or self.modules_upserted or self.modules_deleted)
+        return bool(
+            self.sources_upserted or self.sources_deleted or self.modules_upserted or self.modules_deleted
+        )
 
     @property
     def issues(self) -> list[MetadataIssue]:
@@ -99,7 +101,9 @@ def _stored_json_equal(stored: Any, wanted: str) -> bool:
         return False
 
 
-def _row_differs(stored: Mapping[str, Any] | None, wanted: Mapping[str, Any], json_columns: Iterable[str]) -> bool:
+def _row_differs(
+    stored: Mapping[str, Any] | None, wanted: Mapping[str, Any], json_columns: Iterable[str]
+) -> bool:
     if stored is None:
         return True
     json_columns = set(json_columns)
@@ -142,7 +146,9 @@ class MetadataManager:
         self.tables.ensure_exists()
 
     # -- loading -----------------------------------------------------------------------------
-    def load_yaml(self, path: str, var: Mapping[str, str] | None = None, env: str | None = None) -> LoadResult:
+    def load_yaml(
+        self, path: str, var: Mapping[str, str] | None = None, env: str | None = None
+    ) -> LoadResult:
         """Add and update the rows of one YAML file (never deletes). Raises
         MetadataValidationError, writing nothing, when the file is invalid."""
         return self.load_files([path], var=var, env=env)
@@ -179,7 +185,9 @@ class MetadataManager:
                 issues.append(MetadataIssue(path, "", f"cannot read file: {error.strerror or error}"))
                 continue
             if size > self.max_file_bytes:
-                issues.append(MetadataIssue(path, "", f"file is {size} bytes, over the {self.max_file_bytes}-byte cap"))
+                issues.append(
+                    MetadataIssue(path, "", f"file is {size} bytes, over the {self.max_file_bytes}-byte cap")
+                )
                 continue
             contents[path] = Path(path).read_bytes()
         if issues:
@@ -209,7 +217,11 @@ class MetadataManager:
 
     # -- core --------------------------------------------------------------------------------
     def _parse(
-        self, contents: Mapping[str, bytes | None], var: Mapping[str, str] | None, env: str | None, display_root: str | None
+        self,
+        contents: Mapping[str, bytes | None],
+        var: Mapping[str, str] | None,
+        env: str | None,
+        display_root: str | None,
     ) -> tuple[dict[str, MetadataDocument], dict[str, list[MetadataIssue]]]:
         variables = {**self.variables, **(var or {})}
         chosen_env = env if env is not None else self.env
@@ -229,7 +241,9 @@ class MetadataManager:
                 default_warehouse_id=self.default_warehouse_id,
             )
             if result.issues or result.document is None:
-                rejected[absolute] = list(result.issues) or [MetadataIssue(display, "", "could not be parsed")]
+                rejected[absolute] = list(result.issues) or [
+                    MetadataIssue(display, "", "could not be parsed")
+                ]
                 continue
             doc = result.document
             documents[absolute] = replace(
@@ -281,7 +295,14 @@ class MetadataManager:
                 documents.pop(path, None)
 
         result = LoadResult(files=sorted(documents), rejected=rejected)
-        self._write(documents, replaced, stored_sources, stored_modules, result, update_only=sync_scope is None and not deleted_files)
+        self._write(
+            documents,
+            replaced,
+            stored_sources,
+            stored_modules,
+            result,
+            update_only=sync_scope is None and not deleted_files,
+        )
         return result
 
     def _cross_check(
@@ -319,7 +340,9 @@ class MetadataManager:
         for issue in issues:
             for path, doc in documents.items():
                 display_names = {path, doc.path}
-                if any(issue.location.startswith(name) for name in display_names) or self._issue_mentions(issue, doc):
+                if any(issue.location.startswith(name) for name in display_names) or self._issue_mentions(
+                    issue, doc
+                ):
                     blamed.setdefault(path, []).append(issue)
         # Issues about modules this load touches but located in stored rows only (e.g. a new
         # source creating a cycle with SQL rows) are blamed on every loaded file of that module.
@@ -356,7 +379,11 @@ class MetadataManager:
         source_upserts = [
             row
             for source_id, row in wanted_sources.items()
-            if _row_differs(stored_sources.get(source_id), row, ("source_config", "target_config", "transformation_config"))
+            if _row_differs(
+                stored_sources.get(source_id),
+                row,
+                ("source_config", "target_config", "transformation_config"),
+            )
         ]
         module_upserts = [
             row
@@ -437,7 +464,9 @@ def desired_state_from_rows(
         else:
             issues.setdefault(module_name, []).extend(parsed)
     by_name: dict[str, ModuleSettings] = {m.module_name: m for m in settings}
-    for issue in validate_all(sources, settings, default_warehouse_id=default_warehouse_id, control_table=control_table):
+    for issue in validate_all(
+        sources, settings, default_warehouse_id=default_warehouse_id, control_table=control_table
+    ):
         for module_name in _modules_of_issue(issue, sources, settings):
             issues.setdefault(module_name, []).append(issue)
     grouped: dict[str, list[Source]] = {}
@@ -461,7 +490,9 @@ def desired_state_from_rows(
     return DesiredState(modules=modules, issues=issues, known=known)
 
 
-def _modules_of_issue(issue: MetadataIssue, sources: list[Source], settings: list[ModuleSettings]) -> set[str]:
+def _modules_of_issue(
+    issue: MetadataIssue, sources: list[Source], settings: list[ModuleSettings]
+) -> set[str]:
     """Which module an issue belongs to: the validator names it; an issue it cannot place
     (none known today) is charged to every module, so nothing invalid is ever applied."""
     if issue.module:

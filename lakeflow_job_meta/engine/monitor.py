@@ -103,7 +103,11 @@ class CycleReport:
         if any(files) or self.files_rejected:
             parts.append(f"files +{files[0]} ~{files[1]} -{files[2]} rejected {len(self.files_rejected)}")
         if self.run is not None:
-            actions = [f"{r.module}={r.action}" + ("(error)" if r.error else "") for r in self.run if r.action != "noop" or r.error]
+            actions = [
+                f"{r.module}={r.action}" + ("(error)" if r.error else "")
+                for r in self.run
+                if r.action != "noop" or r.error
+            ]
             parts.append(f"{len(self.run)} module(s) checked, {self.run.job_writes} job write(s)")
             if actions:
                 parts.append("; ".join(actions))
@@ -158,7 +162,13 @@ class MetadataMonitor:
         self.log_format = log_format
         self.clock: Clock = clock or SystemClock()
         self.orchestrator = orchestrator or JobOrchestrator(
-            control_table, workspace_client, target=target, env=env, prune=prune, spark=spark, clock=self.clock
+            control_table,
+            workspace_client,
+            target=target,
+            env=env,
+            prune=prune,
+            spark=spark,
+            clock=self.clock,
         )
         self.tables = self.orchestrator.tables
         self.scope = self.orchestrator.table_id
@@ -174,7 +184,9 @@ class MetadataMonitor:
         self.wake = threading.Event()
         self.stop_event = threading.Event()
         self.scanner = VolumeScanner(self.volume_path, clock=self.clock) if self.volume_path else None
-        self.watcher = VolumeWatcher(self.volume_path, self.wake, mode=watch_mode) if self.volume_path else None  # type: ignore[arg-type]
+        self.watcher = (
+            VolumeWatcher(self.volume_path, self.wake, mode=watch_mode) if self.volume_path else None
+        )  # type: ignore[arg-type]
         self.iteration = 0
         self._processed: tuple[int, int] | None = None
         self._last_full: float | None = None
@@ -223,7 +235,14 @@ class MetadataMonitor:
 
     def _write_state(self, key: str, value: dict[str, Any]) -> None:
         self.tables.state.merge(
-            [{"scope": self.scope, "key": key, "value": json.dumps(value, sort_keys=True), "updated_at": utc_datetime(self.clock.now())}],
+            [
+                {
+                    "scope": self.scope,
+                    "key": key,
+                    "value": json.dumps(value, sort_keys=True),
+                    "updated_at": utc_datetime(self.clock.now()),
+                }
+            ],
             [],
         )
 
@@ -301,7 +320,9 @@ class MetadataMonitor:
         if modules is not None and not modules:
             run = None
         else:
-            run = self.orchestrator.reconcile(modules=modules, auto_run=self.auto_run, check_drift=True if full else None)
+            run = self.orchestrator.reconcile(
+                modules=modules, auto_run=self.auto_run, check_drift=True if full else None
+            )
         report.run = run
         if self.stop_event.is_set() and run is not None and any(r.outcome == "skipped" for r in run):
             return  # stopped mid-run: do not mark these versions processed

@@ -137,11 +137,19 @@ class JobOrchestrator:
         lease_wait: bool = True,
     ):
         if prune not in PRUNE_POLICIES:
-            raise ConfigurationError(f"invalid prune policy {prune!r}: use one of {', '.join(PRUNE_POLICIES)}")
+            raise ConfigurationError(
+                f"invalid prune policy {prune!r}: use one of {', '.join(PRUNE_POLICIES)}"
+            )
         self.control_table = control_table
         self.tables = tables if tables is not None else open_tables(control_table, spark=spark)
-        self.manager = MetadataManager(control_table, default_warehouse_id=default_warehouse_id, tables=self.tables)
-        self.target = target if isinstance(target, TargetSpec) else (TargetSpec.parse(target) if target else default_target())
+        self.manager = MetadataManager(
+            control_table, default_warehouse_id=default_warehouse_id, tables=self.tables
+        )
+        self.target = (
+            target
+            if isinstance(target, TargetSpec)
+            else (TargetSpec.parse(target) if target else default_target())
+        )
         self.env = env
         self.env_mode = env_mode or ("production" if env in (None, "prod", "production") else "development")
         self.prune = prune
@@ -214,7 +222,9 @@ class JobOrchestrator:
             )
         return tracked
 
-    def _compile(self, desired: DesiredState) -> tuple[dict[str, CompiledJob], dict[str, list[MetadataIssue]]]:
+    def _compile(
+        self, desired: DesiredState
+    ) -> tuple[dict[str, CompiledJob], dict[str, list[MetadataIssue]]]:
         compiled: dict[str, CompiledJob] = {}
         issues: dict[str, list[MetadataIssue]] = {k: list(v) for k, v in desired.issues.items()}
         for name, module in desired.modules.items():
@@ -266,7 +276,9 @@ class JobOrchestrator:
         ids.update(job_ids or {})
         changes: list[PlannedChange] = []
         for name in sorted(names):
-            changes.append(self._plan_one(name, desired, compiled, issues, tracked, live_by_module, ids, drift))
+            changes.append(
+                self._plan_one(name, desired, compiled, issues, tracked, live_by_module, ids, drift)
+            )
         return changes, live_by_module
 
     def _live_jobs(self, tracked: Mapping[str, TrackedJob], names: set[str], drift: bool) -> dict[str, Any]:
@@ -327,7 +339,9 @@ class JobOrchestrator:
         for module_result in result:
             if module_result.module == module_name:
                 return module_result
-        return ModuleResult(module=module_name, action="noop", outcome=OUTCOME_SKIPPED, error="module not found")
+        return ModuleResult(
+            module=module_name, action="noop", outcome=OUTCOME_SKIPPED, error="module not found"
+        )
 
     def reconcile(
         self,
@@ -345,18 +359,28 @@ class JobOrchestrator:
         if lease is None:
             from lakeflow_job_meta.engine.lease import Lease
 
-            lease = Lease(self.tables.state, holder_id=f"orchestrator@{_process_id()}", scope=self.table_id, clock=self.clock)
+            lease = Lease(
+                self.tables.state,
+                holder_id=f"orchestrator@{_process_id()}",
+                scope=self.table_id,
+                clock=self.clock,
+            )
         if lease.held:
             lease.ensure_held()  # never apply after losing the lease to another writer
         else:
-            lease.acquire(wait=self.lease_wait, on_wait=lambda holder: log.warning("waiting for the writer lease held by %s", holder))
+            lease.acquire(
+                wait=self.lease_wait,
+                on_wait=lambda holder: log.warning("waiting for the writer lease held by %s", holder),
+            )
         try:
             return self._reconcile(run_id, modules, auto_run, check_drift)
         finally:
             if own_lease:
                 lease.release()
 
-    def _reconcile(self, run_id: str, modules: Iterable[str] | None, auto_run: bool, check_drift: bool | None) -> RunResult:
+    def _reconcile(
+        self, run_id: str, modules: Iterable[str] | None, auto_run: bool, check_drift: bool | None
+    ) -> RunResult:
         desired = self.manager.desired_state()
         compiled, issues = self._compile(desired)
         if self.target.kind == "bundle":
@@ -386,7 +410,9 @@ class JobOrchestrator:
         names = set(compiled) | set(tracked) | set(issues)
         if scope is not None:
             # A module referenced by run_job from a module in scope must exist first.
-            names &= scope | {ref for m in scope if m in compiled for ref in compiled[m].run_job_refs.values()}
+            names &= scope | {
+                ref for m in scope if m in compiled for ref in compiled[m].run_job_refs.values()
+            }
         result = RunResult(run_id=run_id, target=self.target_key)
         applier = WorkspaceApplier(
             self.gateway,
@@ -404,16 +430,22 @@ class JobOrchestrator:
         for wave in apply_waves(compiled, names):
             wave = sorted(wave, key=lambda m: (priorities.get(m, 100), m))
             tracked = self._tracked() if job_ids else tracked
-            changes, live = self._plan_workspace(desired, compiled, issues, tracked, set(wave), check_drift, job_ids)
+            changes, live = self._plan_workspace(
+                desired, compiled, issues, tracked, set(wave), check_drift, job_ids
+            )
 
             def run(change: PlannedChange, tracked=tracked, live=live) -> ModuleResult:
                 if self.stop_requested.is_set():
-                    return ModuleResult(module=change.module, action=change.action, outcome=OUTCOME_SKIPPED, error="stopped")
+                    return ModuleResult(
+                        module=change.module, action=change.action, outcome=OUTCOME_SKIPPED, error="stopped"
+                    )
                 try:
                     return applier.apply(change, tracked.get(change.module), live.get(change.module))
                 except Exception as error:  # one module's bug never aborts the run
                     log.exception("module %s failed", change.module)
-                    return ModuleResult(module=change.module, action=change.action, outcome=OUTCOME_ERROR, error=repr(error))
+                    return ModuleResult(
+                        module=change.module, action=change.action, outcome=OUTCOME_ERROR, error=repr(error)
+                    )
 
             ordered = sorted(changes, key=lambda c: (priorities.get(c.module, 100), c.module))
             with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="ljm-apply") as pool:
@@ -448,4 +480,3 @@ class JobOrchestrator:
                 self.tables.history.append(rows)
             except Exception as error:  # history is an audit trail; losing it must not fail the run
                 log.warning("could not append %d history rows: %s", len(rows), error)
-

@@ -69,6 +69,8 @@ def render_status(status: dict[str, Any]) -> str:
         if info["last_error"]:
             line += f" error: {info['last_error']}"
         if info["metadata_changed_by"]:
-            line += f" (metadata last changed by {info['metadata_changed_by']} at {info['metadata_changed_at']})"
+            line += (
+                f" (metadata last changed by {info['metadata_changed_by']} at {info['metadata_changed_at']})"
+            )
         lines.append(line)
     return "\n".join(lines)

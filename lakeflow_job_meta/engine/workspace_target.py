@@ -12,6 +12,7 @@ Invariants this module keeps:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import threading
@@ -73,7 +74,16 @@ class TrackingWriter:
     target: str
     lock: threading.Lock
 
-    def record(self, tracked: TrackedJob, *, status: str, last_error: str | None, applied_version: int | None, job_name: str | None, hash_version: int) -> None:
+    def record(
+        self,
+        tracked: TrackedJob,
+        *,
+        status: str,
+        last_error: str | None,
+        applied_version: int | None,
+        job_name: str | None,
+        hash_version: int,
+    ) -> None:
         row = {
             "target": self.target,
             "module_name": tracked.module_name,
@@ -132,7 +142,9 @@ class WorkspaceApplier:
                 f"{module!r}; it is left untouched"
             )
 
-    def _record(self, tracked: TrackedJob, change: PlannedChange, status: str = "ok", error: str | None = None) -> None:
+    def _record(
+        self, tracked: TrackedJob, change: PlannedChange, status: str = "ok", error: str | None = None
+    ) -> None:
         self.tracking.record(
             tracked,
             status=status,
@@ -172,9 +184,13 @@ class WorkspaceApplier:
 
     # -- actions -----------------------------------------------------------------------------
     def apply(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None) -> ModuleResult:
+        """Apply one module's change with its own write counter (workers run concurrently)."""
+        scoped = copy.copy(self)
+        scoped.gateway = self.gateway.scoped()
+        return scoped._apply(change, tracked, live)
+
+    def _apply(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None) -> ModuleResult:
         started = self.monotonic()
-        writes_before = self.gateway.writes.job_writes
-        other_before = self.gateway.writes.other_writes
         result = ModuleResult(
             module=change.module,
             action=change.action,
@@ -196,12 +212,14 @@ class WorkspaceApplier:
                     self._record(tracked, change, status="error", error=str(error))
                 except Exception as record_error:  # keep the first error; the run goes on
                     result.error += f" (and recording it failed: {record_error})"
-        result.job_writes = self.gateway.writes.job_writes - writes_before
-        result.other_writes = self.gateway.writes.other_writes - other_before
+        result.job_writes = self.gateway.writes.job_writes
+        result.other_writes = self.gateway.writes.other_writes
         result.duration_ms = int((self.monotonic() - started) * 1000)
         return result
 
-    def _do_noop(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+    def _do_noop(
+        self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
+    ) -> None:
         if tracked is None:
             return
         files = dict(tracked.managed_files)
@@ -211,11 +229,15 @@ class WorkspaceApplier:
         if other:
             self._record(replace(tracked, managed_files=files), change)
 
-    def _do_keep(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+    def _do_keep(
+        self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
+    ) -> None:
         if tracked is not None and tracked.status != "orphaned":
             self._record(tracked, change, status="orphaned")
 
-    def _do_error(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+    def _do_error(
+        self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
+    ) -> None:
         result.outcome = OUTCOME_ERROR
         result.error = change.reason
 
@@ -227,7 +249,9 @@ class WorkspaceApplier:
             if job.job_id != keep:
                 self.gateway.delete(job.job_id)
 
-    def _do_create(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+    def _do_create(
+        self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
+    ) -> None:
         compiled = change.compiled
         assert compiled is not None
         name = compiled.job_name
@@ -240,7 +264,12 @@ class WorkspaceApplier:
             result.action = "adopt"
             job_id = keep.job_id
             adopted = TrackedJob(
-                module_name=change.module, job_id=job_id, spec_hash="", paused_by_tool=False, managed_files={}, status="adopting"
+                module_name=change.module,
+                job_id=job_id,
+                spec_hash="",
+                paused_by_tool=False,
+                managed_files={},
+                status="adopting",
             )
             self._record(adopted, change, status="adopting")
             settings = with_pause_status(
@@ -250,7 +279,9 @@ class WorkspaceApplier:
                 paused_by_tool=False,
                 default_pause_status=None,
             )
-            if json.dumps(settings, sort_keys=True) != json.dumps(_comparable(keep.settings, settings), sort_keys=True):
+            if json.dumps(settings, sort_keys=True) != json.dumps(
+                _comparable(keep.settings, settings), sort_keys=True
+            ):
                 self.gateway.reset(job_id, settings)
         else:
             settings = with_pause_status(
@@ -269,7 +300,12 @@ class WorkspaceApplier:
                     raise
                 job_id = ours[0].job_id
             created = TrackedJob(
-                module_name=change.module, job_id=job_id, spec_hash=change.new_hash or "", paused_by_tool=False, managed_files={}, status="ok"
+                module_name=change.module,
+                job_id=job_id,
+                spec_hash=change.new_hash or "",
+                paused_by_tool=False,
+                managed_files={},
+                status="ok",
             )
             self._record(created, change)  # immediately: the id must never be lost
             ours = self._find_ours_by_name(name, change.module)
@@ -289,7 +325,9 @@ class WorkspaceApplier:
         result.job_id = job_id
         self._maybe_run(job_id, result)
 
-    def _do_update(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+    def _do_update(
+        self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
+    ) -> None:
         compiled = change.compiled
         assert compiled is not None and tracked is not None
         if live is None:
@@ -312,13 +350,21 @@ class WorkspaceApplier:
         self._sync_files(change, files)
         self._sync_permissions(tracked.job_id, compiled, files)
         self._record(
-            replace(tracked, spec_hash=change.new_hash or "", paused_by_tool=False, managed_files=files, status="ok"),
+            replace(
+                tracked,
+                spec_hash=change.new_hash or "",
+                paused_by_tool=False,
+                managed_files=files,
+                status="ok",
+            ),
             change,
         )
         result.job_id = tracked.job_id
         self._maybe_run(tracked.job_id, result)
 
-    def _do_pause(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+    def _do_pause(
+        self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
+    ) -> None:
         assert tracked is not None
         if live is None:
             live = self.gateway.get(tracked.job_id)
@@ -334,9 +380,15 @@ class WorkspaceApplier:
                 partial[block] = {**current, "pause_status": "PAUSED"}
         if partial:
             self.gateway.update(tracked.job_id, partial)
-        self._record(replace(tracked, paused_by_tool=bool(partial) or tracked.paused_by_tool, status="paused"), change, status="paused")
+        self._record(
+            replace(tracked, paused_by_tool=bool(partial) or tracked.paused_by_tool, status="paused"),
+            change,
+            status="paused",
+        )
 
-    def _do_delete(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult) -> None:
+    def _do_delete(
+        self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
+    ) -> None:
         assert tracked is not None
         if live is None:
             live = self.gateway.get(tracked.job_id)
