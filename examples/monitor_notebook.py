@@ -5,19 +5,19 @@
 # MAGIC cluster or with `%pip install /Volumes/.../lakeflow_job_meta-0.1.0-py3-none-any.whl`.
 
 # COMMAND ----------
-dbutils.widgets.text("control_table", "")  # noqa: F821 - dbutils exists in Databricks notebooks
-dbutils.widgets.text("volume_path", "")  # noqa: F821
-dbutils.widgets.text("check_interval_seconds", "60")  # noqa: F821
-dbutils.widgets.text("max_iterations", "")  # noqa: F821
+dbutils.widgets.text("control_table", "")
+dbutils.widgets.text("volume_path", "")
+dbutils.widgets.text("check_interval_seconds", "60")
+dbutils.widgets.text("max_iterations", "")
 
 # COMMAND ----------
 from lakeflow_job_meta import MetadataMonitor  # noqa: E402
 from lakeflow_job_meta.engine.monitor import install_signal_handlers  # noqa: E402
 
-control_table = dbutils.widgets.get("control_table")  # noqa: F821
-volume_path = dbutils.widgets.get("volume_path") or None  # noqa: F821
-check_interval_seconds = float(dbutils.widgets.get("check_interval_seconds") or 60)  # noqa: F821
-max_iterations_text = dbutils.widgets.get("max_iterations")  # noqa: F821
+control_table = dbutils.widgets.get("control_table")
+volume_path = dbutils.widgets.get("volume_path") or None
+check_interval_seconds = float(dbutils.widgets.get("check_interval_seconds") or 60)
+max_iterations_text = dbutils.widgets.get("max_iterations")
 max_iterations = int(max_iterations_text) if max_iterations_text.strip() else None
 
 monitor = MetadataMonitor(

@@ -11,7 +11,9 @@ from tests.emulator.fixtures import jobs_emulator, make_workspace_client, worksp
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_databricks_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _no_ambient_databricks_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     for key in list(os.environ):
         if key.startswith("DATABRICKS_"):
             monkeypatch.delenv(key, raising=False)
