@@ -1,0 +1,221 @@
+"""Issue 3 acceptance: the reconciler against the Jobs API emulator through the real SDK.
+
+Real delta-rs tables in ``tmp_path``, a real ``databricks.sdk.WorkspaceClient`` over HTTP, no
+sleeps used for synchronisation. "Writes" are what the emulator committed (jobs/create, reset,
+update, delete); workspace-file and permission writes are counted from its request log.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lakeflow_job_meta import JobOrchestrator, MetadataManager
+from lakeflow_job_meta.planning.ownership import MODULE_TAG, TABLE_TAG, TOOL_TAG, owner_tags
+from lakeflow_job_meta.storage.naming import control_table_id
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples" / "metadata_examples.yaml"
+EXAMPLE_MODULES = {
+    "sales_daily",
+    "ml_features",
+    "warehouse_refresh",
+    "nightly_umbrella",
+    "clickstream_continuous",
+}
+FILE_WRITE = ("POST", "workspace/import")
+
+
+class World:
+    """A control table in ``tmp_path`` loaded from a YAML folder, and the emulator."""
+
+    def __init__(self, tmp_path: Path, emulator, make_workspace_client, yaml_text: str | None = None):
+        self.emu = emulator
+        self.tmp = tmp_path
+        self.control = str(tmp_path / "ctl")
+        self.volume = tmp_path / "volume"
+        self.volume.mkdir()
+        self.yaml = self.volume / "metadata.yaml"
+        self.yaml.write_text(EXAMPLES.read_text() if yaml_text is None else yaml_text)
+        self.client = make_workspace_client(retry_timeout_seconds=10, http_timeout_seconds=5)
+        self.manager = MetadataManager(self.control)
+        self.manager.ensure_exists()
+        self.table_id = control_table_id(self.control)
+        self.sync()
+
+    def sync(self):
+        return self.manager.sync_from_volume(str(self.volume))
+
+    def edit_yaml(self, old: str, new: str) -> None:
+        text = self.yaml.read_text()
+        assert text.count(old) == 1, old
+        self.yaml.write_text(text.replace(old, new))
+        self.sync()
+
+    def orchestrator(self, **kwargs: Any) -> JobOrchestrator:
+        kwargs.setdefault("target", "workspace")
+        return JobOrchestrator(self.control, self.client, **kwargs)
+
+    def ours(self) -> dict[str, list[int]]:
+        """module tag -> ids of live jobs carrying all our ownership tags."""
+        found: dict[str, list[int]] = {}
+        for job_id, job in self.emu.jobs().items():
+            tags = job["settings"].get("tags") or {}
+            if (
+                tags.get(TOOL_TAG) == "managed"
+                and tags.get(TABLE_TAG) == owner_tags(self.table_id, "x")[TABLE_TAG]
+            ):
+                found.setdefault(tags[MODULE_TAG], []).append(job_id)
+        return found
+
+    def tracked(self) -> dict[str, dict[str, Any]]:
+        return {row["module_name"]: row for row in self.manager.tables.jobs.read_all()}
+
+    def settings(self, job_id: int) -> dict[str, Any]:
+        job = self.emu.job(job_id)
+        assert job is not None
+        return job["settings"]
+
+    def file_writes(self) -> int:
+        return self.emu.request_counts()[FILE_WRITE]
+
+    def other_writes(self) -> Counter:
+        """Non-job writes the emulator received (files, folders, permissions)."""
+        return Counter(
+            {
+                (m, e): n
+                for (m, e), n in self.emu.request_counts().items()
+                if m in ("POST", "PUT", "PATCH") and not e.startswith("jobs/")
+            }
+        )
+
+
+@pytest.fixture
+def world(tmp_path, jobs_emulator, make_workspace_client) -> World:
+    return World(tmp_path, jobs_emulator, make_workspace_client)
+
+
+def converge(world: World, **kwargs: Any):
+    """First apply, asserting it succeeded for every module."""
+    result = world.orchestrator(**kwargs).run_all_modules()
+    assert result.ok, [r.as_dict() for r in result if not r.ok]
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# 1. the examples: one job per module, then zero writes
+# ---------------------------------------------------------------------------------------
+def test_examples_create_one_job_per_module_then_zero_writes(world: World):
+    result = converge(world)
+    assert {r.module: r.action for r in result} == dict.fromkeys(EXAMPLE_MODULES, "create")
+    assert world.emu.write_counts() == Counter({"jobs/create": 5})
+    jobs = world.emu.jobs()
+    assert len(jobs) == 5
+    assert sorted(job["settings"]["name"] for job in jobs.values()) == sorted(EXAMPLE_MODULES)
+    ours = world.ours()
+    assert sorted(ours) == sorted(EXAMPLE_MODULES) and all(len(ids) == 1 for ids in ours.values())
+    for module, (job_id,) in ours.items():
+        assert world.settings(job_id)["tags"][MODULE_TAG] == module
+        assert world.tracked()[module]["job_id"] == job_id
+        assert result[module].job_id == job_id
+    # the retired module (is_active: false) gets no job
+    assert "legacy_exports" not in world.tracked()
+    # the service filled its defaults in (so "zero writes" below really ignores them)
+    sample = world.settings(ours["warehouse_refresh"][0])
+    assert sample["email_notifications"] == {} and sample["tasks"][0]["run_if"] == "ALL_SUCCESS"
+
+    world.emu.reset_counters()
+    second = world.orchestrator().run_all_modules()
+    assert second.ok
+    assert {r.action for r in second} == {"noop"}
+    assert world.emu.writes() == 0
+    assert world.other_writes() == Counter()
+    assert second.job_writes == 0 and second.other_writes == 0
+    assert not any(r.drift for r in second)
+
+    plan = world.orchestrator().plan()
+    assert {c.module: c.action for c in plan.changes} == dict.fromkeys(EXAMPLE_MODULES, "noop")
+    assert not plan.has_changes
+    assert world.emu.writes() == 0
+
+
+# ---------------------------------------------------------------------------------------
+# 2. one changed source = one write; a new module = one create; SQL text = one file write
+# ---------------------------------------------------------------------------------------
+NEW_MODULE_YAML = """
+  - module_name: fresh_module
+    description: Added later.
+    sources:
+      - source_id: fresh_notebook
+        source_type: notebook
+        execution_order: 1
+        transformation_config:
+          task_type: notebook
+          notebook_path: /Workspace/Shared/fresh/notebook
+"""
+
+
+def test_one_changed_source_is_one_reset_for_that_module(world: World):
+    converge(world)
+    job_id = world.tracked()["clickstream_continuous"]["job_id"]
+    world.edit_yaml("base_parameters: {load_mode: streaming}", "base_parameters: {load_mode: batch}")
+    world.emu.reset_counters()
+
+    result = world.orchestrator().run_all_modules()
+    assert result.ok
+    assert {r.module: r.action for r in result if r.action != "noop"} == {"clickstream_continuous": "update"}
+    assert world.emu.write_counts() == Counter({"jobs/reset": 1})
+    assert [r.body["job_id"] for r in world.emu.requests if r.endpoint == "jobs/reset"] == [job_id]
+    assert world.other_writes() == Counter()
+    assert result["clickstream_continuous"].job_writes == 1 and result.job_writes == 1
+    (task,) = world.settings(job_id)["tasks"]
+    assert task["notebook_task"]["base_parameters"]["load_mode"] == "batch"
+    assert any("load_mode" in line for line in result["clickstream_continuous"].diff)
+
+    world.emu.reset_counters()
+    assert {r.action for r in world.orchestrator().run_all_modules()} == {"noop"}
+    assert world.emu.writes() == 0
+
+
+def test_inserting_a_module_creates_exactly_one_job(world: World):
+    converge(world)
+    world.yaml.write_text(world.yaml.read_text() + NEW_MODULE_YAML)
+    world.sync()
+    world.emu.reset_counters()
+
+    result = world.orchestrator().run_all_modules()
+    assert result.ok
+    assert {r.module: r.action for r in result if r.action != "noop"} == {"fresh_module": "create"}
+    assert world.emu.write_counts() == Counter({"jobs/create": 1})
+    assert world.ours()["fresh_module"] == [result["fresh_module"].job_id]
+    assert len(world.emu.jobs()) == 6
+
+
+def test_changing_only_inline_sql_writes_one_file_and_no_job(world: World):
+    converge(world)
+    job_id = world.tracked()["sales_daily"]["job_id"]
+    before = world.settings(job_id)
+    (path,) = [p for p in world.emu.workspace_objects() if p.endswith("/customers_ingest.sql")]
+    world.edit_yaml(
+        "SELECT * FROM ${var.catalog}.landing.customers",
+        "SELECT * FROM ${var.catalog}.landing.customers WHERE id IS NOT NULL",
+    )
+    plan = world.orchestrator().plan()
+    (change,) = [c for c in plan.changes if c.has_file_changes or c.action != "noop"]
+    assert (change.module, change.action, sorted(change.file_writes)) == ("sales_daily", "noop", [path])
+    world.emu.reset_counters()
+
+    result = world.orchestrator().run_all_modules()
+    assert result.ok
+    assert world.emu.writes() == 0
+    assert world.file_writes() == 1
+    assert result["sales_daily"].other_writes == 1 and result.other_writes == 1
+    assert b"WHERE id IS NOT NULL" in world.emu.workspace_objects()[path]["content"]
+    assert world.settings(job_id) == before
+
+    world.emu.reset_counters()
+    world.orchestrator().run_all_modules()
+    assert world.emu.writes() == 0 and world.other_writes() == Counter()
