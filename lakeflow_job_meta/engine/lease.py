@@ -144,6 +144,14 @@ class Lease:
         with self._lock:
             return self._info if self._held else None
 
+    def seconds_until_renewal(self) -> float | None:
+        """How long until :meth:`renew_if_due` would renew (0 when due); None when not held.
+        A loop that sleeps longer than this between cycles lets the lease lapse."""
+        with self._lock:
+            if not self._held:
+                return None
+            return max(0.0, self.renew_every - (self.clock.monotonic() - self._last_write_mono))
+
     def holder_info(self) -> LeaseInfo | None:
         """The lease row as stored now (ours or someone else's, live or expired), or None."""
         row = self._read()

@@ -194,6 +194,7 @@ class MetadataMonitor:
         self._failures = 0
         self._started = False
         self._was_waiting = False
+        self._lease_generation: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -288,8 +289,14 @@ class MetadataMonitor:
             if self._was_waiting:
                 log.warning("took over the writer lease for %s", self.control_table)
                 self._was_waiting = False
-            # A new holder starts from a full reconcile: the previous one may have died mid-apply.
-            self._last_full = None
+            info = self.lease.info
+            generation = info.generation if info is not None else None
+            if generation is None or generation != self._lease_generation:
+                # A new holder starts from a full reconcile: the previous one may have died
+                # mid-apply. Taking back our own lapsed lease that nobody else wrote in between
+                # (same generation) needs no full reconcile: nobody else applied anything.
+                self._last_full = None
+            self._lease_generation = generation
         elif not self.lease.renew_if_due():
             report.lease_held = False
             return
@@ -425,6 +432,11 @@ class MetadataMonitor:
             return min(MAX_BACKOFF_SECONDS, self.check_interval_seconds * (2 ** min(self._failures - 1, 8)))
         if not report.lease_held:
             return min(self.check_interval_seconds, self.lease.renew_every)
+        # Wake in time to renew the lease (every TTL/3): sleeping a whole check interval longer
+        # than the TTL would let it lapse, and another monitor could take over between cycles.
+        until_renewal = self.lease.seconds_until_renewal()
+        if until_renewal is not None:
+            return min(self.check_interval_seconds, until_renewal)
         return self.check_interval_seconds
 
     def _log(self, report: CycleReport) -> None:
