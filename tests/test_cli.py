@@ -1,0 +1,469 @@
+"""The ``lakeflow-job-meta`` command line, in-process (``main([...])`` with capsys) and as a real
+``python -m lakeflow_job_meta`` subprocess.
+
+The workspace target talks to the Jobs API emulator through the real SDK, configured only by
+``DATABRICKS_HOST``/``DATABRICKS_TOKEN`` in the environment, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lakeflow_job_meta.cli.main import main
+
+pytest.importorskip("deltalake")
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "metadata_examples.yaml"
+EXAMPLE_MODULES = {
+    "sales_daily",
+    "ml_features",
+    "warehouse_refresh",
+    "nightly_umbrella",
+    "clickstream_continuous",
+}
+TOKEN = "dapi-TOPSECRET-0123456789abcdef"
+
+
+class Cli:
+    def __init__(self, capsys: pytest.CaptureFixture[str]):
+        self.capsys = capsys
+        self.outputs: list[str] = []
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        rc = main(list(argv))
+        captured = self.capsys.readouterr()
+        self.outputs += [captured.out, captured.err]
+        return rc, captured.out, captured.err
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.chdir(tmp_path)
+    return Cli(capsys)
+
+
+def module_yaml(name: str, *source_ids: str) -> str:
+    sources = "".join(
+        f"      - source_id: {sid}\n        source_type: x\n        execution_order: 1\n"
+        f"        transformation_config: {{task_type: notebook, notebook_path: /Workspace/nb/{sid}}}\n"
+        for sid in source_ids
+    )
+    return f"  - module_name: {name}\n    sources:\n{sources}"
+
+
+def run_subprocess(*argv: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
+    full_env.update({"PYTHONPATH": str(REPO), "HOME": str(cwd), "NO_COLOR": "1"})
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "lakeflow_job_meta", *argv],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# -- validate ------------------------------------------------------------------------------------
+
+
+def test_validate_ok(cli: Cli) -> None:
+    rc, out, err = cli("validate", str(EXAMPLES))
+    assert rc == 0
+    assert out == ""
+    assert "valid" in err and "1 file(s)" in err
+
+
+def test_validate_lists_every_error_of_every_file(cli: Cli, tmp_path: Path) -> None:
+    a = tmp_path / "a.yaml"
+    a.write_text(
+        "modules:\n  - module_name: m1\n    schedual: {}\n    sources:\n"
+        "      - source_id: s\n        source_type: x\n        execution_order: -1\n"
+        "        transformation_config: {task_type: notebook, notebook_path: rel/path}\n"
+    )
+    b = tmp_path / "b.yaml"
+    b.write_text("modules: [\n")
+    rc, out, err = cli("validate", str(a), str(b))
+    assert rc == 1
+    assert out == ""
+    assert f"{a}:3: modules[0]: unknown field 'schedual'" in err
+    assert f"{a}:7: modules[0].sources[0].execution_order: must be an integer >= 0" in err
+    assert f"{b}:" in err and "invalid YAML" in err
+    assert "3 error(s) in 2 file(s)" in err
+    assert "Traceback" not in err
+
+
+def test_validate_json_shape(cli: Cli, tmp_path: Path) -> None:
+    rc, out, _err = cli("validate", "--json", str(EXAMPLES))
+    assert rc == 0
+    assert json.loads(out) == {"valid": True, "files": [str(EXAMPLES)], "errors": []}
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "modules:\n  - module_name: m1\n    sources:\n      - source_id: s\n        source_type: x\n"
+        "        execution_order: -1\n        transformation_config: {task_type: notebook, notebook_path: /n}\n"
+    )
+    rc, out, _ = cli("validate", "--json", str(bad), str(EXAMPLES))
+    assert rc == 1
+    doc = json.loads(out)
+    assert doc["valid"] is False and doc["files"] == [str(bad), str(EXAMPLES)]
+    assert doc["errors"] == [
+        {
+            "location": f"{bad}:6",
+            "field": "modules[0].sources[0].execution_order",
+            "message": "must be an integer >= 0",
+        }
+    ]
+
+
+def test_validate_variables_and_environment(cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "v.yaml"
+    path.write_text(
+        "variables:\n  root: {description: no default}\nenvironments:\n  dev: {mode: development}\n"
+        "modules:\n  - module_name: m\n    sources:\n      - source_id: s\n        source_type: x\n"
+        "        execution_order: 1\n"
+        "        transformation_config: {task_type: notebook, notebook_path: '${var.root}/nb'}\n"
+    )
+    rc, _, err = cli("validate", str(path))
+    assert rc == 1 and "variable 'root' has no value" in err
+    assert cli("validate", str(path), "--var", "root=/Workspace/x")[0] == 0
+    rc, _, err = cli("validate", str(path), "--var", "root=/Workspace/x", "--env", "stage")
+    assert rc == 1 and "environment 'stage' is not defined (dev)" in err
+
+
+def test_validate_missing_path_is_one_line(cli: Cli, tmp_path: Path) -> None:
+    rc, out, err = cli("validate", str(tmp_path / "nope.yaml"))
+    assert rc == 2 and out == ""
+    assert err.strip() == f"error: {tmp_path / 'nope.yaml'}: no such file or folder"
+
+
+# -- load ----------------------------------------------------------------------------------------
+
+
+def test_load_creates_the_tables_and_reload_changes_nothing(cli: Cli, tmp_path: Path) -> None:
+    from lakeflow_job_meta.storage import open_tables
+
+    ctl = str(tmp_path / "t" / "etl_control")
+    rc, out, err = cli("load", str(EXAMPLES), "--control-table", ctl)
+    assert rc == 0, err
+    assert "17 source row(s) written" in err
+    tables = open_tables(ctl)
+    assert tables.exists()
+    versions = [t.version() for t in tables.all()]
+    rc, out, err = cli("load", str(EXAMPLES), "--control-table", ctl, "--json")
+    assert rc == 0
+    (result,) = json.loads(out)["results"]
+    assert result["sources_upserted"] == 0 and result["modules_upserted"] == 0
+    assert [t.version() for t in tables.all()] == versions
+
+
+def test_load_invalid_file_writes_nothing(cli: Cli, tmp_path: Path) -> None:
+    ctl = str(tmp_path / "etl_control")
+    cli("load", str(EXAMPLES), "--control-table", ctl)
+    from lakeflow_job_meta.storage import open_tables
+
+    tables = open_tables(ctl)
+    versions = [t.version() for t in tables.all()]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("modules: [\n")
+    rc, out, err = cli("load", str(bad), str(EXAMPLES), "--control-table", ctl)
+    assert rc == 1 and out == ""
+    assert err.startswith(f"error: {bad}:") and "invalid YAML" in err
+    assert "Traceback" not in err
+    assert [t.version() for t in tables.all()] == versions
+
+
+def test_load_sync_deletes_rows_of_removed_files(cli: Cli, tmp_path: Path) -> None:
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / "a.yaml").write_text("modules:\n" + module_yaml("ma", "a1"))
+    (volume / "b.yaml").write_text("modules:\n" + module_yaml("mb", "b1"))
+    ctl = str(tmp_path / "etl_control")
+    assert cli("load", str(volume), "--control-table", ctl, "--sync")[0] == 0
+    (volume / "b.yaml").unlink()
+    rc, _, err = cli("load", str(volume), "--control-table", ctl, "--sync")
+    assert rc == 0 and "1 deleted" in err
+
+
+# -- read-only commands on a missing table ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("plan", "--target", "bundle:out"),
+        ("plan", "--target", "bundle:out", "--json"),
+        ("status",),
+        ("status", "--json"),
+    ],
+)
+def test_read_only_command_on_missing_table_is_one_line(cli: Cli, tmp_path: Path, argv) -> None:
+    ctl = tmp_path / "missing" / "etl_control"
+    rc, out, err = cli(*argv, "--control-table", str(ctl))
+    assert rc == 1
+    assert out == ""
+    errors = [line for line in err.splitlines() if line.startswith("error")]
+    assert errors == [f"error: table {ctl} does not exist (run `lakeflow-job-meta load` to create it)"]
+    assert "Traceback" not in err
+    assert not ctl.exists()  # nothing was created
+    assert not (tmp_path / "out").exists()
+
+
+def test_debug_shows_the_traceback(cli: Cli, tmp_path: Path) -> None:
+    from lakeflow_job_meta.errors import TableNotFoundError
+
+    with pytest.raises(TableNotFoundError):
+        main(["--debug", "status", "--control-table", str(tmp_path / "missing")])
+    proc = run_subprocess("--debug", "status", "--control-table", str(tmp_path / "missing"), cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert "TableNotFoundError" in proc.stderr
+
+
+# -- plan/apply with the bundle target -----------------------------------------------------------
+
+
+@pytest.fixture
+def loaded(cli: Cli, tmp_path: Path) -> str:
+    ctl = str(tmp_path / "tables" / "etl_control")
+    rc, _, err = cli("load", str(EXAMPLES), "--control-table", ctl)
+    assert rc == 0, err
+    return ctl
+
+
+def test_plan_and_apply_bundle(cli: Cli, loaded: str, tmp_path: Path) -> None:
+    target = f"bundle:{tmp_path / 'out'}"
+    rc, out, err = cli("plan", "--control-table", loaded, "--target", target)
+    assert rc == 0
+    assert err.strip() == f"target: bundle folder {tmp_path / 'out'} (local; no workspace is contacted)"
+    # Terraform-like: one "+ create" block per module, then the summary line.
+    for module in EXAMPLE_MODULES:
+        assert f'  + create {module} "{module}"' in out
+    assert out.rstrip().endswith("Plan: 5 to create, 0 to update, 0 to delete/pause, 0 unchanged.")
+    assert not (tmp_path / "out").exists()  # plan writes nothing
+
+    rc, out, err = cli("apply", "--control-table", loaded, "--target", target)
+    assert rc == 0, err
+    assert "target: bundle folder" in err
+    assert "Apply complete: 5 create" in err
+    assert (tmp_path / "out" / "databricks.yml").is_file()
+
+    rc, out, err = cli("plan", "--control-table", loaded, "--target", target)
+    assert "No changes. The jobs match the metadata." in out
+    assert "Plan: 0 to create, 0 to update, 0 to delete/pause, 5 unchanged." in out
+
+
+def test_plan_json_stdout_is_only_the_document_bundle(cli: Cli, loaded: str, tmp_path: Path) -> None:
+    target = f"bundle:{tmp_path / 'out'}"
+    rc, out, err = cli("plan", "--control-table", loaded, "--target", target, "--json")
+    assert rc == 0
+    doc = json.loads(out)  # the whole of stdout parses
+    assert "target:" in err and "target:" not in out
+    assert {c["module"] for c in doc["changes"]} == EXAMPLE_MODULES
+    assert all({"module", "action", "job_id"} <= set(c) for c in doc["changes"])
+    assert {c["action"] for c in doc["changes"]} == {"create"}
+
+    assert cli("apply", "--control-table", loaded, "--target", target, "--json")[0] == 0
+    rc, out, err = cli("plan", "--control-table", loaded, "--target", target, "--json")
+    doc = json.loads(out)
+    assert {(c["module"], c["action"], c["job_id"]) for c in doc["changes"]} == {
+        (m, "noop", None) for m in EXAMPLE_MODULES
+    }
+
+
+def test_apply_json_stdout_is_only_the_document(cli: Cli, loaded: str, tmp_path: Path) -> None:
+    rc, out, err = cli("apply", "--control-table", loaded, "--target", f"bundle:{tmp_path / 'b'}", "--json")
+    assert rc == 0
+    doc = json.loads(out)
+    assert {c["module"]: c["action"] for c in doc["changes"]} == dict.fromkeys(EXAMPLE_MODULES, "create")
+    assert "target:" in err
+
+
+def test_target_defaults_to_the_bundle_folder_outside_databricks(
+    cli: Cli, loaded: str, tmp_path: Path
+) -> None:
+    rc, _out, err = cli("apply", "--control-table", loaded)
+    assert rc == 0, err
+    assert "target: bundle folder bundle (local; no workspace is contacted)" in err
+    assert (tmp_path / "bundle" / "databricks.yml").is_file()
+    assert len(list((tmp_path / "bundle" / "resources").glob("*.job.yml"))) == 5
+
+
+def test_default_target_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakeflow_job_meta.engine.orchestrator import TargetSpec, default_target
+
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    assert default_target() == TargetSpec("bundle", "bundle")
+    assert str(default_target()) == "bundle:bundle"
+    # Credentials never make the target "workspace".
+    monkeypatch.setenv("DATABRICKS_HOST", "https://example.cloud.databricks.com")
+    monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+    assert default_target().kind == "bundle"
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+    assert default_target() == TargetSpec("workspace")
+
+
+def test_invalid_target_is_a_usage_error(cli: Cli, loaded: str) -> None:
+    rc, out, err = cli("plan", "--control-table", loaded, "--target", "cloud")
+    assert rc == 2 and out == ""
+    assert err.strip() == "error: invalid target 'cloud': use 'workspace' or 'bundle:DIR'"
+
+
+def test_monitor_once_prints_the_target(cli: Cli, loaded: str, tmp_path: Path) -> None:
+    rc, _out, err = cli(
+        "monitor", "--control-table", loaded, "--target", f"bundle:{tmp_path / 'm'}", "--once"
+    )
+    assert rc == 0, err
+    assert "target: bundle folder" in err
+    assert (tmp_path / "m" / "databricks.yml").is_file()
+
+
+# -- the workspace target against the emulator ---------------------------------------------------
+
+
+@pytest.fixture
+def workspace_env(jobs_emulator, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {"DATABRICKS_HOST": jobs_emulator.url, "DATABRICKS_TOKEN": TOKEN}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def test_apply_and_plan_workspace(cli: Cli, loaded: str, jobs_emulator, workspace_env) -> None:
+    rc, out, err = cli("plan", "--control-table", loaded, "--target", "workspace", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert {(c["module"], c["action"], c["job_id"]) for c in doc["changes"]} == {
+        (m, "create", None) for m in EXAMPLE_MODULES
+    }
+    assert f"target: workspace {jobs_emulator.url}" in err
+    assert jobs_emulator.writes() == 0
+
+    rc, out, err = cli("apply", "--control-table", loaded, "--target", "workspace")
+    assert rc == 0, err
+    assert f"target: workspace {jobs_emulator.url}" in err
+    assert "Apply complete: 5 create; 5 job write(s)" in err
+    assert jobs_emulator.writes() == 5
+    ids = {jobs_emulator.job(i)["settings"]["name"]: i for i in jobs_emulator.jobs()}
+    assert set(ids) == EXAMPLE_MODULES
+
+    rc, out, err = cli("plan", "--control-table", loaded, "--target", "workspace", "--json")
+    assert rc == 0
+    doc = json.loads(out)
+    assert {(c["module"], c["action"], c["job_id"]) for c in doc["changes"]} == {
+        (m, "noop", ids[m]) for m in EXAMPLE_MODULES
+    }
+    rc, out, err = cli("plan", "--control-table", loaded, "--target", "workspace")
+    assert "Plan: 0 to create, 0 to update, 0 to delete/pause, 5 unchanged." in out
+
+    # A second apply sends no write.
+    before = jobs_emulator.writes()
+    rc, _, err = cli("apply", "--control-table", loaded, "--target", "workspace")
+    assert rc == 0 and jobs_emulator.writes() == before
+    assert "Apply complete: 5 noop; 0 job write(s)" in err
+
+    rc, out, err = cli("status", "--control-table", loaded, "--json")
+    assert rc == 0
+    status = json.loads(out)
+    assert {m["module"] for m in status["modules"].values()} == EXAMPLE_MODULES
+
+    assert all(TOKEN not in text for text in cli.outputs)
+
+
+def test_plan_update_shows_a_field_diff(cli: Cli, tmp_path: Path, jobs_emulator, workspace_env) -> None:
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    path = volume / "m.yaml"
+    path.write_text("modules:\n" + module_yaml("ma", "a1", "a2"))
+    ctl = str(tmp_path / "etl_control")
+    cli("load", str(volume), "--control-table", ctl, "--sync")
+    assert cli("apply", "--control-table", ctl, "--target", "workspace")[0] == 0
+    path.write_text("modules:\n" + module_yaml("ma", "a1"))
+    cli("load", str(volume), "--control-table", ctl, "--sync")
+    rc, out, _ = cli("plan", "--control-table", ctl, "--target", "workspace")
+    assert rc == 0
+    assert '  ~ update ma "ma" (job ' in out
+    assert "a2" in out  # the diff names the removed task
+    assert "Plan: 0 to create, 1 to update, 0 to delete/pause, 0 unchanged." in out
+
+
+def test_apply_prune_delete(cli: Cli, tmp_path: Path, jobs_emulator, workspace_env) -> None:
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / "a.yaml").write_text("modules:\n" + module_yaml("keep_me", "k1"))
+    (volume / "b.yaml").write_text("modules:\n" + module_yaml("drop_me", "d1"))
+    ctl = str(tmp_path / "etl_control")
+    cli("load", str(volume), "--control-table", ctl, "--sync")
+    assert cli("apply", "--control-table", ctl, "--target", "workspace")[0] == 0
+    ids = {jobs_emulator.job(i)["settings"]["name"]: i for i in jobs_emulator.jobs()}
+    assert set(ids) == {"keep_me", "drop_me"}
+
+    (volume / "b.yaml").unlink()
+    cli("load", str(volume), "--control-table", ctl, "--sync")
+    rc, out, _ = cli("plan", "--control-table", ctl, "--target", "workspace", "--prune", "delete", "--json")
+    actions = {c["module"]: (c["action"], c["job_id"]) for c in json.loads(out)["changes"]}
+    assert actions == {"keep_me": ("noop", ids["keep_me"]), "drop_me": ("delete", ids["drop_me"])}
+
+    rc, out, err = cli("apply", "--control-table", ctl, "--target", "workspace", "--prune", "delete")
+    assert rc == 0, err
+    assert f"- drop_me: delete (job {ids['drop_me']})" in err
+    assert jobs_emulator.job(ids["drop_me"]) is None
+    assert jobs_emulator.job(ids["keep_me"]) is not None
+
+
+def test_workspace_without_credentials_is_one_line(cli: Cli, loaded: str) -> None:
+    rc, out, err = cli("plan", "--control-table", loaded, "--target", "workspace")
+    assert rc == 2 and out == ""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot authenticate to Databricks")
+
+
+# -- real subprocesses ---------------------------------------------------------------------------
+
+
+def test_subprocess_round_trip_never_prints_the_token(tmp_path: Path, jobs_emulator) -> None:
+    env = {"DATABRICKS_HOST": jobs_emulator.url, "DATABRICKS_TOKEN": TOKEN}
+    ctl = str(tmp_path / "etl_control")
+    outputs: list[str] = []
+
+    def run(*argv: str) -> Any:
+        proc = run_subprocess(*argv, cwd=tmp_path, env=env)
+        outputs.extend([proc.stdout, proc.stderr])
+        return proc
+
+    proc = run("validate", str(EXAMPLES))
+    assert proc.returncode == 0, proc.stderr
+    proc = run("load", str(EXAMPLES), "--control-table", ctl)
+    assert proc.returncode == 0, proc.stderr
+    proc = run("--debug", "apply", "--control-table", ctl, "--target", "workspace")
+    assert proc.returncode == 0, proc.stderr
+    assert "DEBUG" in proc.stderr  # debug logging really was on
+    proc = run("--debug", "plan", "--control-table", ctl, "--target", "workspace", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert {c["action"] for c in doc["changes"]} == {"noop"}
+    assert len(doc["changes"]) == 5
+    proc = run("plan", "--control-table", ctl, "--json")  # default target: ./bundle
+    assert proc.returncode == 0
+    json.loads(proc.stdout)
+    assert "target: bundle folder bundle" in proc.stderr
+    proc = run("--debug", "status", "--control-table", ctl)
+    assert proc.returncode == 0
+    # A failing call with --debug prints a traceback; still no token.
+    proc = run("--debug", "plan", "--control-table", str(tmp_path / "nope"), "--target", "workspace")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+    assert len(jobs_emulator.jobs()) == 5
+    for text in outputs:
+        assert TOKEN not in text
+        assert TOKEN[5:] not in text
