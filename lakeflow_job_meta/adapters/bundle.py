@@ -148,7 +148,8 @@ def render_bundle(
     return dict(sorted(files.items()))
 
 
-def _is_ours(path: Path) -> bool:
+def is_managed_file(path: Path) -> bool:
+    """True when the file's first line carries our marker (only such files are ever deleted)."""
     try:
         with path.open("r", encoding="utf-8") as handle:
             return MANAGED_MARKER in handle.readline()
@@ -191,7 +192,7 @@ def write_bundle(
     candidates = [*root.glob(f"{RESOURCES_DIR}/*{JOB_FILE_SUFFIX}"), *root.glob(f"{SQL_DIR}/*/*.sql")]
     for path in sorted(candidates):
         relpath = path.relative_to(root).as_posix()
-        if relpath in files or module_of_bundle_path(relpath) in keep or not _is_ours(path):
+        if relpath in files or module_of_bundle_path(relpath) in keep or not is_managed_file(path):
             continue
         path.unlink()
         result.deleted.append(relpath)
