@@ -20,6 +20,7 @@ from lakeflow_job_meta.errors import (
     LakeflowJobMetaError,
     LeaseHeldError,
     MetadataValidationError,
+    MissingDependencyError,
 )
 
 DEFAULT_LOCAL_CONTROL_TABLE = ".lakeflow_job_meta/etl_control"
@@ -64,7 +65,12 @@ def _add_target_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakeflow-job-meta", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="lakeflow-job-meta",
+        description="Keep Databricks Lakeflow Jobs equal to metadata in a Delta control table and YAML.",
+        epilog="Exit codes: 0 ok, 1 metadata errors or a failed module, 2 bad usage or configuration, "
+        "3 writer lease held (--no-wait). --debug shows tracebacks.",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -354,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {error}", file=sys.stderr)
         return EXIT_LEASE
-    except ConfigurationError as error:
+    except (ConfigurationError, MissingDependencyError) as error:
         if args.debug:
             raise
         print(f"error: {error}", file=sys.stderr)
