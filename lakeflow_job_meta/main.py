@@ -54,7 +54,12 @@ def translate_parameters(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli_main(translate_parameters(sys.argv[1:] if argv is None else argv))
+    """Runs the monitor. A failure raises SystemExit: a ``python_wheel_task`` ignores the entry
+    point's return value, so returning 1 would report a failed run as a success."""
+    code = cli_main(translate_parameters(sys.argv[1:] if argv is None else argv))
+    if code:
+        raise SystemExit(code)
+    return code
 
 
 if __name__ == "__main__":
