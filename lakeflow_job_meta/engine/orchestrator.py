@@ -18,7 +18,7 @@ from typing import Any
 from lakeflow_job_meta.engine.clock import Clock, SystemClock, utc_datetime
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataManager
 from lakeflow_job_meta.engine.results import OUTCOME_ERROR, OUTCOME_SKIPPED, ModuleResult, RunResult
-from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue
+from lakeflow_job_meta.errors import ConfigurationError, JobsApiError, MetadataIssue
 from lakeflow_job_meta.planning.canonical import HASH_VERSION
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module
@@ -271,26 +271,46 @@ class JobOrchestrator:
         names = set(compiled) | set(tracked) | set(issues)
         if scope is not None:
             names &= scope
-        live_by_module = self._live_jobs(tracked, names, drift)
+        read_errors: dict[str, str] = {}
+        live_by_module = self._live_jobs(tracked, names, drift, read_errors)
         ids = {m: t.job_id for m, t in tracked.items() if t.job_id}
         ids.update(job_ids or {})
         changes: list[PlannedChange] = []
         for name in sorted(names):
+            if name in read_errors:  # this module's job could not be read: leave it for next run
+                changes.append(
+                    PlannedChange(
+                        module=name, action="error", job_id=tracked[name].job_id, reason=read_errors[name]
+                    )
+                )
+                continue
             changes.append(
                 self._plan_one(name, desired, compiled, issues, tracked, live_by_module, ids, drift)
             )
         return changes, live_by_module
 
-    def _live_jobs(self, tracked: Mapping[str, TrackedJob], names: set[str], drift: bool) -> dict[str, Any]:
+    def _live_jobs(
+        self, tracked: Mapping[str, TrackedJob], names: set[str], drift: bool, errors: dict[str, str]
+    ) -> dict[str, Any]:
+        """Live jobs of tracked modules; a module whose job cannot be read goes to ``errors``
+        (one failed read never aborts the run)."""
         wanted = {m: t for m, t in tracked.items() if m in names and t.job_id}
         if not wanted or not drift:
             return {}
         if len(wanted) > LIST_INSTEAD_OF_GET_THRESHOLD:
             by_id = {t.job_id: m for m, t in wanted.items()}
-            return {by_id[job.job_id]: job for job in self.gateway.list_all() if job.job_id in by_id}
+            try:
+                return {by_id[job.job_id]: job for job in self.gateway.list_all() if job.job_id in by_id}
+            except (JobsApiError, OSError) as error:
+                errors.update(dict.fromkeys(wanted, f"could not list the live jobs: {error}"))
+                return {}
         live = {}
         for module, t in wanted.items():
-            job = self.gateway.get(t.job_id)
+            try:
+                job = self.gateway.get(t.job_id)
+            except (JobsApiError, OSError) as error:
+                errors[module] = f"could not read job {t.job_id}: {error}"
+                continue
             if job is not None:
                 live[module] = job
         return live
