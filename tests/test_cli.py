@@ -467,3 +467,75 @@ def test_subprocess_round_trip_never_prints_the_token(tmp_path: Path, jobs_emula
     for text in outputs:
         assert TOKEN not in text
         assert TOKEN[5:] not in text
+
+
+def test_apply_on_a_missing_control_table_creates_nothing(cli: Cli, tmp_path: Path) -> None:
+    ctl = tmp_path / "typo" / "etl_contrl"
+    rc, out, err = cli("apply", "--control-table", str(ctl), "--target", f"bundle:{tmp_path / 'b'}")
+    assert rc == 1 and out == ""
+    assert [line for line in err.splitlines() if line.startswith("error")] == [
+        f"error: table {ctl} does not exist (run `lakeflow-job-meta load` to create it)"
+    ]
+    assert not ctl.exists() and not (tmp_path / "b").exists()
+
+
+def test_load_sync_of_a_missing_folder_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
+    ctl = str(tmp_path / "etl_control")
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / "a.yaml").write_text("modules:\n" + module_yaml("ma", "a1"))
+    cli("load", str(volume), "--control-table", ctl, "--sync")
+    rc, out, err = cli("load", str(tmp_path / "gone"), "--control-table", ctl, "--sync")
+    assert rc == 2 and out == ""
+    assert err.strip() == f"error: YAML folder {tmp_path / 'gone'} does not exist"
+    from lakeflow_job_meta.storage import open_tables
+
+    assert [r["source_id"] for r in open_tables(ctl).control.read_all()] == ["a1"]
+
+
+def test_apply_with_a_rejected_token_reports_failures(cli: Cli, loaded: str, monkeypatch) -> None:
+    from tests.emulator.server import JobsEmulator
+
+    with JobsEmulator(token="the-right-token") as emulator:
+        monkeypatch.setenv("DATABRICKS_HOST", emulator.url)
+        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+        rc, out, err = cli("apply", "--control-table", loaded, "--target", "workspace")
+    assert rc == 1 and out == ""
+    failures = [line for line in err.splitlines() if line.startswith("x ")]
+    assert len(failures) == 5
+    assert all(": create failed: " in line for line in failures)
+    assert "Apply complete: 5 failed; 0 job write(s), 0 other write(s)." in err
+    assert "+ " not in err
+    assert TOKEN not in err
+
+
+def test_wheel_entry_translates_the_reference_parameters() -> None:
+    from lakeflow_job_meta.main import translate_parameters
+
+    assert translate_parameters(
+        [
+            "--control_table=main.ops.etl_control",
+            "--volume_path=/Volumes/main/ops/metadata",
+            "--check_interval_seconds=60",
+            "--max_iterations=",
+            "--once=false",
+            "--auto_run=true",
+            "--var=catalog=prod",
+        ]
+    ) == [
+        "monitor",
+        "--control-table=main.ops.etl_control",
+        "--volume-path=/Volumes/main/ops/metadata",
+        "--check-interval-seconds=60",
+        "--auto-run",
+        "--var=catalog=prod",
+    ]
+    with pytest.raises(SystemExit, match="unknown parameter"):
+        translate_parameters(["--contrl_table=x"])
+    # Every translated option exists on the monitor command.
+    from lakeflow_job_meta.cli.main import build_parser
+    from lakeflow_job_meta.main import FLAGS, PARAMETER_OPTIONS
+
+    monitor = build_parser()._subparsers._group_actions[0].choices["monitor"]
+    options = {o for action in monitor._actions for o in action.option_strings}
+    assert set(PARAMETER_OPTIONS.values()) | set(FLAGS.values()) <= options

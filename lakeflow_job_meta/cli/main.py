@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from lakeflow_job_meta.errors import (
     LeaseHeldError,
     MetadataValidationError,
     MissingDependencyError,
+    TableNotFoundError,
 )
 
 DEFAULT_LOCAL_CONTROL_TABLE = ".lakeflow_job_meta/etl_control"
@@ -225,6 +227,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     orchestrator = build_orchestrator(_run_settings(args), lease_wait=not args.no_wait)
     console = _console()
     console.print(orchestrator.describe_target())
+    if not orchestrator.tables.control.exists():
+        # apply creates the tool's own tables, but never an empty control table from a typo.
+        raise TableNotFoundError(orchestrator.tables.control.name)
     result = orchestrator.run_all_modules(auto_run=args.auto_run)
     if args.json:
         doc = result.as_dict()
@@ -257,19 +262,30 @@ def _print_run(console: Any, result: Any) -> None:
     for r in sorted(result.results, key=lambda r: r.module):
         if r.action == "noop" and r.ok and not r.other_writes:
             continue
-        line = f"{symbols.get(r.action, '?')} {r.module}: {r.action}"
+        if r.outcome == "error":
+            line = f"x {r.module}: {r.action}" + (" failed" if r.action != "error" else "")
+        elif not r.ok:
+            line = f"  {r.module}: {r.action} {r.outcome}"
+        else:
+            line = f"{symbols.get(r.action, '?')} {r.module}: {r.action}"
         if r.job_id:
             line += f" (job {r.job_id})"
-        if r.drift:
+        if r.drift and r.ok:
             line += " [drift restored]"
         if r.error:
             line += f": {r.error}"
         console.print(line, markup=False)
-    counts = result.counts()
+    done = Counter(r.action for r in result.results if r.ok)
+    parts = [f"{n} {action}" for action, n in sorted(done.items())]
+    failed = sum(1 for r in result.results if r.outcome == "error")
+    others = sum(1 for r in result.results if not r.ok and r.outcome != "error")
+    if failed:
+        parts.append(f"{failed} failed")
+    if others:
+        parts.append(f"{others} skipped")
     console.print(
-        "Apply complete: "
-        + ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
-        + f"; {result.job_writes} job write(s), {result.other_writes} other write(s).",
+        f"Apply complete: {', '.join(parts) or 'no modules'}; "
+        f"{result.job_writes} job write(s), {result.other_writes} other write(s).",
         markup=False,
     )
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lakeflow_job_meta.errors import MetadataIssue, MetadataValidationError
+from lakeflow_job_meta.adapters.yaml_volume import is_candidate_name
+from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue, MetadataValidationError
 from lakeflow_job_meta.metadata.loader import parse_document, validate_all
 from lakeflow_job_meta.metadata.models import MetadataDocument, Module, ModuleSettings, Source
 from lakeflow_job_meta.metadata.rows import module_settings_from_row, source_from_row
@@ -79,14 +80,23 @@ def _is_under(path: str, folder: str) -> bool:
 
 
 def _yaml_files_under(folder: str) -> list[str]:
-    root = Path(folder)
+    """Every ``*.yaml``/``*.yml`` file under ``folder`` (subfolders included; hidden folders and
+    hidden or editor temp files skipped, as the monitor does), sorted. A folder that is missing or cannot be listed, in whole or in part, raises
+    ConfigurationError: a sync must never read "cannot see the files" as "the files are gone"."""
+    if not os.path.isdir(folder):
+        what = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise ConfigurationError(f"YAML folder {folder} {what}")
+
+    def fail(error: OSError) -> None:
+        raise ConfigurationError(f"cannot list {error.filename or folder}: {error.strerror or error}")
+
     found = []
-    for path in root.rglob("*"):
-        rel_parts = path.relative_to(root).parts
-        if any(part.startswith(".") for part in rel_parts):
-            continue
-        if path.is_file() and path.suffix.lower() in YAML_SUFFIXES:
-            found.append(str(path))
+    for current, dirs, files in os.walk(folder, onerror=fail):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            path = os.path.join(current, name)
+            if is_candidate_name(name) and os.path.isfile(path):
+                found.append(path)
     return sorted(found)
 
 

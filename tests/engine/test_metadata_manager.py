@@ -449,3 +449,64 @@ def test_bad_input_leaves_every_table_version_unchanged(
     assert str(path) in str(info.value)
     assert versions(manager) == before
     assert sources(manager) == rows_before
+
+
+# -- a folder that cannot be seen is not an empty folder ------------------------------------------
+
+
+def test_sync_of_a_missing_folder_deletes_nothing(manager: MetadataManager, tmp_path: Path) -> None:
+    from lakeflow_job_meta.errors import ConfigurationError
+
+    volume = tmp_path / "volume"
+    write(volume / "a.yaml", doc(module_yaml("m", notebook_source("a1"))))
+    manager.sync_from_volume(str(volume))
+    before = versions(manager)
+    (volume / "a.yaml").unlink()
+    volume.rmdir()  # e.g. the volume is not mounted
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        manager.sync_from_volume(str(volume))
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        manager.load_from_folder(str(volume))
+    write(volume, "not a folder")
+    with pytest.raises(ConfigurationError, match="is not a folder"):
+        manager.sync_from_volume(str(volume))
+    assert versions(manager) == before
+    assert set(sources(manager)) == {"a1"}
+
+
+def test_sync_with_an_unlistable_subfolder_deletes_nothing(
+    manager: MetadataManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from lakeflow_job_meta.engine import metadata_manager
+    from lakeflow_job_meta.errors import ConfigurationError
+
+    volume = tmp_path / "volume"
+    write(volume / "a.yaml", doc(module_yaml("m", notebook_source("a1"))))
+    write(volume / "team" / "b.yaml", doc(module_yaml("n", notebook_source("b1"))))
+    manager.sync_from_volume(str(volume))
+    before = versions(manager)
+    real_walk = os.walk
+
+    def walk(top, onerror=None, **kwargs):
+        for current, dirs, files in real_walk(top, onerror=onerror, **kwargs):
+            if current.endswith("team"):
+                onerror(PermissionError(13, "Permission denied", current))
+                continue
+            yield current, dirs, files
+
+    monkeypatch.setattr(metadata_manager.os, "walk", walk)
+    with pytest.raises(ConfigurationError, match=r"cannot list .*team: Permission denied"):
+        manager.sync_from_volume(str(volume))
+    assert versions(manager) == before
+    assert set(sources(manager)) == {"a1", "b1"}
+
+
+def test_hidden_and_editor_files_are_not_metadata(manager: MetadataManager, tmp_path: Path) -> None:
+    volume = tmp_path / "volume"
+    write(volume / "a.yaml", doc(module_yaml("m", notebook_source("a1"))))
+    for name in (".hidden.yaml", "~a.yaml", "a.yaml.swp", ".git/x.yaml", "notes.txt"):
+        write(volume / name, "modules: [\n")  # invalid: would fail the sync if it were read
+    result = manager.sync_from_volume(str(volume))
+    assert result.files == [str(volume / "a.yaml")]
