@@ -539,3 +539,19 @@ def test_wheel_entry_translates_the_reference_parameters() -> None:
     monitor = build_parser()._subparsers._group_actions[0].choices["monitor"]
     options = {o for action in monitor._actions for o in action.option_strings}
     assert set(PARAMETER_OPTIONS.values()) | set(FLAGS.values()) <= options
+
+
+def test_unexpected_error_is_one_line_and_debug_raises(
+    cli: Cli, loaded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakeflow_job_meta.engine import status
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(status, "read_status", boom)
+    rc, out, err = cli("status", "--control-table", loaded)
+    assert rc == 1 and out == ""
+    assert err == "error: OSError: disk on fire (run with --debug for the traceback)\n"
+    with pytest.raises(OSError, match="disk on fire"):
+        main(["--debug", "status", "--control-table", loaded])
