@@ -324,19 +324,27 @@ class MetadataManager:
     ) -> dict[str, list[MetadataIssue]]:
         """Validate the state the tables would hold after this load; blame the loaded files."""
         kept_sources: list[Source] = []
+        # Kept rows that do not parse (a bad INSERT) take no part in validation, but their keys
+        # are still taken: YAML must not overwrite them (checked below).
+        unparsed_sources: dict[str, Mapping[str, Any]] = {}
         for row in stored_sources.values():
             if row.get("source_file") in replaced:
                 continue
             parsed = source_from_row(row, self.control_table)
             if isinstance(parsed, Source):
                 kept_sources.append(parsed)
+            else:
+                unparsed_sources[row["source_id"]] = row
         kept_modules: list[ModuleSettings] = []
+        unparsed_modules: dict[str, Mapping[str, Any]] = {}
         for row in stored_modules.values():
             if row.get("source_file") in replaced:
                 continue
             parsed = module_settings_from_row(row, self.tables.modules.name)
             if isinstance(parsed, ModuleSettings):
                 kept_modules.append(parsed)
+            else:
+                unparsed_modules[row["module_name"]] = row
         new_sources = [s for doc in documents.values() for s in doc.sources]
         new_modules = [m for doc in documents.values() for m in doc.modules]
         issues = validate_all(
@@ -346,6 +354,28 @@ class MetadataManager:
             control_table=self.control_table,
         )
         blamed: dict[str, list[MetadataIssue]] = {}
+        for path, doc in documents.items():
+            for model, key, label, table, taken in (
+                *((s, s.source_id, "source_id", self.control_table, unparsed_sources) for s in doc.sources),
+                *(
+                    (m, m.module_name, "module", self.tables.modules.name, unparsed_modules)
+                    for m in doc.modules
+                ),
+            ):
+                row = taken.get(key)
+                if row is None:
+                    continue
+                origin = row.get("source_file")
+                where = f"loaded from {origin}" if origin else "inserted by SQL"
+                blamed.setdefault(path, []).append(
+                    MetadataIssue(
+                        f"{model.source_file}:{model.line}" if model.line else str(model.source_file),
+                        "",
+                        f"{label} {key!r} already exists in table {table} ({where}); "
+                        "YAML never overwrites such rows",
+                        module=model.module_name,
+                    )
+                )
         loaded_modules = {s.module_name for s in new_sources} | {m.module_name for m in new_modules}
         for issue in issues:
             for path, doc in documents.items():

@@ -510,3 +510,37 @@ def test_hidden_and_editor_files_are_not_metadata(manager: MetadataManager, tmp_
         write(volume / name, "modules: [\n")  # invalid: would fail the sync if it were read
     result = manager.sync_from_volume(str(volume))
     assert result.files == [str(volume / "a.yaml")]
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_yaml_never_overwrites_an_invalid_sql_row(
+    manager: MetadataManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, relative: bool
+) -> None:
+    """A row INSERTed by SQL that does not even parse (only three columns, broken JSON) still
+    owns its key: a YAML source or module of that name is an error and nothing is written."""
+    manager.tables.control.append(
+        [{"source_id": "half_row", "module_name": "sql_mod", "transformation_config": "{", "is_active": True}]
+    )
+    manager.tables.modules.append([{"module_name": "sql_settings", "settings": "[not json"}])
+    before = versions(manager)
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "s.yaml", doc(module_yaml("yaml_mod", notebook_source("half_row"))))
+    write(tmp_path / "m.yaml", doc(module_yaml("sql_settings", notebook_source("fresh"))))
+    for name, expected in (
+        (
+            "s.yaml",
+            f"s.yaml:4: source_id 'half_row' already exists in table {manager.control_table} "
+            "(inserted by SQL); YAML never overwrites such rows",
+        ),
+        ("m.yaml", "module 'sql_settings' already exists in table"),
+    ):
+        path = name if relative else str(tmp_path / name)
+        with pytest.raises(MetadataValidationError) as info:
+            manager.load_yaml(path)
+        assert expected in str(info.value)
+        assert versions(manager) == before
+    # The monitor's entry rejects the file alone.
+    result = manager.apply_file_changes({str(tmp_path / "s.yaml"): (tmp_path / "s.yaml").read_bytes()}, [])
+    assert set(result.rejected) == {str(tmp_path / "s.yaml")} and not result.changed
+    assert versions(manager) == before
+    assert sources(manager)["half_row"]["module_name"] == "sql_mod"
