@@ -14,7 +14,6 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from lakeflow_job_meta.adapters.yaml_volume import is_candidate_name
@@ -174,9 +173,8 @@ class MetadataManager:
     ) -> LoadResult:
         """Make the rows that came from files under ``folder`` equal to those files: add, update,
         and delete rows whose file no longer holds them. All or nothing."""
-        files = _yaml_files_under(folder)
         return self._load(
-            {path: Path(path).read_bytes() for path in files},
+            self._read_files(_yaml_files_under(folder)),
             var=var,
             env=env,
             sync_scope=os.path.abspath(folder),
@@ -186,23 +184,31 @@ class MetadataManager:
     def load_files(
         self, paths: Iterable[str], var: Mapping[str, str] | None = None, env: str | None = None
     ) -> LoadResult:
+        contents = self._read_files(paths)
+        return self._load(contents, var=var, env=env, sync_scope=None, strict=True)
+
+    def _read_files(self, paths: Iterable[str]) -> dict[str, bytes | None]:
+        """Every file's bytes, or MetadataValidationError naming each file that is unreadable or
+        over the size cap (checked before reading, so a huge file is never loaded)."""
         contents: dict[str, bytes | None] = {}
         issues: list[MetadataIssue] = []
         for path in paths:
             try:
                 size = os.path.getsize(path)
+                if size > self.max_file_bytes:
+                    issues.append(
+                        MetadataIssue(
+                            f"{path}:1", "", f"file is {size} bytes, over the {self.max_file_bytes}-byte cap"
+                        )
+                    )
+                    continue
+                with open(path, "rb") as handle:
+                    contents[path] = handle.read(self.max_file_bytes + 1)
             except OSError as error:
-                issues.append(MetadataIssue(path, "", f"cannot read file: {error.strerror or error}"))
-                continue
-            if size > self.max_file_bytes:
-                issues.append(
-                    MetadataIssue(path, "", f"file is {size} bytes, over the {self.max_file_bytes}-byte cap")
-                )
-                continue
-            contents[path] = Path(path).read_bytes()
+                issues.append(MetadataIssue(f"{path}:1", "", f"cannot read file: {error.strerror or error}"))
         if issues:
             raise MetadataValidationError(issues)
-        return self._load(contents, var=var, env=env, sync_scope=None, strict=True)
+        return contents
 
     def apply_file_changes(
         self,
