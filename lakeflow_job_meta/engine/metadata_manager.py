@@ -194,6 +194,9 @@ class MetadataManager:
         issues: list[MetadataIssue] = []
         for path in paths:
             try:
+                if os.path.isdir(path):
+                    issues.append(MetadataIssue(f"{path}:1", "", "cannot read file: it is a folder"))
+                    continue
                 size = os.path.getsize(path)
                 if size > self.max_file_bytes:
                     issues.append(
