@@ -26,10 +26,14 @@ from lakeflow_job_meta.engine.results import OUTCOME_ERROR, ModuleResult
 from lakeflow_job_meta.errors import JobsApiError, NotOwnedError
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
+from lakeflow_job_meta.planning.normalize import diff_settings, normalize_for_compare
 from lakeflow_job_meta.planning.ownership import is_owned_by_us
 from lakeflow_job_meta.planning.plan import PlannedChange, TrackedJob
 
 PERMISSIONS_KEY = "permissions:"  # reserved key in managed_files: hash of the applied ACL
+# Tracking statuses written between a create/adopt and the removal of duplicate copies. A module
+# still in one of them at the next run has its duplicates removed first, whatever its plan says.
+PENDING_STATUSES = ("creating", "adopting")
 
 
 def acl_digest(acl: list[dict[str, Any]] | None) -> str | None:
@@ -202,14 +206,18 @@ class WorkspaceApplier:
             new_hash=change.new_hash,
         )
         try:
+            if tracked is not None and tracked.status in PENDING_STATUSES and tracked.job_id:
+                tracked = self._settle_pending(change, tracked, live)
             handler = getattr(self, f"_do_{change.action}")
             handler(change, tracked, live, result)
         except (JobsApiError, OSError) as error:
             result.outcome = OUTCOME_ERROR
             result.error = str(error)
             if tracked is not None:
+                # A create or adopt still pending keeps that status, so the next run settles it.
+                status = tracked.status if tracked.status in PENDING_STATUSES else "error"
                 try:
-                    self._record(tracked, change, status="error", error=str(error))
+                    self._record(tracked, change, status=status, error=str(error))
                 except Exception as record_error:  # keep the first error; the run goes on
                     result.error += f" (and recording it failed: {record_error})"
         result.job_writes = self.gateway.writes.job_writes
@@ -249,6 +257,20 @@ class WorkspaceApplier:
             if job.job_id != keep:
                 self.gateway.delete(job.job_id)
 
+    def _settle_pending(self, change: PlannedChange, tracked: TrackedJob, live: LiveJob | None) -> TrackedJob:
+        """Finish a create or adopt that stopped before its duplicates were removed (a failed
+        list, a crash): delete the other copies carrying our tags, then mark the row ok."""
+        name = change.job_name or (live.name if live is not None else None)
+        if name is None:
+            live = self.gateway.get(tracked.job_id)
+            name = live.name if live is not None else None
+        if name is not None:
+            self._remove_duplicates(tracked.job_id, self._find_ours_by_name(name, change.module))
+        settled = replace(tracked, status="ok")
+        if change.action == "noop":  # other actions record their own outcome
+            self._record(settled, change)
+        return settled
+
     def _do_create(
         self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
     ) -> None:
@@ -272,16 +294,18 @@ class WorkspaceApplier:
                 status="adopting",
             )
             self._record(adopted, change, status="adopting")
+            # jobs/list carries no tasks or job clusters: compare with the whole job.
+            full = self.gateway.get(job_id)
+            if full is None:
+                raise JobsApiError(f"job {job_id} disappeared while being adopted")
             settings = with_pause_status(
                 compiled.settings,
                 explicit_pause=compiled.explicit_pause,
-                live=keep.settings,
+                live=full.settings,
                 paused_by_tool=False,
                 default_pause_status=None,
             )
-            if json.dumps(settings, sort_keys=True) != json.dumps(
-                _comparable(keep.settings, settings), sort_keys=True
-            ):
+            if _differs(settings, full.settings, explicit_pause=compiled.explicit_pause):
                 self.gateway.reset(job_id, settings)
         else:
             settings = with_pause_status(
@@ -305,9 +329,10 @@ class WorkspaceApplier:
                 spec_hash=change.new_hash or "",
                 paused_by_tool=False,
                 managed_files={},
-                status="ok",
+                status="creating",
             )
-            self._record(created, change)  # immediately: the id must never be lost
+            # Immediately: the id must never be lost. "creating" until duplicates are gone.
+            self._record(created, change, status="creating")
             ours = self._find_ours_by_name(name, change.module)
             self._remove_duplicates(job_id, ours)
         files = {}
@@ -400,6 +425,10 @@ class WorkspaceApplier:
         self.tracking.forget(change.module)
 
 
-def _comparable(live: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
-    """Live settings restricted to the keys we send, for a cheap 'already equal' check on adopt."""
-    return {key: live.get(key) for key in desired}
+def _differs(desired: Mapping[str, Any], live: Mapping[str, Any], *, explicit_pause: bool) -> bool:
+    """Whether an adopted job needs a reset: the drift comparison, so values the service filled
+    in by itself (empty notification blocks, run_if, timeouts ...) do not count."""
+    options = {"desired_has_run_as": "run_as" in desired, "explicit_pause": explicit_pause}
+    return bool(
+        diff_settings(normalize_for_compare(desired, **options), normalize_for_compare(live, **options))
+    )

@@ -7,6 +7,11 @@ update, delete); workspace-file and permission writes are counted from its reque
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,6 +19,7 @@ from typing import Any
 import pytest
 
 from lakeflow_job_meta import JobOrchestrator, MetadataManager
+from lakeflow_job_meta.engine.clock import SystemClock
 from lakeflow_job_meta.planning.ownership import MODULE_TAG, TABLE_TAG, TOOL_TAG, owner_tags
 from lakeflow_job_meta.storage.naming import control_table_id
 from tests.emulator import Fault
@@ -299,3 +305,86 @@ def test_a_failed_read_of_one_job_is_that_modules_error_not_the_runs(world: Worl
     world.emu.faults.clear()
     result = world.orchestrator().run_all_modules()
     assert result.ok and world.emu.writes() == 1  # the one reset, made by one of the two runs
+
+
+# ---------------------------------------------------------------------------------------
+# 4. a process killed between jobs/create and recording the job id
+# ---------------------------------------------------------------------------------------
+CRASHING_APPLY = """
+import os, signal, sys
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.config import Config
+from lakeflow_job_meta import JobOrchestrator
+from lakeflow_job_meta.engine import workspace_target
+
+def die(*args, **kwargs):  # the kill lands after jobs/create returned, before the id is recorded
+    os.kill(os.getpid(), signal.SIGKILL)
+
+workspace_target.TrackingWriter.record = die
+control, host = sys.argv[1], sys.argv[2]
+client = WorkspaceClient(config=Config(host=host, token="t", retry_timeout_seconds=10))
+JobOrchestrator(control, client, target="workspace", max_workers=1).run_all_modules()
+print("not killed")
+"""
+
+
+class LaterClock(SystemClock):
+    """The restarted process runs after the dead holder's writer lease (60 s) expired."""
+
+    def now(self) -> float:
+        return time.time() + 120
+
+
+def test_killed_between_create_and_recording_then_restarted_adopts(world: World):
+    script = world.tmp / "crashing_apply.py"
+    script.write_text(CRASHING_APPLY)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.run(
+        [sys.executable, str(script), world.control, world.emu.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert "not killed" not in proc.stdout
+    assert world.emu.writes("jobs/create") == 1  # one worker: the first create, then the kill
+    (orphan_id,) = world.emu.jobs()
+    assert world.tracked() == {}
+
+    world.emu.reset_counters()
+    result = world.orchestrator(clock=LaterClock()).run_all_modules()
+    assert result.ok, [r.as_dict() for r in result if not r.ok]
+    (adopted,) = [r for r in result if r.action == "adopt"]
+    assert adopted.job_id == orphan_id
+    assert world.emu.write_counts() == Counter({"jobs/create": 4})  # the adopted job needs no reset
+    ours = world.ours()
+    assert {m: len(ids) for m, ids in ours.items()} == dict.fromkeys(EXAMPLE_MODULES, 1)
+    assert world.tracked()[adopted.module]["job_id"] == orphan_id
+    assert {m: row["status"] for m, row in world.tracked().items()} == dict.fromkeys(EXAMPLE_MODULES, "ok")
+
+    world.emu.reset_counters()
+    again = world.orchestrator().run_all_modules()
+    assert {r.action for r in again} == {"noop"} and world.emu.writes() == 0
+
+
+def test_an_untracked_job_of_ours_with_stale_settings_is_adopted_with_one_reset(world: World):
+    converge(world)
+    row = world.tracked()["clickstream_continuous"]
+    job_id = row["job_id"]
+    world.manager.tables.jobs.merge([], [{"target": row["target"], "module_name": "clickstream_continuous"}])
+
+    def stale(settings):
+        settings["tasks"][0]["notebook_task"]["notebook_path"] = "/Workspace/old/path"
+
+    world.emu.edit_job(job_id, stale)
+    world.emu.reset_counters()
+    result = world.orchestrator().run_all_modules()
+    assert result.ok
+    assert result["clickstream_continuous"].action == "adopt"
+    assert world.emu.write_counts() == Counter({"jobs/reset": 1})
+    assert world.settings(job_id)["tasks"][0]["notebook_task"]["notebook_path"].endswith(
+        "/notebook_task/sample_ingestion_notebook"
+    )
+    assert world.tracked()["clickstream_continuous"]["job_id"] == job_id
