@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.metadata.locations import format_path, table_location
 from lakeflow_job_meta.metadata.models import JSON_COLUMNS, ModuleSettings, Source
-from lakeflow_job_meta.metadata.schema import schema_problems
+from lakeflow_job_meta.metadata.schema import SchemaProblem, schema_problems
 
 _MODULE_ROW_KEYS = ("module_name", "sources", "is_active")
 
@@ -46,8 +47,56 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _row_schema_problems(candidate: Mapping[str, Any], definition: str) -> tuple[SchemaProblem, ...]:
+    """``schema_problems`` memoised on the candidate's canonical JSON. Every reconcile re-reads
+    the whole control table; validating 10,000 unchanged rows with jsonschema took about 18 s
+    (1.8 ms a row), the JSON key costs microseconds. Candidates built from rows are plain JSON."""
+    try:
+        key = json.dumps(candidate, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return tuple(schema_problems(candidate, definition))
+    return _problems_of_json(key, definition)
+
+
+@lru_cache(maxsize=100_000)
+def _problems_of_json(key: str, definition: str) -> tuple[SchemaProblem, ...]:
+    return tuple(schema_problems(json.loads(key), definition))
+
+
+_SOURCE_ROW_COLUMNS = (
+    "source_id",
+    "module_name",
+    "source_type",
+    "execution_order",
+    *JSON_COLUMNS,
+    "is_active",
+    "source_file",
+)
+
+
 def source_from_row(row: Mapping[str, Any], table_name: str) -> Source | list[MetadataIssue]:
-    """One control-table row as a :class:`Source`, or every issue that stops it."""
+    """One control-table row as a :class:`Source`, or every issue that stops it.
+
+    Memoised on the row's content (values with their types, so ``1`` and ``true`` differ): a
+    reconcile re-reads every row, and parsing 10,000 unchanged rows took about 0.3 s. Sources
+    are frozen; issue lists are copied."""
+    key = (table_name, *((type(row.get(c)).__name__, row.get(c)) for c in _SOURCE_ROW_COLUMNS))
+    try:
+        hash(key)
+    except TypeError:  # an already-decoded JSON column
+        return _source_from_row(row, table_name)
+    result = _cached_source_from_row(key)
+    return result if isinstance(result, Source) else list(result)
+
+
+@lru_cache(maxsize=100_000)
+def _cached_source_from_row(key: tuple[Any, ...]) -> Source | tuple[MetadataIssue, ...]:
+    row = {column: value for column, (_, value) in zip(_SOURCE_ROW_COLUMNS, key[1:], strict=True)}
+    result = _source_from_row(row, key[0])
+    return result if isinstance(result, Source) else tuple(result)
+
+
+def _source_from_row(row: Mapping[str, Any], table_name: str) -> Source | list[MetadataIssue]:
     source_id = row.get("source_id")
     module_name = row.get("module_name")
     module = module_name if isinstance(module_name, str) else None
@@ -73,7 +122,7 @@ def source_from_row(row: Mapping[str, Any], table_name: str) -> Source | list[Me
         "transformation_config": parsed["transformation_config"],
     }
     candidate = {key: value for key, value in candidate.items() if value is not None}
-    problems = schema_problems(candidate, "source")
+    problems = _row_schema_problems(candidate, "source")
     if problems:
         return [MetadataIssue(location, format_path(p.path), p.message, module=module) for p in problems]
     return Source(
@@ -107,7 +156,7 @@ def module_settings_from_row(row: Mapping[str, Any], table_name: str) -> ModuleS
     ]
     settings = {key: value for key, value in settings.items() if key not in _MODULE_ROW_KEYS}
     is_active = True if row.get("is_active") is None else row.get("is_active")
-    for p in schema_problems({"module_name": module_name, "is_active": is_active, **settings}, "module"):
+    for p in _row_schema_problems({"module_name": module_name, "is_active": is_active, **settings}, "module"):
         field = p.path if p.path[:1] in (("module_name",), ("is_active",)) else ("settings", *p.path)
         issues.append(MetadataIssue(location, format_path(field), p.message, module=module))
     if issues:
