@@ -362,6 +362,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.debug:
+        # The SDK warns on every client creation when a host publishes no metadata endpoint;
+        # it is noise for a CLI user (real failures surface as exceptions).
+        logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
     try:
         return COMMANDS[args.command](args)
     except MetadataValidationError as error:
