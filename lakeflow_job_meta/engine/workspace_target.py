@@ -212,7 +212,9 @@ class WorkspaceApplier:
             handler(change, tracked, live, result)
         except (JobsApiError, OSError) as error:
             result.outcome = OUTCOME_ERROR
-            result.error = str(error)
+            # API errors already name the call and the SDK error; others (NotOwnedError, the
+            # SDK's TimeoutError) are named here.
+            result.error = str(error) if type(error) is JobsApiError else f"{type(error).__name__}: {error}"
             if tracked is not None:
                 # A create or adopt still pending keeps that status, so the next run settles it.
                 status = tracked.status if tracked.status in PENDING_STATUSES else "error"

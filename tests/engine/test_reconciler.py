@@ -365,7 +365,7 @@ def test_killed_between_create_and_recording_then_restarted_adopts(world: World)
     assert {m: row["status"] for m, row in world.tracked().items()} == dict.fromkeys(EXAMPLE_MODULES, "ok")
 
     world.emu.reset_counters()
-    again = world.orchestrator().run_all_modules()
+    again = world.orchestrator(clock=LaterClock()).run_all_modules()  # same clock: no lease wait
     assert {r.action for r in again} == {"noop"} and world.emu.writes() == 0
 
 
@@ -388,3 +388,138 @@ def test_an_untracked_job_of_ours_with_stale_settings_is_adopted_with_one_reset(
         "/notebook_task/sample_ingestion_notebook"
     )
     assert world.tracked()["clickstream_continuous"]["job_id"] == job_id
+
+
+# ---------------------------------------------------------------------------------------
+# 5. drift, operator pauses, foreign jobs, stripped tags
+# ---------------------------------------------------------------------------------------
+def test_an_edit_outside_the_tool_is_detected_and_restored_with_one_reset(world: World):
+    converge(world)
+    job_id = world.tracked()["clickstream_continuous"]["job_id"]
+    before = world.settings(job_id)
+
+    def edit(settings):
+        settings["tasks"][0]["notebook_task"]["notebook_path"] = "/Workspace/Users/someone/hack"
+
+    world.emu.edit_job(job_id, edit)
+    plan = world.orchestrator().plan()
+    (change,) = [c for c in plan.changes if c.action != "noop"]
+    assert (change.module, change.action, change.drift) == ("clickstream_continuous", "update", True)
+    assert [d.path for d in change.diff] == ["tasks[clickstream_stream].notebook_task.notebook_path"]
+    assert "[drift]" in plan.render_text()
+
+    world.emu.reset_counters()
+    result = world.orchestrator().run_all_modules()
+    restored = result["clickstream_continuous"]
+    assert restored.drift and restored.action == "update" and restored.ok
+    assert any("notebook_task.notebook_path" in line and "hack" in line for line in restored.diff)
+    assert world.emu.write_counts() == Counter({"jobs/reset": 1})
+    assert world.settings(job_id) == before
+    assert not any(r.drift for r in result if r.module != "clickstream_continuous")
+
+    world.emu.reset_counters()
+    assert {r.action for r in world.orchestrator().run_all_modules()} == {"noop"}
+    assert world.emu.writes() == 0
+
+
+def test_without_check_drift_an_edit_is_not_looked_at(world: World):
+    converge(world)
+    job_id = world.tracked()["clickstream_continuous"]["job_id"]
+    world.emu.edit_job(job_id, {"description": "edited in the UI"})
+    world.emu.reset_counters()
+    result = world.orchestrator(check_drift=False).run_all_modules()
+    assert {r.action for r in result} == {"noop"}
+    assert world.emu.writes() == 0 and world.emu.count("jobs/get") == 0
+    assert world.orchestrator().run_all_modules()["clickstream_continuous"].drift
+
+
+def test_an_operators_pause_is_kept_and_is_not_drift(world: World):
+    converge(world)
+    umbrella = world.tracked()["nightly_umbrella"]["job_id"]  # trigger without pause_status
+    sales = world.tracked()["sales_daily"]["job_id"]  # schedule with pause_status: UNPAUSED
+    assert "pause_status" not in world.settings(umbrella)["trigger"]
+
+    def pause(settings, block):
+        settings[block]["pause_status"] = "PAUSED"
+
+    world.emu.edit_job(umbrella, lambda s: pause(s, "trigger"))
+    world.emu.reset_counters()
+    result = world.orchestrator().run_all_modules()
+    assert result["nightly_umbrella"].action == "noop" and not result["nightly_umbrella"].drift
+    assert world.emu.writes() == 0
+
+    # an update of the module keeps the operator's pause
+    world.edit_yaml(
+        "description: Runs sales_daily's job on a fixed period, then checks freshness.",
+        "description: Runs sales_daily's job every four hours.",
+    )
+    result = world.orchestrator().run_all_modules()
+    assert result["nightly_umbrella"].action == "update" and not result["nightly_umbrella"].drift
+    assert world.emu.write_counts() == Counter({"jobs/reset": 1})
+    live = world.settings(umbrella)
+    assert live["trigger"]["pause_status"] == "PAUSED"
+    assert live["description"] == "Runs sales_daily's job every four hours."
+
+    # where the metadata sets a pause status, it wins: pausing that job is drift, restored
+    world.emu.edit_job(sales, lambda s: pause(s, "schedule"))
+    world.emu.reset_counters()
+    result = world.orchestrator().run_all_modules()
+    assert result["sales_daily"].drift and result["sales_daily"].action == "update"
+    assert world.settings(sales)["schedule"]["pause_status"] == "UNPAUSED"
+    assert world.emu.write_counts() == Counter({"jobs/reset": 1})
+
+
+def test_a_foreign_job_with_the_same_name_is_never_touched(world: World):
+    converge(world)
+    foreign_settings = {
+        "name": "fresh_module",
+        "tasks": [{"task_key": "theirs", "notebook_task": {"notebook_path": "/Users/them/nb"}}],
+        "schedule": {"quartz_cron_expression": "0 0 * * * ?", "timezone_id": "UTC"},
+    }
+    foreign = world.emu.add_job(foreign_settings)
+    foreign_before = world.emu.job(foreign)
+    world.yaml.write_text(world.yaml.read_text() + NEW_MODULE_YAML)
+    world.sync()
+    world.emu.reset_counters()
+
+    result = world.orchestrator().run_all_modules()
+    assert result["fresh_module"].action == "create" and result.ok
+    ours = result["fresh_module"].job_id
+    assert ours != foreign and world.ours()["fresh_module"] == [ours]
+    assert world.emu.write_counts() == Counter({"jobs/create": 1})
+    assert world.emu.job_ids("fresh_module") == sorted([foreign, ours])
+
+    # removing the module deletes our job only, even with prune=delete
+    world.yaml.write_text(world.yaml.read_text().replace(NEW_MODULE_YAML, ""))
+    world.sync()
+    result = world.orchestrator(prune="delete").run_all_modules()
+    assert result["fresh_module"].action == "delete" and result.ok
+    assert world.emu.job_ids("fresh_module") == [foreign]
+    assert world.emu.job(foreign) == foreign_before
+    touched = {r.body.get("job_id") for r in world.emu.requests if r.endpoint.startswith("jobs/") and r.body}
+    assert foreign not in touched
+
+
+def test_a_tracked_job_whose_tags_were_stripped_is_never_modified(world: World):
+    converge(world)
+    job_id = world.tracked()["warehouse_refresh"]["job_id"]
+    world.emu.edit_job(job_id, {"tags": None})
+    stripped = world.emu.job(job_id)
+    world.edit_yaml("full_refresh: false", "full_refresh: true")
+    world.emu.reset_counters()
+
+    result = world.orchestrator().run_all_modules()
+    failed = result["warehouse_refresh"]
+    assert failed.outcome == "error" and "NotOwned" in (failed.error or ""), failed.error
+    assert str(job_id) in failed.error
+    assert all(r.ok for r in result if r.module != "warehouse_refresh")
+    assert world.emu.writes() == 0 and world.emu.job(job_id) == stripped
+
+    # nor paused or deleted when its module goes
+    for prune in ("pause", "delete"):
+        world.manager.tables.control.merge([], [{"source_id": "silver_pipeline"}, {"source_id": "dbt_marts"}])
+        result = world.orchestrator(prune=prune).run_all_modules()
+        assert result["warehouse_refresh"].action == prune
+        assert result["warehouse_refresh"].outcome == "error"
+        assert "NotOwned" in (result["warehouse_refresh"].error or "")
+        assert world.emu.writes() == 0 and world.emu.job(job_id) == stripped
