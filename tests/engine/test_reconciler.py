@@ -523,3 +523,112 @@ def test_a_tracked_job_whose_tags_were_stripped_is_never_modified(world: World):
         assert result["warehouse_refresh"].outcome == "error"
         assert "NotOwned" in (result["warehouse_refresh"].error or "")
         assert world.emu.writes() == 0 and world.emu.job(job_id) == stripped
+
+
+# ---------------------------------------------------------------------------------------
+# 6. pruning, and invalid metadata is never pruned
+# ---------------------------------------------------------------------------------------
+UMBRELLA_START = "  # 4. An umbrella job"
+UMBRELLA_END = "  # 5. An always-on streaming job."
+
+
+def remove_umbrella(world: World) -> None:
+    text = world.yaml.read_text()
+    start, end = text.index(UMBRELLA_START), text.index(UMBRELLA_END)
+    world.yaml.write_text(text[:start] + text[end:])
+    world.sync()
+
+
+def test_prune_keep_pause_unpause_and_delete(world: World):
+    converge(world)
+    job_id = world.tracked()["nightly_umbrella"]["job_id"]
+    before = world.settings(job_id)
+    assert "pause_status" not in before["trigger"]
+    remove_umbrella(world)
+
+    world.emu.reset_counters()
+    kept = world.orchestrator(prune="keep").run_all_modules()
+    assert kept.ok and kept["nightly_umbrella"].action == "noop"
+    assert world.emu.writes() == 0 and world.settings(job_id) == before
+
+    paused = world.orchestrator(prune="pause").run_all_modules()
+    assert paused.ok and paused["nightly_umbrella"].action == "pause"
+    assert world.emu.write_counts() == Counter({"jobs/update": 1})
+    assert world.settings(job_id)["trigger"]["pause_status"] == "PAUSED"
+    assert world.settings(job_id)["tasks"] == before["tasks"]  # the job and its tasks stay
+    assert world.tracked()["nightly_umbrella"]["paused_by_tool"] is True
+    world.emu.reset_counters()
+    again = world.orchestrator(prune="pause").run_all_modules()
+    assert {r.action for r in again} == {"noop"} and world.emu.writes() == 0
+
+    # the module comes back: the tool's own pause is undone, with one reset
+    world.yaml.write_text(EXAMPLES.read_text())
+    world.sync()
+    back = world.orchestrator().run_all_modules()
+    assert back.ok and back["nightly_umbrella"].action == "update"
+    assert back["nightly_umbrella"].job_id == job_id
+    assert world.emu.write_counts() == Counter({"jobs/reset": 1})
+    assert world.settings(job_id)["trigger"].get("pause_status", "UNPAUSED") == "UNPAUSED"
+    assert world.tracked()["nightly_umbrella"]["paused_by_tool"] is False
+    world.emu.reset_counters()
+    assert {r.action for r in world.orchestrator().run_all_modules()} == {"noop"}
+    assert world.emu.writes() == 0
+
+    remove_umbrella(world)
+    deleted = world.orchestrator(prune="delete").run_all_modules()
+    assert deleted.ok and deleted["nightly_umbrella"].action == "delete"
+    assert world.emu.write_counts() == Counter({"jobs/delete": 1})
+    assert world.emu.job(job_id) is None and "nightly_umbrella" not in world.tracked()
+    world.emu.reset_counters()
+    result = world.orchestrator(prune="delete").run_all_modules()
+    assert "nightly_umbrella" not in {r.module for r in result} and world.emu.writes() == 0
+
+
+def test_an_operators_pause_is_not_undone_when_the_module_returns(world: World):
+    converge(world)
+    job_id = world.tracked()["nightly_umbrella"]["job_id"]
+    world.emu.edit_job(job_id, lambda s: s["trigger"].update(pause_status="PAUSED"))
+    remove_umbrella(world)
+    world.emu.reset_counters()
+    result = world.orchestrator(prune="pause").run_all_modules()
+    assert result["nightly_umbrella"].action == "noop" and world.emu.writes() == 0
+    world.yaml.write_text(EXAMPLES.read_text())
+    world.sync()
+    result = world.orchestrator().run_all_modules()
+    assert result["nightly_umbrella"].action == "noop" and world.emu.writes() == 0
+    assert world.settings(job_id)["trigger"]["pause_status"] == "PAUSED"
+
+
+def test_a_module_with_invalid_metadata_is_an_error_and_its_job_is_not_pruned(world: World):
+    converge(world)
+    job_id = world.tracked()["warehouse_refresh"]["job_id"]
+    before = world.settings(job_id)
+    # an INSERT by SQL with broken JSON, next to a valid change of another module
+    world.manager.tables.control.merge(
+        [
+            {
+                "source_id": "broken_row",
+                "module_name": "warehouse_refresh",
+                "source_type": "sql",
+                "execution_order": 3,
+                "source_config": "{}",
+                "target_config": "{}",
+                "transformation_config": '{"task_type": "notebook", "notebook_path": ',
+                "is_active": True,
+            }
+        ],
+        [],
+    )
+    world.edit_yaml("base_parameters: {load_mode: streaming}", "base_parameters: {load_mode: batch}")
+    world.emu.reset_counters()
+    for prune in ("delete", "pause"):
+        result = world.orchestrator(prune=prune).run_all_modules()
+        bad = result["warehouse_refresh"]
+        assert (bad.action, bad.outcome) == ("error", "error")
+        assert "broken_row" in (bad.error or "") and "transformation_config" in bad.error
+        assert world.settings(job_id) == before
+        assert {r.module for r in result if not r.ok} == {"warehouse_refresh"}
+    assert world.emu.write_counts() == Counter({"jobs/reset": 1})  # clickstream, first run
+    assert world.tracked()["warehouse_refresh"]["job_id"] == job_id
+    plan = world.orchestrator().plan()
+    assert [c.module for c in plan.changes if c.action == "error"] == ["warehouse_refresh"]
