@@ -206,7 +206,12 @@ class WorkspaceApplier:
             new_hash=change.new_hash,
         )
         try:
-            if tracked is not None and tracked.status in PENDING_STATUSES and tracked.job_id:
+            if (
+                tracked is not None
+                and tracked.status in PENDING_STATUSES
+                and tracked.job_id
+                and change.action != "create"  # a create looks for copies by itself
+            ):
                 tracked = self._settle_pending(change, tracked, live)
             handler = getattr(self, f"_do_{change.action}")
             handler(change, tracked, live, result)

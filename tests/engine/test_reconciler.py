@@ -7,6 +7,7 @@ update, delete); workspace-file and permission writes are counted from its reque
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from databricks.sdk.service.jobs import JobSettings
 
 from lakeflow_job_meta import JobOrchestrator, MetadataManager
 from lakeflow_job_meta.engine.clock import SystemClock
@@ -632,3 +634,190 @@ def test_a_module_with_invalid_metadata_is_an_error_and_its_job_is_not_pruned(wo
     assert world.tracked()["warehouse_refresh"]["job_id"] == job_id
     plan = world.orchestrator().plan()
     assert [c.module for c in plan.changes if c.action == "error"] == ["warehouse_refresh"]
+
+
+# ---------------------------------------------------------------------------------------
+# 7. run_job references and auto_run
+# ---------------------------------------------------------------------------------------
+def run_job_ids(settings: dict[str, Any]) -> list[int]:
+    return [t["run_job_task"]["job_id"] for t in settings["tasks"] if "run_job_task" in t]
+
+
+def test_run_job_names_another_modules_job_and_follows_its_recreation(world: World):
+    umbrella = world.orchestrator().create_or_update_job("nightly_umbrella")
+    assert umbrella.ok and umbrella.action == "create"
+    sales = world.tracked()["sales_daily"]["job_id"]  # created first, in an earlier wave
+    assert set(world.tracked()) == {"sales_daily", "nightly_umbrella"}
+    assert run_job_ids(world.settings(umbrella.job_id)) == [sales]
+
+    converge(world)
+    world.emu.remove_job(sales)  # deleted in the UI
+    world.emu.reset_counters()
+    result = world.orchestrator().run_all_modules()
+    assert result.ok
+    new_sales = world.tracked()["sales_daily"]["job_id"]
+    assert new_sales != sales and result["sales_daily"].action == "create"
+    assert result["nightly_umbrella"].action == "update"
+    assert run_job_ids(world.settings(umbrella.job_id)) == [new_sales]
+    assert world.emu.write_counts() == Counter({"jobs/create": 1, "jobs/reset": 1})
+
+
+def test_auto_run_starts_only_created_or_changed_jobs_without_an_active_run(world: World):
+    first = world.orchestrator().run_all_modules(auto_run=True)
+    assert first.ok
+    runs = world.emu.runs()
+    assert sorted(r["job_id"] for r in runs) == sorted(r.job_id for r in first)
+    assert all(r.run_id for r in first)
+
+    world.emu.reset_counters()
+    second = world.orchestrator().run_all_modules(auto_run=True)
+    assert {r.action for r in second} == {"noop"} and len(world.emu.runs()) == 5
+    assert world.emu.count("jobs/run-now") == 0
+
+    for run in world.emu.runs():
+        world.emu.finish_run(run["run_id"])
+    busy = world.tracked()["warehouse_refresh"]["job_id"]
+    world.emu.add_run(busy, active=True)
+    world.edit_yaml("full_refresh: false", "full_refresh: true")
+    world.edit_yaml("base_parameters: {load_mode: streaming}", "base_parameters: {load_mode: batch}")
+    third = world.orchestrator().run_all_modules(auto_run=True)
+    assert {r.module for r in third if r.action == "update"} == {
+        "warehouse_refresh",
+        "clickstream_continuous",
+    }
+    assert world.emu.count("jobs/run-now") == 1
+    assert third["clickstream_continuous"].run_id and third["warehouse_refresh"].run_id is None
+    new_runs = world.emu.runs()[6:]
+    assert [r["job_id"] for r in new_runs] == [world.tracked()["clickstream_continuous"]["job_id"]]
+
+
+# ---------------------------------------------------------------------------------------
+# 8. history
+# ---------------------------------------------------------------------------------------
+def test_history_records_every_action_with_run_id_hashes_outcome_and_duration(world: World):
+    started = time.time()
+    first = converge(world)
+    history = world.manager.tables.history
+    rows = history.read_all()
+    assert sorted(r["module_name"] for r in rows) == sorted(EXAMPLE_MODULES)
+    tracked = world.tracked()
+    for row in rows:
+        module = row["module_name"]
+        assert row["run_id"] == first.run_id and row["target"] == first.target
+        assert (row["action"], row["outcome"], row["error"]) == ("create", "ok", None)
+        assert row["job_id"] == tracked[module]["job_id"]
+        assert row["old_hash"] is None and row["new_hash"] == tracked[module]["spec_hash"]
+        assert row["new_hash"].startswith("v1:")
+        assert row["duration_ms"] > 0 and row["writes"] >= 1
+        assert started - 1 <= row["started_at"].timestamp() <= time.time() + 1
+
+    world.orchestrator().run_all_modules()  # all noop: nothing to record
+    assert len(history.read_all()) == 5
+
+    old_hash = tracked["clickstream_continuous"]["spec_hash"]
+    world.edit_yaml("base_parameters: {load_mode: streaming}", "base_parameters: {load_mode: batch}")
+    job_id = tracked["warehouse_refresh"]["job_id"]
+    world.emu.edit_job(job_id, {"tags": None})
+    world.emu.edit_job(job_id, {"description": "changed in the UI"})
+    third = world.orchestrator().run_all_modules()
+    new_rows = {r["module_name"]: r for r in history.read_all() if r["run_id"] == third.run_id}
+    assert set(new_rows) == {"clickstream_continuous", "warehouse_refresh"}
+    update = new_rows["clickstream_continuous"]
+    assert (update["action"], update["outcome"], update["writes"]) == ("update", "ok", 1)
+    assert (
+        update["old_hash"] == old_hash
+        and update["new_hash"] == world.tracked()["clickstream_continuous"]["spec_hash"]
+    )
+    assert update["new_hash"] != old_hash
+    failed = new_rows["warehouse_refresh"]
+    assert (failed["action"], failed["outcome"], failed["writes"]) == ("update", "error", 0)
+    assert "NotOwned" in failed["error"] and failed["job_id"] == job_id
+
+
+# ---------------------------------------------------------------------------------------
+# 9. we send nothing the SDK would drop
+# ---------------------------------------------------------------------------------------
+def test_every_settings_body_sent_survives_the_sdk_round_trip(world: World):
+    converge(world)
+    world.edit_yaml("full_refresh: false", "full_refresh: true")
+    world.emu.edit_job(world.tracked()["sales_daily"]["job_id"], {"description": "drift"})
+    world.orchestrator().run_all_modules()
+    remove_umbrella(world)
+    world.orchestrator(prune="pause").run_all_modules()
+
+    sent = Counter()
+    for record in world.emu.requests:
+        if record.endpoint == "jobs/create":
+            settings = {k: v for k, v in record.body.items() if k != "access_control_list"}
+        elif record.endpoint in ("jobs/reset", "jobs/update"):
+            settings = record.body["new_settings"]
+        else:
+            continue
+        sent[record.endpoint] += 1
+        assert JobSettings.from_dict(settings).as_dict() == settings, record.endpoint
+        assert settings.get("tags", {}).get(TOOL_TAG) == "managed" or record.endpoint == "jobs/update"
+    assert sent == Counter({"jobs/create": 5, "jobs/reset": 2, "jobs/update": 1})
+
+
+# ---------------------------------------------------------------------------------------
+# 10. a job over the 100-task page size
+# ---------------------------------------------------------------------------------------
+def big_module_yaml(n: int) -> str:
+    lines = ["modules:", "  - module_name: big_module", "    sources:"]
+    for i in range(n):
+        lines += [
+            f"      - source_id: step_{i:03d}",
+            "        source_type: notebook",
+            f"        execution_order: {1 if i < 10 else 2}",
+            "        transformation_config:",
+            "          task_type: notebook",
+            f"          notebook_path: /Workspace/Shared/big/step_{i:03d}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_job_with_250_tasks_converges_and_then_needs_no_write(
+    tmp_path, jobs_emulator, make_workspace_client
+):
+    world = World(tmp_path, jobs_emulator, make_workspace_client, yaml_text=big_module_yaml(250))
+    first = converge(world)
+    (job_id,) = world.ours()["big_module"]
+    assert first["big_module"].action == "create"
+    live = world.settings(job_id)
+    assert len(live["tasks"]) == 250
+    assert sum(len(t.get("depends_on", [])) for t in live["tasks"]) == 240 * 10
+
+    jobs_emulator.reset_counters()
+    second = world.orchestrator().run_all_modules()
+    assert second["big_module"].action == "noop" and not second["big_module"].drift
+    assert jobs_emulator.writes() == 0
+    assert jobs_emulator.count("jobs/get") == 3  # every page of the job was read
+
+    # drift on the last page is seen too
+    jobs_emulator.edit_job(job_id, lambda s: s["tasks"][-1]["notebook_task"].update(notebook_path="/x"))
+    third = world.orchestrator().run_all_modules()
+    assert third["big_module"].drift and jobs_emulator.write_counts() == Counter({"jobs/reset": 1})
+    assert [d for d in third["big_module"].diff if "notebook_path" in d]
+
+
+def test_a_removed_inline_sql_source_leaves_the_job_and_its_file_goes(world: World):
+    converge(world)
+    job_id = world.tracked()["sales_daily"]["job_id"]
+    (path,) = [p for p in world.emu.workspace_objects() if p.endswith("/customers_ingest.sql")]
+    text = world.yaml.read_text()
+    start = text.index("      - source_id: customers_ingest")
+    end = text.index("      - source_id: orders_to_silver")
+    world.yaml.write_text(text[:start] + text[end:])
+    world.sync()
+    world.emu.reset_counters()
+    result = world.orchestrator().run_all_modules()
+    assert result.ok and result["sales_daily"].action == "update"
+    assert world.emu.write_counts() == Counter({"jobs/reset": 1})
+    assert world.emu.request_counts()[("POST", "workspace/delete")] == 1
+    assert path not in world.emu.workspace_objects()
+    keys = {t["task_key"] for t in world.settings(job_id)["tasks"]}
+    assert "customers_ingest" not in keys and "orders_ingest" in keys
+    assert path not in json.loads(world.tracked()["sales_daily"]["managed_files"])
+    world.emu.reset_counters()
+    world.orchestrator().run_all_modules()
+    assert world.emu.writes() == 0 and world.other_writes() == Counter()
