@@ -134,6 +134,7 @@ class WorkspaceApplier:
         self.auto_run = auto_run
         self.run_token = run_token
         self.monotonic = clock_monotonic
+        self._latest: TrackedJob | None = None
 
     # -- helpers -----------------------------------------------------------------------------
     def _owned(self, job: LiveJob, module: str) -> bool:
@@ -157,6 +158,7 @@ class WorkspaceApplier:
             job_name=change.job_name,
             hash_version=self.hash_version,
         )
+        self._latest = replace(tracked, status=status)
 
     def _sync_files(self, change: PlannedChange, files: dict[str, str]) -> int:
         writes = 0
@@ -191,6 +193,7 @@ class WorkspaceApplier:
         """Apply one module's change with its own write counter (workers run concurrently)."""
         scoped = copy.copy(self)
         scoped.gateway = self.gateway.scoped()
+        scoped._latest = None  # the tracking row this module last wrote, in this run
         return scoped._apply(change, tracked, live)
 
     def _apply(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None) -> ModuleResult:
@@ -220,11 +223,14 @@ class WorkspaceApplier:
             # API errors already name the call and the SDK error; others (NotOwnedError, the
             # SDK's TimeoutError) are named here.
             result.error = str(error) if type(error) is JobsApiError else f"{type(error).__name__}: {error}"
-            if tracked is not None:
+            # Mark the row this module last recorded (not the one read before the run: a failure
+            # after a successful reset must not bring back the old hash and cost another reset).
+            latest = self._latest or tracked
+            if latest is not None:
                 # A create or adopt still pending keeps that status, so the next run settles it.
-                status = tracked.status if tracked.status in PENDING_STATUSES else "error"
+                status = latest.status if latest.status in PENDING_STATUSES else "error"
                 try:
-                    self._record(tracked, change, status=status, error=str(error))
+                    self._record(latest, change, status=status, error=str(error))
                 except Exception as record_error:  # keep the first error; the run goes on
                     result.error += f" (and recording it failed: {record_error})"
         result.job_writes = self.gateway.writes.job_writes
@@ -241,7 +247,8 @@ class WorkspaceApplier:
         other = self._sync_files(change, files)
         if tracked.job_id:
             other += self._sync_permissions(tracked.job_id, change.compiled, files)
-        if other:
+        if other or (change.compiled is not None and tracked.status != "ok"):
+            # also clears a stale "error"/"paused" once the module is back in shape
             self._record(replace(tracked, managed_files=files), change)
 
     def _do_keep(

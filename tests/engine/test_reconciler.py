@@ -821,3 +821,22 @@ def test_a_removed_inline_sql_source_leaves_the_job_and_its_file_goes(world: Wor
     world.emu.reset_counters()
     world.orchestrator().run_all_modules()
     assert world.emu.writes() == 0 and world.other_writes() == Counter()
+
+
+def test_a_failure_after_the_reset_keeps_the_new_hash_so_no_second_reset(world: World):
+    converge(world)
+    world.edit_yaml("base_parameters: {load_mode: streaming}", "base_parameters: {load_mode: batch}")
+    world.emu.faults.add(Fault(endpoint="jobs/runs/list", kind="500", times=1))
+    world.emu.reset_counters()
+    result = world.orchestrator().run_all_modules(auto_run=True)
+    failed = result["clickstream_continuous"]
+    assert (failed.action, failed.outcome) == ("update", "error") and "runs/list" in failed.error
+    assert world.emu.write_counts() == Counter({"jobs/reset": 1})
+    row = world.tracked()["clickstream_continuous"]
+    assert row["status"] == "error" and "runs/list" in row["last_error"]
+    assert row["spec_hash"] == failed.new_hash
+
+    again = world.orchestrator().run_all_modules()
+    assert again["clickstream_continuous"].action == "noop" and again.ok
+    assert world.emu.write_counts() == Counter({"jobs/reset": 1})
+    assert world.tracked()["clickstream_continuous"]["status"] == "ok"
