@@ -285,7 +285,9 @@ class JobOrchestrator:
                 )
                 continue
             changes.append(
-                self._plan_one(name, desired, compiled, issues, tracked, live_by_module, ids, drift)
+                self._plan_one(
+                    name, desired, compiled, issues, tracked, live_by_module, ids, drift, job_ids is not None
+                )
             )
         return changes, live_by_module
 
@@ -325,6 +327,7 @@ class JobOrchestrator:
         live_by_module: Mapping[str, Any],
         job_ids: Mapping[str, int],
         drift: bool,
+        applying: bool,
     ) -> PlannedChange:
         if name in issues:
             return PlannedChange(
@@ -335,7 +338,17 @@ class JobOrchestrator:
             )
         job = compiled.get(name)
         if job is not None:
-            job, _missing = resolve_run_job_refs(job, job_ids)
+            job, missing = resolve_run_job_refs(job, job_ids)
+            if not applying:  # a plan: a module that this apply would create first is fine
+                missing = [m for m in missing if m not in compiled]
+            if missing:  # never send the placeholder job id 0
+                return PlannedChange(
+                    module=name,
+                    action="error",
+                    job_id=tracked[name].job_id if name in tracked else None,
+                    job_name=job.job_name,
+                    reason=f"run_job task names module {', '.join(missing)}, which has no job yet",
+                )
         live = live_by_module.get(name)
         t = tracked.get(name)
         if t is not None and drift and t.job_id and live is None and name in compiled:

@@ -840,3 +840,37 @@ def test_a_failure_after_the_reset_keeps_the_new_hash_so_no_second_reset(world: 
     assert again["clickstream_continuous"].action == "noop" and again.ok
     assert world.emu.write_counts() == Counter({"jobs/reset": 1})
     assert world.tracked()["clickstream_continuous"]["status"] == "ok"
+
+
+def test_run_job_naming_a_module_without_a_job_is_an_error_not_job_id_0(world: World):
+    world.manager.tables.control.merge(
+        [
+            {
+                "source_id": "broken_row",
+                "module_name": "sales_daily",
+                "source_type": "sql",
+                "execution_order": 3,
+                "source_config": "{}",
+                "target_config": "{}",
+                "transformation_config": '{"task_type": ',
+                "is_active": True,
+            }
+        ],
+        [],
+    )
+    result = world.orchestrator().run_all_modules()
+    assert result["sales_daily"].outcome == "error"
+    umbrella = result["nightly_umbrella"]
+    assert umbrella.outcome == "error" and "sales_daily" in umbrella.error and "no job" in umbrella.error
+    assert world.emu.job_ids("nightly_umbrella") == []
+    assert world.emu.writes() == 3  # the three modules that do not depend on sales_daily
+    # a plan before any apply shows the referencing module as a create (its target comes first)
+    world.manager.tables.control.merge([], [{"source_id": "broken_row"}])
+    plan = world.orchestrator().plan()
+    assert {c.module: c.action for c in plan.changes if c.action != "noop"} == {
+        "sales_daily": "create",
+        "nightly_umbrella": "create",
+    }
+    result = world.orchestrator().run_all_modules()
+    assert result.ok
+    assert run_job_ids(world.settings(result["nightly_umbrella"].job_id)) == [result["sales_daily"].job_id]
