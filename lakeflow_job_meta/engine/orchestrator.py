@@ -506,7 +506,7 @@ class JobOrchestrator:
                 "writes": r.job_writes + r.other_writes,
             }
             for r in result.results
-            if r.action != "noop" or r.outcome != "ok" or r.other_writes
+            if r.action != "noop" or r.outcome != "ok" or r.other_writes or r.job_writes
         ]
         if rows:
             try:

@@ -33,7 +33,9 @@ from lakeflow_job_meta.planning.plan import PlannedChange, TrackedJob
 PERMISSIONS_KEY = "permissions:"  # reserved key in managed_files: hash of the applied ACL
 # Tracking statuses written between a create/adopt and the removal of duplicate copies. A module
 # still in one of them at the next run has its duplicates removed first, whatever its plan says.
-PENDING_STATUSES = ("creating", "adopting")
+# "created" is a finished create, checked once more at the next run: a create whose first attempt
+# timed out on the client can still commit after our own check, as a copy with our tags.
+PENDING_STATUSES = ("creating", "adopting", "created")
 
 
 def acl_digest(acl: list[dict[str, Any]] | None) -> str | None:
@@ -358,9 +360,9 @@ class WorkspaceApplier:
             spec_hash=change.new_hash or "",
             paused_by_tool=False,
             managed_files=files,
-            status="ok",
+            status="created",
         )
-        self._record(final, change)
+        self._record(final, change, status="created")
         result.job_id = job_id
         self._maybe_run(job_id, result)
 

@@ -364,11 +364,14 @@ def test_killed_between_create_and_recording_then_restarted_adopts(world: World)
     ours = world.ours()
     assert {m: len(ids) for m, ids in ours.items()} == dict.fromkeys(EXAMPLE_MODULES, 1)
     assert world.tracked()[adopted.module]["job_id"] == orphan_id
-    assert {m: row["status"] for m, row in world.tracked().items()} == dict.fromkeys(EXAMPLE_MODULES, "ok")
+    assert {m: row["status"] for m, row in world.tracked().items()} == dict.fromkeys(
+        EXAMPLE_MODULES, "created"
+    )
 
     world.emu.reset_counters()
     again = world.orchestrator(clock=LaterClock()).run_all_modules()  # same clock: no lease wait
     assert {r.action for r in again} == {"noop"} and world.emu.writes() == 0
+    assert {m: row["status"] for m, row in world.tracked().items()} == dict.fromkeys(EXAMPLE_MODULES, "ok")
 
 
 def test_an_untracked_job_of_ours_with_stale_settings_is_adopted_with_one_reset(world: World):
@@ -874,3 +877,25 @@ def test_run_job_naming_a_module_without_a_job_is_an_error_not_job_id_0(world: W
     result = world.orchestrator().run_all_modules()
     assert result.ok
     assert run_job_ids(world.settings(result["nightly_umbrella"].job_id)) == [result["sales_daily"].job_id]
+
+
+def test_a_copy_that_commits_after_our_check_is_removed_by_the_next_run(world: World):
+    """A create whose first attempt timed out on the client may commit after we listed the name
+    (an ``http_timeout`` shorter than the service's reply): the row stays 'created' for one more
+    check. Here the late copy is placed by hand, right after the run."""
+    first = world.orchestrator().create_or_update_job("warehouse_refresh")
+    assert first.ok and world.tracked()["warehouse_refresh"]["status"] == "created"
+    late = world.emu.add_job(world.settings(first.job_id), creator_user_name=world.emu.user_name)
+    assert world.ours()["warehouse_refresh"] == [first.job_id, late]
+
+    world.emu.reset_counters()
+    second = world.orchestrator().create_or_update_job("warehouse_refresh")
+    assert second.ok and second.action == "noop"
+    assert world.ours()["warehouse_refresh"] == [first.job_id]
+    assert world.emu.write_counts() == Counter({"jobs/delete": 1})
+    assert world.tracked()["warehouse_refresh"]["status"] == "ok"
+    (row,) = [r for r in world.manager.tables.history.read_all() if r["writes"] and r["action"] == "noop"]
+    assert (row["module_name"], row["job_id"], row["outcome"]) == ("warehouse_refresh", first.job_id, "ok")
+    world.emu.reset_counters()
+    world.orchestrator().create_or_update_job("warehouse_refresh")
+    assert world.emu.count("jobs/list") == 0 and world.emu.writes() == 0
