@@ -223,16 +223,25 @@ class JobOrchestrator:
         return tracked
 
     def _compile(
-        self, desired: DesiredState
+        self, desired: DesiredState, scope: set[str] | None = None
     ) -> tuple[dict[str, CompiledJob], dict[str, list[MetadataIssue]]]:
+        """Compile the modules in ``scope`` (all when None) and, transitively, the modules their
+        ``run_job`` tasks name: a one-module cycle of the monitor compiles one module, not all."""
         compiled: dict[str, CompiledJob] = {}
         issues: dict[str, list[MetadataIssue]] = {k: list(v) for k, v in desired.issues.items()}
-        for name, module in desired.modules.items():
-            result = compile_module(module, self.context)
+        pending = sorted(desired.modules if scope is None else scope & set(desired.modules))
+        seen = set(pending)
+        while pending:
+            name = pending.pop()
+            result = compile_module(desired.modules[name], self.context)
             if result.issues:
                 issues.setdefault(name, []).extend(result.issues)
             elif result.job is not None:
                 compiled[name] = result.job
+                for ref in result.job.run_job_refs.values():
+                    if ref in desired.modules and ref not in seen:
+                        seen.add(ref)
+                        pending.append(ref)
             # else: no active source - the module's job follows the prune policy.
         return compiled, issues
 
@@ -415,7 +424,9 @@ class JobOrchestrator:
         self, run_id: str, modules: Iterable[str] | None, auto_run: bool, check_drift: bool | None
     ) -> RunResult:
         desired = self.manager.desired_state()
-        compiled, issues = self._compile(desired)
+        # The bundle is rendered whole; the workspace target compiles only what is in scope.
+        scope = set(modules) if modules is not None and self.target.kind == "workspace" else None
+        compiled, issues = self._compile(desired, scope)
         if self.target.kind == "bundle":
             from lakeflow_job_meta.engine.bundle_target import apply_bundle
 
