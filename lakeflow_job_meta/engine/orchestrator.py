@@ -294,9 +294,7 @@ class JobOrchestrator:
                 )
                 continue
             changes.append(
-                self._plan_one(
-                    name, desired, compiled, issues, tracked, live_by_module, ids, drift, job_ids is not None
-                )
+                self._plan_one(name, desired, compiled, issues, tracked, live_by_module, ids, drift)
             )
         return changes, live_by_module
 
@@ -336,7 +334,6 @@ class JobOrchestrator:
         live_by_module: Mapping[str, Any],
         job_ids: Mapping[str, int],
         drift: bool,
-        applying: bool,
     ) -> PlannedChange:
         if name in issues:
             return PlannedChange(
@@ -348,15 +345,16 @@ class JobOrchestrator:
         job = compiled.get(name)
         if job is not None:
             job, missing = resolve_run_job_refs(job, job_ids)
-            if not applying:  # a plan: a module that this apply would create first is fine
-                missing = [m for m in missing if m not in compiled]
-            if missing:  # never send the placeholder job id 0
+            # A module the apply creates first is fine (should its create fail, the applier
+            # refuses to send the placeholder job id 0); one that will get no job is an error now.
+            missing = [m for m in missing if m not in compiled]
+            if missing:
                 return PlannedChange(
                     module=name,
                     action="error",
                     job_id=tracked[name].job_id if name in tracked else None,
                     job_name=job.job_name,
-                    reason=f"run_job task names module {', '.join(missing)}, which has no job yet",
+                    reason=f"run_job task names module {', '.join(missing)}, which has no job",
                 )
         live = live_by_module.get(name)
         t = tracked.get(name)

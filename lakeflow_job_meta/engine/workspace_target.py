@@ -190,6 +190,27 @@ class WorkspaceApplier:
             return
         result.run_id = self.gateway.run_now(job_id, idempotency_token=f"ljm-{self.run_token}-{job_id}"[:64])
 
+    @staticmethod
+    def _require_resolved(compiled: CompiledJob) -> None:
+        """Refuse settings whose run_job task still holds the placeholder job id 0 (the module it
+        names got no job, e.g. its create failed earlier in this run)."""
+        unresolved: list[str] = []
+
+        def visit(tasks: list[dict[str, Any]]) -> None:
+            for task in tasks:
+                module = compiled.run_job_refs.get(task.get("task_key", ""))
+                if module is not None and not (task.get("run_job_task") or {}).get("job_id"):
+                    unresolved.append(module)
+                nested = (task.get("for_each_task") or {}).get("task")
+                if nested:
+                    visit([nested])
+
+        visit(compiled.settings.get("tasks") or [])
+        if unresolved:
+            raise JobsApiError(
+                f"run_job task names module {', '.join(sorted(set(unresolved)))}, which has no job yet"
+            )
+
     # -- actions -----------------------------------------------------------------------------
     def apply(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None) -> ModuleResult:
         """Apply one module's change with its own write counter (workers run concurrently)."""
@@ -292,6 +313,7 @@ class WorkspaceApplier:
     ) -> None:
         compiled = change.compiled
         assert compiled is not None
+        self._require_resolved(compiled)
         name = compiled.job_name
         ours = self._find_ours_by_name(name, change.module)
         files: dict[str, str] = {}
@@ -371,6 +393,7 @@ class WorkspaceApplier:
     ) -> None:
         compiled = change.compiled
         assert compiled is not None and tracked is not None
+        self._require_resolved(compiled)
         if live is None:
             live = self.gateway.get(tracked.job_id)
         if live is None:

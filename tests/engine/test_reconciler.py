@@ -899,3 +899,16 @@ def test_a_copy_that_commits_after_our_check_is_removed_by_the_next_run(world: W
     world.emu.reset_counters()
     world.orchestrator().create_or_update_job("warehouse_refresh")
     assert world.emu.count("jobs/list") == 0 and world.emu.writes() == 0
+
+
+def test_when_the_referenced_modules_create_fails_the_referencing_one_is_not_sent(world: World):
+    world.emu.faults.add(Fault(endpoint="jobs/create", kind="500", times=1))  # sales_daily goes first
+    result = world.orchestrator(max_workers=1).run_all_modules()
+    assert result["sales_daily"].outcome == "error" and "jobs/create" in result["sales_daily"].error
+    umbrella = result["nightly_umbrella"]
+    assert (umbrella.action, umbrella.outcome) == ("create", "error")
+    assert "sales_daily" in umbrella.error and "no job yet" in umbrella.error
+    assert world.emu.job_ids("nightly_umbrella") == [] and world.emu.writes() == 3
+    result = world.orchestrator().run_all_modules()
+    assert result.ok and world.emu.writes("jobs/create") == 5
+    assert run_job_ids(world.settings(result["nightly_umbrella"].job_id)) == [result["sales_daily"].job_id]
