@@ -16,6 +16,7 @@ declaration, so cluster, environment and warehouse checks stay exact.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -98,7 +99,25 @@ class _Checker:
             self._check_source(source)
         for name, members in self.members.items():
             self._check_module_tasks(name, members)
+        if not self.partial:
+            self._check_run_job_cycles()
         return sorted_issues(self.issues)
+
+    def _check_run_job_cycles(self) -> None:
+        """Modules running each other's jobs in a loop can never be created: each needs the
+        other's job id first."""
+        callers: dict[tuple[str, str], list[tuple[Source, FieldPath]]] = {}
+        graph: dict[str, set[str]] = {name: set() for name in self.members}
+        for source in self.sources:
+            for target, field in _run_job_targets(source.transformation_config, ("transformation_config",)):
+                if target != source.module_name and target in graph:
+                    graph[source.module_name].add(target)
+                    callers.setdefault((source.module_name, target), []).append((source, field))
+        for cycle in find_cycles(graph):
+            text = " -> ".join(cycle)
+            for caller, target in itertools.pairwise(cycle):
+                for source, field in callers.get((caller, target), []):
+                    self._source_issue(source, field, f"run_job modules form a cycle: {text}")
 
     # -- helpers ---------------------------------------------------------------------------------
     def _source_issue(self, source: Source, field: FieldPath, message: str) -> None:
@@ -345,3 +364,16 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def _run_job_targets(config: Any, path: FieldPath) -> list[tuple[str, FieldPath]]:
+    """Modules a task (or the task inside its for_each) runs by ``run_job_task.module_name``."""
+    config = _mapping(config)
+    found: list[tuple[str, FieldPath]] = []
+    target = _mapping(config.get("run_job_task")).get("module_name")
+    if isinstance(target, str):
+        found.append((target, (*path, "run_job_task", "module_name")))
+    nested = _mapping(config.get("for_each_task")).get("task")
+    if nested is not None:
+        found += _run_job_targets(nested, (*path, "for_each_task", "task"))
+    return found
