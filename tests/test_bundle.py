@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,8 @@ from lakeflow_job_meta.adapters.bundle import (
     write_bundle,
 )
 from lakeflow_job_meta.planning.compiler import CompiledJob, compile_module
+from tests.bundle_schema import JOB_REF, load_schema, schema_errors
 from tests.planning.builders import CTX, example_modules, mod, src
-
-SCHEMA_PATH = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "contracts" / "databricks_bundle_jsonschema.json"
-)
-JOB_REF = "#/$defs/github.com/databricks/cli/bundle/config/resources.Job"
 
 
 def _compiled(modules=None) -> list[CompiledJob]:
@@ -36,36 +31,14 @@ def _compiled(modules=None) -> list[CompiledJob]:
     return jobs
 
 
-def _python_patterns(node: Any) -> Any:
-    """Rewrite the schema's ``\\p{L}``/``\\p{N}`` (Go regex) into Python ``re`` syntax."""
-    if isinstance(node, dict):
-        return {
-            k: (_rewrite(v) if k == "pattern" and isinstance(v, str) else _python_patterns(v))
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_python_patterns(v) for v in node]
-    return node
-
-
-def _rewrite(pattern: str) -> str:
-    return pattern.replace(r"[\p{L}\p{N}]", r"[^\W_]").replace(r"\p{L}", r"[^\W\d_]").replace(r"\p{N}", r"\d")
-
-
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
-    if not SCHEMA_PATH.is_file():
-        pytest.skip(f"bundle JSON schema not found at {SCHEMA_PATH} (shared contracts not checked out)")
-    return _python_patterns(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+    return load_schema()
 
 
 def _validate(instance: Any, schema: dict[str, Any], ref: str | None = None) -> None:
-    import jsonschema
-
-    target = {"$ref": ref, "$defs": schema["$defs"]} if ref else schema
-    validator = jsonschema.Draft202012Validator(target)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
-    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message[:300]}" for e in errors[:10])
+    errors = schema_errors(instance, schema, ref)
+    assert not errors, "\n".join(errors[:10])
 
 
 def test_bundle_validates_against_the_schema(schema: dict[str, Any]) -> None:

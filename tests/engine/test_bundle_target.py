@@ -8,7 +8,6 @@ its file; a module with invalid metadata keeps its previous file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,10 @@ import yaml
 pytest.importorskip("deltalake")
 
 from lakeflow_job_meta import JobOrchestrator, MetadataManager
+from tests.bundle_schema import JOB_REF, load_schema, schema_errors
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "metadata_examples.yaml"
-SCHEMA_PATH = REPO.parent / "shared" / "contracts" / "databricks_bundle_jsonschema.json"
-JOB_REF = "#/$defs/github.com/databricks/cli/bundle/config/resources.Job"
 EXAMPLE_MODULES = {
     "sales_daily",
     "ml_features",
@@ -32,40 +30,9 @@ EXAMPLE_MODULES = {
 }
 
 
-# -- the bundle JSON schema (Go regex classes rewritten for Python's re) -----------------------
-
-
-def _python_patterns(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {
-            k: (_rewrite(v) if k == "pattern" and isinstance(v, str) else _python_patterns(v))
-            for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_python_patterns(v) for v in node]
-    return node
-
-
-def _rewrite(pattern: str) -> str:
-    return pattern.replace(r"[\p{L}\p{N}]", r"[^\W_]").replace(r"\p{L}", r"[^\W\d_]").replace(r"\p{N}", r"\d")
-
-
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
-    if not SCHEMA_PATH.is_file():
-        pytest.skip(f"bundle JSON schema not found at {SCHEMA_PATH} (shared contracts not checked out)")
-    return _python_patterns(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
-
-
-def _schema_errors(instance: Any, schema: dict[str, Any], ref: str | None = None) -> list[str]:
-    import jsonschema
-
-    target = {"$ref": ref, "$defs": schema["$defs"]} if ref else schema
-    validator = jsonschema.Draft202012Validator(target)
-    return [
-        f"{list(e.absolute_path)}: {e.message[:300]}"
-        for e in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
-    ]
+    return load_schema()
 
 
 # -- a world: a YAML volume, its control table, a bundle folder ----------------------------------
@@ -128,13 +95,13 @@ def test_examples_bundle_validates_against_the_schema(world: World, schema: dict
     assert any(p.startswith("resources/sql/") and p.endswith(".sql") for p in files)
 
     root = yaml.safe_load(files["databricks.yml"][0])
-    assert _schema_errors(root, schema) == []
+    assert schema_errors(root, schema) == []
     assert root["include"] == ["resources/*.yml"]
     for relpath in job_files:
         document = yaml.safe_load(files[relpath][0])
-        assert _schema_errors(document, schema) == [], relpath
+        assert schema_errors(document, schema) == [], relpath
         ((key, job),) = document["resources"]["jobs"].items()
-        assert _schema_errors(job, schema, JOB_REF) == [], relpath
+        assert schema_errors(job, schema, JOB_REF) == [], relpath
         assert key == Path(relpath).name.removesuffix(".job.yml")
         # Every managed SQL file a task names exists in the folder.
         for task in job["tasks"]:
