@@ -25,6 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from lakeflow_job_meta.errors import MissingDependencyError, StorageError, TableNotFoundError
 from lakeflow_job_meta.storage.base import Commit, TableSpec
+from lakeflow_job_meta.storage.merge_rows import (
+    OP_COLUMN,
+    fill_row,
+    key_of,
+    merge_source_rows,
+    update_columns,
+)
 from lakeflow_job_meta.storage.naming import TableReference
 from lakeflow_job_meta.storage.tables import CDF_PROPERTY, KIND_PROPERTY, SCHEMA_VERSION_PROPERTY
 
@@ -35,16 +42,10 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'lakeflow-job-meta[local]'"
-OP_COLUMN = "_op"
-# Audit columns the adapter fills when a written row lacks them (Databricks uses SQL DEFAULTs).
-# created_* are only ever set on insert; an update keeps the stored value.
-INSERT_ONLY_AUDIT = ("created_at", "created_by")
-TIMESTAMP_AUDIT = ("created_at", "updated_at")
-ACTOR_AUDIT = ("created_by", "updated_by")
-# How often compare_and_set re-reads and retries after losing a commit race while its
-# precondition still holds.
 # Non-CDF tables are compacted after a write once they hold this many data files.
 COMPACT_MIN_FILES = 8
+# How often compare_and_set re-reads and retries after losing a commit race while its
+# precondition still holds.
 CAS_ATTEMPTS = 10
 CREATE_ATTEMPTS = 5
 # Messages of load_cdf failures that mean "CDF cannot answer", so the caller does a full read.
@@ -263,24 +264,10 @@ class DeltaRsTable:
         return _deltalake().CommitProperties(custom_metadata={"userName": self.actor}, **kwargs)
 
     def _fill(self, row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-        """A full row of the spec: unknown keys refused, absent columns None, audit filled."""
-        unknown = set(row) - set(self.spec.column_names)
-        if unknown:
-            raise StorageError(f"{self.name}: unknown column(s) {', '.join(sorted(unknown))}")
-        full = {name: row.get(name) for name in self.spec.column_names}
-        for name in TIMESTAMP_AUDIT:
-            if name in full and full[name] is None:
-                full[name] = now
-        for name in ACTOR_AUDIT:
-            if name in full and full[name] is None:
-                full[name] = self.actor
-        return full
+        return fill_row(self.spec, self.name, row, now, self.actor)
 
     def _key_of(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        key = tuple(row.get(k) for k in self.spec.key)
-        if any(part is None for part in key):
-            raise StorageError(f"{self.name}: row without its key {self.spec.key}: {dict(row)}")
-        return key
+        return key_of(self.spec, self.name, row)
 
     def _source(self, rows: list[dict[str, Any]]) -> pa.Table:
         try:
@@ -289,15 +276,7 @@ class DeltaRsTable:
             raise StorageError(f"{self.name}: rows do not fit the table schema: {exc}") from exc
 
     def _update_columns(self, upserts: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Columns an update sets: those the caller supplied (others keep their stored value),
-        plus updated_*; never the key or created_*."""
-        supplied = {name for row in upserts for name in row}
-        supplied.update(n for n in ("updated_at", "updated_by") if n in self.spec.column_names)
-        return [
-            n
-            for n in self.spec.column_names
-            if n in supplied and n not in self.spec.key and n not in INSERT_ONLY_AUDIT
-        ]
+        return update_columns(self.spec, upserts)
 
     def _merger(self, dt: DeltaTable, source: pa.Table, update_columns: list[str], **commit: Any) -> Any:
         predicate = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in self.spec.key)
@@ -328,16 +307,7 @@ class DeltaRsTable:
         if not upserts and not deletes:
             return False
         now = self._now()
-        seen: set[tuple[Any, ...]] = set()
-        rows: list[dict[str, Any]] = []
-        for row, op in [(r, "u") for r in upserts] + [(r, "d") for r in deletes]:
-            key = self._key_of(row)
-            if key in seen:
-                raise StorageError(f"{self.name}: key {key} appears twice in one merge")
-            seen.add(key)
-            full = self._fill(row, now) if op == "u" else {k: row[k] for k in self.spec.key}
-            full[OP_COLUMN] = op
-            rows.append(full)
+        rows = merge_source_rows(self.spec, self.name, upserts, deletes, now, self.actor)
         source = self._source(rows)
         dl = _deltalake()
         try:

@@ -20,14 +20,19 @@ from typing import Any
 
 from lakeflow_job_meta.errors import MissingDependencyError, StorageError, TableNotFoundError
 from lakeflow_job_meta.storage.base import Column, Commit, TableSpec
+from lakeflow_job_meta.storage.merge_rows import (
+    OP_COLUMN,
+    fill_row,
+    key_of,
+    merge_source_rows,
+    update_columns,
+)
 from lakeflow_job_meta.storage.naming import TableReference
 from lakeflow_job_meta.storage.tables import CDF_PROPERTY, KIND_PROPERTY, SCHEMA_VERSION_PROPERTY
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'lakeflow-job-meta[spark]' (or run on a Databricks cluster)"
-OP_COLUMN = "_op"
-INSERT_ONLY_AUDIT = ("created_at", "created_by")
 DEFAULTS_FEATURE = "delta.feature.allowColumnDefaults"
 ISOLATION_PROPERTY = "delta.isolationLevel"
 _IDENT = re.compile(r"[A-Za-z0-9_-]+")
@@ -374,32 +379,13 @@ class SparkTable:
     # -- writing -------------------------------------------------------------------------------
 
     def _fill(self, row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-        unknown = set(row) - set(self.spec.column_names)
-        if unknown:
-            raise StorageError(f"{self.name}: unknown column(s) {', '.join(sorted(unknown))}")
-        full = {n: row.get(n) for n in self.spec.column_names}
-        for n in ("created_at", "updated_at"):
-            if n in full and full[n] is None:
-                full[n] = now
-        for n in ("created_by", "updated_by"):
-            if n in full and full[n] is None:
-                full[n] = self.actor
-        return full
+        return fill_row(self.spec, self.name, row, now, self.actor)
 
     def _key_of(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        key = tuple(row.get(k) for k in self.spec.key)
-        if any(part is None for part in key):
-            raise StorageError(f"{self.name}: row without its key {self.spec.key}: {dict(row)}")
-        return key
+        return key_of(self.spec, self.name, row)
 
     def _update_columns(self, upserts: Sequence[Mapping[str, Any]]) -> list[str]:
-        supplied = {n for row in upserts for n in row}
-        supplied.update(n for n in ("updated_at", "updated_by") if n in self.spec.column_names)
-        return [
-            n
-            for n in self.spec.column_names
-            if n in supplied and n not in self.spec.key and n not in INSERT_ONLY_AUDIT
-        ]
+        return update_columns(self.spec, upserts)
 
     def source_view(self, rows: Sequence[Mapping[str, Any]], *, with_op: bool = True) -> str:
         """Register ``rows`` (full spec rows, plus ``_op``) as a uniquely named temp view."""
@@ -426,16 +412,7 @@ class SparkTable:
         if not upserts and not deletes:
             return False
         now = datetime.now(timezone.utc)
-        seen: set[tuple[Any, ...]] = set()
-        rows: list[dict[str, Any]] = []
-        for row, op in [(r, "u") for r in upserts] + [(r, "d") for r in deletes]:
-            key = self._key_of(row)
-            if key in seen:
-                raise StorageError(f"{self.name}: key {key} appears twice in one merge")
-            seen.add(key)
-            full = self._fill(row, now) if op == "u" else {k: row[k] for k in self.spec.key}
-            full[OP_COLUMN] = op
-            rows.append(full)
+        rows = merge_source_rows(self.spec, self.name, upserts, deletes, now, self.actor)
         view = self.source_view(rows)
         try:
             result = self._sql(merge_sql(self.ref, view, self.spec, self._update_columns(upserts))).collect()
