@@ -21,6 +21,7 @@ from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue, Metadata
 from lakeflow_job_meta.metadata.loader import parse_document, validate_all
 from lakeflow_job_meta.metadata.models import MetadataDocument, Module, ModuleSettings, Source
 from lakeflow_job_meta.metadata.rows import module_settings_from_row, source_from_row
+from lakeflow_job_meta.metadata.validation import run_job_targets
 from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.tables import ToolTables
 
@@ -492,26 +493,42 @@ def desired_state_from_rows(
     default_warehouse_id: str | None = None,
     only_modules: set[str] | None = None,
 ) -> DesiredState:
+    """Parse and validate the rows into modules. With ``only_modules`` only those modules and,
+    transitively, the modules their ``run_job`` tasks name are parsed and validated: that is
+    everything their validity depends on (source ids and module names are the tables' keys, so
+    no duplicate can hide in a module left out), and it keeps a one-module cycle of the monitor
+    from re-validating the whole table."""
+    source_rows: dict[str, list[Mapping[str, Any]]] = {}
+    for row in control_rows:
+        source_rows.setdefault(str(row.get("module_name") or ""), []).append(row)
+    settings_rows: dict[str, list[Mapping[str, Any]]] = {}
+    for row in module_rows:
+        settings_rows.setdefault(str(row.get("module_name") or ""), []).append(row)
+    known = set(source_rows) | set(settings_rows)
+
     sources: list[Source] = []
     settings: list[ModuleSettings] = []
     issues: dict[str, list[MetadataIssue]] = {}
-    known: set[str] = set()
-    for row in control_rows:
-        module_name = str(row.get("module_name") or "")
-        known.add(module_name)
-        parsed = source_from_row(dict(row), control_table)
-        if isinstance(parsed, Source):
-            sources.append(parsed)
-        else:
-            issues.setdefault(module_name, []).extend(parsed)
-    for row in module_rows:
-        module_name = str(row.get("module_name") or "")
-        known.add(module_name)
-        parsed = module_settings_from_row(dict(row), modules_table)
-        if isinstance(parsed, ModuleSettings):
-            settings.append(parsed)
-        else:
-            issues.setdefault(module_name, []).extend(parsed)
+    pending = sorted(known if only_modules is None else only_modules, reverse=True)
+    wanted: set[str] = set()
+    while pending:
+        module_name = pending.pop()
+        if module_name in wanted:
+            continue
+        wanted.add(module_name)
+        for row in source_rows.get(module_name, []):
+            parsed = source_from_row(dict(row), control_table)
+            if isinstance(parsed, Source):
+                sources.append(parsed)
+                pending += [t for t, _ in run_job_targets(parsed.transformation_config) if t not in wanted]
+            else:
+                issues.setdefault(module_name, []).extend(parsed)
+        for row in settings_rows.get(module_name, []):
+            parsed = module_settings_from_row(dict(row), modules_table)
+            if isinstance(parsed, ModuleSettings):
+                settings.append(parsed)
+            else:
+                issues.setdefault(module_name, []).extend(parsed)
     by_name: dict[str, ModuleSettings] = {m.module_name: m for m in settings}
     for issue in validate_all(
         sources, settings, default_warehouse_id=default_warehouse_id, control_table=control_table
@@ -533,9 +550,6 @@ def desired_state_from_rows(
             sources=tuple(sorted(members, key=lambda s: s.source_id)),
             settings=dict(module_settings.settings) if module_settings else {},
         )
-    if only_modules is not None:
-        modules = {k: v for k, v in modules.items() if k in only_modules}
-        issues = {k: v for k, v in issues.items() if k in only_modules}
     return DesiredState(modules=modules, issues=issues, known=known)
 
 

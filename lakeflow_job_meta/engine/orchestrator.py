@@ -421,9 +421,10 @@ class JobOrchestrator:
     def _reconcile(
         self, run_id: str, modules: Iterable[str] | None, auto_run: bool, check_drift: bool | None
     ) -> RunResult:
-        desired = self.manager.desired_state()
-        # The bundle is rendered whole; the workspace target compiles only what is in scope.
+        # The bundle is rendered whole; the workspace target reads and compiles only what is in
+        # scope (and the modules its run_job tasks name).
         scope = set(modules) if modules is not None and self.target.kind == "workspace" else None
+        desired = self.manager.desired_state(only_modules=scope)
         compiled, issues = self._compile(desired, scope)
         if self.target.kind == "bundle":
             from lakeflow_job_meta.engine.bundle_target import apply_bundle

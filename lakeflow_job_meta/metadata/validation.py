@@ -109,7 +109,7 @@ class _Checker:
         callers: dict[tuple[str, str], list[tuple[Source, FieldPath]]] = {}
         graph: dict[str, set[str]] = {name: set() for name in self.members}
         for source in self.sources:
-            for target, field in _run_job_targets(source.transformation_config, ("transformation_config",)):
+            for target, field in run_job_targets(source.transformation_config, ("transformation_config",)):
                 if target != source.module_name and target in graph:
                     graph[source.module_name].add(target)
                     callers.setdefault((source.module_name, target), []).append((source, field))
@@ -366,7 +366,7 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _run_job_targets(config: Any, path: FieldPath) -> list[tuple[str, FieldPath]]:
+def run_job_targets(config: Any, path: FieldPath = ("transformation_config",)) -> list[tuple[str, FieldPath]]:
     """Modules a task (or the task inside its for_each) runs by ``run_job_task.module_name``."""
     config = _mapping(config)
     found: list[tuple[str, FieldPath]] = []
@@ -375,5 +375,5 @@ def _run_job_targets(config: Any, path: FieldPath) -> list[tuple[str, FieldPath]
         found.append((target, (*path, "run_job_task", "module_name")))
     nested = _mapping(config.get("for_each_task")).get("task")
     if nested is not None:
-        found += _run_job_targets(nested, (*path, "for_each_task", "task"))
+        found += run_job_targets(nested, (*path, "for_each_task", "task"))
     return found

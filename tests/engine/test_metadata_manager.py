@@ -552,3 +552,42 @@ def test_yaml_never_overwrites_an_invalid_sql_row(
     assert set(result.rejected) == {str(tmp_path / "s.yaml")} and not result.changed
     assert versions(manager) == before
     assert sources(manager)["half_row"]["module_name"] == "sql_mod"
+
+
+# -- scoped desired state (the monitor's one-module cycles) --------------------------------------
+
+
+def _table_row(source_id: str, module: str, config: dict) -> dict:
+    return {
+        "source_id": source_id,
+        "module_name": module,
+        "source_type": "job",
+        "execution_order": 1,
+        "source_config": "{}",
+        "target_config": "{}",
+        "transformation_config": json.dumps(config),
+        "is_active": True,
+        "source_file": None,
+    }
+
+
+def test_a_scoped_desired_state_reads_the_scope_and_the_modules_its_run_job_tasks_name() -> None:
+    from lakeflow_job_meta.engine.metadata_manager import desired_state_from_rows
+
+    notebook = {"task_type": "notebook", "notebook_path": "/Workspace/nb"}
+    rows = [
+        _table_row("a1", "a", {"task_type": "run_job", "run_job_task": {"module_name": "b"}}),
+        _table_row("b1", "b", {"task_type": "run_job", "run_job_task": {"module_name": "c"}}),
+        _table_row("c1", "c", notebook),
+        _table_row("d1", "d", notebook),
+        _table_row("e1", "e", {"task_type": "notebook"}),  # invalid, but out of scope
+    ]
+    state = desired_state_from_rows(
+        rows, [], control_table="ctl", modules_table="ctl_modules", only_modules={"a"}
+    )
+    assert sorted(state.modules) == ["a", "b", "c"]
+    assert state.issues == {}
+    assert state.known == {"a", "b", "c", "d", "e"}
+    whole = desired_state_from_rows(rows, [], control_table="ctl", modules_table="ctl_modules")
+    assert sorted(whole.modules) == ["a", "b", "c", "d"]
+    assert list(whole.issues) == ["e"]
