@@ -274,12 +274,6 @@ class WorkspaceApplier:
             # also clears a stale "error"/"paused" once the module is back in shape
             self._record(replace(tracked, managed_files=files), change)
 
-    def _do_keep(
-        self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
-    ) -> None:
-        if tracked is not None and tracked.status != "orphaned":
-            self._record(tracked, change, status="orphaned")
-
     def _do_error(
         self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
     ) -> None:
