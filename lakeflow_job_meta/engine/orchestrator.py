@@ -413,13 +413,18 @@ class JobOrchestrator:
                 on_wait=lambda holder: log.warning("waiting for the writer lease held by %s", holder),
             )
         try:
-            return self._reconcile(run_id, modules, auto_run, check_drift)
+            return self._reconcile(run_id, modules, auto_run, check_drift, lease)
         finally:
             if own_lease:
                 lease.release()
 
     def _reconcile(
-        self, run_id: str, modules: Iterable[str] | None, auto_run: bool, check_drift: bool | None
+        self,
+        run_id: str,
+        modules: Iterable[str] | None,
+        auto_run: bool,
+        check_drift: bool | None,
+        lease: Any,
     ) -> RunResult:
         # The bundle is rendered whole; the workspace target reads and compiles only what is in
         # scope (and the modules its run_job tasks name).
@@ -432,7 +437,9 @@ class JobOrchestrator:
             result = apply_bundle(self, compiled, issues, desired, run_id)
             self._write_history(result)
             return result
-        return self._reconcile_workspace(run_id, desired, compiled, issues, modules, auto_run, check_drift)
+        return self._reconcile_workspace(
+            run_id, desired, compiled, issues, modules, auto_run, check_drift, lease
+        )
 
     def _reconcile_workspace(
         self,
@@ -443,9 +450,11 @@ class JobOrchestrator:
         modules: Iterable[str] | None,
         auto_run: bool,
         check_drift: bool | None,
+        lease: Any,
     ) -> RunResult:
         from concurrent.futures import ThreadPoolExecutor
 
+        from lakeflow_job_meta.engine.lease import LeaseLostError
         from lakeflow_job_meta.engine.workspace_target import TrackingWriter, WorkspaceApplier
 
         scope = set(modules) if modules is not None else None
@@ -481,6 +490,14 @@ class JobOrchestrator:
                 if self.stop_requested.is_set():
                     return ModuleResult(
                         module=change.module, action=change.action, outcome=OUTCOME_SKIPPED, error="stopped"
+                    )
+                try:
+                    # A run can outlast the lease TTL: renew when due, and apply nothing more
+                    # once another writer may have taken over.
+                    lease.ensure_held(verify=False)
+                except LeaseLostError as error:
+                    return ModuleResult(
+                        module=change.module, action=change.action, outcome=OUTCOME_ERROR, error=str(error)
                     )
                 try:
                     return applier.apply(change, tracked.get(change.module), live.get(change.module))
