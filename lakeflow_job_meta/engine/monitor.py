@@ -194,6 +194,9 @@ class MetadataMonitor:
         self._failures = 0
         self._started = False
         self._was_waiting = False
+        # module -> (failed attempts, monotonic time of the next retry)
+        self._retry: dict[str, tuple[int, float]] = {}
+        self._applied_version: int | None = None
         self._lease_generation: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -205,6 +208,7 @@ class MetadataMonitor:
         progress = self._read_state(PROGRESS_KEY)
         if progress:
             self._processed = (int(progress["control_version"]), int(progress["modules_version"]))
+            self._applied_version = progress.get("applied_control_version")
         if self.scanner is not None:
             self.scanner.check_root()
             self.scanner.restore(self._read_state(VOLUME_KEY))
@@ -314,7 +318,8 @@ class MetadataMonitor:
         versions = (control_version, modules_version)
         report.table_changed = versions != self._processed
 
-        if not full and not report.table_changed:
+        retry_due = self._retry_due(now)
+        if not full and not report.table_changed and not retry_due:
             return  # idle: two version reads, nothing else
         if not self.auto_update_jobs:
             self._processed = versions
@@ -322,7 +327,8 @@ class MetadataMonitor:
 
         modules: set[str] | None = None
         if not full and self._processed is not None:
-            modules = self._changed_modules(self._processed)
+            changed = self._changed_modules(self._processed, versions) if report.table_changed else set()
+            modules = None if changed is None else changed | retry_due
         report.modules_reconciled = sorted(modules) if modules is not None else None
         if modules is not None and not modules:
             run = None
@@ -333,32 +339,62 @@ class MetadataMonitor:
         report.run = run
         if self.stop_event.is_set() and run is not None and any(r.outcome == "skipped" for r in run):
             return  # stopped mid-run: do not mark these versions processed
+        self._schedule_retries(run, modules, now)
         self._processed = versions
         if full:
             self._last_full = now
+        if run is None or run.ok:
+            self._applied_version = control_version
         self._write_state(
             PROGRESS_KEY,
             {
                 "control_version": control_version,
                 "modules_version": modules_version,
-                "applied_control_version": control_version,
+                # The lag: versions seen but with a module whose apply failed (being retried).
+                "applied_control_version": self._applied_version,
                 "last_good_cycle_at": self.clock.now(),
                 "holder": self.lease.holder_id,
                 "ok": run.ok if run else True,
+                "retrying": sorted(self._retry),
             },
         )
 
-    def _changed_modules(self, processed: tuple[int, int]) -> set[str] | None:
-        """Modules named by the Change Data Feed since ``processed``; None means "read all"."""
+    def _retry_due(self, now: float) -> set[str]:
+        return {module for module, (_, due) in self._retry.items() if due <= now}
+
+    def _schedule_retries(self, run: RunResult | None, scope: set[str] | None, now: float) -> None:
+        """A module whose *apply* failed (an API error, not invalid metadata, which waits for a
+        metadata change) is retried on later cycles with exponential backoff, capped at the full
+        resync period, even though its Delta versions count as processed."""
+        if run is None:
+            return
+        failed = {r.module for r in run if r.outcome == "error" and r.action != "error"}
+        reconciled = {r.module for r in run}
+        for module in reconciled if scope is None else reconciled | scope:
+            if module not in failed:
+                self._retry.pop(module, None)
+        for module in failed:
+            attempts = self._retry.get(module, (0, 0.0))[0] + 1
+            delay = min(self.full_resync_seconds, self.check_interval_seconds * 2 ** (attempts - 1))
+            self._retry[module] = (attempts, now + delay)
+
+    def _changed_modules(self, processed: tuple[int, int], current: tuple[int, int]) -> set[str] | None:
+        """Modules named by the Change Data Feed between ``processed`` and ``current`` versions;
+        None means "read all"."""
         modules: set[str] = set()
-        for table, since in ((self.tables.control, processed[0]), (self.tables.modules, processed[1])):
-            if table.version() == since:
+        tables = (self.tables.control, self.tables.modules)
+        for table, since, now_at in zip(tables, processed, current, strict=True):
+            if now_at == since:
                 continue
             changes = table.changes_since(since)
             if changes is None:
                 log.info("change data feed of %s cannot answer since v%d; full reconcile", table.name, since)
                 return None
-            modules |= {str(row["module_name"]) for row in changes if row.get("module_name")}
+            modules |= {
+                str(row["module_name"])
+                for row in changes
+                if row.get("module_name") and int(row.get("_commit_version", now_at)) <= now_at
+            }
         return modules
 
     def _sync_volume(self, report: CycleReport, full: bool) -> None:

@@ -198,7 +198,9 @@ class JobOrchestrator:
             key = f"bundle:{os.path.abspath(self.target.bundle_dir or 'bundle')}"
         else:
             key = f"workspace:{self.gateway.host}"
-        return f"{key}#env={self.env}" if self.env else key
+        # Production-mode environments (and no --env) deploy the same job names, so they share
+        # tracking rows; a development environment's prefixed jobs are tracked apart.
+        return f"{key}#env={self.env}" if self.env and self.env_mode == "development" else key
 
     def describe_target(self) -> str:
         if self.target.kind == "bundle":

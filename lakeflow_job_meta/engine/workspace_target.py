@@ -404,6 +404,9 @@ class WorkspaceApplier:
             default_pause_status=None,
         )
         self.gateway.reset(tracked.job_id, settings)
+        # The job now holds the new spec: should a file or permission write fail next, the error
+        # is recorded against the new hash, so the next run retries only what is left.
+        self._latest = replace(tracked, spec_hash=change.new_hash or "", paused_by_tool=False, status="ok")
         files = dict(tracked.managed_files)
         self._sync_files(change, files)
         self._sync_permissions(tracked.job_id, compiled, files)

@@ -34,3 +34,51 @@ def test_reconcile_applies_nothing_more_once_the_writer_lease_is_lost(world: Wor
     others = [r for r in result if r.module != applied[0]]
     assert others and all(r.outcome != "ok" and "lease" in (r.error or "") for r in others)
     assert not result.ok
+
+
+def test_an_apply_that_failed_in_a_monitor_cycle_is_retried_without_a_new_version(world: World):  # noqa: F811
+    """The Delta versions of a failed apply count as processed, so the failed module itself is
+    retried on the next cycles (with backoff) instead of waiting for the full resync."""
+    from lakeflow_job_meta.engine.monitor import MetadataMonitor
+    from tests.emulator import Fault
+
+    clock = FakeClock()
+    monitor = MetadataMonitor(
+        world.control,
+        check_interval_seconds=10,
+        orchestrator=world.orchestrator(clock=clock),
+        clock=clock,
+    )
+    assert monitor.check_and_update().run.ok
+    world.edit_yaml("base_parameters: {load_mode: streaming}", "base_parameters: {load_mode: batch}")
+    world.emu.faults.add(Fault(endpoint="jobs/reset", kind="500", times=1))
+    world.emu.reset_counters()
+
+    failed = monitor.check_and_update()
+    assert failed.run is not None and not failed.run.ok
+    assert world.emu.writes() == 0
+    assert monitor._read_state("progress")["retrying"] == ["clickstream_continuous"]
+
+    clock.advance(10)
+    retried = monitor.check_and_update()
+    assert not retried.table_changed
+    assert retried.modules_reconciled == ["clickstream_continuous"]
+    assert retried.run is not None and retried.run.ok
+    assert world.emu.write_counts() == {"jobs/reset": 1}
+
+    clock.advance(10)
+    assert monitor.check_and_update().idle  # nothing left to retry
+
+
+def test_production_environments_share_the_tracking_rows_of_no_environment(world: World):  # noqa: F811
+    """`--env prod` deploys the same job names as no `--env`: one set of tracking rows, so a
+    prune under one never deletes a job the other still tracks."""
+    plain = world.orchestrator()
+    assert plain.run_all_modules().ok
+    created = world.emu.writes()
+    prod = world.orchestrator(env="prod")
+    assert prod.target_key == plain.target_key
+    assert prod.run_all_modules().ok
+    assert world.emu.writes() == created  # nothing re-created or re-adopted
+    dev = world.orchestrator(env="dev")
+    assert dev.target_key == plain.target_key + "#env=dev"
