@@ -531,7 +531,7 @@ class JobOrchestrator:
                 "outcome": r.outcome,
                 "error": r.error,
                 "duration_ms": r.duration_ms,
-                "started_at": utc_datetime(self.clock.now()),
+                "started_at": utc_datetime(self.clock.now() - r.duration_ms / 1000),  # when the module began
                 "writes": r.job_writes + r.other_writes,
             }
             for r in result.results
