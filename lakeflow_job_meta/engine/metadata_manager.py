@@ -386,13 +386,9 @@ class MetadataManager:
                         module=model.module_name,
                     )
                 )
-        loaded_modules = {s.module_name for s in new_sources} | {m.module_name for m in new_modules}
         for issue in issues:
-            for path, doc in documents.items():
-                display_names = {path, doc.path}
-                if any(issue.location.startswith(name) for name in display_names) or self._issue_mentions(
-                    issue, doc
-                ):
+            for path in documents:
+                if issue.location.startswith(path) or path in issue.message:
                     blamed.setdefault(path, []).append(issue)
         # Issues about modules this load touches but located in stored rows only (e.g. a new
         # source creating a cycle with SQL rows) are blamed on every loaded file of that module.
@@ -401,13 +397,9 @@ class MetadataManager:
                 continue
             for path, doc in documents.items():
                 modules_of_doc = {s.module_name for s in doc.sources} | {m.module_name for m in doc.modules}
-                if modules_of_doc & loaded_modules and any(name in str(issue) for name in modules_of_doc):
+                if issue.module in modules_of_doc:
                     blamed.setdefault(path, []).append(issue)
         return blamed
-
-    @staticmethod
-    def _issue_mentions(issue: MetadataIssue, doc: MetadataDocument) -> bool:
-        return doc.path in issue.message
 
     def _write(
         self,
