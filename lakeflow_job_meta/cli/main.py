@@ -157,12 +157,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _expand_paths(paths: Sequence[str]) -> list[str]:
-    from lakeflow_job_meta.engine.metadata_manager import _yaml_files_under
+    from lakeflow_job_meta.engine.metadata_manager import yaml_files_under
 
     result: list[str] = []
     for path in paths:
         if os.path.isdir(path):
-            result.extend(_yaml_files_under(path))
+            result.extend(yaml_files_under(path))
         elif os.path.exists(path):
             result.append(path)
         else:

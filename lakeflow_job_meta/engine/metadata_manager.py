@@ -79,7 +79,7 @@ def _is_under(path: str, folder: str) -> bool:
     return path.startswith(folder)
 
 
-def _yaml_files_under(folder: str) -> list[str]:
+def yaml_files_under(folder: str) -> list[str]:
     """Every ``*.yaml``/``*.yml`` file under ``folder`` (subfolders included; hidden folders and
     hidden or editor temp files skipped, as the monitor does), sorted. A folder that is missing or cannot be listed, in whole or in part, raises
     ConfigurationError: a sync must never read "cannot see the files" as "the files are gone"."""
@@ -167,7 +167,7 @@ class MetadataManager:
         self, folder: str, var: Mapping[str, str] | None = None, env: str | None = None
     ) -> LoadResult:
         """Add and update the rows of every YAML file under ``folder`` (never deletes)."""
-        return self.load_files(_yaml_files_under(folder), var=var, env=env)
+        return self.load_files(yaml_files_under(folder), var=var, env=env)
 
     def sync_from_volume(
         self, folder: str, var: Mapping[str, str] | None = None, env: str | None = None
@@ -175,7 +175,7 @@ class MetadataManager:
         """Make the rows that came from files under ``folder`` equal to those files: add, update,
         and delete rows whose file no longer holds them. All or nothing."""
         return self._load(
-            self._read_files(_yaml_files_under(folder)),
+            self._read_files(yaml_files_under(folder)),
             var=var,
             env=env,
             sync_scope=os.path.abspath(folder),
