@@ -1,8 +1,9 @@
 """The Databricks side, through the SDK only: jobs, managed workspace files and permissions.
 
-The SDK already retries 429/503, connection errors and some transient 500s, so this layer adds
-no retry loop of its own. It does two things the SDK cannot: it turns SDK errors into
-:class:`JobsApiError`, and it counts writes so the engine can report (and tests can assert)
+The SDK already retries 429/503, connection errors and some transient 500s. This layer adds what
+the SDK cannot: idempotent calls are retried on any transient failure (a plain 500 included)
+through :class:`RetryPolicy` (``jobs/create`` never is), SDK errors become :class:`JobsApiError`
+marked permanent or not, and writes are counted so the engine can report (and tests can assert)
 "exactly one write per changed job".
 """
 
@@ -21,6 +22,7 @@ from databricks.sdk.errors import DatabricksError, NotFound
 from databricks.sdk.service import jobs as sdk_jobs
 from databricks.sdk.service import workspace as sdk_workspace
 
+from lakeflow_job_meta.adapters.retrying import RetryPolicy, is_permanent
 from lakeflow_job_meta.errors import JobsApiError
 
 JOB_WRITE_OPERATIONS = ("create", "reset", "update", "delete")
@@ -77,15 +79,19 @@ def _job_settings(settings: dict[str, Any]) -> sdk_jobs.JobSettings:
 
 
 def _wrap(action: str, error: DatabricksError) -> JobsApiError:
-    return JobsApiError(f"{action}: {error.__class__.__name__}: {error}")
+    wrapped = JobsApiError(f"{action}: {error.__class__.__name__}: {error}")
+    wrapped.permanent = is_permanent(error)
+    return wrapped
 
 
 class WorkspaceJobs:
     """Jobs API 2.2 and workspace-file calls for one workspace."""
 
-    def __init__(self, client: WorkspaceClient):
+    def __init__(self, client: WorkspaceClient, retry: RetryPolicy | None = None):
         self.client = client
         self.writes = WriteCounter()
+        # Shared by scoped copies: the retry budget is per run, not per module.
+        self.retry = retry if retry is not None else RetryPolicy()
 
     def scoped(self) -> WorkspaceJobs:
         """The same client with its own write counter (counting into this one's), so
@@ -102,7 +108,7 @@ class WorkspaceJobs:
     def get(self, job_id: int) -> LiveJob | None:
         """The live job with every page of tasks merged (the SDK pages), or None if it is gone."""
         try:
-            job = self.client.jobs.get(job_id=job_id)
+            job = self.retry.call(lambda: self.client.jobs.get(job_id=job_id))
         except NotFound:
             return None
         except DatabricksError as error:
@@ -113,7 +119,7 @@ class WorkspaceJobs:
     def list_by_name(self, name: str) -> list[LiveJob]:
         """Jobs whose name equals ``name`` exactly (the API matches case-insensitively)."""
         try:
-            found = list(self.client.jobs.list(name=name))
+            found = self.retry.call(lambda: list(self.client.jobs.list(name=name)))
         except DatabricksError as error:
             raise _wrap(f"jobs/list name={name!r}", error) from error
         result = []
@@ -126,20 +132,27 @@ class WorkspaceJobs:
     def list_all(self) -> Iterable[LiveJob]:
         """Every job with its full task list (``expand_tasks``; the SDK fetches pages > 100)."""
         try:
-            for job in self.client.jobs.list(expand_tasks=True):
-                settings = job.settings.as_dict() if job.settings else {}
-                yield LiveJob(job_id=int(job.job_id or 0), settings=settings)
+            # Whole list per attempt: resuming a half-read listing could skip or repeat jobs.
+            jobs = self.retry.call(lambda: list(self.client.jobs.list(expand_tasks=True)))
         except DatabricksError as error:
             raise _wrap("jobs/list", error) from error
+        for job in jobs:
+            settings = job.settings.as_dict() if job.settings else {}
+            yield LiveJob(job_id=int(job.job_id or 0), settings=settings)
 
     def has_active_run(self, job_id: int) -> bool:
         try:
-            return any(True for _ in self.client.jobs.list_runs(job_id=job_id, active_only=True, limit=1))
+            return self.retry.call(
+                lambda: any(
+                    True for _ in self.client.jobs.list_runs(job_id=job_id, active_only=True, limit=1)
+                )
+            )
         except DatabricksError as error:
             raise _wrap(f"jobs/runs/list {job_id}", error) from error
 
     # -- job writes --------------------------------------------------------------------------
     def create(self, settings: dict[str, Any]) -> int:
+        """Never retried here: a lost reply may hide a job that landed (the caller adopts it)."""
         js = _job_settings(settings)
         kwargs = {name: getattr(js, name) for name in js.as_dict()}
         self.writes.add("create")
@@ -152,22 +165,24 @@ class WorkspaceJobs:
     def reset(self, job_id: int, settings: dict[str, Any]) -> None:
         self.writes.add("reset")
         try:
-            self.client.jobs.reset(job_id=job_id, new_settings=_job_settings(settings))
+            typed = _job_settings(settings)
+            self.retry.call(lambda: self.client.jobs.reset(job_id=job_id, new_settings=typed))
         except DatabricksError as error:
             raise _wrap(f"jobs/reset {job_id}", error) from error
 
     def update(self, job_id: int, partial_settings: dict[str, Any]) -> None:
         self.writes.add("update")
         try:
-            self.client.jobs.update(job_id=job_id, new_settings=_job_settings(partial_settings))
+            typed = _job_settings(partial_settings)
+            self.retry.call(lambda: self.client.jobs.update(job_id=job_id, new_settings=typed))
         except DatabricksError as error:
             raise _wrap(f"jobs/update {job_id}", error) from error
 
     def delete(self, job_id: int) -> None:
         self.writes.add("delete")
         try:
-            self.client.jobs.delete(job_id=job_id)
-        except NotFound:
+            self.retry.call(lambda: self.client.jobs.delete(job_id=job_id))
+        except NotFound:  # gone, possibly by an earlier attempt whose reply was lost
             return
         except DatabricksError as error:
             raise _wrap(f"jobs/delete {job_id}", error) from error
@@ -186,7 +201,9 @@ class WorkspaceJobs:
         acl = [sdk_jobs.JobAccessControlRequest.from_dict(entry) for entry in access_control_list]
         self.writes.add("permissions")
         try:
-            self.client.jobs.set_permissions(job_id=str(job_id), access_control_list=acl)
+            self.retry.call(
+                lambda: self.client.jobs.set_permissions(job_id=str(job_id), access_control_list=acl)
+            )
         except DatabricksError as error:
             raise _wrap(f"permissions/jobs/{job_id}", error) from error
 
@@ -196,12 +213,12 @@ class WorkspaceJobs:
         self.writes.add("file_write")
         try:
             if folder:
-                self.client.workspace.mkdirs(folder)
-            self.client.workspace.import_(
-                path,
-                content=base64.b64encode(content.encode("utf-8")).decode("ascii"),
-                format=sdk_workspace.ImportFormat.RAW,
-                overwrite=True,
+                self.retry.call(lambda: self.client.workspace.mkdirs(folder))
+            encoded = base64.b64encode(content.encode("utf-8")).decode("ascii")
+            self.retry.call(
+                lambda: self.client.workspace.import_(
+                    path, content=encoded, format=sdk_workspace.ImportFormat.RAW, overwrite=True
+                )
             )
         except DatabricksError as error:
             raise _wrap(f"workspace/import {path}", error) from error
@@ -209,7 +226,7 @@ class WorkspaceJobs:
     def delete_file(self, path: str) -> None:
         self.writes.add("file_delete")
         try:
-            self.client.workspace.delete(path)
+            self.retry.call(lambda: self.client.workspace.delete(path))
         except NotFound:
             return
         except DatabricksError as error:

@@ -135,6 +135,7 @@ class JobOrchestrator:
         clock: Clock | None = None,
         lease: Any = None,
         lease_wait: bool = True,
+        retry_policy: Any = None,
     ):
         if prune not in PRUNE_POLICIES:
             raise ConfigurationError(
@@ -171,6 +172,7 @@ class JobOrchestrator:
             default_pause_status=default_pause_status,
         )
         self._workspace_client = workspace_client
+        self._retry_policy = retry_policy  # None: the default policy, sleeping on ``clock``
         self._gateway = None
         self._tracking_lock = threading.Lock()
         # Set by SIGTERM/SIGINT: modules not yet started are skipped, the one in flight finishes.
@@ -181,13 +183,15 @@ class JobOrchestrator:
     def gateway(self):
         if self._gateway is None:
             from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs
+            from lakeflow_job_meta.adapters.retrying import RetryPolicy
 
             client = self._workspace_client
             if client is None:
                 from databricks.sdk import WorkspaceClient
 
                 client = WorkspaceClient()
-            self._gateway = WorkspaceJobs(client)
+            policy = self._retry_policy or RetryPolicy(sleep=self.clock.sleep)
+            self._gateway = WorkspaceJobs(client, retry=policy)
         return self._gateway
 
     @property
@@ -265,6 +269,7 @@ class JobOrchestrator:
             return plan_bundle(self, compiled, issues, desired)
         tracked = self._tracked()
         scope = set(modules) if modules is not None else None
+        self.gateway.retry.start_run()
         changes, _ = self._plan_workspace(desired, compiled, issues, tracked, scope, check_drift)
         return Plan(changes=changes)
 
@@ -283,7 +288,8 @@ class JobOrchestrator:
         if scope is not None:
             names &= scope
         read_errors: dict[str, str] = {}
-        live_by_module = self._live_jobs(tracked, names, drift, read_errors)
+        permanent: set[str] = set()
+        live_by_module = self._live_jobs(tracked, names, drift, read_errors, permanent)
         ids = {m: t.job_id for m, t in tracked.items() if t.job_id}
         ids.update(job_ids or {})
         changes: list[PlannedChange] = []
@@ -291,7 +297,11 @@ class JobOrchestrator:
             if name in read_errors:  # this module's job could not be read: leave it for next run
                 changes.append(
                     PlannedChange(
-                        module=name, action="error", job_id=tracked[name].job_id, reason=read_errors[name]
+                        module=name,
+                        action="error",
+                        job_id=tracked[name].job_id,
+                        reason=read_errors[name],
+                        transient=name not in permanent,
                     )
                 )
                 continue
@@ -301,10 +311,15 @@ class JobOrchestrator:
         return changes, live_by_module
 
     def _live_jobs(
-        self, tracked: Mapping[str, TrackedJob], names: set[str], drift: bool, errors: dict[str, str]
+        self,
+        tracked: Mapping[str, TrackedJob],
+        names: set[str],
+        drift: bool,
+        errors: dict[str, str],
+        permanent: set[str],
     ) -> dict[str, Any]:
         """Live jobs of tracked modules; a module whose job cannot be read goes to ``errors``
-        (one failed read never aborts the run)."""
+        (one failed read never aborts the run), and to ``permanent`` if retrying cannot help."""
         wanted = {m: t for m, t in tracked.items() if m in names and t.job_id}
         if not wanted or not drift:
             return {}
@@ -314,6 +329,8 @@ class JobOrchestrator:
                 return {by_id[job.job_id]: job for job in self.gateway.list_all() if job.job_id in by_id}
             except (JobsApiError, OSError) as error:
                 errors.update(dict.fromkeys(wanted, f"could not list the live jobs: {error}"))
+                if getattr(error, "permanent", False):
+                    permanent.update(wanted)
                 return {}
         live = {}
         for module, t in wanted.items():
@@ -321,6 +338,8 @@ class JobOrchestrator:
                 job = self.gateway.get(t.job_id)
             except (JobsApiError, OSError) as error:
                 errors[module] = f"could not read job {t.job_id}: {error}"
+                if getattr(error, "permanent", False):
+                    permanent.add(module)
                 continue
             if job is not None:
                 live[module] = job
@@ -460,6 +479,7 @@ class JobOrchestrator:
         from lakeflow_job_meta.engine.workspace_target import TrackingWriter, WorkspaceApplier
 
         scope = set(modules) if modules is not None else None
+        self.gateway.retry.start_run()  # the retry budget is per run
         tracked = self._tracked()
         names = set(compiled) | set(tracked) | set(issues)
         if scope is not None:

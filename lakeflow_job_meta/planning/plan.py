@@ -53,6 +53,8 @@ class PlannedChange:
     file_writes: dict[str, str] = field(default_factory=dict)
     file_deletes: list[str] = field(default_factory=list)
     compiled: CompiledJob | None = None
+    # An "error" that is not the metadata's fault (the live job could not be read this time).
+    transient: bool = False
 
     @property
     def priority(self) -> int:

@@ -14,6 +14,8 @@ Kinds (see ``docs/API_FACTS.md`` for what the SDK does with each):
   so the call fails at once with ``databricks.sdk.errors.InternalError``.
 * ``"500_transient"``: 500 whose message contains ``"Unexpected error"``, one of the
   SDK's transient substrings: it is retried after ``min(10, attempt)`` s + jitter.
+* ``"400"``: 400 ``INVALID_PARAMETER_VALUE``, a permanent error: neither the SDK nor the tool
+  retries it (the same request would fail the same way).
 * ``"slow"``: wait ``delay`` seconds, then handle the request normally (the change
   commits even if the client has given up and resends).
 * ``"drop_before"``: close the connection without a reply, before any change is applied.
@@ -35,6 +37,7 @@ KIND_503 = "503"
 KIND_500 = "500"
 KIND_500_TRANSIENT = "500_transient"
 KIND_SLOW = "slow"
+KIND_400 = "400"
 KIND_DROP_BEFORE = "drop_before"
 KIND_DROP_AFTER_COMMIT = "drop_after_commit"
 
@@ -46,6 +49,7 @@ ALL_KINDS = (
     KIND_SLOW,
     KIND_DROP_BEFORE,
     KIND_DROP_AFTER_COMMIT,
+    KIND_400,
 )
 # Kinds the SDK recovers from by itself (it retries them). "500" is not among them.
 RETRIED_KINDS = (KIND_429, KIND_503, KIND_500_TRANSIENT, KIND_DROP_BEFORE, KIND_DROP_AFTER_COMMIT)
@@ -61,6 +65,7 @@ _ALIASES = {
     429: KIND_429,
     500: KIND_500,
     503: KIND_503,
+    400: KIND_400,
 }
 
 TRANSIENT_500_MESSAGE = "Unexpected error while handling the request. Please retry."
