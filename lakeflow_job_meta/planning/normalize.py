@@ -60,11 +60,11 @@ _TASK_DEFAULTS: dict[str, Any] = {
     "dbt_task.source": ANY,
 }
 # Path pattern (list elements as ``[*]``) -> values the service fills when the field is absent
-# from the request (a tuple), or ANY. A live-only value that matches is not drift.
+# from the request (a tuple), or ANY. A live-only value that matches is not drift. (``format``, also
+# a backend default, never reaches the comparison: it is a volatile field, see canonical.py.)
 SERVER_DEFAULTS: dict[str, Any] = {
     "timeout_seconds": (0,),
     "max_concurrent_runs": (1,),
-    "format": ("MULTI_TASK", "SINGLE_TASK"),
     "performance_target": ("PERFORMANCE_OPTIMIZED",),
     "email_notifications.no_alert_for_skipped_runs": (False,),
     "run_as": ANY,
