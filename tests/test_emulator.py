@@ -181,6 +181,19 @@ def test_reset_replaces_everything_but_keeps_run_as(workspace_client, jobs_emula
     assert jobs_emulator.writes() == 2 and jobs_emulator.writes("jobs/reset") == 1
 
 
+def test_queueing_is_on_unless_the_request_turns_it_off(workspace_client):
+    """Jobs API 2.2: create and reset without ``queue`` store it enabled; an explicit off is kept."""
+    w = workspace_client
+    jid = w.jobs.create(name="q", tasks=[nb_task("a")]).job_id
+    assert raw_get(w, jid)["settings"]["queue"] == {"enabled": True}
+    w.jobs.reset(
+        jid, jobs.JobSettings(name="q", tasks=[nb_task("a")], queue=jobs.QueueSettings(enabled=False))
+    )
+    assert raw_get(w, jid)["settings"]["queue"] == {"enabled": False}
+    w.jobs.reset(jid, jobs.JobSettings(name="q", tasks=[nb_task("a")]))
+    assert raw_get(w, jid)["settings"]["queue"] == {"enabled": True}
+
+
 def test_update_merges_arrays_by_key_and_removes_fields(workspace_client):
     w = workspace_client
     jid = w.jobs.create(
@@ -197,6 +210,24 @@ def test_update_merges_arrays_by_key_and_removes_fields(workspace_client):
     assert [t["task_key"] for t in s["tasks"]] == ["b", "c"]
     assert s["tasks"][0]["timeout_seconds"] == 5 and "depends_on" not in s["tasks"][0]  # replaced whole
     assert s["max_concurrent_runs"] == 3 and s["tags"] == {"a": "1"} and "description" not in s
+
+
+def test_update_merges_parameters_by_name(workspace_client):
+    """SDK ``JobsAPI.update`` docstring: arrays in ``new_settings`` are merged by their key."""
+    w = workspace_client
+    p = jobs.JobParameterDefinition
+    jid = w.jobs.create(
+        name="u", tasks=[nb_task("a")], parameters=[p(name="x", default="1"), p(name="y", default="2")]
+    ).job_id
+    w.jobs.update(
+        jid, new_settings=jobs.JobSettings(parameters=[p(name="y", default="3"), p(name="z", default="4")])
+    )
+    params = raw_get(w, jid)["settings"]["parameters"]
+    assert params == [
+        {"name": "x", "default": "1"},
+        {"name": "y", "default": "3"},
+        {"name": "z", "default": "4"},
+    ]
 
 
 def test_update_that_breaks_the_graph_is_rejected_and_changes_nothing(workspace_client):
