@@ -37,7 +37,6 @@ def _with_every_server_default(settings: dict[str, Any]) -> dict[str, Any]:
     for block in ("schedule", "trigger", "continuous"):
         if block in live:
             live[block].setdefault("pause_status", "UNPAUSED")
-    live.setdefault("queue", {"enabled": False})
     for cluster in live.get("job_clusters", []):
         cluster["new_cluster"].update(
             aws_attributes={"availability": "SPOT_WITH_FALLBACK", "zone_id": "auto"},
