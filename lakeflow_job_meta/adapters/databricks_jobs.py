@@ -22,6 +22,7 @@ from databricks.sdk.service import jobs as sdk_jobs
 from databricks.sdk.service import workspace as sdk_workspace
 
 from lakeflow_job_meta.errors import JobsApiError
+from lakeflow_job_meta.planning.acl import RunIdentity
 
 JOB_WRITE_OPERATIONS = ("create", "reset", "update", "delete")
 
@@ -86,6 +87,9 @@ class WorkspaceJobs:
     def __init__(self, client: WorkspaceClient):
         self.client = client
         self.writes = WriteCounter()
+        # current_user.me() is read once per client (scoped copies share the cache).
+        self._identity: list[RunIdentity] = []
+        self._identity_lock = threading.Lock()
 
     def scoped(self) -> WorkspaceJobs:
         """The same client with its own write counter (counting into this one's), so
@@ -99,6 +103,20 @@ class WorkspaceJobs:
         return str(self.client.config.host or "").rstrip("/")
 
     # -- reads -------------------------------------------------------------------------------
+    def current_identity(self) -> RunIdentity:
+        """Who this client acts as (``current_user.me()``), read once: the owner of every ACL
+        whose metadata names none."""
+        with self._identity_lock:
+            if not self._identity:
+                try:
+                    me = self.client.current_user.me()
+                except DatabricksError as error:
+                    raise _wrap("scim/v2/Me", error) from error
+                if not me.user_name:
+                    raise JobsApiError("scim/v2/Me: the reply names no user_name")
+                self._identity.append(RunIdentity.from_user_name(me.user_name))
+            return self._identity[0]
+
     def get(self, job_id: int) -> LiveJob | None:
         """The live job with every page of tasks merged (the SDK pages), or None if it is gone."""
         try:

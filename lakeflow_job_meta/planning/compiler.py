@@ -31,6 +31,7 @@ from lakeflow_job_meta.metadata.dependencies import Dependency, find_cycles, res
 from lakeflow_job_meta.metadata.locations import table_location
 from lakeflow_job_meta.metadata.models import Module, Source, canonical_json
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
+from lakeflow_job_meta.planning.acl import PRINCIPAL_KEYS, RunIdentity, owners, with_owner
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS, scalar_text, spec_hash
 from lakeflow_job_meta.planning.ownership import label_value, merge_tags
 
@@ -53,7 +54,6 @@ CONDITION_OPS = frozenset(
 PAUSE_STATUSES = frozenset({"PAUSED", "UNPAUSED"})
 EDIT_MODES = frozenset({"UI_LOCKED", "EDITABLE"})
 PERMISSION_LEVELS = frozenset({"CAN_VIEW", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER"})
-PRINCIPAL_KEYS: tuple[str, ...] = ("user_name", "group_name", "service_principal_name")
 
 # Module settings copied into the job settings as they are (after dropping empty containers).
 PASSTHROUGH_JOB_FIELDS: tuple[str, ...] = (
@@ -136,6 +136,9 @@ class CompileContext:
     default_pause_status: Literal["PAUSED", "UNPAUSED"] | None = None
     # Added to the development name prefix (``[dev alice] name``) so developers don't collide.
     user_name_prefix: str | None = None
+    # Who runs the tool (read by the workspace adapter): the owner of an ACL that names none.
+    # None for the bundle target, where the deploying CLI adds its own identity as owner.
+    run_identity: RunIdentity | None = None
 
     @property
     def sql_root(self) -> str:
@@ -423,10 +426,17 @@ class _ModuleCompiler:
                     f"permissions[{index}].permission_level", f"must be one of {sorted(PERMISSION_LEVELS)}"
                 )
                 continue
+            if item["permission_level"] == "IS_OWNER" and principals[0] == "group_name":
+                self.module_issue(f"permissions[{index}]", "a group cannot own a job")
+                continue
             acl.append(
                 {principals[0]: str(item[principals[0]]), "permission_level": item["permission_level"]}
             )
-        return sorted(acl, key=canonical_json) or None
+        if len(owners(acl)) > 1:
+            self.module_issue("permissions", "a job has exactly one IS_OWNER")
+        if not acl:
+            return None
+        return sorted(with_owner(acl, self.ctx.run_identity), key=canonical_json)
 
     def _priority(self) -> int:
         value = self.settings_in.get("priority", DEFAULT_PRIORITY)
