@@ -14,8 +14,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from lakeflow_job_meta.metadata.models import PRINCIPAL_KEYS, principal_of
+
 OWNER_LEVEL = "IS_OWNER"
-PRINCIPAL_KEYS: tuple[str, ...] = ("user_name", "group_name", "service_principal_name")
+__all__ = [
+    "PRINCIPAL_KEYS",
+    "RunIdentity",
+    "acl_drift",
+    "needs_owner",
+    "owners",
+    "principal_of",
+    "with_owner",
+]
 OwnerKind = Literal["user_name", "service_principal_name"]
 
 
@@ -46,12 +56,6 @@ def is_application_id(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def principal_of(entry: Mapping[str, Any]) -> tuple[str, str] | None:
-    """``(key, name)`` of an ACL entry's single principal, or None when it has not exactly one."""
-    found = [(key, str(entry[key])) for key in PRINCIPAL_KEYS if entry.get(key)]
-    return found[0] if len(found) == 1 else None
 
 
 def owners(acl: Iterable[Any]) -> list[Mapping[str, Any]]:
