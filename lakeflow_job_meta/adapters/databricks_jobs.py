@@ -150,6 +150,17 @@ class WorkspaceJobs:
         except DatabricksError as error:
             raise _wrap("jobs/list", error) from error
 
+    def get_permissions(self, job_id: int) -> list[dict[str, Any]] | None:
+        """The job's ACL as the Permissions API returns it (``all_permissions`` form, inherited
+        entries included), or None if the job is gone."""
+        try:
+            reply = self.client.jobs.get_permissions(job_id=str(job_id))
+        except NotFound:
+            return None
+        except DatabricksError as error:
+            raise _wrap(f"permissions/jobs/{job_id}", error) from error
+        return [entry.as_dict() for entry in reply.access_control_list or []]
+
     def has_active_run(self, job_id: int) -> bool:
         try:
             return any(True for _ in self.client.jobs.list_runs(job_id=job_id, active_only=True, limit=1))

@@ -19,7 +19,7 @@ from lakeflow_job_meta.engine.clock import Clock, SystemClock, utc_datetime
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataManager
 from lakeflow_job_meta.engine.results import OUTCOME_ERROR, OUTCOME_SKIPPED, ModuleResult, RunResult
 from lakeflow_job_meta.errors import ConfigurationError, JobsApiError, MetadataIssue
-from lakeflow_job_meta.planning.acl import needs_owner
+from lakeflow_job_meta.planning.acl import acl_drift, needs_owner
 from lakeflow_job_meta.planning.canonical import HASH_VERSION
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module
@@ -316,10 +316,27 @@ class JobOrchestrator:
                     )
                 )
                 continue
-            changes.append(
-                self._plan_one(name, desired, compiled, issues, tracked, live_by_module, ids, drift)
-            )
+            change = self._plan_one(name, desired, compiled, issues, tracked, live_by_module, ids, drift)
+            if drift and name in live_by_module:
+                self._check_acl_drift(change)
+            changes.append(change)
         return changes, live_by_module
+
+    def _check_acl_drift(self, change: PlannedChange) -> None:
+        """Compare the live ACL of a job we keep with the one we send (inherited grants and the
+        owner we added ourselves are not drift). An ACL that cannot be read is left alone: the
+        next full resync looks again."""
+        acl = change.compiled.permissions if change.compiled is not None else None
+        if change.action not in ("noop", "update") or not acl or not change.job_id:
+            return
+        try:
+            live = self.gateway.get_permissions(change.job_id)
+        except (JobsApiError, OSError) as error:
+            log.warning("could not read the permissions of job %s: %s", change.job_id, error)
+            return
+        if live is not None:
+            change.acl_drift = acl_drift(acl, live)
+            change.drift = change.drift or bool(change.acl_drift)
 
     def _live_jobs(
         self, tracked: Mapping[str, TrackedJob], names: set[str], drift: bool, errors: dict[str, str]

@@ -89,6 +89,22 @@ def test_an_operator_edit_of_the_acl_is_drift_but_our_owner_is_not(examples: Wor
     live = world.emu.permissions(job_id)["access_control_list"]
     assert acl_drift(sent, live) == ["permissions group_name=analysts: CAN_MANAGE -> CAN_VIEW"]
 
+    plan = world.orchestrator().plan()
+    assert [c.acl_drift for c in plan.changes if c.module == "sales_daily"] == [
+        ["permissions group_name=analysts: CAN_MANAGE -> CAN_VIEW"]
+    ]
+    assert "~ permissions group_name=analysts: CAN_MANAGE -> CAN_VIEW" in plan.render_text()
+    world.emu.reset_counters()
+    restored = world.orchestrator().run_all_modules()
+    assert restored.ok and restored["sales_daily"].drift and restored["sales_daily"].action == "noop"
+    assert world.emu.writes() == 0  # the job itself is not reset
+    assert [acl for _, acl in sent_acls(world)] == [sent]  # the ACL is sent again, owner included
+    assert acl_drift(sent, world.emu.permissions(job_id)["access_control_list"]) == []
+
+    world.emu.reset_counters()
+    assert world.orchestrator().run_all_modules().ok
+    assert sent_acls(world) == [] and world.emu.writes() == 0
+
 
 def test_the_running_identity_is_promoted_not_listed_twice(tmp_path, jobs_emulator, make_workspace_client):
     perms = (
