@@ -164,8 +164,11 @@ class CompiledJob:
     managed_files: dict[str, str] = field(default_factory=dict)
     # task_key -> module_name of run_job tasks whose job_id is the placeholder 0.
     run_job_refs: dict[str, str] = field(default_factory=dict)
-    # Access control list in jobs/create form, or None when the metadata sets none.
+    # Access control list in jobs/create form (owner included), or None when the metadata sets none.
     permissions: list[dict[str, str]] | None = None
+    # The ACL as declared, before the running identity was made owner: what the spec hash sees,
+    # so a different caller never looks like a metadata change (the ACL digest covers the PUT).
+    declared_permissions: list[dict[str, str]] | None = None
     priority: int = DEFAULT_PRIORITY
     # Whether settings carry a pause_status decided by the metadata (or by development mode).
     explicit_pause: bool = False
@@ -177,7 +180,7 @@ class CompiledJob:
         return spec_hash(
             self.settings,
             explicit_pause=self.explicit_pause,
-            permissions=self.permissions,
+            permissions=self.declared_permissions,
             run_job_refs=self.run_job_refs,
         )
 
@@ -322,13 +325,17 @@ class _ModuleCompiler:
                 spec["dependencies"] = sorted(self.default_env_deps)
             settings["environments"] = [{"environment_key": DEFAULT_ENVIRONMENT_KEY, "spec": spec}]
         has_pausable = any(block in settings for block in PAUSABLE_BLOCKS)
+        declared = self._permissions(s_in.get("permissions"))
         return CompiledJob(
             module_name=self.module.name,
             job_name=job_name,
             settings=settings,
             managed_files=dict(sorted(self.managed_files.items())),
             run_job_refs=dict(sorted(self.run_job_refs.items())),
-            permissions=self._permissions(s_in.get("permissions")),
+            permissions=(
+                sorted(with_owner(declared, self.ctx.run_identity), key=canonical_json) if declared else None
+            ),
+            declared_permissions=declared,
             priority=self._priority(),
             explicit_pause=explicit_pause,
             pause_status_on_create=(
@@ -434,9 +441,7 @@ class _ModuleCompiler:
             )
         if len(owners(acl)) > 1:
             self.module_issue("permissions", "a job has exactly one IS_OWNER")
-        if not acl:
-            return None
-        return sorted(with_owner(acl, self.ctx.run_identity), key=canonical_json)
+        return sorted(acl, key=canonical_json) or None
 
     def _priority(self) -> int:
         value = self.settings_in.get("priority", DEFAULT_PRIORITY)
