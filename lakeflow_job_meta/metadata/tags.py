@@ -119,16 +119,8 @@ def tag_issues(
     tags: Mapping[object, object], cloud: Cloud | None = None
 ) -> list[tuple[tuple[str, ...], str]]:
     """``(field path under tags, message)`` for every tag jobs/create or the job's clusters
-    would reject, plus the count limit. Values that are not strings are the schema's to report."""
+    would reject. The count (``MAX_USER_TAGS``) and non-string values are the schema's to report."""
     found: list[tuple[tuple[str, ...], str]] = []
-    if len(tags) > MAX_USER_TAGS:
-        found.append(
-            (
-                (),
-                f"{len(tags)} tags; a job holds at most {MAX_JOB_TAGS} and the tool adds "
-                f"{len(OWNERSHIP_TAG_KEYS)} ownership tags, so at most {MAX_USER_TAGS}",
-            )
-        )
     for key, value in tags.items():
         key = str(key)
         if key in OWNERSHIP_TAG_KEYS:

@@ -590,7 +590,7 @@ CASES = [
             NOTEBOOK_A,
             settings=f"    tags:  {MARK}\n" + "".join(f"      t{i}: v\n" for i in range(23)),
         ),
-        "23 tags; a job holds at most 25 and the tool adds 3 ownership tags, so at most 22",
+        "at most 22 tags: a job holds 25 and the tool adds 3 ownership tags",
         field="modules[0].tags",
     ),
     Case(

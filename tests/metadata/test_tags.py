@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from lakeflow_job_meta.metadata.tags import cloud_for_host, key_problem, tag_issues, value_problem
+from lakeflow_job_meta.metadata.tags import (
+    MAX_USER_TAGS,
+    OWNERSHIP_TAG_KEYS,
+    cloud_for_host,
+    key_problem,
+    tag_issues,
+    value_problem,
+)
 from lakeflow_job_meta.planning.ownership import is_owned_by_us, is_valid_label, label_value, owner_tags
 
 
@@ -54,11 +61,18 @@ def test_key_rules():
     assert key_problem("k" * 64, "azure") is None and "at most 63" in (key_problem("k" * 64) or "")
 
 
-def test_tag_issues_count_reserved_and_bad_values():
+def test_tag_issues_reserved_and_bad_values():
     tags = {f"t{i}": "v" for i in range(22)}
     assert tag_issues(tags) == []
     found = tag_issues({**tags, "ljm_table": "x", "bad key": "ok"})
-    assert [field for field, _ in found] == [(), ("ljm_table",), ("bad key",)]
+    assert [field for field, _ in found] == [("ljm_table",), ("bad key",)]
+
+
+def test_schema_limit_matches_the_job_limit_minus_ownership_tags():
+    from lakeflow_job_meta.metadata.schema import metadata_schema
+
+    tags_schema = metadata_schema()["$defs"]["module"]["properties"]["tags"]
+    assert tags_schema["maxProperties"] == MAX_USER_TAGS == 25 - len(OWNERSHIP_TAG_KEYS)
 
 
 @pytest.mark.parametrize(
