@@ -572,11 +572,10 @@ CASES = [
         field="modules[0].tags.team",
     ),
     Case(
-        "tag_value_rejected_on_aws",
-        module(NOTEBOOK_A, settings=f"    tags:\n      team: R&D  {MARK}\n"),
-        "tag value 'R&D' does not match AWS's pattern",
+        "tag_value_outside_latin1",
+        module(NOTEBOOK_A, settings=f"    tags:\n      team: 営業  {MARK}\n"),
+        "tag value has characters outside Latin-1, which GCP does not allow",
         field="modules[0].tags.team",
-        kwargs={"cloud": "aws"},
     ),
     Case(
         "tag_reserved_for_ownership",
