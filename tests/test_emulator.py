@@ -124,6 +124,7 @@ def test_create_get_fills_server_defaults(workspace_client, jobs_emulator):
     s = job["settings"]
     assert s["email_notifications"] == {} and s["webhook_notifications"] == {}
     assert s["timeout_seconds"] == 0 and s["max_concurrent_runs"] == 1 and s["format"] == "MULTI_TASK"
+    assert s["queue"] == {"enabled": True} and s["performance_target"] == "PERFORMANCE_OPTIMIZED"
     assert "run_as" not in s
     by_key = {t["task_key"]: t for t in s["tasks"]}
     assert [t["task_key"] for t in s["tasks"]] == ["c", "a", "b"]  # task order is kept
@@ -131,10 +132,12 @@ def test_create_get_fills_server_defaults(workspace_client, jobs_emulator):
     for t in s["tasks"]:
         assert t["email_notifications"] == {} and t["run_if"] == "ALL_SUCCESS" and t["timeout_seconds"] == 0
         assert t["notebook_task"]["source"] == "WORKSPACE"
+        assert t["disabled"] is False and t["webhook_notifications"] == {}
     nc = by_key["b"]["new_cluster"]
     assert nc["aws_attributes"] == {"availability": "SPOT_WITH_FALLBACK", "zone_id": "us-east-1c"}
     assert nc["data_security_mode"] == "SINGLE_USER" and nc["enable_elastic_disk"] is False
     assert "apply_policy_default_values" not in nc
+    assert nc["single_user_name"] == jobs_emulator.user_name and nc["enable_local_disk_encryption"] is False
     assert s["job_clusters"][0]["new_cluster"]["data_security_mode"] == "SINGLE_USER"
     # the SDK view agrees, and the snapshot helper returns the same thing
     assert w.jobs.get(created.job_id).settings.tasks[0].run_if == jobs.RunIf.ALL_SUCCESS
@@ -149,7 +152,7 @@ def test_git_source_makes_notebook_source_git_and_name_is_optional(workspace_cli
     ).job_id
     s = raw_get(w, jid)["settings"]
     assert s["tasks"][0]["notebook_task"]["source"] == "GIT"
-    assert s["name"] == "Untitled"
+    assert "name" not in s  # no source says the service names a job; the product always sends one
 
 
 def test_explicit_values_are_kept(workspace_client):
@@ -178,6 +181,19 @@ def test_reset_replaces_everything_but_keeps_run_as(workspace_client, jobs_emula
     assert jobs_emulator.writes() == 2 and jobs_emulator.writes("jobs/reset") == 1
 
 
+def test_queueing_is_on_unless_the_request_turns_it_off(workspace_client):
+    """Jobs API 2.2: create and reset without ``queue`` store it enabled; an explicit off is kept."""
+    w = workspace_client
+    jid = w.jobs.create(name="q", tasks=[nb_task("a")]).job_id
+    assert raw_get(w, jid)["settings"]["queue"] == {"enabled": True}
+    w.jobs.reset(
+        jid, jobs.JobSettings(name="q", tasks=[nb_task("a")], queue=jobs.QueueSettings(enabled=False))
+    )
+    assert raw_get(w, jid)["settings"]["queue"] == {"enabled": False}
+    w.jobs.reset(jid, jobs.JobSettings(name="q", tasks=[nb_task("a")]))
+    assert raw_get(w, jid)["settings"]["queue"] == {"enabled": True}
+
+
 def test_update_merges_arrays_by_key_and_removes_fields(workspace_client):
     w = workspace_client
     jid = w.jobs.create(
@@ -194,6 +210,24 @@ def test_update_merges_arrays_by_key_and_removes_fields(workspace_client):
     assert [t["task_key"] for t in s["tasks"]] == ["b", "c"]
     assert s["tasks"][0]["timeout_seconds"] == 5 and "depends_on" not in s["tasks"][0]  # replaced whole
     assert s["max_concurrent_runs"] == 3 and s["tags"] == {"a": "1"} and "description" not in s
+
+
+def test_update_merges_parameters_by_name(workspace_client):
+    """SDK ``JobsAPI.update`` docstring: arrays in ``new_settings`` are merged by their key."""
+    w = workspace_client
+    p = jobs.JobParameterDefinition
+    jid = w.jobs.create(
+        name="u", tasks=[nb_task("a")], parameters=[p(name="x", default="1"), p(name="y", default="2")]
+    ).job_id
+    w.jobs.update(
+        jid, new_settings=jobs.JobSettings(parameters=[p(name="y", default="3"), p(name="z", default="4")])
+    )
+    params = raw_get(w, jid)["settings"]["parameters"]
+    assert params == [
+        {"name": "x", "default": "1"},
+        {"name": "y", "default": "3"},
+        {"name": "z", "default": "4"},
+    ]
 
 
 def test_update_that_breaks_the_graph_is_rejected_and_changes_nothing(workspace_client):
@@ -364,16 +398,15 @@ def test_job_permissions(workspace_client, jobs_emulator):
         for a in perms.access_control_list
     }
     assert levels == {jobs_emulator.user_name: "IS_OWNER", "g1": "CAN_VIEW", "admins": "CAN_MANAGE"}
-    w.jobs.set_permissions(
-        str(jid),
-        access_control_list=[
-            jobs.JobAccessControlRequest(
-                group_name="g2", permission_level=jobs.JobPermissionLevel.CAN_MANAGE_RUN
-            )
-        ],
+    owner = jobs.JobAccessControlRequest(
+        user_name=jobs_emulator.user_name, permission_level=jobs.JobPermissionLevel.IS_OWNER
     )
+    g2 = jobs.JobAccessControlRequest(
+        group_name="g2", permission_level=jobs.JobPermissionLevel.CAN_MANAGE_RUN
+    )
+    w.jobs.set_permissions(str(jid), access_control_list=[g2, owner])
     names = {a.group_name or a.user_name for a in w.jobs.get_permissions(str(jid)).access_control_list}
-    assert names == {jobs_emulator.user_name, "g2", "admins"}  # PUT replaces; the owner stays
+    assert names == {jobs_emulator.user_name, "g2", "admins"}  # PUT replaces
     w.jobs.update_permissions(
         str(jid),
         access_control_list=[
@@ -391,6 +424,81 @@ def test_job_permissions(workspace_client, jobs_emulator):
     with pytest.raises(NotFound):
         w.jobs.get_permissions("999999")
     assert isinstance(iam.ObjectPermissions.from_dict(jobs_emulator.permissions(jid)), iam.ObjectPermissions)
+
+
+def _put_acl(w, job_id: int, acl: list[dict]) -> None:
+    w.api_client.do("PUT", f"/api/2.0/permissions/jobs/{job_id}", body={"access_control_list": acl})
+
+
+@pytest.mark.parametrize(
+    "acl",
+    [
+        [{"group_name": "g", "permission_level": "CAN_VIEW"}],
+        [
+            {"user_name": "a@example.com", "permission_level": "IS_OWNER"},
+            {
+                "service_principal_name": "9f8e7d6c-0000-1111-2222-333344445555",
+                "permission_level": "IS_OWNER",
+            },
+        ],
+        # the same principal twice: the last level wins, so the owner is lost (CLI factcheck test)
+        [
+            {"user_name": "a@example.com", "permission_level": "IS_OWNER"},
+            {"user_name": "a@example.com", "permission_level": "CAN_MANAGE"},
+        ],
+    ],
+    ids=["no_owner", "two_owners", "owner_overridden"],
+)
+def test_permissions_put_needs_exactly_one_owner(workspace_client, jobs_emulator, acl):
+    jid = workspace_client.jobs.create(name="p").job_id
+    before = jobs_emulator.permissions(jid)
+    with pytest.raises(InvalidParameterValue, match=r"^The job must have exactly one owner\.$"):
+        _put_acl(workspace_client, jid, acl)
+    assert jobs_emulator.permissions(jid) == before  # a rejected PUT changes nothing
+
+
+def test_permissions_patch_result_needs_exactly_one_owner_and_no_group_owns(workspace_client, jobs_emulator):
+    w = workspace_client
+    jid = w.jobs.create(name="p").job_id
+    with pytest.raises(InvalidParameterValue, match="exactly one owner"):
+        w.api_client.do(
+            "PATCH",
+            f"/api/2.0/permissions/jobs/{jid}",
+            body={"access_control_list": [{"user_name": "b@example.com", "permission_level": "IS_OWNER"}]},
+        )
+    with pytest.raises(InvalidParameterValue, match="Group admins2 cannot be the owner of a job"):
+        _put_acl(w, jid, [{"group_name": "admins2", "permission_level": "IS_OWNER"}])
+    with pytest.raises(InvalidParameterValue, match="cannot be the owner"):
+        w.jobs.create(
+            name="q",
+            access_control_list=[
+                jobs.JobAccessControlRequest(
+                    group_name="g", permission_level=jobs.JobPermissionLevel.IS_OWNER
+                )
+            ],
+        )
+    assert jobs_emulator.job_ids("q") == []
+    # moving ownership in one PUT is fine: exactly one owner in the result
+    _put_acl(w, jid, [{"user_name": "b@example.com", "permission_level": "IS_OWNER"}])
+    direct = [a for a in jobs_emulator.permissions(jid)["access_control_list"] if a.get("user_name")]
+    assert direct == [
+        {
+            "user_name": "b@example.com",
+            "all_permissions": [{"permission_level": "IS_OWNER", "inherited": False}],
+        }
+    ]
+
+
+def test_current_user_me_is_configurable(make_workspace_client, jobs_emulator):
+    w = make_workspace_client()
+    assert w.current_user.me().user_name == jobs_emulator.user_name
+    jobs_emulator.user_name = "9f8e7d6c-0000-1111-2222-333344445555"
+    jobs_emulator.service_principal = True
+    me = w.current_user.me()
+    assert me.user_name == "9f8e7d6c-0000-1111-2222-333344445555"
+    jid = w.jobs.create(name="by-sp").job_id
+    owner = jobs_emulator.permissions(jid)["access_control_list"][0]
+    assert owner["service_principal_name"] == "9f8e7d6c-0000-1111-2222-333344445555"
 
 
 # ---------------------------------------------------------------------------------------

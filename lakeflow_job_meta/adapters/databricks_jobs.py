@@ -24,6 +24,7 @@ from databricks.sdk.service import workspace as sdk_workspace
 
 from lakeflow_job_meta.adapters.retrying import RetryPolicy, is_permanent
 from lakeflow_job_meta.errors import JobsApiError
+from lakeflow_job_meta.planning.acl import RunIdentity
 
 JOB_WRITE_OPERATIONS = ("create", "reset", "update", "delete")
 
@@ -92,6 +93,9 @@ class WorkspaceJobs:
         self.writes = WriteCounter()
         # Shared by scoped copies: the retry budget is per run, not per module.
         self.retry = retry if retry is not None else RetryPolicy()
+        # current_user.me() is read once per client (scoped copies share the cache).
+        self._identity: list[RunIdentity] = []
+        self._identity_lock = threading.Lock()
 
     def scoped(self) -> WorkspaceJobs:
         """The same client with its own write counter (counting into this one's), so
@@ -105,6 +109,20 @@ class WorkspaceJobs:
         return str(self.client.config.host or "").rstrip("/")
 
     # -- reads -------------------------------------------------------------------------------
+    def current_identity(self) -> RunIdentity:
+        """Who this client acts as (``current_user.me()``), read once: the owner of every ACL
+        whose metadata names none."""
+        with self._identity_lock:
+            if not self._identity:
+                try:
+                    me = self.retry.call(self.client.current_user.me)
+                except DatabricksError as error:
+                    raise _wrap("scim/v2/Me", error) from error
+                if not me.user_name:
+                    raise JobsApiError("scim/v2/Me: the reply names no user_name")
+                self._identity.append(RunIdentity.from_user_name(me.user_name))
+            return self._identity[0]
+
     def get(self, job_id: int) -> LiveJob | None:
         """The live job with every page of tasks merged (the SDK pages), or None if it is gone."""
         try:
@@ -139,6 +157,17 @@ class WorkspaceJobs:
         for job in jobs:
             settings = job.settings.as_dict() if job.settings else {}
             yield LiveJob(job_id=int(job.job_id or 0), settings=settings)
+
+    def get_permissions(self, job_id: int) -> list[dict[str, Any]] | None:
+        """The job's ACL as the Permissions API returns it (``all_permissions`` form, inherited
+        entries included), or None if the job is gone."""
+        try:
+            reply = self.retry.call(lambda: self.client.jobs.get_permissions(job_id=str(job_id)))
+        except NotFound:
+            return None
+        except DatabricksError as error:
+            raise _wrap(f"permissions/jobs/{job_id}", error) from error
+        return [entry.as_dict() for entry in reply.access_control_list or []]
 
     def has_active_run(self, job_id: int) -> bool:
         try:

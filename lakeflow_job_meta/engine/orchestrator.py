@@ -19,6 +19,7 @@ from lakeflow_job_meta.engine.clock import Clock, SystemClock, utc_datetime
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataManager
 from lakeflow_job_meta.engine.results import OUTCOME_ERROR, OUTCOME_SKIPPED, ModuleResult, RunResult
 from lakeflow_job_meta.errors import ConfigurationError, JobsApiError, MetadataIssue
+from lakeflow_job_meta.planning.acl import acl_drift, needs_owner
 from lakeflow_job_meta.planning.canonical import HASH_VERSION
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module
@@ -237,9 +238,15 @@ class JobOrchestrator:
         issues: dict[str, list[MetadataIssue]] = {k: list(v) for k, v in desired.issues.items()}
         pending = sorted(desired.modules if scope is None else scope & set(desired.modules))
         seen = set(pending)
+        context, identity_error = self._context_for(desired)
         while pending:
             name = pending.pop()
-            result = compile_module(desired.modules[name], self.context)
+            if identity_error and needs_owner(desired.modules[name].settings.get("permissions")):
+                issues.setdefault(name, []).append(
+                    MetadataIssue(f"module {name}", "permissions", identity_error, module=name)
+                )
+                continue
+            result = compile_module(desired.modules[name], context)
             if result.issues:
                 issues.setdefault(name, []).extend(result.issues)
             elif result.job is not None:
@@ -250,6 +257,20 @@ class JobOrchestrator:
                         pending.append(ref)
             # else: no active source - the module's job follows the prune policy.
         return compiled, issues
+
+    def _context_for(self, desired: DesiredState) -> tuple[CompileContext, str | None]:
+        """The compile context, with the identity that runs the tool when the workspace target
+        will send an ACL naming no owner (read once, and only then). Returns an error text
+        instead when that identity cannot be read."""
+        if self.target.kind != "workspace" or not any(
+            needs_owner(desired.modules[n].settings.get("permissions")) for n in desired.modules
+        ):
+            return self.context, None
+        try:
+            identity = self.gateway.current_identity()
+        except (JobsApiError, OSError) as error:
+            return self.context, f"names no IS_OWNER and the identity running the tool is unknown: {error}"
+        return replace(self.context, run_identity=identity), None
 
     def _control_version(self) -> int | None:
         try:
@@ -305,10 +326,27 @@ class JobOrchestrator:
                     )
                 )
                 continue
-            changes.append(
-                self._plan_one(name, desired, compiled, issues, tracked, live_by_module, ids, drift)
-            )
+            change = self._plan_one(name, desired, compiled, issues, tracked, live_by_module, ids, drift)
+            if drift and name in live_by_module:
+                self._check_acl_drift(change)
+            changes.append(change)
         return changes, live_by_module
+
+    def _check_acl_drift(self, change: PlannedChange) -> None:
+        """Compare the live ACL of a job we keep with the one we send (inherited grants and the
+        owner we added ourselves are not drift). An ACL that cannot be read is left alone: the
+        next full resync looks again."""
+        acl = change.compiled.permissions if change.compiled is not None else None
+        if change.action not in ("noop", "update") or not acl or not change.job_id:
+            return
+        try:
+            live = self.gateway.get_permissions(change.job_id)
+        except (JobsApiError, OSError) as error:
+            log.warning("could not read the permissions of job %s: %s", change.job_id, error)
+            return
+        if live is not None:
+            change.acl_drift = acl_drift(acl, live)
+            change.drift = change.drift or bool(change.acl_drift)
 
     def _live_jobs(
         self,

@@ -26,7 +26,7 @@ from lakeflow_job_meta.engine.results import OUTCOME_ERROR, ModuleResult
 from lakeflow_job_meta.errors import JobsApiError, NotOwnedError
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
-from lakeflow_job_meta.planning.normalize import diff_settings, normalize_for_compare
+from lakeflow_job_meta.planning.normalize import compare_settings
 from lakeflow_job_meta.planning.ownership import is_owned_by_us
 from lakeflow_job_meta.planning.plan import PlannedChange, TrackedJob
 
@@ -174,10 +174,13 @@ class WorkspaceApplier:
             writes += 1
         return writes
 
-    def _sync_permissions(self, job_id: int, compiled: CompiledJob | None, files: dict[str, str]) -> int:
+    def _sync_permissions(
+        self, job_id: int, compiled: CompiledJob | None, files: dict[str, str], *, drifted: bool = False
+    ) -> int:
+        """PUT the ACL when it changed since we last sent it, or when the live one drifted."""
         acl = compiled.permissions if compiled is not None else None
         digest = acl_digest(acl)
-        if digest is None or files.get(PERMISSIONS_KEY) == digest:
+        if digest is None or (files.get(PERMISSIONS_KEY) == digest and not drifted):
             return 0
         self.gateway.set_permissions(job_id, acl or [])
         files[PERMISSIONS_KEY] = digest
@@ -227,7 +230,7 @@ class WorkspaceApplier:
             job_id=change.job_id,
             job_name=change.job_name,
             drift=change.drift,
-            diff=[str(d) for d in change.diff],
+            diff=[*(str(d) for d in change.diff), *change.acl_drift],
             old_hash=change.old_hash,
             new_hash=change.new_hash,
         )
@@ -270,7 +273,9 @@ class WorkspaceApplier:
         files = dict(tracked.managed_files)
         other = self._sync_files(change, files)
         if tracked.job_id:
-            other += self._sync_permissions(tracked.job_id, change.compiled, files)
+            other += self._sync_permissions(
+                tracked.job_id, change.compiled, files, drifted=bool(change.acl_drift)
+            )
         if other or (change.compiled is not None and tracked.status != "ok"):
             # also clears a stale "error"/"paused" once the module is back in shape
             self._record(replace(tracked, managed_files=files), change)
@@ -411,7 +416,7 @@ class WorkspaceApplier:
         self._latest = replace(tracked, spec_hash=change.new_hash or "", paused_by_tool=False, status="ok")
         files = dict(tracked.managed_files)
         self._sync_files(change, files)
-        self._sync_permissions(tracked.job_id, compiled, files)
+        self._sync_permissions(tracked.job_id, compiled, files, drifted=bool(change.acl_drift))
         self._record(
             replace(
                 tracked,
@@ -466,7 +471,4 @@ class WorkspaceApplier:
 def _differs(desired: Mapping[str, Any], live: Mapping[str, Any], *, explicit_pause: bool) -> bool:
     """Whether an adopted job needs a reset: the drift comparison, so values the service filled
     in by itself (empty notification blocks, run_if, timeouts ...) do not count."""
-    options = {"desired_has_run_as": "run_as" in desired, "explicit_pause": explicit_pause}
-    return bool(
-        diff_settings(normalize_for_compare(desired, **options), normalize_for_compare(live, **options))
-    )
+    return bool(compare_settings(desired, live, explicit_pause=explicit_pause))

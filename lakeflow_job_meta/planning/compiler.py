@@ -7,6 +7,7 @@ the workspace, and one bad module never stops the others.
 
 Decisions worth knowing:
 - ``format`` is never emitted: the service sets ``MULTI_TASK`` for every Jobs API 2.2 job by itself.
+- ``queue`` is always stated: enabled unless the metadata turns it off (the Jobs API 2.2 default).
 - ``edit_mode`` defaults to ``UI_LOCKED``: the metadata is the source of truth, UI edits would be
   reverted as drift anyway, so we say so in the UI.
 - Empty lists and dicts are never emitted (the SDK drops empty lists, so they would not round-trip
@@ -31,11 +32,15 @@ from lakeflow_job_meta.metadata.dependencies import Dependency, find_cycles, res
 from lakeflow_job_meta.metadata.locations import table_location
 from lakeflow_job_meta.metadata.models import Module, Source, canonical_json
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
+from lakeflow_job_meta.planning.acl import PRINCIPAL_KEYS, RunIdentity, owners, with_owner
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS, scalar_text, spec_hash
 from lakeflow_job_meta.planning.ownership import label_value, merge_tags
 
 DEFAULT_PRIORITY = 100
 DEFAULT_EDIT_MODE = "UI_LOCKED"
+# Jobs API 2.2 queues runs by default; stating it keeps bundle output (the CLI applies the same
+# default) and the spec hash explicit.
+DEFAULT_QUEUE = {"enabled": True}
 DEFAULT_ENVIRONMENT_KEY = "default"
 DEFAULT_ENVIRONMENT_VERSION = "2"
 RUN_JOB_PLACEHOLDER_ID = 0
@@ -53,7 +58,6 @@ CONDITION_OPS = frozenset(
 PAUSE_STATUSES = frozenset({"PAUSED", "UNPAUSED"})
 EDIT_MODES = frozenset({"UI_LOCKED", "EDITABLE"})
 PERMISSION_LEVELS = frozenset({"CAN_VIEW", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER"})
-PRINCIPAL_KEYS: tuple[str, ...] = ("user_name", "group_name", "service_principal_name")
 
 # Module settings copied into the job settings as they are (after dropping empty containers).
 PASSTHROUGH_JOB_FIELDS: tuple[str, ...] = (
@@ -136,6 +140,9 @@ class CompileContext:
     default_pause_status: Literal["PAUSED", "UNPAUSED"] | None = None
     # Added to the development name prefix (``[dev alice] name``) so developers don't collide.
     user_name_prefix: str | None = None
+    # Who runs the tool (read by the workspace adapter): the owner of an ACL that names none.
+    # None for the bundle target, where the deploying CLI adds its own identity as owner.
+    run_identity: RunIdentity | None = None
 
     @property
     def sql_root(self) -> str:
@@ -161,8 +168,11 @@ class CompiledJob:
     managed_files: dict[str, str] = field(default_factory=dict)
     # task_key -> module_name of run_job tasks whose job_id is the placeholder 0.
     run_job_refs: dict[str, str] = field(default_factory=dict)
-    # Access control list in jobs/create form, or None when the metadata sets none.
+    # Access control list in jobs/create form (owner included), or None when the metadata sets none.
     permissions: list[dict[str, str]] | None = None
+    # The ACL as declared, before the running identity was made owner: what the spec hash sees,
+    # so a different caller never looks like a metadata change (the ACL digest covers the PUT).
+    declared_permissions: list[dict[str, str]] | None = None
     priority: int = DEFAULT_PRIORITY
     # Whether settings carry a pause_status decided by the metadata (or by development mode).
     explicit_pause: bool = False
@@ -174,7 +184,7 @@ class CompiledJob:
         return spec_hash(
             self.settings,
             explicit_pause=self.explicit_pause,
-            permissions=self.permissions,
+            permissions=self.declared_permissions,
             run_job_refs=self.run_job_refs,
         )
 
@@ -295,6 +305,7 @@ class _ModuleCompiler:
                 if value not in ({}, [], "") or name == "continuous":
                     settings[name] = value
         settings["edit_mode"] = s_in.get("edit_mode") or DEFAULT_EDIT_MODE
+        settings.setdefault("queue", dict(DEFAULT_QUEUE))
         if settings["edit_mode"] not in EDIT_MODES:
             self.module_issue("edit_mode", f"must be one of {sorted(EDIT_MODES)}")
         self._check_job_values(settings)
@@ -319,13 +330,17 @@ class _ModuleCompiler:
                 spec["dependencies"] = sorted(self.default_env_deps)
             settings["environments"] = [{"environment_key": DEFAULT_ENVIRONMENT_KEY, "spec": spec}]
         has_pausable = any(block in settings for block in PAUSABLE_BLOCKS)
+        declared = self._permissions(s_in.get("permissions"))
         return CompiledJob(
             module_name=self.module.name,
             job_name=job_name,
             settings=settings,
             managed_files=dict(sorted(self.managed_files.items())),
             run_job_refs=dict(sorted(self.run_job_refs.items())),
-            permissions=self._permissions(s_in.get("permissions")),
+            permissions=(
+                sorted(with_owner(declared, self.ctx.run_identity), key=canonical_json) if declared else None
+            ),
+            declared_permissions=declared,
             priority=self._priority(),
             explicit_pause=explicit_pause,
             pause_status_on_create=(
@@ -423,9 +438,14 @@ class _ModuleCompiler:
                     f"permissions[{index}].permission_level", f"must be one of {sorted(PERMISSION_LEVELS)}"
                 )
                 continue
+            if item["permission_level"] == "IS_OWNER" and principals[0] == "group_name":
+                self.module_issue(f"permissions[{index}]", "a group cannot own a job")
+                continue
             acl.append(
                 {principals[0]: str(item[principals[0]]), "permission_level": item["permission_level"]}
             )
+        if len(owners(acl)) > 1:
+            self.module_issue("permissions", "a job has exactly one IS_OWNER")
         return sorted(acl, key=canonical_json) or None
 
     def _priority(self) -> int:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
-from lakeflow_job_meta.planning.normalize import FieldChange, diff_settings, normalize_for_compare
+from lakeflow_job_meta.planning.normalize import FieldChange, compare_settings
 
 Action = Literal["create", "update", "pause", "delete", "noop", "error"]
 PrunePolicy = Literal["pause", "delete", "keep"]
@@ -55,6 +55,8 @@ class PlannedChange:
     compiled: CompiledJob | None = None
     # An "error" that is not the metadata's fault (the live job could not be read this time).
     transient: bool = False
+    # Direct ACL entries that differ from what we send (see planning.acl.acl_drift): re-sent.
+    acl_drift: list[str] = field(default_factory=list)
 
     @property
     def priority(self) -> int:
@@ -63,6 +65,11 @@ class PlannedChange:
     @property
     def has_file_changes(self) -> bool:
         return bool(self.file_writes or self.file_deletes)
+
+    @property
+    def writes_outside_the_job(self) -> bool:
+        """Files or permissions to write although the job settings may be unchanged."""
+        return self.has_file_changes or bool(self.acl_drift)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +85,7 @@ class PlannedChange:
             "diff": [change.as_dict() for change in self.diff],
             "file_writes": sorted(self.file_writes),
             "file_deletes": sorted(self.file_deletes),
+            "acl_drift": list(self.acl_drift),
         }
 
 
@@ -100,7 +108,7 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(c.action != "noop" or c.has_file_changes for c in self.changes)
+        return any(c.action != "noop" or c.writes_outside_the_job for c in self.changes)
 
     def as_json(self) -> dict[str, Any]:
         return {"changes": [c.as_dict() for c in self.changes], "summary": self.counts()}
@@ -109,11 +117,15 @@ class Plan:
         """A Terraform-like plan: one block per change, noops only when they write files."""
         lines: list[str] = []
         for change in self.changes:
-            if change.action == "noop" and not change.has_file_changes:
+            if change.action == "noop" and not change.writes_outside_the_job:
                 continue
             job = f" (job {change.job_id})" if change.job_id else ""
             name = f" {json.dumps(change.job_name, ensure_ascii=False)}" if change.job_name else ""
-            label = "files" if change.action == "noop" else change.action
+            label = (
+                ("files" if change.has_file_changes else "permissions")
+                if change.action == "noop"
+                else change.action
+            )
             head = f"  {_SYMBOLS.get(change.action, '?')} {label} {change.module}{name}{job}"
             if change.drift:
                 head += "  [drift]"
@@ -123,6 +135,7 @@ class Plan:
             lines += [f"      {item}" for item in change.diff]
             lines += [f"      + file {path}" for path in sorted(change.file_writes)]
             lines += [f"      - file {path}" for path in sorted(change.file_deletes)]
+            lines += [f"      ~ {item}" for item in change.acl_drift]
         counts = self.counts()
         summary = (
             f"Plan: {counts['create']} to create, {counts['update']} to update, "
@@ -203,10 +216,7 @@ def plan_module(
 
 
 def _diff_desired(desired: CompiledJob, live: Mapping[str, Any]) -> list[FieldChange]:
-    options = {"desired_has_run_as": "run_as" in desired.settings, "explicit_pause": desired.explicit_pause}
-    return diff_settings(
-        normalize_for_compare(desired.settings, **options), normalize_for_compare(live, **options)
-    )
+    return compare_settings(desired.settings, live, explicit_pause=desired.explicit_pause)
 
 
 def _file_changes(desired: CompiledJob, tracked: TrackedJob) -> tuple[dict[str, str], list[str]]:
