@@ -202,7 +202,13 @@ class TrackingLoader(yaml.SafeLoader):
         if tag == _CORE + "bool":
             return self.construct_yaml_bool(node)
         if tag == _CORE + "int":
-            return self.construct_yaml_int(node)
+            try:
+                return self.construct_yaml_int(node)
+            except ValueError:  # Python refuses int() of more than 4300 digits
+                self.issues.append(
+                    (_line(node), path, f"integer of {len(node.value)} characters is too large")
+                )
+                return None
         if tag == _CORE + "float":
             value = self.construct_yaml_float(node)
             if not math.isfinite(value):
