@@ -1,5 +1,7 @@
 """Property-based tests (hypothesis) of the pure layers: compiled task graphs, spec hashes and
-plans, for modules hypothesis makes up."""
+plans, for modules hypothesis makes up (tests/planning/test_canonical.py checks the hash of the
+example modules under shuffled sources and keys; here the modules are random and the key order
+goes through YAML)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from lakeflow_job_meta.metadata.models import Module, Source
 from lakeflow_job_meta.planning.compiler import compile_module
 from lakeflow_job_meta.planning.plan import TrackedJob, plan_module
 from tests.planning.builders import CTX
+from tests.planning.test_canonical import _shuffled_dict
 
 pytestmark = pytest.mark.reliability
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -99,16 +102,6 @@ def test_the_spec_hash_does_not_depend_on_row_order(module: Module, rnd: random.
         assert first.settings == second.settings
 
 
-def _shuffled_keys(value, rnd: random.Random):
-    if isinstance(value, dict):
-        items = list(value.items())
-        rnd.shuffle(items)
-        return {k: _shuffled_keys(v, rnd) for k, v in items}
-    if isinstance(value, list):
-        return [_shuffled_keys(v, rnd) for v in value]
-    return value
-
-
 @PROPERTY
 @given(modules(), st.randoms(use_true_random=False))
 def test_the_spec_hash_does_not_depend_on_yaml_key_order(module: Module, rnd: random.Random):
@@ -132,7 +125,7 @@ def test_the_spec_hash_does_not_depend_on_yaml_key_order(module: Module, rnd: ra
         ]
     }
     hashes = set()
-    for variant in (document, _shuffled_keys(document, rnd)):
+    for variant in (document, _shuffled_dict(document, rnd)):
         parsed = parse_document(yaml.safe_dump(variant, sort_keys=False), "m.yaml")
         assert parsed.document is not None, parsed.issues
         (loaded,) = parsed.document.modules
