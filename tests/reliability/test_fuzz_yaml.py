@@ -137,3 +137,60 @@ def test_the_cli_validate_prints_errors_never_a_traceback(
     assert "Traceback" not in out + err
     if code == 1:
         assert "input.yaml" in out + err
+
+
+# ------------------------------------------------------------------ the fast paths agree
+
+
+@FUZZ
+@given(st.one_of(mutated(), st.just(EXAMPLES), st.just(ADVERSARIAL["billion_laughs"])))
+def test_the_libyaml_path_gives_the_same_values_and_lines_or_steps_aside(content: str):
+    """libyaml composes the happy path; whenever it answers, values and line marks equal the
+    pure-Python loader's, and when it does not, the pure-Python loader words the messages."""
+    from lakeflow_job_meta.metadata import yaml_loader
+
+    fast = yaml_loader._load_with_libyaml(content, yaml_loader.YamlLimits())
+    if fast is None:
+        return
+    loader = yaml_loader.TrackingLoader(content, yaml_loader.YamlLimits())
+    try:
+        slow = loader.build(loader.get_single_node())
+    finally:
+        loader.dispose()
+    assert not loader.issues and fast.data == slow
+    assert fast.lines._lines == loader.lines._lines
+
+
+@FUZZ
+@given(mutated())
+def test_the_compiled_validator_never_passes_what_jsonschema_fails(content: str):
+    from lakeflow_job_meta.metadata.schema import _validator, is_valid_fast
+    from lakeflow_job_meta.metadata.yaml_loader import LoadedYaml, load_yaml
+
+    loaded = load_yaml(content, "fuzz.yaml")
+    if not isinstance(loaded, LoadedYaml):
+        return
+    for definition in (None, "header"):
+        if is_valid_fast(loaded.data, definition):
+            assert not list(_validator(definition).iter_errors(loaded.data))
+
+
+@pytest.mark.parametrize(
+    "value", [1.0, -2.0, 1e20, "\x1cname", "name\x1f", True], ids=["1.0", "-2.0", "1e20", "fs", "us", "bool"]
+)
+def test_values_the_compiled_validator_judges_otherwise_go_to_jsonschema(value):
+    """jsonschema-rs takes 1.0 for an integer and does not count \\x1c-\\x1f as spaces; this
+    schema's integers are strict and its patterns run on Python's re."""
+    from lakeflow_job_meta.metadata.schema import is_valid_fast, schema_problems
+
+    source = {
+        "source_id": "a",
+        "source_type": "notebook",
+        "execution_order": 1,
+        "transformation_config": {"task_type": "notebook", "notebook_path": "/Workspace/a"},
+    }
+    field = "execution_order" if not isinstance(value, str) else "source_id"
+    bad = {**source, field: value}
+    assert is_valid_fast(source, "source") and not schema_problems(source, "source")
+    assert not is_valid_fast(bad, "source")
+    assert schema_problems(bad, "source")
