@@ -20,8 +20,13 @@ from lakeflow_job_meta.adapters.bundle import (
     bundle_stem,
     is_managed_file,
     module_of_bundle_path,
-    render_bundle,
     write_bundle,
+)
+from lakeflow_job_meta.engine.bundle_manifest import (
+    load_manifest,
+    render_changed,
+    save_manifest,
+    updated_manifest,
 )
 from lakeflow_job_meta.engine.results import OUTCOME_ERROR, ModuleResult, RunResult
 from lakeflow_job_meta.errors import MetadataIssue
@@ -61,7 +66,7 @@ def _name_of_job_file(path: Path, stem: str, name_prefix: str) -> str:
 
 def _module_actions(
     directory: str,
-    files: Mapping[str, str],
+    files: Mapping[str, str | None],
     names: Mapping[str, str],
     keep: Collection[str],
     name_prefix: str = "",
@@ -80,7 +85,9 @@ def _module_actions(
         rendered.add(stem)
         module = names.get(stem, stem)
         path = root / relpath
-        if not path.exists():
+        if text is None:  # recorded as written and still on disk as it was
+            action = "noop"
+        elif not path.exists():
             action = "create" if relpath.endswith(".job.yml") else "update"
         elif path.read_text(encoding="utf-8") != text:
             action = "update"
@@ -115,7 +122,8 @@ def plan_bundle(
     desired: DesiredState,
 ) -> Plan:
     directory = orchestrator.target.bundle_dir or "bundle"
-    files = render_bundle(list(compiled.values()), _bundle_name(orchestrator))
+    manifest = load_manifest(orchestrator.tables.state, orchestrator.table_id, directory)
+    files = render_changed(compiled.values(), _bundle_name(orchestrator), directory, manifest)
     names = _stem_names(desired.known, compiled, issues)
     actions = _module_actions(directory, files, names, set(issues), orchestrator.context.name_prefix)
     changes = [
@@ -141,10 +149,14 @@ def apply_bundle(
     directory = orchestrator.target.bundle_dir or "bundle"
     os.makedirs(directory, exist_ok=True)
     # A module with errors keeps its last good files: render it from what is on disk.
-    files = render_bundle(list(compiled.values()), _bundle_name(orchestrator))
+    manifest = load_manifest(orchestrator.tables.state, orchestrator.table_id, directory)
+    files = render_changed(compiled.values(), _bundle_name(orchestrator), directory, manifest)
     names = _stem_names(desired.known, compiled, issues)
     actions = _module_actions(directory, files, names, set(issues), orchestrator.context.name_prefix)
     written = write_bundle(directory, files, keep_modules=set(issues))
+    recorded = updated_manifest(manifest, compiled.values(), files, keep=set(issues))
+    if recorded != manifest:
+        save_manifest(orchestrator.tables.state, orchestrator.table_id, directory, recorded)
     writes_by_stem: dict[str, int] = {}
     for path in [*written.written, *written.deleted]:
         stem = module_of_bundle_path(path)
