@@ -2,8 +2,9 @@
 
 SQL text is built only by the pure ``*_sql`` functions below, which take validated
 :class:`TableReference` names (every identifier backquoted) and spec column names; every value
-is passed as a named parameter (``spark.sql(query, args=...)``, Spark 3.4+) or through a temp view
-of a DataFrame (MERGE and INSERT sources). ``pyspark`` is imported only inside methods.
+travels through a temp view of a DataFrame with an explicit schema (MERGE, CAS, INSERT and seed
+sources, and a CAS's expected values). No parameter markers: with Delta's SQL extension on Spark
+4.2 they are left unbound (UNBOUND_SQL_PARAMETER). ``pyspark`` is imported only inside methods.
 
 The storage contract suite runs this adapter on local Spark with Delta Lake (tests/storage);
 docs/STORAGE.md lists what still differs from Databricks.
@@ -184,32 +185,38 @@ def merge_sql(ref: TableReference, view: str, spec: TableSpec, update_columns: S
     )
 
 
+def cas_expected_columns(
+    ref: TableReference, spec: TableSpec, expected: Mapping[str, Any]
+) -> list[tuple[str, str, Any]]:
+    """``(source column, type, value)`` per expected column, in name order: the expected values
+    travel in the CAS's source view as ``_expected_<i>``, like every other value."""
+    out = []
+    by_name = {c.name: c for c in spec.columns}
+    for i, (column, value) in enumerate(sorted(expected.items())):
+        if column not in by_name:
+            raise StorageError(f"{ref.name}: unknown column {column!r} in expected")
+        out.append((f"_expected_{i}", by_name[column].type, value))
+    return out
+
+
 def cas_sql(
     ref: TableReference,
     view: str,
     spec: TableSpec,
     update_columns: Sequence[str],
     expected: Mapping[str, Any] | None,
-) -> tuple[str, dict[str, Any]]:
+) -> str:
     """MERGE writing the single row in ``view`` only if the stored row equals ``expected`` on
-    its columns (null-safe), or is absent when ``expected`` is None. Returns (sql, args)."""
+    its columns (null-safe, against the view's ``_expected_<i>`` columns), or is absent when
+    ``expected`` is None."""
     head = f"MERGE INTO {ref.sql_name} AS t USING {quote(view)} AS s ON {_key_condition(spec)}\n"
     if expected is None:
-        return head + f"WHEN NOT MATCHED THEN {_insert_clause(spec)}", {}
-    args: dict[str, Any] = {}
-    terms = []
-    for i, (column, value) in enumerate(sorted(expected.items())):
-        if column not in spec.column_names:
-            raise StorageError(f"{ref.name}: unknown column {column!r} in expected")
-        if value is None:
-            # A NULL parameter is left unbound by spark.sql (UNBOUND_SQL_PARAMETER).
-            terms.append(f"t.{quote(column)} IS NULL")
-            continue
-        args[f"expected_{i}"] = value
-        terms.append(f"t.{quote(column)} <=> :expected_{i}")
+        return head + f"WHEN NOT MATCHED THEN {_insert_clause(spec)}"
+    names = [column for column, _type, _value in cas_expected_columns(ref, spec, expected)]
+    terms = [f"t.{quote(c)} <=> s.{quote(n)}" for c, n in zip(sorted(expected), names, strict=True)]
     condition = " AND ".join(terms) or "TRUE"
     update = _update_clause(update_columns) if update_columns else "UPDATE SET *"
-    return head + f"WHEN MATCHED AND {condition} THEN {update}", args
+    return head + f"WHEN MATCHED AND {condition} THEN {update}"
 
 
 def insert_sql(ref: TableReference, view: str, columns: Sequence[str]) -> str:
@@ -276,10 +283,9 @@ def changes_options(version: int, current: int) -> dict[str, str]:
     }
 
 
-def key_count_sql(ref: TableReference, spec: TableSpec) -> str:
-    """Rows sharing one key (bound as ``:key_0``, ...): a CAS checks it is exactly one."""
-    terms = " AND ".join(f"{quote(k)} = :key_{i}" for i, k in enumerate(spec.key))
-    return f"SELECT count(*) AS n FROM {ref.sql_name} WHERE {terms}"
+def key_count_sql(ref: TableReference, view: str, spec: TableSpec) -> str:
+    """Rows sharing the key of the row in ``view``: a CAS checks it is exactly one."""
+    return f"SELECT count(*) AS n FROM {ref.sql_name} AS t JOIN {quote(view)} AS s ON {_key_condition(spec)}"
 
 
 def seed_create_sql(ref: TableReference, spec: TableSpec, view: str) -> str:
@@ -360,9 +366,9 @@ class SparkTable:
             self._actor = str(self.spark.sql("SELECT current_user() AS u").collect()[0]["u"])
         return self._actor
 
-    def _sql(self, query: str, args: Mapping[str, Any] | None = None) -> Any:
+    def _sql(self, query: str) -> Any:
         try:
-            return self.spark.sql(query, args=dict(args)) if args else self.spark.sql(query)
+            return self.spark.sql(query)
         except Exception as exc:
             raise self._error(exc) from exc
 
@@ -486,10 +492,12 @@ class SparkTable:
     def _update_columns(self, upserts: Sequence[Mapping[str, Any]]) -> list[str]:
         return update_columns(self.spec, upserts)
 
-    def source_view(self, rows: Sequence[Mapping[str, Any]], *, with_op: bool = True) -> str:
-        """Register ``rows`` (full spec rows, plus ``_op``) as a uniquely named temp view."""
+    def source_view(
+        self, rows: Sequence[Mapping[str, Any]], extra: Sequence[tuple[str, str]] = ((OP_COLUMN, "string"),)
+    ) -> str:
+        """Register ``rows`` (full spec rows, plus the ``extra`` columns, by default ``_op``) as a
+        uniquely named temp view."""
         name = f"lakeflow_job_meta_src_{uuid.uuid4().hex}"
-        extra = [(OP_COLUMN, "string")] if with_op else []
         schema = spark_schema(self.spec, extra)
         frame = self.spark.createDataFrame(
             [tuple(r.get(f.name) for f in schema.fields) for r in rows], schema
@@ -525,7 +533,7 @@ class SparkTable:
         if not rows:
             return
         now = datetime.now(timezone.utc)
-        view = self.source_view([self._fill(r, now) for r in rows], with_op=False)
+        view = self.source_view([self._fill(r, now) for r in rows], extra=())
         try:
             self._sql(insert_sql(self.ref, view, self.spec.column_names))
         finally:
@@ -536,35 +544,31 @@ class SparkTable:
 
     def _compare_and_set(self, row: Mapping[str, Any], expected: Mapping[str, Any] | None) -> bool:
         key = self._key_of(row)
-        view = self.source_view([self._fill(row, datetime.now(timezone.utc))], with_op=False)
+        checks = cas_expected_columns(self.ref, self.spec, expected or {})
+        source = {**self._fill(row, datetime.now(timezone.utc)), **{n: v for n, _t, v in checks}}
+        view = self.source_view([source], extra=[(n, t) for n, t, _v in checks])
         try:
-            query, args = cas_sql(self.ref, view, self.spec, self._update_columns([row]), expected)
+            query = cas_sql(self.ref, view, self.spec, self._update_columns([row]), expected)
             try:
                 # On a conflict the MERGE is run again: it re-checks ``expected`` on the new
                 # snapshot, so it is still a compare-and-set.
-                affected = _affected(
-                    self._retrying("compare_and_set", lambda: self._sql(query, args).collect())
-                )
+                affected = _affected(self._retrying("compare_and_set", lambda: self._sql(query).collect()))
             except DeltaConflictError:
                 return False
+            if affected == 0:
+                return False
+            # Verify one row after writing: an insert racing another insert of the same key may
+            # both commit under row-level concurrency; two rows for one key is a broken lease.
+            counted = self._sql(key_count_sql(self.ref, view, self.spec)).collect()
+            count = int(counted[0]["n"]) if counted else 0
         finally:
             self._drop_view(view)
-        if affected == 0:
-            return False
-        # Verify one row after writing: an insert racing another insert of the same key may both
-        # commit under row-level concurrency; two rows for one key is a broken lease, not a win.
-        count = self._key_count(key)
         if affected != 1 or count != 1:
             raise StorageError(
                 f"{self.name}: {count} rows share the key {key} (compare_and_set wrote {affected}); "
                 "delete all but one"
             )
         return True
-
-    def _key_count(self, key: tuple[Any, ...]) -> int:
-        args = {f"key_{i}": value for i, value in enumerate(key)}
-        rows = self._sql(key_count_sql(self.ref, self.spec), args).collect()
-        return int(rows[0]["n"]) if rows else 0
 
     # -- schema --------------------------------------------------------------------------------
 
@@ -579,6 +583,8 @@ class SparkTable:
             else:
                 # IF NOT EXISTS makes a concurrent creation harmless.
                 self._sql(create_table_sql(self.ref, self.spec))
+            if self._properties().get(SCHEMA_VERSION_PROPERTY) == str(self.spec.schema_version):
+                return  # ours, complete (or a concurrent creator's, equally complete)
         present = set(self._present_columns())
         missing = [c for c in self.spec.columns if c.name not in present]
         props = self._properties()
@@ -592,13 +598,12 @@ class SparkTable:
         if seed and not self._seeded:
             # A table created before seeding: insert the rows whose key is absent.
             for row in seed:
-                if self._key_count(self._key_of(row)) == 0:
-                    self._compare_and_set(row, None)
+                self._compare_and_set(row, None)
             self._seeded = True
 
     def _create_seeded(self, seed: Sequence[Mapping[str, Any]]) -> None:
         now = datetime.now(timezone.utc)
-        view = self.source_view([self._fill(r, now) for r in seed], with_op=False)
+        view = self.source_view([self._fill(r, now) for r in seed], extra=())
         try:
             self._sql(seed_create_sql(self.ref, self.spec, view))
         finally:

@@ -16,6 +16,7 @@ from lakeflow_job_meta.errors import StorageError
 from lakeflow_job_meta.storage.naming import parse_table_reference
 from lakeflow_job_meta.storage.spark import (
     DeltaConflictError,
+    cas_expected_columns,
     cas_sql,
     changes_options,
     conflict_class,
@@ -96,8 +97,9 @@ def test_read_sql():
         == "SELECT `source_id`, `is_active` FROM `main`.`meta`.`ctl`"
     )
     assert changes_options(4, 9) == {"readChangeFeed": "true", "startingVersion": "5", "endingVersion": "9"}
-    assert key_count_sql(REF.sibling("_state"), STATE_SPEC) == (
-        "SELECT count(*) AS n FROM `main`.`meta`.`ctl_state` WHERE `scope` = :key_0 AND `key` = :key_1"
+    assert key_count_sql(REF.sibling("_state"), "v", STATE_SPEC) == (
+        "SELECT count(*) AS n FROM `main`.`meta`.`ctl_state` AS t JOIN `v` AS s"
+        " ON t.`scope` = s.`scope` AND t.`key` = s.`key`"
     )
 
 
@@ -158,17 +160,17 @@ def test_merge_sql():
     assert "WHEN NOT MATCHED AND s.`_op` = 'u' THEN INSERT (`target`, `module_name`, `job_id`" in sql
 
 
-def test_cas_sql_binds_expected_values_as_parameters():
+def test_cas_sql_compares_against_expected_values_in_the_source_view():
     evil = "x' OR 1=1 --"
-    sql, args = cas_sql(REF.sibling("_state"), "v", STATE_SPEC, ["value", "updated_at"], {"value": evil})
+    state = REF.sibling("_state")
+    sql = cas_sql(state, "v", STATE_SPEC, ["value", "updated_at"], {"value": evil})
     assert evil not in sql
-    assert "WHEN MATCHED AND t.`value` <=> :expected_0 THEN UPDATE SET" in sql
-    assert args == {"expected_0": evil}
-    sql, args = cas_sql(REF.sibling("_state"), "v", STATE_SPEC, ["value"], {"key": "k", "value": None})
-    assert "WHEN MATCHED AND t.`key` <=> :expected_0 AND t.`value` IS NULL THEN" in sql
-    assert args == {"expected_0": "k"}
-    sql, args = cas_sql(REF.sibling("_state"), "v", STATE_SPEC, ["value"], None)
-    assert "WHEN NOT MATCHED THEN INSERT" in sql and "WHEN MATCHED" not in sql and args == {}
+    assert "WHEN MATCHED AND t.`value` <=> s.`_expected_0` THEN UPDATE SET" in sql
+    assert cas_expected_columns(state, STATE_SPEC, {"value": evil}) == [("_expected_0", "string", evil)]
+    sql = cas_sql(state, "v", STATE_SPEC, ["value"], {"value": None, "key": "k"})
+    assert "WHEN MATCHED AND t.`key` <=> s.`_expected_0` AND t.`value` <=> s.`_expected_1` THEN" in sql
+    sql = cas_sql(state, "v", STATE_SPEC, ["value"], None)
+    assert "WHEN NOT MATCHED THEN INSERT" in sql and "WHEN MATCHED" not in sql
     with pytest.raises(StorageError):
         cas_sql(REF, "v", STATE_SPEC, ["value"], {"value; DROP": 1})
 
@@ -228,6 +230,7 @@ class FakeSpark:
         self.views: set[str] = set()
         self.catalog = self
         self.key_rows = 1
+        self.frames: list[list[dict]] = []
 
     def sql(self, query, args=None):
         self.queries.append((query, args))
@@ -242,6 +245,7 @@ class FakeSpark:
 
     def createDataFrame(self, rows, schema):
         spark = self
+        self.frames.append([dict(zip(schema.names, row, strict=True)) for row in rows])
 
         class Frame:
             def createOrReplaceTempView(self, name):
@@ -269,12 +273,21 @@ def test_spark_cas_retries_conflicts_by_class_and_verifies_one_row():
     assert table.compare_and_set({"scope": "l", "key": "w", "value": "a"}, None) is True
     merges = [q for q in fake.queries if q[0].startswith("MERGE")]
     assert len(merges) == 2 and merges[0] == merges[1]
-    assert fake.queries[-1][0].startswith("SELECT count") and fake.queries[-1][1] == {
-        "key_0": "l",
-        "key_1": "w",
-    }
+    assert (
+        fake.queries[-1][0].startswith("SELECT count")
+        and " JOIN `lakeflow_job_meta_src_" in fake.queries[-1][0]
+    )
     assert table.compare_and_set({"scope": "l", "key": "w", "value": "b"}, {"value": "zz"}) is False
-    assert fake.queries[-1][1] == {"expected_0": "zz"}
+    assert fake.queries[-1][1] is None and "s.`_expected_0`" in fake.queries[-1][0]
+    assert fake.frames[-1] == [
+        {
+            "scope": "l",
+            "key": "w",
+            "value": "b",
+            "updated_at": fake.frames[-1][0]["updated_at"],
+            "_expected_0": "zz",
+        }
+    ]
     # A message mentioning "concurrent" without a conflict class is an error, not a retry.
     with pytest.raises(StorageError, match="no error class"):
         table.compare_and_set({"scope": "l", "key": "w", "value": "b"}, {"value": "a"})
