@@ -249,16 +249,26 @@ def error_class(exc: BaseException) -> str | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        for getter in ("getCondition", "getErrorClass"):
-            method = getattr(current, getter, None)
-            if callable(method):
-                try:
-                    value = method()
-                except Exception:  # a half-converted JVM exception: try the next getter
-                    value = None
-                if value:
-                    return str(value)
+        # pyspark re-raises exceptions it has no Python class for (Delta's Concurrent*Exception
+        # unless delta-spark's converter was imported) as a bare Py4JJavaError: ask the Java
+        # exception, a SparkThrowable, directly.
+        for source in (current, getattr(current, "java_exception", None)):
+            value = _condition_of(source)
+            if value:
+                return value
         current = current.__cause__ or current.__context__
+    return None
+
+
+def _condition_of(source: Any) -> str | None:
+    for getter in ("getCondition", "getErrorClass"):
+        try:
+            method = getattr(source, getter, None)
+            value = method() if callable(method) else None
+        except Exception:  # not a SparkThrowable, or a half-converted JVM exception
+            value = None
+        if value:
+            return str(value)
     return None
 
 

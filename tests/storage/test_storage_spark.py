@@ -148,6 +148,29 @@ def test_conflicts_are_classified_by_error_class(cls, conflict):
     assert conflict_class(RuntimeError("ConcurrentAppendException: concurrent update")) is None
 
 
+class _JavaThrowable:
+    def __init__(self, cls):
+        self.cls = cls
+
+    def getErrorClass(self):
+        return self.cls
+
+
+class _Py4JJavaErrorLike(Exception):
+    """What pyspark re-raises for a JVM exception it has no Python class for."""
+
+    def __init__(self, cls):
+        super().__init__("An error occurred while calling o57.sql.")
+        self.java_exception = _JavaThrowable(cls)
+
+
+def test_conflict_class_is_read_from_a_bare_java_exception():
+    assert (
+        conflict_class(_Py4JJavaErrorLike("DELTA_CONCURRENT_TRANSACTION")) == "DELTA_CONCURRENT_TRANSACTION"
+    )
+    assert conflict_class(_Py4JJavaErrorLike(None)) is None
+
+
 def test_merge_sql():
     sql = merge_sql(REF.sibling("_jobs"), "v1", JOBS_SPEC, ["job_id", "updated_at"])
     assert sql.startswith("MERGE INTO `main`.`meta`.`ctl_jobs` AS t USING `v1` AS s ON ")
