@@ -17,9 +17,9 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from lakeflow_job_meta.errors import MissingDependencyError, StorageError, TableNotFoundError
 from lakeflow_job_meta.storage.base import Column, Commit, TableSpec, maintenance_only
@@ -34,6 +34,7 @@ from lakeflow_job_meta.storage.naming import TableReference
 from lakeflow_job_meta.storage.tables import CDF_PROPERTY, KIND_PROPERTY, SCHEMA_VERSION_PROPERTY
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 INSTALL_HINT = "pip install 'lakeflow-job-meta[spark]' (or run on a Databricks cluster)"
 DEFAULTS_FEATURE = "delta.feature.allowColumnDefaults"
@@ -390,7 +391,7 @@ class SparkTable:
             return DeltaConflictError(f"{self.name}: {exc}", conflict)
         return StorageError(f"{self.name}: {exc}")
 
-    def _retrying(self, what: str, action: Any) -> Any:
+    def _retrying(self, what: str, action: Callable[[], _T]) -> _T:
         """Run an idempotent ``action`` again when a concurrent commit won (bounded, with a short
         random backoff so racing writers spread out). The last conflict is raised."""
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
