@@ -29,6 +29,8 @@ from __future__ import annotations
 import fnmatch
 import random as _random
 import threading
+import time as _time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -144,6 +146,8 @@ class FaultSet:
         self._faults: list[Fault] = []
         self._random: _RandomMode | None = None
         self._fired: list[FiredFault] = []
+        self._limit: tuple[int, int] | None = None  # (requests per second, Retry-After)
+        self._admitted: deque[float] = deque()
 
     # -- configuration -------------------------------------------------------------
     def add(self, fault: Fault | None = None, /, **kwargs) -> Fault:
@@ -183,6 +187,13 @@ class FaultSet:
                 rate, kinds_t, _random.Random(seed), eps, meths, delay, retry_after, max_faults
             )
 
+    def rate_limit(self, per_second: int | None, retry_after: int = 1) -> None:
+        """Answer 429 (with ``Retry-After``) to any request beyond ``per_second`` admitted in the
+        last second, like the service's per-endpoint limits. ``None`` lifts the limit."""
+        with self._lock:
+            self._limit = None if per_second is None else (per_second, retry_after)
+            self._admitted.clear()
+
     def stop_random(self) -> None:
         with self._lock:
             self._random = None
@@ -220,6 +231,15 @@ class FaultSet:
     def pick(self, method: str, endpoint: str) -> Fault | None:
         """Return the fault to apply to this request (consuming it), or ``None``."""
         with self._lock:
+            if self._limit is not None:
+                per_second, retry_after = self._limit
+                now = _time.monotonic()
+                while self._admitted and now - self._admitted[0] >= 1.0:
+                    self._admitted.popleft()
+                if len(self._admitted) >= per_second:
+                    self._fired.append(FiredFault(method, endpoint, KIND_429))
+                    return Fault(endpoint=endpoint, kind=KIND_429, method=method, retry_after=retry_after)
+                self._admitted.append(now)
             for fault in self._faults:
                 if fault.exhausted or not fault.matches(method, endpoint):
                     continue
