@@ -179,13 +179,15 @@ class DeltaRsTable:
             return int(self._snapshot().version())
 
     def read_all(self) -> list[dict[str, Any]]:
+        return self._rows(self._scan())
+
+    def _scan(self) -> pa.Table:
         with self._lock:
             dataset = self._snapshot().to_pyarrow_dataset()
         try:
-            data = dataset.to_table(use_threads=False)
+            return dataset.to_table(use_threads=False)
         except (_deltalake().exceptions.DeltaError, OSError) as exc:
             raise StorageError(f"cannot read {self.name}: {exc}") from exc
-        return self._rows(data)
 
     def read_matching(self, column: str, values: Collection[str]) -> list[dict[str, Any]]:
         """Rows whose ``column`` is one of ``values``: Arrow reads and filters, only the matches
@@ -194,12 +196,7 @@ class DeltaRsTable:
         columns delta-rs declares against the files' plain strings."""
         import pyarrow.compute as pc
 
-        with self._lock:
-            dataset = self._snapshot().to_pyarrow_dataset()
-        try:
-            data = dataset.to_table(use_threads=False)
-        except (_deltalake().exceptions.DeltaError, OSError) as exc:
-            raise StorageError(f"cannot read {self.name}: {exc}") from exc
+        data = self._scan()
         keys = data.column(column).cast(_pyarrow().string())
         return self._rows(data.filter(pc.is_in(keys, value_set=_pyarrow().array(sorted(values)))))
 
