@@ -1,6 +1,6 @@
 """Platform-size metadata for the benchmarks: the examples renamed many times, spread over files.
 
-    python benchmarks/generate.py OUT_DIR --sources 10000 [--files 11]
+    python benchmarks/generate.py OUT_DIR --sources 10000 [--files N]
 
 Each copy of ``examples/metadata_examples.yaml`` holds 17 sources in 6 modules (5 active jobs);
 every module name and source id gets a ``_cNNNNN`` suffix so copies never collide (run_job and
@@ -24,8 +24,9 @@ def _split(text: str) -> tuple[str, str]:
     return head + "\nmodules:\n", body
 
 
-def generate(out: Path, sources: int, files: int = 11) -> list[Path]:
-    """Write ``files`` YAML files holding about ``sources`` sources; returns their paths."""
+def generate(out: Path, sources: int, files: int | None = None) -> list[Path]:
+    """Write ``files`` YAML files holding about ``sources`` sources; returns their paths. By
+    default 11 files, or more so that none nears the 1 MB file limit (about 55 copies a file)."""
     text = EXAMPLES.read_text()
     head, body = _split(text)
     names = sorted(
@@ -35,6 +36,8 @@ def generate(out: Path, sources: int, files: int = 11) -> list[Path]:
     )
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
     copies = max(1, sources // SOURCES_PER_COPY)
+    if files is None:
+        files = max(11, -(-copies // 55))
     out.mkdir(parents=True, exist_ok=True)
     per_file = -(-copies // files)
     paths = []
@@ -53,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--sources", type=int, default=10_000)
-    parser.add_argument("--files", type=int, default=11)
+    parser.add_argument("--files", type=int, default=None)
     args = parser.parse_args()
     paths = generate(args.out, args.sources, args.files)
     print(f"wrote {len(paths)} files to {args.out}")
