@@ -370,13 +370,18 @@ def main() -> int:
     parser.add_argument("--no-api", action="store_true", help="skip the emulator scenarios")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "bench_scale.json")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument(
+        "--include", type=Path, action="append", default=[], help="add the sizes of an earlier JSON result"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
     results: dict[str, Any] = {"machine": machine(), "sizes": {}}
+    for earlier in args.include:
+        results["sizes"].update(json.loads(earlier.read_text())["sizes"])
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
         root = Path(tmp)
-        for size in (int(s) for s in args.sizes.split(",")):
+        for size in (int(s) for s in args.sizes.split(",") if s):
             data = whole_process(size, root)
             if size <= args.in_process_max:
                 data["in_process"] = in_process(size, root)
