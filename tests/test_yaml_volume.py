@@ -17,8 +17,8 @@ from lakeflow_job_meta.adapters.yaml_volume import (
     filesystem_type,
     is_candidate_name,
 )
-from lakeflow_job_meta.engine.clock import FakeClock
 from lakeflow_job_meta.errors import ConfigurationError
+from tests.fakes import FakeClock
 
 EVENT_TIMEOUT = 10.0  # generous: waiting on a real signal, not sleeping
 

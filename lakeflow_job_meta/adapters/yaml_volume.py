@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lakeflow_job_meta.engine.clock import Clock, SystemClock
+from lakeflow_job_meta.clock import Clock, SystemClock
 from lakeflow_job_meta.errors import ConfigurationError
 
 log = logging.getLogger(__name__)

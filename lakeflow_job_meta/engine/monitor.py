@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
-from lakeflow_job_meta.engine.clock import Clock, SystemClock, utc_datetime
+from lakeflow_job_meta.clock import Clock, SystemClock, utc_datetime
 from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.engine.metadata_manager import MetadataManager
 from lakeflow_job_meta.engine.results import RunResult

@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 
-from lakeflow_job_meta.engine.clock import Clock, FakeClock, SystemClock
+from lakeflow_job_meta.clock import Clock, SystemClock
 from lakeflow_job_meta.engine.monitor import PROGRESS_KEY, VOLUME_KEY, CycleReport, MetadataMonitor
 from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
 from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.tables import ToolTables
 from tests.emulator.server import JobsEmulator
+from tests.fakes import FakeClock
 
 # ---------------------------------------------------------------------------------- helpers
 

@@ -21,7 +21,7 @@ import pytest
 from databricks.sdk.service.jobs import JobSettings
 
 from lakeflow_job_meta import JobOrchestrator, MetadataManager
-from lakeflow_job_meta.engine.clock import SystemClock
+from lakeflow_job_meta.clock import SystemClock
 from lakeflow_job_meta.planning.ownership import MODULE_TAG, TABLE_TAG, TOOL_TAG, owner_tags
 from lakeflow_job_meta.storage.naming import control_table_id
 from tests.emulator import Fault

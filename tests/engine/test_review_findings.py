@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from lakeflow_job_meta.engine.clock import FakeClock
 from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.engine.workspace_target import WorkspaceApplier
 from tests.engine.test_reconciler import World, world  # noqa: F401
+from tests.fakes import FakeClock
 
 
 def test_reconcile_applies_nothing_more_once_the_writer_lease_is_lost(world: World, monkeypatch):  # noqa: F811
