@@ -171,9 +171,10 @@ def _expand_paths(paths: Sequence[str]) -> list[str]:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from lakeflow_job_meta.engine.metadata_manager import MetadataManager
+    from lakeflow_job_meta.wiring import RunSettings, build_manager, build_parts
 
-    manager = MetadataManager(args.control_table, default_warehouse_id=args.default_warehouse_id)
+    settings = RunSettings(args.control_table, default_warehouse_id=args.default_warehouse_id, cli=True)
+    manager = build_manager(settings, build_parts(settings))
     variables = _variables(args)
     if args.sync:
         results = [manager.sync_from_volume(path, var=variables, env=args.env) for path in args.paths]
@@ -205,6 +206,8 @@ def _run_settings(args: argparse.Namespace):
         default_warehouse_id=args.default_warehouse_id,
         managed_sql_root=args.managed_sql_root,
         profile=args.profile,
+        variables=_variables(args) if hasattr(args, "var") else {},
+        cli=True,
     )
 
 
@@ -291,26 +294,22 @@ def _print_run(console: Any, result: Any) -> None:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from lakeflow_job_meta.engine.monitor import MetadataMonitor, install_signal_handlers
-    from lakeflow_job_meta.wiring import build_orchestrator
+    from lakeflow_job_meta.engine.monitor import MonitorOptions, install_signal_handlers
+    from lakeflow_job_meta.wiring import WatchSettings, build_monitor
 
-    settings = _run_settings(args)
-    settings.variables = _variables(args)
-    orchestrator = build_orchestrator(settings)
-    _console().print(orchestrator.describe_target())
-    monitor = MetadataMonitor(
-        args.control_table,
-        check_interval_seconds=args.check_interval_seconds,
-        volume_path=args.volume_path,
-        orchestrator=orchestrator,
-        variables=settings.variables,
-        env=args.env,
-        auto_run=args.auto_run,
-        wait_for_lease=not args.no_wait,
-        full_resync_seconds=args.full_resync_seconds,
+    watch = WatchSettings(
+        options=MonitorOptions(
+            check_interval_seconds=args.check_interval_seconds,
+            volume_path=args.volume_path,
+            auto_run=args.auto_run,
+            wait_for_lease=not args.no_wait,
+            full_resync_seconds=args.full_resync_seconds,
+            log_format=args.log_format,
+        ),
         lease_ttl_seconds=args.lease_ttl_seconds,
-        log_format=args.log_format,
     )
+    monitor = build_monitor(_run_settings(args), watch)
+    _console().print(monitor.orchestrator.describe_target())
     install_signal_handlers(monitor)
     _configure_monitor_logging(args.log_format)
     if args.once:

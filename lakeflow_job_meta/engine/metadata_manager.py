@@ -1,4 +1,6 @@
-"""MetadataManager: YAML files in, control-table rows out, in one atomic write per table.
+"""``MetadataStore``: YAML files in, control-table rows out, in one atomic write per table; and
+the desired state read back from the rows. ``lakeflow_job_meta.MetadataManager`` is its public
+name, built by :mod:`lakeflow_job_meta.wiring`.
 
 Loading is two phases. Phase one parses and validates every file and checks it against what is
 already in the tables (duplicate ``source_id`` across files or against SQL-inserted rows). Phase
@@ -22,7 +24,8 @@ from lakeflow_job_meta.metadata.loader import parse_document, validate_all
 from lakeflow_job_meta.metadata.models import MetadataDocument, Module, ModuleSettings, Source
 from lakeflow_job_meta.metadata.rows import module_settings_from_row, source_from_row
 from lakeflow_job_meta.metadata.validation import run_job_targets
-from lakeflow_job_meta.storage import open_tables
+from lakeflow_job_meta.metadata.variables import EnvironmentSelection
+from lakeflow_job_meta.storage.state_store import StateStore, environment_key
 from lakeflow_job_meta.storage.tables import ToolTables
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -126,29 +129,31 @@ def _row_differs(
     return False
 
 
-class MetadataManager:
+class MetadataStore:
     """Loads YAML metadata into the control table and reads the desired state back.
 
-    ``control_table`` is a local path (delta-rs) or ``catalog.schema.table`` (Spark).
+    ``variables``, ``env`` and ``default_warehouse_id`` apply to every load (the monitor's volume
+    included) and to the validation of the rows read back.
     """
 
     def __init__(
         self,
-        control_table: str,
+        tables: ToolTables,
         *,
+        control_table: str,
+        state: StateStore,
         variables: Mapping[str, str] | None = None,
         env: str | None = None,
         default_warehouse_id: str | None = None,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-        spark: Any = None,
-        tables: ToolTables | None = None,
     ):
+        self.tables = tables
         self.control_table = control_table
+        self.state = state
         self.variables = dict(variables or {})
         self.env = env
         self.default_warehouse_id = default_warehouse_id
         self.max_file_bytes = max_file_bytes
-        self.tables = tables if tables is not None else open_tables(control_table, spark=spark)
 
     # -- tables ------------------------------------------------------------------------------
     def ensure_exists(self) -> None:
@@ -242,11 +247,12 @@ class MetadataManager:
         var: Mapping[str, str] | None,
         env: str | None,
         display_root: str | None,
-    ) -> tuple[dict[str, MetadataDocument], dict[str, list[MetadataIssue]]]:
+    ) -> tuple[dict[str, MetadataDocument], dict[str, list[MetadataIssue]], set[EnvironmentSelection]]:
         variables = {**self.variables, **(var or {})}
         chosen_env = env if env is not None else self.env
         documents: dict[str, MetadataDocument] = {}
         rejected: dict[str, list[MetadataIssue]] = {}
+        environments: set[EnvironmentSelection] = set()
         for path, data in contents.items():
             absolute = os.path.abspath(path)
             display = os.path.relpath(absolute, display_root) if display_root else path
@@ -266,13 +272,15 @@ class MetadataManager:
                 ]
                 continue
             doc = result.document
+            if result.environment is not None:
+                environments.add(result.environment)
             documents[absolute] = replace(
                 doc,
                 path=absolute,
                 sources=tuple(replace(s, source_file=absolute) for s in doc.sources),
                 modules=tuple(replace(m, source_file=absolute) for m in doc.modules),
             )
-        return documents, rejected
+        return documents, rejected, environments
 
     def _load(
         self,
@@ -285,7 +293,7 @@ class MetadataManager:
         deleted_files: Iterable[str] = (),
         display_root: str | None = None,
     ) -> LoadResult:
-        documents, rejected = self._parse(contents, var, env, display_root)
+        documents, rejected, environments = self._parse(contents, var, env, display_root)
         if strict and rejected:
             raise MetadataValidationError([i for issues in rejected.values() for i in issues])
 
@@ -315,6 +323,7 @@ class MetadataManager:
                 documents.pop(path, None)
 
         result = LoadResult(files=sorted(documents), rejected=rejected)
+        self._record_environments(environments)
         self._write(
             documents,
             replaced,
@@ -324,6 +333,14 @@ class MetadataManager:
             update_only=sync_scope is None and not deleted_files,
         )
         return result
+
+    def _record_environments(self, environments: Iterable[EnvironmentSelection]) -> None:
+        """Keep the declared ``mode`` of the environment the files were loaded for: plan and
+        apply read no YAML, yet the mode decides job names and the tracking key."""
+        for selection in sorted(environments, key=lambda e: (e.name, e.mode)):
+            key = environment_key(selection.name)
+            if (self.state.get(key) or {}).get("mode") != selection.mode:
+                self.state.put(key, {"mode": selection.mode})
 
     def _cross_check(
         self,

@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("deltalake")
 
-from lakeflow_job_meta.engine.metadata_manager import MetadataManager
+from lakeflow_job_meta import MetadataManager
 from lakeflow_job_meta.errors import MetadataValidationError
 from lakeflow_job_meta.planning.compiler import CompileContext, compile_module
 from lakeflow_job_meta.storage.tables import CONTROL_SPEC

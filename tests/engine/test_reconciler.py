@@ -317,7 +317,7 @@ import os, signal, sys
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 from lakeflow_job_meta import JobOrchestrator
-from lakeflow_job_meta.engine import workspace_target
+from lakeflow_job_meta.engine.targets import workspace_apply as workspace_target
 
 def die(*args, **kwargs):  # the kill lands after jobs/create returned, before the id is recorded
     os.kill(os.getpid(), signal.SIGKILL)
