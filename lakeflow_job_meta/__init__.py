@@ -1,7 +1,7 @@
 """lakeflow_job_meta: keep Databricks Lakeflow Jobs equal to metadata in a Delta control table and
 YAML files.
 
-Public API (the reference names)::
+Public API (the names the original tool exposed, kept for compatibility)::
 
     from lakeflow_job_meta import JobOrchestrator, MetadataManager, MetadataMonitor
 

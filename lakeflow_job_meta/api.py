@@ -1,4 +1,4 @@
-"""The public Python names, with the reference's signatures: ``MetadataManager``,
+"""The public Python names, with the original tool's signatures: ``MetadataManager``,
 ``JobOrchestrator`` and ``MetadataMonitor``.
 
 Each takes table names and settings, asks :mod:`lakeflow_job_meta.wiring` to build its parts and

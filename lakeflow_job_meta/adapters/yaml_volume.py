@@ -106,10 +106,6 @@ class VolumeChanges:
     def has_changes(self) -> bool:
         return bool(self.added or self.modified or self.deleted)
 
-    @property
-    def changed_paths(self) -> list[str]:
-        return sorted([*self.added, *self.modified, *self.deleted])
-
 
 @dataclass(frozen=True)
 class _Observation:

@@ -24,6 +24,7 @@ from lakeflow_job_meta.errors import (
     MissingDependencyError,
     TableNotFoundError,
 )
+from lakeflow_job_meta.vocabulary import PlanAction, PrunePolicy, choices
 
 DEFAULT_LOCAL_CONTROL_TABLE = ".lakeflow_job_meta/etl_control"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LEASE = 0, 1, 2, 3
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         _add_table_arg(p)
         _add_target_args(p)
-        p.add_argument("--prune", choices=("pause", "delete", "keep"), default="pause")
+        p.add_argument("--prune", choices=choices(PrunePolicy), default=PrunePolicy.PAUSE.value)
         if name == "apply":
             p.add_argument("--auto-run", action="store_true", help="run jobs just created or changed")
             p.add_argument(
@@ -111,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-interval-seconds", type=float, default=60.0)
     p.add_argument("--max-iterations", type=int, default=None)
     p.add_argument("--once", action="store_true", help="one full cycle, then exit")
-    p.add_argument("--prune", choices=("pause", "delete", "keep"), default="pause")
+    p.add_argument("--prune", choices=choices(PrunePolicy), default=PrunePolicy.PAUSE.value)
     p.add_argument("--auto-run", action="store_true")
     p.add_argument("--no-wait", action="store_true")
     p.add_argument("--var", action="append", default=[], metavar="K=V")
@@ -221,7 +222,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps(plan.as_json(), indent=2, default=str))
     else:
         print(plan.render_text())
-    return EXIT_OK if not any(c.action == "error" for c in plan.changes) else EXIT_FAILED
+    return EXIT_OK if not any(c.action == PlanAction.ERROR for c in plan.changes) else EXIT_FAILED
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -311,23 +312,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     monitor = build_monitor(_run_settings(args), watch)
     _console().print(monitor.orchestrator.describe_target())
     install_signal_handlers(monitor)
-    _configure_monitor_logging(args.log_format)
+    configure_logging(debug=args.debug, monitor_format=args.log_format)
     if args.once:
         report = monitor.run_once()
         return EXIT_OK if report.ok else EXIT_FAILED
     monitor.run_continuous(max_iterations=args.max_iterations)
     return EXIT_OK
-
-
-def _configure_monitor_logging(log_format: str) -> None:
-    """One line per cycle on stderr: plain text, or the bare JSON document per line."""
-    handler = logging.StreamHandler(sys.stderr)
-    fmt = "%(message)s" if log_format == "json" else "%(asctime)s %(levelname)s %(message)s"
-    handler.setFormatter(logging.Formatter(fmt))
-    logger = logging.getLogger("lakeflow_job_meta.monitor")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -353,53 +343,69 @@ COMMANDS = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not args.debug:
-        # The SDK warns on every client creation when a host publishes no metadata endpoint;
-        # it is noise for a CLI user (real failures surface as exceptions).
-        logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
-    try:
-        return COMMANDS[args.command](args)
-    except MetadataValidationError as error:
-        if args.debug:
-            raise
+# The one exception -> exit code table; the first matching row wins (subclasses first).
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (MetadataValidationError, EXIT_FAILED),
+    (LeaseHeldError, EXIT_LEASE),
+    (ConfigurationError, EXIT_USAGE),
+    (MissingDependencyError, EXIT_USAGE),
+    (LakeflowJobMetaError, EXIT_FAILED),
+)
+
+
+def _report(error: Exception) -> int:
+    """Print one line per problem (no traceback) and return the exit code."""
+    if isinstance(error, MetadataValidationError):
         console = _console()
         for issue in error.issues:
             console.print(f"error: {issue}", markup=False)
         return EXIT_FAILED
-    except LeaseHeldError as error:
-        if args.debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_LEASE
-    except (ConfigurationError, MissingDependencyError) as error:
-        if args.debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except LakeflowJobMetaError as error:
-        if args.debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    for kind, code in EXIT_CODES:
+        if isinstance(error, kind):
+            print(f"error: {error}", file=sys.stderr)
+            return code
+    # An unexpected failure still prints one line without --debug.
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    print(
+        f"error: {type(error).__name__}: {first_line} (run with --debug for the traceback)", file=sys.stderr
+    )
+    return EXIT_FAILED
+
+
+def configure_logging(*, debug: bool = False, monitor_format: str | None = None) -> None:
+    """The one logging setup: warnings (or everything with ``--debug``) on stderr; the monitor
+    adds one line per cycle, plain text or the bare JSON document per line."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not debug:
+        # The SDK warns on every client creation when a host publishes no metadata endpoint;
+        # it is noise for a CLI user (real failures surface as exceptions).
+        logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
+    if monitor_format is not None:
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = "%(message)s" if monitor_format == "json" else "%(asctime)s %(levelname)s %(message)s"
+        handler.setFormatter(logging.Formatter(fmt))
+        logger = logging.getLogger("lakeflow_job_meta.monitor")
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(debug=args.debug)
+    try:
+        return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
-    except Exception as error:  # an unexpected failure still prints one line without --debug
+    except Exception as error:
         if args.debug:
             raise
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        print(
-            f"error: {type(error).__name__}: {first_line} (run with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+        return _report(error)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from lakeflow_job_meta.metadata.variables import EnvironmentSelection
 from lakeflow_job_meta.storage.state_store import StateStore, environment_key
 from lakeflow_job_meta.storage.tables import ToolTables
 
-YAML_SUFFIXES = (".yaml", ".yml")
 DEFAULT_MAX_FILE_BYTES = 1024 * 1024
 
 

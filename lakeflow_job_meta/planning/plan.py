@@ -34,8 +34,6 @@ class TrackedJob:
     # Workspace path -> sha256 of the text last written there (inline SQL files).
     managed_files: dict[str, str] = field(default_factory=dict)
     status: str = "ok"
-    # Settings last applied, when stored: lets a plan show a diff without reading the live job.
-    settings: dict[str, Any] | None = None
 
 
 @dataclass
@@ -95,10 +93,6 @@ class Plan:
         counts["file_writes"] = sum(len(c.file_writes) for c in self.changes)
         counts["file_deletes"] = sum(len(c.file_deletes) for c in self.changes)
         return counts
-
-    @property
-    def has_changes(self) -> bool:
-        return any(c.action != "noop" or c.has_file_changes for c in self.changes)
 
     def as_json(self) -> dict[str, Any]:
         return {"changes": [c.as_dict() for c in self.changes], "summary": self.counts()}
@@ -179,9 +173,8 @@ def plan_module(
     if tracked.spec_hash != new_hash:
         change.action = "update"
         change.reason = "metadata changed"
-        reference = live_settings if live_settings is not None else tracked.settings
-        if reference is not None:
-            change.diff = _diff_desired(desired, reference)
+        if live_settings is not None:
+            change.diff = _diff_desired(desired, live_settings)
         return change
     if tracked.paused_by_tool:
         change.action = "update"
