@@ -158,12 +158,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _expand_paths(paths: Sequence[str]) -> list[str]:
-    from lakeflow_job_meta.engine.metadata_manager import yaml_files_under
+    from lakeflow_job_meta.metadata.files import list_yaml_files
 
     result: list[str] = []
     for path in paths:
         if os.path.isdir(path):
-            result.extend(yaml_files_under(path))
+            result.extend(list_yaml_files(path))
         elif os.path.exists(path):
             result.append(path)
         else:

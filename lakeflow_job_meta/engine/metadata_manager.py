@@ -18,8 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lakeflow_job_meta.adapters.yaml_volume import is_candidate_name
-from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue, MetadataValidationError
+from lakeflow_job_meta.errors import MetadataIssue, MetadataValidationError
+from lakeflow_job_meta.metadata.files import list_yaml_files, read_yaml_file
+from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 from lakeflow_job_meta.metadata.loader import parse_document, validate_all
 from lakeflow_job_meta.metadata.models import MetadataDocument, Module, ModuleSettings, Source
 from lakeflow_job_meta.metadata.rows import module_settings_from_row, source_from_row
@@ -27,8 +28,6 @@ from lakeflow_job_meta.metadata.validation import run_job_targets
 from lakeflow_job_meta.metadata.variables import EnvironmentSelection
 from lakeflow_job_meta.storage.state_store import StateStore, environment_key
 from lakeflow_job_meta.storage.tables import ToolTables
-
-DEFAULT_MAX_FILE_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -81,27 +80,6 @@ def _is_under(path: str, folder: str) -> bool:
     return path.startswith(folder)
 
 
-def yaml_files_under(folder: str) -> list[str]:
-    """Every ``*.yaml``/``*.yml`` file under ``folder`` (subfolders included; hidden folders and
-    hidden or editor temp files skipped, as the monitor does), sorted. A folder that is missing or cannot be listed, in whole or in part, raises
-    ConfigurationError: a sync must never read "cannot see the files" as "the files are gone"."""
-    if not os.path.isdir(folder):
-        what = "is not a folder" if os.path.exists(folder) else "does not exist"
-        raise ConfigurationError(f"YAML folder {folder} {what}")
-
-    def fail(error: OSError) -> None:
-        raise ConfigurationError(f"cannot list {error.filename or folder}: {error.strerror or error}")
-
-    found = []
-    for current, dirs, files in os.walk(folder, onerror=fail):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            path = os.path.join(current, name)
-            if is_candidate_name(name) and os.path.isfile(path):
-                found.append(path)
-    return sorted(found)
-
-
 def _stored_json_equal(stored: Any, wanted: str) -> bool:
     """Compare a stored JSON string with ours by value, so a hand-written row that differs only
     in whitespace or key order is not rewritten."""
@@ -144,7 +122,7 @@ class MetadataStore:
         variables: Mapping[str, str] | None = None,
         env: str | None = None,
         default_warehouse_id: str | None = None,
-        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        max_file_bytes: int = MAX_FILE_BYTES,
     ):
         self.tables = tables
         self.control_table = control_table
@@ -171,7 +149,7 @@ class MetadataStore:
         self, folder: str, var: Mapping[str, str] | None = None, env: str | None = None
     ) -> LoadResult:
         """Add and update the rows of every YAML file under ``folder`` (never deletes)."""
-        return self.load_files(yaml_files_under(folder), var=var, env=env)
+        return self.load_files(list_yaml_files(folder), var=var, env=env)
 
     def sync_from_volume(
         self, folder: str, var: Mapping[str, str] | None = None, env: str | None = None
@@ -179,7 +157,7 @@ class MetadataStore:
         """Make the rows that came from files under ``folder`` equal to those files: add, update,
         and delete rows whose file no longer holds them. All or nothing."""
         return self._load(
-            self._read_files(yaml_files_under(folder)),
+            self._read_files(list_yaml_files(folder)),
             var=var,
             env=env,
             sync_scope=os.path.abspath(folder),
@@ -193,27 +171,15 @@ class MetadataStore:
         return self._load(contents, var=var, env=env, sync_scope=None, strict=True)
 
     def _read_files(self, paths: Iterable[str]) -> dict[str, bytes | None]:
-        """Every file's bytes, or MetadataValidationError naming each file that is unreadable or
-        over the size cap (checked before reading, so a huge file is never loaded)."""
+        """Every file's bytes, or MetadataValidationError naming each file that cannot be read."""
         contents: dict[str, bytes | None] = {}
         issues: list[MetadataIssue] = []
         for path in paths:
-            try:
-                if os.path.isdir(path):
-                    issues.append(MetadataIssue(f"{path}:1", "", "cannot read file: it is a folder"))
-                    continue
-                size = os.path.getsize(path)
-                if size > self.max_file_bytes:
-                    issues.append(
-                        MetadataIssue(
-                            f"{path}:1", "", f"file is {size} bytes, over the {self.max_file_bytes}-byte cap"
-                        )
-                    )
-                    continue
-                with open(path, "rb") as handle:
-                    contents[path] = handle.read(self.max_file_bytes + 1)
-            except OSError as error:
-                issues.append(MetadataIssue(f"{path}:1", "", f"cannot read file: {error.strerror or error}"))
+            read = read_yaml_file(path, self.max_file_bytes)
+            if isinstance(read, MetadataIssue):
+                issues.append(read)
+            else:
+                contents[path] = read
         if issues:
             raise MetadataValidationError(issues)
         return contents
@@ -404,7 +370,7 @@ class MetadataStore:
                 )
         for issue in issues:
             for path in documents:
-                if issue.location.startswith(path) or path in issue.message:
+                if issue.file == path or path in issue.related_files:
                     blamed.setdefault(path, []).append(issue)
         # Issues about modules this load touches but located in stored rows only (e.g. a new
         # source creating a cycle with SQL rows) are blamed on every loaded file of that module.
