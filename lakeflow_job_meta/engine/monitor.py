@@ -1,4 +1,4 @@
-"""MetadataMonitor: the long-running task that keeps jobs equal to the metadata.
+"""``Monitor``: the long-running task that keeps jobs equal to the metadata.
 
 One cycle, cheapest first:
 
