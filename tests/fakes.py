@@ -32,3 +32,65 @@ class FakeClock:
             return True
         self.advance(max(0.0, seconds))
         return False
+
+
+class RecordingTarget:
+    """A ``Target`` that keeps jobs in memory and records what the orchestrator hands it: the
+    seam the orchestrator plans and applies through, without HTTP or files."""
+
+    kind = "recording"
+    key = "recording:memory"
+    prune = "delete"
+
+    def __init__(self) -> None:
+        self.applied: list[tuple[str, set[str]]] = []  # (run id, compiled modules)
+        self.jobs: dict[str, dict] = {}
+
+    def describe(self) -> str:
+        return "target: in memory"
+
+    def scope(self, modules):
+        return modules
+
+    def _changes(self, desired):
+        from lakeflow_job_meta.planning.plan import PlannedChange
+
+        changes = []
+        for name, job in sorted(desired.compiled.items()):
+            action = (
+                "noop"
+                if self.jobs.get(name) == job.settings
+                else "create"
+                if name not in self.jobs
+                else "update"
+            )
+            changes.append(PlannedChange(module=name, action=action, job_name=job.job_name, compiled=job))
+        changes += [
+            PlannedChange(module=name, action="delete")
+            for name in sorted(set(self.jobs) - set(desired.compiled))
+        ]
+        return changes
+
+    def plan(self, desired, *, scope, check_drift):
+        from lakeflow_job_meta.planning.plan import Plan
+
+        return Plan(changes=self._changes(desired))
+
+    def apply(self, desired, run, *, scope):
+        from lakeflow_job_meta.engine.results import ModuleResult
+
+        self.applied.append((run.run_id, set(desired.compiled)))
+        results = []
+        for change in self._changes(desired):
+            refused = run.guard(change)
+            if refused is not None:
+                results.append(refused)
+                continue
+            if change.action == "delete":
+                self.jobs.pop(change.module)
+            elif change.compiled is not None:
+                self.jobs[change.module] = change.compiled.settings
+            results.append(
+                ModuleResult(change.module, change.action, job_writes=int(change.action != "noop"))
+            )
+        return results
