@@ -27,7 +27,7 @@ from lakeflow_job_meta.engine.results import ModuleResult
 from lakeflow_job_meta.errors import JobsApiError, NotOwnedError
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
-from lakeflow_job_meta.planning.normalize import diff_settings, normalize_for_compare
+from lakeflow_job_meta.planning.normalize import compare_settings
 from lakeflow_job_meta.planning.ownership import is_owned_by_us
 from lakeflow_job_meta.planning.plan import PlannedChange, TrackedJob
 from lakeflow_job_meta.storage.rows import TrackingRow
@@ -470,7 +470,4 @@ class WorkspaceApplier:
 def _differs(desired: Mapping[str, Any], live: Mapping[str, Any], *, explicit_pause: bool) -> bool:
     """Whether an adopted job needs a reset: the drift comparison, so values the service filled
     in by itself (empty notification blocks, run_if, timeouts ...) do not count."""
-    options = {"desired_has_run_as": "run_as" in desired, "explicit_pause": explicit_pause}
-    return bool(
-        diff_settings(normalize_for_compare(desired, **options), normalize_for_compare(live, **options))
-    )
+    return bool(compare_settings(desired, live, explicit_pause=explicit_pause))
