@@ -777,20 +777,33 @@ class _ModuleCompiler:
             self.source_issue(source, f"{prefix}.libraries", "must be a list")
             libraries = None
         if cluster_key or cluster_id:
-            if cluster_key:
-                task["job_cluster_key"] = str(cluster_key)
-            else:
-                task["existing_cluster_id"] = str(cluster_id)
-            if tc.get("environment_key"):
-                self.source_issue(
-                    source,
-                    f"{prefix}.environment_key",
-                    "is for serverless tasks; this task runs on a cluster",
-                )
-            if libraries:
-                task["libraries"] = prune_empty(copy.deepcopy(libraries))
-            return
-        # Serverless (validation gives spark_jar tasks a cluster).
+            self._cluster_compute(source, tc, task, prefix, libraries)
+        else:  # serverless (validation gives spark_jar tasks a cluster)
+            self._serverless_compute(source, tc, task, task_type, prefix, libraries)
+
+    def _cluster_compute(
+        self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str, libraries: Any
+    ) -> None:
+        if tc.get("job_cluster_key"):
+            task["job_cluster_key"] = str(tc["job_cluster_key"])
+        else:
+            task["existing_cluster_id"] = str(tc["existing_cluster_id"])
+        if tc.get("environment_key"):
+            self.source_issue(
+                source, f"{prefix}.environment_key", "is for serverless tasks; this task runs on a cluster"
+            )
+        if libraries:
+            task["libraries"] = prune_empty(copy.deepcopy(libraries))
+
+    def _serverless_compute(
+        self,
+        source: Source,
+        tc: dict[str, Any],
+        task: dict[str, Any],
+        task_type: str,
+        prefix: str,
+        libraries: Any,
+    ) -> None:
         if task_type == "dbt" and not task["dbt_task"].get("warehouse_id"):
             warehouse = self._warehouse(None)
             if warehouse:
