@@ -31,7 +31,15 @@ from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.metadata.dependencies import Dependency, resolve_dependencies
 from lakeflow_job_meta.metadata.limits import MAX_CONCURRENT_RUNS, MAX_NAME_BYTES
 from lakeflow_job_meta.metadata.locations import table_location
-from lakeflow_job_meta.metadata.models import Module, Source, canonical_json
+from lakeflow_job_meta.metadata.models import (
+    CLUSTER_TASK_TYPES,
+    DEFAULT_ENVIRONMENT_KEY,
+    ENVIRONMENT_TASK_TYPES,
+    Module,
+    Source,
+    canonical_json,
+    serverless_dependency,
+)
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
 from lakeflow_job_meta.planning.acl import PRINCIPAL_KEYS, RunIdentity, with_owner
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS, scalar_text, spec_hash
@@ -42,7 +50,6 @@ DEFAULT_EDIT_MODE = "UI_LOCKED"
 # Jobs API 2.2 queues runs by default; stating it keeps bundle output (the CLI applies the same
 # default) and the spec hash explicit.
 DEFAULT_QUEUE = {"enabled": True}
-DEFAULT_ENVIRONMENT_KEY = "default"
 DEFAULT_ENVIRONMENT_VERSION = "2"
 RUN_JOB_PLACEHOLDER_ID = 0
 
@@ -114,11 +121,6 @@ COMMON_TASK_FIELDS: dict[str, type | tuple[type, ...]] = {
     "notification_settings": dict,
     "health": dict,
 }
-COMPUTE_FIELDS: tuple[str, ...] = ("job_cluster_key", "existing_cluster_id", "environment_key", "libraries")
-# Task types that run on compute we choose; the others run on a warehouse, a pipeline or nothing.
-CLUSTER_TASK_TYPES = frozenset({"notebook", "python_wheel", "spark_python", "spark_jar", "dbt"})
-# Serverless tasks of these types need an environment_key.
-ENVIRONMENT_TASK_TYPES = frozenset({"python_wheel", "spark_python", "dbt"})
 
 _SAFE_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
@@ -232,20 +234,6 @@ def iter_tasks(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
         if inner:
             pending.append(inner)
     return found
-
-
-def _library_dependency(library: Any) -> str | None:
-    """A task library as a serverless environment dependency (pip requirement), if it has one."""
-    if not isinstance(library, dict) or len(library) != 1:
-        return None
-    (kind, value), *_ = library.items()
-    if kind == "whl" and isinstance(value, str):
-        return value
-    if kind == "requirements" and isinstance(value, str):
-        return f"-r {value}"
-    if kind == "pypi" and isinstance(value, dict) and set(value) == {"package"}:
-        return str(value["package"])
-    return None
 
 
 class _ModuleCompiler:
@@ -446,14 +434,6 @@ class _ModuleCompiler:
     # -- tasks ------------------------------------------------------------------------------------
 
     def _tasks(self) -> list[dict[str, Any]]:
-        seen: dict[str, str] = {}
-        for source in self.sources:
-            key = self.task_keys[source.source_id]
-            if key in seen:
-                self.source_issue(
-                    source, "source_id", f"task key {key!r} is also the key of source {seen[key]!r}"
-                )
-            seen.setdefault(key, source.source_id)
         upstream = resolve_dependencies(self.sources)
         tasks: list[dict[str, Any]] = []
         for source in self.sources:
@@ -702,9 +682,7 @@ class _ModuleCompiler:
             target = block["module_name"]
             if not isinstance(target, str) or not target:
                 self.source_issue(source, f"{prefix}.{name}.module_name", "must be a module name")
-            elif target == self.module.name:
-                self.source_issue(source, f"{prefix}.{name}.module_name", "a job cannot run itself")
-            else:
+            else:  # validation refuses a module running its own job
                 self.run_job_refs[task["task_key"]] = target
         else:
             job_id = block["job_id"]
@@ -776,44 +754,28 @@ class _ModuleCompiler:
     def _compute(
         self, source: Source, tc: dict[str, Any], task: dict[str, Any], task_type: str, prefix: str
     ) -> None:
-        given = [k for k in COMPUTE_FIELDS if tc.get(k) not in (None, [], "")]
         if task_type not in CLUSTER_TASK_TYPES:
-            for key in given:
-                self.source_issue(source, f"{prefix}.{key}", f"{task_type} tasks take no compute settings")
             return
         cluster_key, cluster_id = tc.get("job_cluster_key"), tc.get("existing_cluster_id")
-        libraries = tc.get("libraries")
-        if libraries is not None and not isinstance(libraries, list):
-            self.source_issue(source, f"{prefix}.libraries", "must be a list")
-            libraries = None
+        libraries = tc.get("libraries") if isinstance(tc.get("libraries"), list) else None
         if cluster_key or cluster_id:
-            self._cluster_compute(source, tc, task, prefix, libraries)
+            self._cluster_compute(tc, task, libraries)
         else:  # serverless (validation gives spark_jar tasks a cluster)
-            self._serverless_compute(source, tc, task, task_type, prefix, libraries)
+            self._serverless_compute(tc, task, task_type, libraries)
 
-    def _cluster_compute(
-        self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str, libraries: Any
-    ) -> None:
+    def _cluster_compute(self, tc: dict[str, Any], task: dict[str, Any], libraries: list[Any] | None) -> None:
         if tc.get("job_cluster_key"):
             task["job_cluster_key"] = str(tc["job_cluster_key"])
         else:
             task["existing_cluster_id"] = str(tc["existing_cluster_id"])
-        if tc.get("environment_key"):
-            self.source_issue(
-                source, f"{prefix}.environment_key", "is for serverless tasks; this task runs on a cluster"
-            )
         if libraries:
             task["libraries"] = prune_empty(copy.deepcopy(libraries))
 
     def _serverless_compute(
-        self,
-        source: Source,
-        tc: dict[str, Any],
-        task: dict[str, Any],
-        task_type: str,
-        prefix: str,
-        libraries: Any,
+        self, tc: dict[str, Any], task: dict[str, Any], task_type: str, libraries: list[Any] | None
     ) -> None:
+        """Serverless: dbt takes the default warehouse; Python tasks get the module's environment
+        or the generated default one, which carries their libraries (validation checked them)."""
         if task_type == "dbt" and not task["dbt_task"].get("warehouse_id"):
             warehouse = self._warehouse(None)
             if warehouse:
@@ -822,50 +784,19 @@ class _ModuleCompiler:
         if env_key:
             if env_key == DEFAULT_ENVIRONMENT_KEY and not self.environment_keys:
                 self.default_env_used = True
-            elif env_key not in self.environment_keys:
-                self.source_issue(
-                    source,
-                    f"{prefix}.environment_key",
-                    f"no environment {env_key!r} in the module's environments",
-                )
             task["environment_key"] = str(env_key)
         if task_type not in ENVIRONMENT_TASK_TYPES:
-            if libraries:
-                self.source_issue(
-                    source,
-                    f"{prefix}.libraries",
-                    "libraries need a cluster; serverless tasks take dependencies from an environment",
-                )
             return
         if self.environment_keys:
-            if libraries:
-                self.source_issue(
-                    source,
-                    f"{prefix}.libraries",
-                    "serverless task: put these in the module environment's dependencies",
-                )
-            if not env_key:
-                if len(self.environment_keys) == 1:
-                    task["environment_key"] = self.environment_keys[0]
-                else:
-                    self.source_issue(
-                        source,
-                        f"{prefix}.environment_key",
-                        f"is required: the module has environments {self.environment_keys}",
-                    )
+            if not env_key and len(self.environment_keys) == 1:
+                task["environment_key"] = self.environment_keys[0]
             return
         # No module environments: the generated default environment carries the libraries.
         self.default_env_used = True
         task["environment_key"] = DEFAULT_ENVIRONMENT_KEY
-        for index, library in enumerate(libraries or []):
-            dependency = _library_dependency(library)
-            if dependency is None:
-                self.source_issue(
-                    source,
-                    f"{prefix}.libraries[{index}]",
-                    "only whl, pypi (package) and requirements libraries work on serverless",
-                )
-            else:
+        for library in libraries or []:
+            dependency = serverless_dependency(library)
+            if dependency is not None:
                 self.default_env_deps.add(dependency)
 
 

@@ -208,7 +208,7 @@ def test_python_tasks_use_the_module_environment() -> None:
     assert job.settings["tasks"][0]["environment_key"] == "py"
     assert job.settings["environments"] == envs
     two = [*envs, {"environment_key": "other", "spec": {"environment_version": "2"}}]
-    found = issues_of(
+    found = validation_issues(
         mod(
             "m",
             src("p", task_type="spark_python", spark_python_task={"python_file": "/x.py"}),
@@ -216,7 +216,7 @@ def test_python_tasks_use_the_module_environment() -> None:
         )
     )
     assert any("environment_key: is required" in i for i in found)
-    found = issues_of(
+    found = validation_issues(
         mod(
             "m",
             src(
@@ -228,7 +228,7 @@ def test_python_tasks_use_the_module_environment() -> None:
             environments=envs,
         )
     )
-    assert any("no environment 'nope'" in i for i in found)
+    assert any("names no environment of module 'm' (py)" in i for i in found)
 
 
 def test_spark_jar_on_serverless_is_a_validation_issue() -> None:
@@ -240,7 +240,7 @@ def test_spark_jar_on_serverless_is_a_validation_issue() -> None:
 
 
 def test_libraries_only_on_cluster_tasks() -> None:
-    found = issues_of(mod("m", src("n", libraries=[{"pypi": {"package": "x"}}])))
+    found = validation_issues(mod("m", src("n", libraries=[{"pypi": {"package": "x"}}])))
     assert any("libraries need a cluster" in i for i in found)
     job = compiled(mod("m", src("n", existing_cluster_id="c-1", libraries=[{"pypi": {"package": "x"}}])))
     task = job.settings["tasks"][0]
@@ -249,7 +249,7 @@ def test_libraries_only_on_cluster_tasks() -> None:
     assert "environments" not in job.settings
     found = validation_issues(mod("m", src("n", job_cluster_key="missing")))
     assert any("names no job cluster of module 'm'" in i for i in found)
-    found = issues_of(
+    found = validation_issues(
         mod(
             "m",
             src("q", task_type="sql_file", sql_task={"sql_file_path": "/a.sql"}, job_cluster_key="big"),
@@ -273,10 +273,8 @@ def test_run_job_with_a_literal_job_id_passes_through() -> None:
     job = compiled(mod("m", src("r", task_type="run_job", run_job_task={"job_id": 42})))
     assert job.settings["tasks"][0]["run_job_task"] == {"job_id": 42}
     assert job.run_job_refs == {}
-    assert any(
-        "cannot run itself" in i
-        for i in issues_of(mod("m", src("r", task_type="run_job", run_job_task={"module_name": "m"})))
-    )
+    module = mod("m", src("r", task_type="run_job", run_job_task={"module_name": "m"}))
+    assert any("a module cannot run its own job" in i for i in validation_issues(module))
 
 
 def test_module_settings_map_to_job_settings() -> None:
@@ -402,8 +400,8 @@ def test_bad_tasks_are_issues(tc: dict[str, Any], expected: str) -> None:
 
 
 def test_duplicate_task_keys_are_an_issue() -> None:
-    found = issues_of(mod("m", src("a.b"), src("a_b")))
-    assert any("is also the key of source" in i for i in found)
+    found = validation_issues(mod("m", src("a.b"), src("a_b")))
+    assert any("becomes task key 'a_b', like source 'a.b'" in i for i in found)
 
 
 def test_issue_locations_name_the_source_and_module() -> None:
