@@ -24,7 +24,7 @@ from lakeflow_job_meta.errors import (
     MissingDependencyError,
     TableNotFoundError,
 )
-from lakeflow_job_meta.vocabulary import PlanAction, PrunePolicy, choices
+from lakeflow_job_meta.vocabulary import Outcome, PlanAction, PrunePolicy, choices
 
 DEFAULT_LOCAL_CONTROL_TABLE = ".lakeflow_job_meta/etl_control"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LEASE = 0, 1, 2, 3
@@ -255,19 +255,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def _print_run(console: Any, result: Any) -> None:
     symbols = {
-        "create": "+",
-        "adopt": "+",
-        "update": "~",
-        "delete": "-",
-        "pause": "!",
-        "noop": " ",
-        "error": "x",
+        PlanAction.CREATE: "+",
+        PlanAction.ADOPT: "+",
+        PlanAction.UPDATE: "~",
+        PlanAction.DELETE: "-",
+        PlanAction.PAUSE: "!",
+        PlanAction.NOOP: " ",
+        PlanAction.ERROR: "x",
     }
     for r in sorted(result.results, key=lambda r: r.module):
-        if r.action == "noop" and r.ok and not r.other_writes:
+        if r.action == PlanAction.NOOP and r.ok and not r.other_writes:
             continue
-        if r.outcome == "error":
-            line = f"x {r.module}: {r.action}" + (" failed" if r.action != "error" else "")
+        if r.outcome == Outcome.ERROR:
+            line = f"x {r.module}: {r.action}" + (" failed" if r.action != PlanAction.ERROR else "")
         elif not r.ok:
             line = f"  {r.module}: {r.action} {r.outcome}"
         else:
@@ -281,8 +281,8 @@ def _print_run(console: Any, result: Any) -> None:
         console.print(line, markup=False)
     done = Counter(r.action for r in result.results if r.ok)
     parts = [f"{n} {action}" for action, n in sorted(done.items())]
-    failed = sum(1 for r in result.results if r.outcome == "error")
-    others = sum(1 for r in result.results if not r.ok and r.outcome != "error")
+    failed = sum(1 for r in result.results if r.outcome == Outcome.ERROR)
+    others = sum(1 for r in result.results if not r.ok and r.outcome != Outcome.ERROR)
     if failed:
         parts.append(f"{failed} failed")
     if others:

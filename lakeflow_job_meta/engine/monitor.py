@@ -109,7 +109,7 @@ class CycleReport:
             actions = [
                 f"{r.module}={r.action}" + ("(error)" if r.error else "")
                 for r in self.run
-                if r.action != "noop" or r.error
+                if r.action != PlanAction.NOOP or r.error
             ]
             parts.append(f"{len(self.run)} module(s) checked, {self.run.job_writes} job write(s)")
             if actions:
