@@ -189,12 +189,17 @@ class _Checker:
     # -- module settings -------------------------------------------------------------------------
     def _check_module_settings(self, module: ModuleSettings) -> None:
         settings = module.settings
-        triggers = [kind for kind in _TRIGGER_KINDS if settings.get(kind)]
+        # An empty ``continuous: {}`` still makes a job continuous; empty schedule/trigger say nothing.
+        triggers = [
+            k for k in _TRIGGER_KINDS if settings.get(k) or (k == "continuous" and settings.get(k) == {})
+        ]
         if len(triggers) > 1:
             self._module_issue(
                 module, (triggers[1],), f"{', '.join(triggers)} are mutually exclusive: keep one"
             )
         schedule = settings.get("schedule")
+        if isinstance(schedule, Mapping) and not schedule.get("timezone_id"):
+            self._module_issue(module, ("schedule", "timezone_id"), "is required")
         if isinstance(schedule, Mapping) and "quartz_cron_expression" in schedule:
             problem = quartz_cron_error(schedule["quartz_cron_expression"])
             if problem:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.metadata.dependencies import Dependency, resolve_dependencies
-from lakeflow_job_meta.metadata.limits import MAX_CONCURRENT_RUNS, MAX_NAME_BYTES
+from lakeflow_job_meta.metadata.limits import MAX_NAME_BYTES
 from lakeflow_job_meta.metadata.locations import table_location
 from lakeflow_job_meta.metadata.models import (
     CLUSTER_TASK_TYPES,
@@ -279,7 +279,6 @@ class _ModuleCompiler:
 
     def compile(self) -> CompiledJob:
         s_in = self.settings_in
-        self._check_module_fields()
         job_name = f"{self.ctx.name_prefix}{self.module.name}"
         if len(job_name.encode("utf-8")) > MAX_NAME_BYTES:
             self.module_issue("module_name", f"job name is longer than {MAX_NAME_BYTES} bytes")
@@ -291,20 +290,16 @@ class _ModuleCompiler:
                     settings[name] = value
         settings["edit_mode"] = s_in.get("edit_mode") or DEFAULT_EDIT_MODE
         settings.setdefault("queue", dict(DEFAULT_QUEUE))
-        if settings["edit_mode"] not in EDIT_MODES:
-            self.module_issue("edit_mode", f"must be one of {sorted(EDIT_MODES)}")
-        self._check_job_values(settings)
         explicit_pause = self._apply_pause(settings)
         parameters = self._parameters(s_in.get("parameters"))
         if parameters:
             settings["parameters"] = parameters
-        tags, tag_issues = merge_tags(
+        tags, _ = merge_tags(  # validation checked the user's tags
             s_in.get("tags") if isinstance(s_in.get("tags"), dict) else None,
             self.ctx.control_table_id,
             self.module.name,
             location=self.module_location,
         )
-        self.issues.extend(tag_issues)
         settings["tags"] = tags
         tasks = self._tasks()
         if tasks:
@@ -333,41 +328,8 @@ class _ModuleCompiler:
             ),
         )
 
-    def _check_module_fields(self) -> None:
-        for name, value in self.settings_in.items():
-            if name not in PASSTHROUGH_JOB_FIELDS and name not in OWN_MODULE_FIELDS:
-                self.module_issue(name, "unknown module setting")
-            elif name in _DICT_JOB_FIELDS and value is not None and not isinstance(value, dict):
-                self.module_issue(name, "must be a mapping")
-            elif name in _LIST_JOB_FIELDS and value is not None and not isinstance(value, list):
-                self.module_issue(name, "must be a list")
-
-    def _check_job_values(self, settings: dict[str, Any]) -> None:
-        for name, upper in (("timeout_seconds", None), ("max_concurrent_runs", MAX_CONCURRENT_RUNS)):
-            value = settings.get(name)
-            if value is None:
-                continue
-            if not _is_int(value) or value < 0 or (upper is not None and value > upper):
-                bound = f" and at most {upper}" if upper is not None else ""
-                self.module_issue(name, f"must be an integer >= 0{bound}")
-        run_as = settings.get("run_as")
-        if isinstance(run_as, dict) and (
-            len(run_as) != 1 or next(iter(run_as)) not in ("user_name", "service_principal_name")
-        ):
-            self.module_issue("run_as", "must set exactly one of user_name or service_principal_name")
-        present = [block for block in PAUSABLE_BLOCKS if block in settings]
-        if len(present) > 1:
-            self.module_issue(
-                present[1], f"only one of schedule, trigger or continuous may be set, got {present}"
-            )
-        schedule = settings.get("schedule")
-        if isinstance(schedule, dict) and not schedule.get("quartz_cron_expression"):
-            self.module_issue("schedule.quartz_cron_expression", "is required")
-        if isinstance(schedule, dict) and not schedule.get("timezone_id"):
-            self.module_issue("schedule.timezone_id", "is required")
-
     def _apply_pause(self, settings: dict[str, Any]) -> bool:
-        """Validate metadata pause status; pause in development. Returns whether settings carry one."""
+        """Pause in development unless the metadata says. Returns whether settings carry a status."""
         explicit = False
         for block in PAUSABLE_BLOCKS:
             value = settings.get(block)
@@ -375,8 +337,6 @@ class _ModuleCompiler:
                 continue
             if "pause_status" in value:
                 explicit = True
-                if value["pause_status"] not in PAUSE_STATUSES:
-                    self.module_issue(f"{block}.pause_status", f"must be one of {sorted(PAUSE_STATUSES)}")
             elif self.ctx.env_mode == "development":
                 value["pause_status"] = "PAUSED"
                 explicit = True
@@ -384,14 +344,7 @@ class _ModuleCompiler:
 
     def _parameters(self, value: Any) -> list[dict[str, str]]:
         result: dict[str, dict[str, str]] = {}
-        for index, item in enumerate(value if isinstance(value, list) else []):
-            if not isinstance(item, dict) or not isinstance(item.get("name"), str) or "default" not in item:
-                self.module_issue(f"parameters[{index}]", "must be a mapping with name and default")
-                continue
-            if set(item) - {"name", "default"}:
-                self.module_issue(f"parameters[{index}]", "only name and default are allowed")
-            if item["name"] in result:
-                self.module_issue(f"parameters[{index}].name", f"duplicate parameter {item['name']!r}")
+        for item in value if isinstance(value, list) else []:
             result[item["name"]] = {"name": item["name"], "default": scalar_text(item["default"])}
         return [result[name] for name in sorted(result)]
 
@@ -422,11 +375,7 @@ class _ModuleCompiler:
         return sorted(acl, key=canonical_json) or None
 
     def _priority(self) -> int:
-        value = self.settings_in.get("priority", DEFAULT_PRIORITY)
-        if not _is_int(value):
-            self.module_issue("priority", "must be an integer")
-            return DEFAULT_PRIORITY
-        return int(value)
+        return int(self.settings_in.get("priority", DEFAULT_PRIORITY))
 
     def _warehouse(self, explicit: Any) -> str | None:
         return explicit or self.settings_in.get("default_warehouse_id") or self.ctx.default_warehouse_id

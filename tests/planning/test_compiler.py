@@ -9,6 +9,7 @@ import pytest
 
 from lakeflow_job_meta.metadata.loader import validate_all
 from lakeflow_job_meta.metadata.models import ModuleSettings
+from lakeflow_job_meta.metadata.rows import module_settings_from_row
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from tests.planning.builders import CTX, JOB_CLUSTERS, TASK_TYPE_SOURCES, all_types_module, mod, src
 
@@ -24,6 +25,14 @@ def issues_of(module, ctx: CompileContext = CTX) -> list[str]:
     result = compile_module(module, ctx)
     assert result.job is None, "a module with issues must not yield a job"
     return [f"{i.field}: {i.message}" for i in result.issues]
+
+
+def validation_rows_issues(module) -> list[str]:
+    """Schema and semantic checks, as a module read back from the tables gets them."""
+    row = ModuleSettings(module.name, dict(module.settings)).content_row()
+    parsed = module_settings_from_row(row, "ctl_modules")
+    schema = [f"{i.field}: {i.message}" for i in parsed] if isinstance(parsed, list) else []
+    return schema + validation_issues(module, default_warehouse_id="wh")
 
 
 def validation_issues(module, default_warehouse_id: str | None = None) -> list[str]:
@@ -341,28 +350,29 @@ def test_development_mode_prefixes_the_name_and_pauses() -> None:
     ("settings", "expected"),
     [
         ({"tags": {"ljm_module": "x"}}, "tags.ljm_module: is reserved"),
-        ({"tags": {f"t{i}": "v" for i in range(23)}}, "a job allows at most 25"),
+        ({"tags": {f"t{i}": "v" for i in range(23)}}, "at most 22 tags"),
         (
             {"schedule": {"quartz_cron_expression": "x", "timezone_id": "UTC", "pause_status": "OFF"}},
-            "must be one of",
+            "pause_status: must be one of",
         ),
         ({"edit_mode": "LOCKED"}, "edit_mode: must be one of"),
-        ({"max_concurrent_runs": 5000}, "at most 1000"),
-        ({"bogus": 1}, "bogus: unknown module setting"),
+        ({"max_concurrent_runs": 5000}, "between 0 and 1000"),
+        ({"bogus": 1}, "unknown field 'bogus'"),
         (
             {"schedule": {"quartz_cron_expression": "x", "timezone_id": "UTC"}, "continuous": {}},
-            "only one of",
+            "are mutually exclusive",
         ),
+        ({"schedule": {"quartz_cron_expression": "0 0 5 * * ?"}}, "schedule.timezone_id: is required"),
         ({"permissions": [{"user_name": "a", "permission_level": "CAN_EAT"}]}, "must be one of"),
-        ({"permissions": [{"permission_level": "CAN_VIEW"}]}, "exactly one of user_name"),
+        ({"permissions": [{"permission_level": "CAN_VIEW"}]}, "exactly one of: user_name"),
         (
             {"run_as": {"user_name": "a", "service_principal_name": "b"}},
-            "exactly one of user_name or service_principal_name",
+            "exactly one of: user_name, service_principal_name",
         ),
     ],
 )
-def test_bad_module_settings_are_issues(settings: dict[str, Any], expected: str) -> None:
-    found = issues_of(mod("m", src("a"), **settings))
+def test_bad_module_settings_are_validation_issues(settings: dict[str, Any], expected: str) -> None:
+    found = validation_rows_issues(mod("m", src("a"), **settings))
     assert any(expected in i for i in found), found
 
 
