@@ -83,9 +83,8 @@ def whole_process(size: int, root: Path) -> dict[str, Any]:
 def in_process(size: int, root: Path) -> dict[str, Any]:
     """No-change plan in this process (cold, then warm: the row memo), the incremental plan
     after one row change, and monitor cycles on the bundle target."""
-    from lakeflow_job_meta.engine.clock import SystemClock
-    from lakeflow_job_meta.engine.monitor import MetadataMonitor
-    from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
+    from lakeflow_job_meta import JobOrchestrator, MetadataMonitor
+    from lakeflow_job_meta.clock import SystemClock
 
     table = str(root / f"ctl{size}")
     target = f"bundle:{root / f'bundle{size}'}"
@@ -165,7 +164,7 @@ def in_process(size: int, root: Path) -> dict[str, Any]:
 
 def loaded_table(root: Path, name: str, sources: int, files: int) -> str:
     """A control table (path) loaded with ``sources`` generated sources."""
-    from lakeflow_job_meta.engine.metadata_manager import MetadataManager
+    from lakeflow_job_meta import MetadataManager
 
     table = str(root / f"ctl_{name}")
     manager = MetadataManager(table)
@@ -179,9 +178,8 @@ def api_economy(root: Path) -> dict[str, Any]:
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.config import Config
 
-    from lakeflow_job_meta.engine.clock import SystemClock
-    from lakeflow_job_meta.engine.monitor import MetadataMonitor
-    from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
+    from lakeflow_job_meta import JobOrchestrator, MetadataMonitor
+    from lakeflow_job_meta.clock import SystemClock
     from tests.emulator.server import JobsEmulator
 
     result: dict[str, Any] = {}
@@ -233,7 +231,7 @@ def rate_limited(root: Path, per_second: int = 25) -> dict[str, Any]:
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.config import Config
 
-    from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
+    from lakeflow_job_meta import JobOrchestrator
     from tests.emulator.server import JobsEmulator
 
     table = loaded_table(root, "limited", 170, files=1)

@@ -10,10 +10,11 @@ marked permanent or not, and writes are counted so the engine can report (and te
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,9 +80,22 @@ def _job_settings(settings: dict[str, Any]) -> sdk_jobs.JobSettings:
     return typed
 
 
-def _wrap(action: str, error: DatabricksError) -> JobsApiError:
+@contextlib.contextmanager
+def sdk_errors(action: str, *, missing_ok: bool = False) -> Iterator[None]:
+    """The one place SDK exceptions become the package's: a ``JobsApiError`` naming the call and
+    the SDK error. With ``missing_ok`` a 404 (the object is already gone) is swallowed."""
+    try:
+        yield
+    except NotFound as error:
+        if not missing_ok:
+            raise _api_error(action, error) from error
+    except DatabricksError as error:
+        raise _api_error(action, error) from error
+
+
+def _api_error(action: str, error: DatabricksError) -> JobsApiError:
     wrapped = JobsApiError(f"{action}: {error.__class__.__name__}: {error}")
-    wrapped.permanent = is_permanent(error)
+    wrapped.permanent = is_permanent(error)  # a 4xx other than 429: the monitor does not retry it
     return wrapped
 
 
@@ -114,10 +128,8 @@ class WorkspaceJobs:
         whose metadata names none."""
         with self._identity_lock:
             if not self._identity:
-                try:
+                with sdk_errors("scim/v2/Me"):
                     me = self.retry.call(self.client.current_user.me)
-                except DatabricksError as error:
-                    raise _wrap("scim/v2/Me", error) from error
                 if not me.user_name:
                     raise JobsApiError("scim/v2/Me: the reply names no user_name")
                 self._identity.append(RunIdentity.from_user_name(me.user_name))
@@ -125,21 +137,18 @@ class WorkspaceJobs:
 
     def get(self, job_id: int) -> LiveJob | None:
         """The live job with every page of tasks merged (the SDK pages), or None if it is gone."""
-        try:
+        job = None
+        with sdk_errors(f"jobs/get {job_id}", missing_ok=True):
             job = self.retry.call(lambda: self.client.jobs.get(job_id=job_id))
-        except NotFound:
+        if job is None:
             return None
-        except DatabricksError as error:
-            raise _wrap(f"jobs/get {job_id}", error) from error
         settings = job.settings.as_dict() if job.settings else {}
         return LiveJob(job_id=int(job.job_id or job_id), settings=settings)
 
     def list_by_name(self, name: str) -> list[LiveJob]:
         """Jobs whose name equals ``name`` exactly (the API matches case-insensitively)."""
-        try:
+        with sdk_errors(f"jobs/list name={name!r}"):
             found = self.retry.call(lambda: list(self.client.jobs.list(name=name)))
-        except DatabricksError as error:
-            raise _wrap(f"jobs/list name={name!r}", error) from error
         result = []
         for job in found:
             settings = job.settings.as_dict() if job.settings else {}
@@ -149,11 +158,9 @@ class WorkspaceJobs:
 
     def list_all(self) -> Iterable[LiveJob]:
         """Every job with its full task list (``expand_tasks``; the SDK fetches pages > 100)."""
-        try:
+        with sdk_errors("jobs/list"):
             # Whole list per attempt: resuming a half-read listing could skip or repeat jobs.
             jobs = self.retry.call(lambda: list(self.client.jobs.list(expand_tasks=True)))
-        except DatabricksError as error:
-            raise _wrap("jobs/list", error) from error
         for job in jobs:
             settings = job.settings.as_dict() if job.settings else {}
             yield LiveJob(job_id=int(job.job_id or 0), settings=settings)
@@ -161,23 +168,20 @@ class WorkspaceJobs:
     def get_permissions(self, job_id: int) -> list[dict[str, Any]] | None:
         """The job's ACL as the Permissions API returns it (``all_permissions`` form, inherited
         entries included), or None if the job is gone."""
-        try:
+        reply = None
+        with sdk_errors(f"permissions/jobs/{job_id}", missing_ok=True):
             reply = self.retry.call(lambda: self.client.jobs.get_permissions(job_id=str(job_id)))
-        except NotFound:
+        if reply is None:
             return None
-        except DatabricksError as error:
-            raise _wrap(f"permissions/jobs/{job_id}", error) from error
         return [entry.as_dict() for entry in reply.access_control_list or []]
 
     def has_active_run(self, job_id: int) -> bool:
-        try:
+        with sdk_errors(f"jobs/runs/list {job_id}"):
             return self.retry.call(
                 lambda: any(
                     True for _ in self.client.jobs.list_runs(job_id=job_id, active_only=True, limit=1)
                 )
             )
-        except DatabricksError as error:
-            raise _wrap(f"jobs/runs/list {job_id}", error) from error
 
     # -- job writes --------------------------------------------------------------------------
     def create(self, settings: dict[str, Any]) -> int:
@@ -185,78 +189,59 @@ class WorkspaceJobs:
         js = _job_settings(settings)
         kwargs = {name: getattr(js, name) for name in js.as_dict()}
         self.writes.add("create")
-        try:
+        with sdk_errors("jobs/create"):
             created = self.client.jobs.create(**kwargs)
-        except DatabricksError as error:
-            raise _wrap("jobs/create", error) from error
         return int(created.job_id or 0)
 
     def reset(self, job_id: int, settings: dict[str, Any]) -> None:
         self.writes.add("reset")
-        try:
-            typed = _job_settings(settings)
+        typed = _job_settings(settings)
+        with sdk_errors(f"jobs/reset {job_id}"):  # the same body again: idempotent
             self.retry.call(lambda: self.client.jobs.reset(job_id=job_id, new_settings=typed))
-        except DatabricksError as error:
-            raise _wrap(f"jobs/reset {job_id}", error) from error
 
     def update(self, job_id: int, partial_settings: dict[str, Any]) -> None:
         self.writes.add("update")
-        try:
-            typed = _job_settings(partial_settings)
+        typed = _job_settings(partial_settings)
+        with sdk_errors(f"jobs/update {job_id}"):
             self.retry.call(lambda: self.client.jobs.update(job_id=job_id, new_settings=typed))
-        except DatabricksError as error:
-            raise _wrap(f"jobs/update {job_id}", error) from error
 
     def delete(self, job_id: int) -> None:
         self.writes.add("delete")
-        try:
+        with sdk_errors(f"jobs/delete {job_id}", missing_ok=True):
+            # a 404 after a lost reply means an earlier attempt deleted it
             self.retry.call(lambda: self.client.jobs.delete(job_id=job_id))
-        except NotFound:  # gone, possibly by an earlier attempt whose reply was lost
-            return
-        except DatabricksError as error:
-            raise _wrap(f"jobs/delete {job_id}", error) from error
 
     def run_now(self, job_id: int, idempotency_token: str) -> int:
         """Trigger a run; the token makes a resent request start no second run."""
         self.writes.add("run_now")
-        try:
+        with sdk_errors(f"jobs/run-now {job_id}"):
             waiter = self.client.jobs.run_now(job_id=job_id, idempotency_token=idempotency_token)
-        except DatabricksError as error:
-            raise _wrap(f"jobs/run-now {job_id}", error) from error
         return int(getattr(waiter.response, "run_id", 0) or 0)
 
     # -- other writes ------------------------------------------------------------------------
     def set_permissions(self, job_id: int, access_control_list: list[dict[str, Any]]) -> None:
         acl = [sdk_jobs.JobAccessControlRequest.from_dict(entry) for entry in access_control_list]
         self.writes.add("permissions")
-        try:
+        with sdk_errors(f"permissions/jobs/{job_id}"):
             self.retry.call(
                 lambda: self.client.jobs.set_permissions(job_id=str(job_id), access_control_list=acl)
             )
-        except DatabricksError as error:
-            raise _wrap(f"permissions/jobs/{job_id}", error) from error
 
     def write_file(self, path: str, content: str) -> None:
         """Write a workspace file (not a notebook), creating its folder."""
         folder = path.rsplit("/", 1)[0]
         self.writes.add("file_write")
-        try:
+        with sdk_errors(f"workspace/import {path}"):
             if folder:
                 self.retry.call(lambda: self.client.workspace.mkdirs(folder))
             encoded = base64.b64encode(content.encode("utf-8")).decode("ascii")
-            self.retry.call(
+            self.retry.call(  # overwrite: idempotent
                 lambda: self.client.workspace.import_(
                     path, content=encoded, format=sdk_workspace.ImportFormat.RAW, overwrite=True
                 )
             )
-        except DatabricksError as error:
-            raise _wrap(f"workspace/import {path}", error) from error
 
     def delete_file(self, path: str) -> None:
         self.writes.add("file_delete")
-        try:
+        with sdk_errors(f"workspace/delete {path}", missing_ok=True):
             self.retry.call(lambda: self.client.workspace.delete(path))
-        except NotFound:
-            return
-        except DatabricksError as error:
-            raise _wrap(f"workspace/delete {path}", error) from error

@@ -28,11 +28,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lakeflow_job_meta.errors import MetadataIssue
-from lakeflow_job_meta.metadata.dependencies import Dependency, find_cycles, resolve_dependencies
+from lakeflow_job_meta.metadata.dependencies import Dependency, resolve_dependencies
+from lakeflow_job_meta.metadata.limits import MAX_NAME_BYTES
 from lakeflow_job_meta.metadata.locations import table_location
-from lakeflow_job_meta.metadata.models import Module, Source, canonical_json
+from lakeflow_job_meta.metadata.models import (
+    CLUSTER_TASK_TYPES,
+    DEFAULT_ENVIRONMENT_KEY,
+    ENVIRONMENT_TASK_TYPES,
+    Module,
+    Source,
+    canonical_json,
+    serverless_dependency,
+)
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
-from lakeflow_job_meta.planning.acl import PRINCIPAL_KEYS, RunIdentity, owners, with_owner
+from lakeflow_job_meta.planning.acl import PRINCIPAL_KEYS, RunIdentity, with_owner
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS, scalar_text, spec_hash
 from lakeflow_job_meta.planning.ownership import label_value, merge_tags
 
@@ -41,13 +50,8 @@ DEFAULT_EDIT_MODE = "UI_LOCKED"
 # Jobs API 2.2 queues runs by default; stating it keeps bundle output (the CLI applies the same
 # default) and the spec hash explicit.
 DEFAULT_QUEUE = {"enabled": True}
-DEFAULT_ENVIRONMENT_KEY = "default"
 DEFAULT_ENVIRONMENT_VERSION = "2"
 RUN_JOB_PLACEHOLDER_ID = 0
-MAX_TASKS = 1000
-MAX_NAME_BYTES = 4096
-MAX_DESCRIPTION_CHARS = 27700
-MAX_CONCURRENT_RUNS = 1000
 
 RUN_IF_VALUES = frozenset(
     {"ALL_SUCCESS", "ALL_DONE", "NONE_FAILED", "AT_LEAST_ONE_SUCCESS", "ALL_FAILED", "AT_LEAST_ONE_FAILED"}
@@ -117,11 +121,6 @@ COMMON_TASK_FIELDS: dict[str, type | tuple[type, ...]] = {
     "notification_settings": dict,
     "health": dict,
 }
-COMPUTE_FIELDS: tuple[str, ...] = ("job_cluster_key", "existing_cluster_id", "environment_key", "libraries")
-# Task types that run on compute we choose; the others run on a warehouse, a pipeline or nothing.
-CLUSTER_TASK_TYPES = frozenset({"notebook", "python_wheel", "spark_python", "spark_jar", "dbt"})
-# Serverless tasks of these types need an environment_key.
-ENVIRONMENT_TASK_TYPES = frozenset({"python_wheel", "spark_python", "dbt"})
 
 _SAFE_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
@@ -237,20 +236,6 @@ def iter_tasks(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _library_dependency(library: Any) -> str | None:
-    """A task library as a serverless environment dependency (pip requirement), if it has one."""
-    if not isinstance(library, dict) or len(library) != 1:
-        return None
-    (kind, value), *_ = library.items()
-    if kind == "whl" and isinstance(value, str):
-        return value
-    if kind == "requirements" and isinstance(value, str):
-        return f"-r {value}"
-    if kind == "pypi" and isinstance(value, dict) and set(value) == {"package"}:
-        return str(value["package"])
-    return None
-
-
 class _ModuleCompiler:
     """Holds the state of one module's compilation so the per-task builders stay small."""
 
@@ -294,7 +279,6 @@ class _ModuleCompiler:
 
     def compile(self) -> CompiledJob:
         s_in = self.settings_in
-        self._check_module_fields()
         job_name = f"{self.ctx.name_prefix}{self.module.name}"
         if len(job_name.encode("utf-8")) > MAX_NAME_BYTES:
             self.module_issue("module_name", f"job name is longer than {MAX_NAME_BYTES} bytes")
@@ -306,20 +290,16 @@ class _ModuleCompiler:
                     settings[name] = value
         settings["edit_mode"] = s_in.get("edit_mode") or DEFAULT_EDIT_MODE
         settings.setdefault("queue", dict(DEFAULT_QUEUE))
-        if settings["edit_mode"] not in EDIT_MODES:
-            self.module_issue("edit_mode", f"must be one of {sorted(EDIT_MODES)}")
-        self._check_job_values(settings)
         explicit_pause = self._apply_pause(settings)
         parameters = self._parameters(s_in.get("parameters"))
         if parameters:
             settings["parameters"] = parameters
-        tags, tag_issues = merge_tags(
+        tags, _ = merge_tags(  # validation checked the user's tags
             s_in.get("tags") if isinstance(s_in.get("tags"), dict) else None,
             self.ctx.control_table_id,
             self.module.name,
             location=self.module_location,
         )
-        self.issues.extend(tag_issues)
         settings["tags"] = tags
         tasks = self._tasks()
         if tasks:
@@ -348,48 +328,8 @@ class _ModuleCompiler:
             ),
         )
 
-    def _check_module_fields(self) -> None:
-        for name, value in self.settings_in.items():
-            if name not in PASSTHROUGH_JOB_FIELDS and name not in OWN_MODULE_FIELDS:
-                self.module_issue(name, "unknown module setting")
-            elif name in _DICT_JOB_FIELDS and value is not None and not isinstance(value, dict):
-                self.module_issue(name, "must be a mapping")
-            elif name in _LIST_JOB_FIELDS and value is not None and not isinstance(value, list):
-                self.module_issue(name, "must be a list")
-
-    def _check_job_values(self, settings: dict[str, Any]) -> None:
-        description = settings.get("description")
-        if description is not None and (
-            not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS
-        ):
-            self.module_issue(
-                "description", f"must be a string of at most {MAX_DESCRIPTION_CHARS} characters"
-            )
-        for name, upper in (("timeout_seconds", None), ("max_concurrent_runs", MAX_CONCURRENT_RUNS)):
-            value = settings.get(name)
-            if value is None:
-                continue
-            if not _is_int(value) or value < 0 or (upper is not None and value > upper):
-                bound = f" and at most {upper}" if upper is not None else ""
-                self.module_issue(name, f"must be an integer >= 0{bound}")
-        run_as = settings.get("run_as")
-        if isinstance(run_as, dict) and (
-            len(run_as) != 1 or next(iter(run_as)) not in ("user_name", "service_principal_name")
-        ):
-            self.module_issue("run_as", "must set exactly one of user_name or service_principal_name")
-        present = [block for block in PAUSABLE_BLOCKS if block in settings]
-        if len(present) > 1:
-            self.module_issue(
-                present[1], f"only one of schedule, trigger or continuous may be set, got {present}"
-            )
-        schedule = settings.get("schedule")
-        if isinstance(schedule, dict) and not schedule.get("quartz_cron_expression"):
-            self.module_issue("schedule.quartz_cron_expression", "is required")
-        if isinstance(schedule, dict) and not schedule.get("timezone_id"):
-            self.module_issue("schedule.timezone_id", "is required")
-
     def _apply_pause(self, settings: dict[str, Any]) -> bool:
-        """Validate metadata pause status; pause in development. Returns whether settings carry one."""
+        """Pause in development unless the metadata says. Returns whether settings carry a status."""
         explicit = False
         for block in PAUSABLE_BLOCKS:
             value = settings.get(block)
@@ -397,8 +337,6 @@ class _ModuleCompiler:
                 continue
             if "pause_status" in value:
                 explicit = True
-                if value["pause_status"] not in PAUSE_STATUSES:
-                    self.module_issue(f"{block}.pause_status", f"must be one of {sorted(PAUSE_STATUSES)}")
             elif self.ctx.env_mode == "development":
                 value["pause_status"] = "PAUSED"
                 explicit = True
@@ -406,14 +344,7 @@ class _ModuleCompiler:
 
     def _parameters(self, value: Any) -> list[dict[str, str]]:
         result: dict[str, dict[str, str]] = {}
-        for index, item in enumerate(value if isinstance(value, list) else []):
-            if not isinstance(item, dict) or not isinstance(item.get("name"), str) or "default" not in item:
-                self.module_issue(f"parameters[{index}]", "must be a mapping with name and default")
-                continue
-            if set(item) - {"name", "default"}:
-                self.module_issue(f"parameters[{index}]", "only name and default are allowed")
-            if item["name"] in result:
-                self.module_issue(f"parameters[{index}].name", f"duplicate parameter {item['name']!r}")
+        for item in value if isinstance(value, list) else []:
             result[item["name"]] = {"name": item["name"], "default": scalar_text(item["default"])}
         return [result[name] for name in sorted(result)]
 
@@ -438,22 +369,13 @@ class _ModuleCompiler:
                     f"permissions[{index}].permission_level", f"must be one of {sorted(PERMISSION_LEVELS)}"
                 )
                 continue
-            if item["permission_level"] == "IS_OWNER" and principals[0] == "group_name":
-                self.module_issue(f"permissions[{index}]", "a group cannot own a job")
-                continue
             acl.append(
                 {principals[0]: str(item[principals[0]]), "permission_level": item["permission_level"]}
             )
-        if len(owners(acl)) > 1:
-            self.module_issue("permissions", "a job has exactly one IS_OWNER")
         return sorted(acl, key=canonical_json) or None
 
     def _priority(self) -> int:
-        value = self.settings_in.get("priority", DEFAULT_PRIORITY)
-        if not _is_int(value):
-            self.module_issue("priority", "must be an integer")
-            return DEFAULT_PRIORITY
-        return int(value)
+        return int(self.settings_in.get("priority", DEFAULT_PRIORITY))
 
     def _warehouse(self, explicit: Any) -> str | None:
         return explicit or self.settings_in.get("default_warehouse_id") or self.ctx.default_warehouse_id
@@ -461,36 +383,15 @@ class _ModuleCompiler:
     # -- tasks ------------------------------------------------------------------------------------
 
     def _tasks(self) -> list[dict[str, Any]]:
-        if len(self.sources) > MAX_TASKS:
-            self.module_issue(
-                "sources", f"{len(self.sources)} active sources; a job allows at most {MAX_TASKS} tasks"
-            )
-        seen: dict[str, str] = {}
-        for source in self.sources:
-            key = self.task_keys[source.source_id]
-            if key in seen:
-                self.source_issue(
-                    source, "source_id", f"task key {key!r} is also the key of source {seen[key]!r}"
-                )
-            seen.setdefault(key, source.source_id)
         upstream = resolve_dependencies(self.sources)
         tasks: list[dict[str, Any]] = []
         for source in self.sources:
-            if not _is_int(source.execution_order) or source.execution_order < 0:
-                self.source_issue(source, "execution_order", "must be an integer >= 0")
-                continue
             tc = source.transformation_config
-            if not isinstance(tc, dict):
-                self.source_issue(source, "transformation_config", "must be a mapping")
-                continue
             task = self._task(source, tc, self.task_keys[source.source_id], "transformation_config")
             depends_on = self._depends_on(source, tc.get("depends_on"), upstream[source.source_id])
             if depends_on:
                 task["depends_on"] = depends_on
             tasks.append(task)
-        graph = {t["task_key"]: [d["task_key"] for d in t.get("depends_on", [])] for t in tasks}
-        for cycle in find_cycles(graph)[:1]:
-            self.module_issue("sources", f"task dependencies form a cycle: {' -> '.join(cycle)}")
         return sorted(tasks, key=lambda t: t["task_key"])
 
     def _depends_on(
@@ -533,10 +434,7 @@ class _ModuleCompiler:
         """One task from a transformation_config (or the inner task of a for_each)."""
         task_type = tc.get("task_type")
         task: dict[str, Any] = {"task_key": task_key}
-        builder = self._builders().get(str(task_type))
-        if builder is None:
-            self.source_issue(source, f"{prefix}.task_type", f"unknown task type {task_type!r}")
-            return task
+        builder = self._builders()[str(task_type)]
         if nested and task_type == "for_each":
             self.source_issue(
                 source, f"{prefix}.task_type", "a for_each task cannot contain another for_each"
@@ -617,8 +515,6 @@ class _ModuleCompiler:
 
     def _notebook(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
         path = self._require_str(source, tc, "notebook_path", f"{prefix}.notebook_path")
-        if path and not path.startswith("/"):
-            self.source_issue(source, f"{prefix}.notebook_path", "must be an absolute workspace path")
         user_params = self._str_map(source, tc.get("base_parameters"), f"{prefix}.base_parameters")
         ours = {"source_id": source.source_id, "control_table": self.ctx.control_table}
         for key, value in ours.items():
@@ -632,13 +528,7 @@ class _ModuleCompiler:
     def _sql_common(self, source: Source, block: dict[str, Any], prefix: str) -> dict[str, Any]:
         sql_task: dict[str, Any] = {}
         warehouse = self._warehouse(block.get("warehouse_id"))
-        if not warehouse:
-            self.source_issue(
-                source,
-                f"{prefix}.sql_task.warehouse_id",
-                "is required (or set default_warehouse_id on the module or the command line)",
-            )
-        else:
+        if warehouse:  # validation guarantees one (the block's, the module's or the run's)
             sql_task["warehouse_id"] = str(warehouse)
         params = self._str_map(source, block.get("parameters"), f"{prefix}.sql_task.parameters")
         if params:
@@ -661,10 +551,6 @@ class _ModuleCompiler:
     def _sql_file(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
         block = self._block(source, tc, "sql_task", prefix, {"warehouse_id", "sql_file_path", "parameters"})
         path = self._require_str(source, block, "sql_file_path", f"{prefix}.sql_task.sql_file_path")
-        if path and not path.startswith("/"):
-            self.source_issue(
-                source, f"{prefix}.sql_task.sql_file_path", "must be an absolute workspace path"
-            )
         sql_task = self._sql_common(source, block, prefix)
         sql_task["file"] = {"path": path or "", "source": "WORKSPACE"}
         task["sql_task"] = sql_task
@@ -745,9 +631,7 @@ class _ModuleCompiler:
             target = block["module_name"]
             if not isinstance(target, str) or not target:
                 self.source_issue(source, f"{prefix}.{name}.module_name", "must be a module name")
-            elif target == self.module.name:
-                self.source_issue(source, f"{prefix}.{name}.module_name", "a job cannot run itself")
-            else:
+            else:  # validation refuses a module running its own job
                 self.run_job_refs[task["task_key"]] = target
         else:
             job_id = block["job_id"]
@@ -819,44 +703,28 @@ class _ModuleCompiler:
     def _compute(
         self, source: Source, tc: dict[str, Any], task: dict[str, Any], task_type: str, prefix: str
     ) -> None:
-        given = [k for k in COMPUTE_FIELDS if tc.get(k) not in (None, [], "")]
         if task_type not in CLUSTER_TASK_TYPES:
-            for key in given:
-                self.source_issue(source, f"{prefix}.{key}", f"{task_type} tasks take no compute settings")
             return
         cluster_key, cluster_id = tc.get("job_cluster_key"), tc.get("existing_cluster_id")
-        libraries = tc.get("libraries")
-        if libraries is not None and not isinstance(libraries, list):
-            self.source_issue(source, f"{prefix}.libraries", "must be a list")
-            libraries = None
-        if cluster_key and cluster_id:
-            self.source_issue(source, prefix, "set job_cluster_key or existing_cluster_id, not both")
+        libraries = tc.get("libraries") if isinstance(tc.get("libraries"), list) else None
         if cluster_key or cluster_id:
-            if cluster_key:
-                if cluster_key not in self.job_cluster_keys:
-                    self.source_issue(
-                        source,
-                        f"{prefix}.job_cluster_key",
-                        f"no job cluster {cluster_key!r} in the module's job_clusters",
-                    )
-                task["job_cluster_key"] = str(cluster_key)
-            else:
-                task["existing_cluster_id"] = str(cluster_id)
-            if tc.get("environment_key"):
-                self.source_issue(
-                    source,
-                    f"{prefix}.environment_key",
-                    "is for serverless tasks; this task runs on a cluster",
-                )
-            if libraries:
-                task["libraries"] = prune_empty(copy.deepcopy(libraries))
-            return
-        # Serverless.
-        if task_type == "spark_jar":
-            self.source_issue(
-                source, prefix, "spark_jar needs a cluster: set job_cluster_key or existing_cluster_id"
-            )
-            return
+            self._cluster_compute(tc, task, libraries)
+        else:  # serverless (validation gives spark_jar tasks a cluster)
+            self._serverless_compute(tc, task, task_type, libraries)
+
+    def _cluster_compute(self, tc: dict[str, Any], task: dict[str, Any], libraries: list[Any] | None) -> None:
+        if tc.get("job_cluster_key"):
+            task["job_cluster_key"] = str(tc["job_cluster_key"])
+        else:
+            task["existing_cluster_id"] = str(tc["existing_cluster_id"])
+        if libraries:
+            task["libraries"] = prune_empty(copy.deepcopy(libraries))
+
+    def _serverless_compute(
+        self, tc: dict[str, Any], task: dict[str, Any], task_type: str, libraries: list[Any] | None
+    ) -> None:
+        """Serverless: dbt takes the default warehouse; Python tasks get the module's environment
+        or the generated default one, which carries their libraries (validation checked them)."""
         if task_type == "dbt" and not task["dbt_task"].get("warehouse_id"):
             warehouse = self._warehouse(None)
             if warehouse:
@@ -865,50 +733,19 @@ class _ModuleCompiler:
         if env_key:
             if env_key == DEFAULT_ENVIRONMENT_KEY and not self.environment_keys:
                 self.default_env_used = True
-            elif env_key not in self.environment_keys:
-                self.source_issue(
-                    source,
-                    f"{prefix}.environment_key",
-                    f"no environment {env_key!r} in the module's environments",
-                )
             task["environment_key"] = str(env_key)
         if task_type not in ENVIRONMENT_TASK_TYPES:
-            if libraries:
-                self.source_issue(
-                    source,
-                    f"{prefix}.libraries",
-                    "libraries need a cluster; serverless tasks take dependencies from an environment",
-                )
             return
         if self.environment_keys:
-            if libraries:
-                self.source_issue(
-                    source,
-                    f"{prefix}.libraries",
-                    "serverless task: put these in the module environment's dependencies",
-                )
-            if not env_key:
-                if len(self.environment_keys) == 1:
-                    task["environment_key"] = self.environment_keys[0]
-                else:
-                    self.source_issue(
-                        source,
-                        f"{prefix}.environment_key",
-                        f"is required: the module has environments {self.environment_keys}",
-                    )
+            if not env_key and len(self.environment_keys) == 1:
+                task["environment_key"] = self.environment_keys[0]
             return
         # No module environments: the generated default environment carries the libraries.
         self.default_env_used = True
         task["environment_key"] = DEFAULT_ENVIRONMENT_KEY
-        for index, library in enumerate(libraries or []):
-            dependency = _library_dependency(library)
-            if dependency is None:
-                self.source_issue(
-                    source,
-                    f"{prefix}.libraries[{index}]",
-                    "only whl, pypi (package) and requirements libraries work on serverless",
-                )
-            else:
+        for library in libraries or []:
+            dependency = serverless_dependency(library)
+            if dependency is not None:
                 self.default_env_deps.add(dependency)
 
 

@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 
+from lakeflow_job_meta.metadata.loader import validate_all
+from lakeflow_job_meta.metadata.models import ModuleSettings
+from lakeflow_job_meta.metadata.rows import module_settings_from_row
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from tests.planning.builders import CTX, JOB_CLUSTERS, TASK_TYPE_SOURCES, all_types_module, mod, src
 
@@ -22,6 +25,21 @@ def issues_of(module, ctx: CompileContext = CTX) -> list[str]:
     result = compile_module(module, ctx)
     assert result.job is None, "a module with issues must not yield a job"
     return [f"{i.field}: {i.message}" for i in result.issues]
+
+
+def validation_rows_issues(module) -> list[str]:
+    """Schema and semantic checks, as a module read back from the tables gets them."""
+    row = ModuleSettings(module.name, dict(module.settings)).content_row()
+    parsed = module_settings_from_row(row, "ctl_modules")
+    schema = [f"{i.field}: {i.message}" for i in parsed] if isinstance(parsed, list) else []
+    return schema + validation_issues(module, default_warehouse_id="wh")
+
+
+def validation_issues(module, default_warehouse_id: str | None = None) -> list[str]:
+    """What the validator (the one owner of the rules) says; the compiler assumes valid input."""
+    settings = [ModuleSettings(module.name, dict(module.settings))]
+    found = validate_all(list(module.sources), settings, default_warehouse_id=default_warehouse_id)
+    return [f"{i.field}: {i.message}" for i in found]
 
 
 def tasks_by_key(job: CompiledJob) -> dict[str, dict[str, Any]]:
@@ -140,8 +158,8 @@ def test_bad_depends_on_is_an_issue(depends_on: Any, expected: str) -> None:
     assert any(expected in i for i in found), found
 
 
-def test_dependency_cycle_is_an_issue() -> None:
-    found = issues_of(mod("m", src("a", 1, depends_on=["b"]), src("b", 1, depends_on=["a"])))
+def test_dependency_cycle_is_a_validation_issue() -> None:
+    found = validation_issues(mod("m", src("a", 1, depends_on=["b"]), src("b", 1, depends_on=["a"])))
     assert any("cycle" in i for i in found)
 
 
@@ -199,7 +217,7 @@ def test_python_tasks_use_the_module_environment() -> None:
     assert job.settings["tasks"][0]["environment_key"] == "py"
     assert job.settings["environments"] == envs
     two = [*envs, {"environment_key": "other", "spec": {"environment_version": "2"}}]
-    found = issues_of(
+    found = validation_issues(
         mod(
             "m",
             src("p", task_type="spark_python", spark_python_task={"python_file": "/x.py"}),
@@ -207,7 +225,7 @@ def test_python_tasks_use_the_module_environment() -> None:
         )
     )
     assert any("environment_key: is required" in i for i in found)
-    found = issues_of(
+    found = validation_issues(
         mod(
             "m",
             src(
@@ -219,25 +237,28 @@ def test_python_tasks_use_the_module_environment() -> None:
             environments=envs,
         )
     )
-    assert any("no environment 'nope'" in i for i in found)
+    assert any("names no environment of module 'm' (py)" in i for i in found)
 
 
-def test_spark_jar_on_serverless_is_an_issue() -> None:
-    found = issues_of(mod("m", src("j", task_type="spark_jar", spark_jar_task={"main_class_name": "a.B"})))
-    assert any("spark_jar needs a cluster: set job_cluster_key or existing_cluster_id" in i for i in found)
+def test_spark_jar_on_serverless_is_a_validation_issue() -> None:
+    module = mod("m", src("j", task_type="spark_jar", spark_jar_task={"main_class_name": "a.B"}))
+    found = validation_issues(module)
+    assert any(
+        "spark_jar tasks need a cluster: set job_cluster_key or existing_cluster_id" in i for i in found
+    )
 
 
 def test_libraries_only_on_cluster_tasks() -> None:
-    found = issues_of(mod("m", src("n", libraries=[{"pypi": {"package": "x"}}])))
+    found = validation_issues(mod("m", src("n", libraries=[{"pypi": {"package": "x"}}])))
     assert any("libraries need a cluster" in i for i in found)
     job = compiled(mod("m", src("n", existing_cluster_id="c-1", libraries=[{"pypi": {"package": "x"}}])))
     task = job.settings["tasks"][0]
     assert task["existing_cluster_id"] == "c-1"
     assert task["libraries"] == [{"pypi": {"package": "x"}}]
     assert "environments" not in job.settings
-    found = issues_of(mod("m", src("n", job_cluster_key="missing")))
-    assert any("no job cluster 'missing'" in i for i in found)
-    found = issues_of(
+    found = validation_issues(mod("m", src("n", job_cluster_key="missing")))
+    assert any("names no job cluster of module 'm'" in i for i in found)
+    found = validation_issues(
         mod(
             "m",
             src("q", task_type="sql_file", sql_task={"sql_file_path": "/a.sql"}, job_cluster_key="big"),
@@ -252,7 +273,8 @@ def test_warehouse_falls_back_to_module_then_context() -> None:
     job = compiled(mod("m", src("q", **sql), default_warehouse_id="wh-mod"))
     assert job.settings["tasks"][0]["sql_task"]["warehouse_id"] == "wh-mod"
     assert compiled(mod("m", src("q", **sql))).settings["tasks"][0]["sql_task"]["warehouse_id"] == "wh-ctx"
-    found = issues_of(mod("m", src("q", **sql)), replace(CTX, default_warehouse_id=None))
+    assert not validation_issues(mod("m", src("q", **sql)), default_warehouse_id="wh-ctx")
+    found = validation_issues(mod("m", src("q", **sql)))
     assert any("warehouse_id: is required" in i for i in found)
 
 
@@ -260,10 +282,8 @@ def test_run_job_with_a_literal_job_id_passes_through() -> None:
     job = compiled(mod("m", src("r", task_type="run_job", run_job_task={"job_id": 42})))
     assert job.settings["tasks"][0]["run_job_task"] == {"job_id": 42}
     assert job.run_job_refs == {}
-    assert any(
-        "cannot run itself" in i
-        for i in issues_of(mod("m", src("r", task_type="run_job", run_job_task={"module_name": "m"})))
-    )
+    module = mod("m", src("r", task_type="run_job", run_job_task={"module_name": "m"}))
+    assert any("a module cannot run its own job" in i for i in validation_issues(module))
 
 
 def test_module_settings_map_to_job_settings() -> None:
@@ -330,39 +350,37 @@ def test_development_mode_prefixes_the_name_and_pauses() -> None:
     ("settings", "expected"),
     [
         ({"tags": {"ljm_module": "x"}}, "tags.ljm_module: is reserved"),
-        ({"tags": {f"t{i}": "v" for i in range(23)}}, "a job allows at most 25"),
+        ({"tags": {f"t{i}": "v" for i in range(23)}}, "at most 22 tags"),
         (
             {"schedule": {"quartz_cron_expression": "x", "timezone_id": "UTC", "pause_status": "OFF"}},
-            "must be one of",
+            "pause_status: must be one of",
         ),
         ({"edit_mode": "LOCKED"}, "edit_mode: must be one of"),
-        ({"max_concurrent_runs": 5000}, "at most 1000"),
-        ({"bogus": 1}, "bogus: unknown module setting"),
+        ({"max_concurrent_runs": 5000}, "between 0 and 1000"),
+        ({"bogus": 1}, "unknown field 'bogus'"),
         (
             {"schedule": {"quartz_cron_expression": "x", "timezone_id": "UTC"}, "continuous": {}},
-            "only one of",
+            "are mutually exclusive",
         ),
+        ({"schedule": {"quartz_cron_expression": "0 0 5 * * ?"}}, "schedule.timezone_id: is required"),
         ({"permissions": [{"user_name": "a", "permission_level": "CAN_EAT"}]}, "must be one of"),
-        ({"permissions": [{"permission_level": "CAN_VIEW"}]}, "exactly one of user_name"),
+        ({"permissions": [{"permission_level": "CAN_VIEW"}]}, "exactly one of: user_name"),
         (
             {"run_as": {"user_name": "a", "service_principal_name": "b"}},
-            "exactly one of user_name or service_principal_name",
+            "exactly one of: user_name, service_principal_name",
         ),
     ],
 )
-def test_bad_module_settings_are_issues(settings: dict[str, Any], expected: str) -> None:
-    found = issues_of(mod("m", src("a"), **settings))
+def test_bad_module_settings_are_validation_issues(settings: dict[str, Any], expected: str) -> None:
+    found = validation_rows_issues(mod("m", src("a"), **settings))
     assert any(expected in i for i in found), found
 
 
 @pytest.mark.parametrize(
     ("tc", "expected"),
     [
-        ({"task_type": "bash"}, "unknown task type"),
-        ({"task_type": "notebook", "notebook_path": "rel/path"}, "absolute workspace path"),
         ({"task_type": "sql_query", "sql_task": {"sql_query": ""}}, "sql_query: is required"),
         ({"task_type": "sql_query", "sql_task": {"sql_qeury": "x"}}, "sql_qeury: unknown key"),
-        ({"task_type": "sql_file", "sql_task": {"sql_file_path": "q.sql"}}, "absolute workspace path"),
         ({"task_type": "notebook", "run_if": "SOMETIMES"}, "run_if: must be one of"),
         ({"task_type": "notebook", "timeout_seconds": "10"}, "timeout_seconds: must be int"),
         (
@@ -392,8 +410,8 @@ def test_bad_tasks_are_issues(tc: dict[str, Any], expected: str) -> None:
 
 
 def test_duplicate_task_keys_are_an_issue() -> None:
-    found = issues_of(mod("m", src("a.b"), src("a_b")))
-    assert any("is also the key of source" in i for i in found)
+    found = validation_issues(mod("m", src("a.b"), src("a_b")))
+    assert any("becomes task key 'a_b', like source 'a.b'" in i for i in found)
 
 
 def test_issue_locations_name_the_source_and_module() -> None:
@@ -440,12 +458,25 @@ def test_for_each_inner_key_stays_a_valid_task_key_for_long_ids() -> None:
     assert inner != job.settings["tasks"][0]["task_key"]
 
 
+@pytest.mark.parametrize(
+    ("tc", "expected"),
+    [
+        ({"task_type": "bash"}, "unknown task type 'bash'"),
+        ({"task_type": "notebook", "notebook_path": "rel/path"}, "absolute workspace path"),
+        ({"task_type": "sql_file", "sql_task": {"sql_file_path": "q.sql"}}, "absolute workspace path"),
+    ],
+)
+def test_bad_tasks_are_validation_issues(tc: dict[str, Any], expected: str) -> None:
+    found = validation_issues(mod("m", src("a", **tc)), default_warehouse_id="wh")
+    assert any(expected in i for i in found), found
+
+
 def test_a_chain_of_1000_tasks_compiles_and_1001_is_an_issue() -> None:
     chain = [src(f"t{i:04d}", i) for i in range(1000)]
     job = compiled(mod("m", *chain))
     assert len(job.settings["tasks"]) == 1000
     assert job.settings["tasks"][-1]["depends_on"] == [{"task_key": "t0998"}]
-    found = issues_of(mod("m", *chain, src("t1000", 1000)))
+    found = validation_issues(mod("m", *chain, src("t1000", 1000)))
     assert any("at most 1000 tasks" in i for i in found)
 
 

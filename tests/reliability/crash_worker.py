@@ -25,10 +25,10 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 
 import lakeflow_job_meta.storage.delta_rs  # noqa: F401  (imported before forking)
+from lakeflow_job_meta import JobOrchestrator
 from lakeflow_job_meta.adapters import databricks_jobs
-from lakeflow_job_meta.engine import workspace_target
-from lakeflow_job_meta.engine.clock import SystemClock
-from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
+from lakeflow_job_meta.clock import SystemClock
+from lakeflow_job_meta.engine.targets import workspace_apply as workspace_target
 
 INSTRUMENTED = {
     databricks_jobs.WorkspaceJobs: (

@@ -38,7 +38,7 @@ def no_waiting(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """A CLI builds its own SDK client and clock: record their waits instead of sleeping."""
     from databricks.sdk.clock import RealClock
 
-    from lakeflow_job_meta.engine.clock import SystemClock
+    from lakeflow_job_meta.clock import SystemClock
 
     waits: list[float] = []
     monkeypatch.setattr(RealClock, "sleep", lambda self, seconds: waits.append(seconds))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lakeflow_job_meta import JobOrchestrator, MetadataManager
-from lakeflow_job_meta.engine.clock import SystemClock
+from lakeflow_job_meta.clock import SystemClock
 from tests.emulator.server import JobsEmulator
 from tests.reliability.helpers import assert_one_job_per_module, instant_client, modules_yaml, ours_by_module
 

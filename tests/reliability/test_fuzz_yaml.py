@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lakeflow_job_meta import MetadataManager
 from lakeflow_job_meta.cli.main import main
-from lakeflow_job_meta.engine.metadata_manager import MetadataManager
 from lakeflow_job_meta.errors import MetadataIssue, MetadataValidationError
 from lakeflow_job_meta.metadata.loader import parse_document
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from lakeflow_job_meta import JobOrchestrator, MetadataMonitor
 from lakeflow_job_meta.adapters.retrying import RetryPolicy
-from lakeflow_job_meta.engine.monitor import MAX_BACKOFF_SECONDS, MetadataMonitor
-from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
+from lakeflow_job_meta.engine.monitor import MAX_BACKOFF_SECONDS
 from tests.emulator import Fault
 from tests.engine.test_monitor import MonitorEnv, notebook_paths, notebook_row, tracked_job_ids
 from tests.reliability.helpers import assert_one_job_per_module

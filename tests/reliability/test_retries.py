@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
+from lakeflow_job_meta import JobOrchestrator
 from lakeflow_job_meta.adapters.retrying import RetryPolicy, is_permanent, is_transient
-from lakeflow_job_meta.engine.clock import FakeClock
 from lakeflow_job_meta.engine.monitor import MAX_BACKOFF_SECONDS
-from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
 from tests.emulator import Fault
 from tests.engine.test_monitor import MonitorEnv, notebook_row, tracked_job_ids
 from tests.engine.test_reconciler import ATTEMPTS, World
+from tests.fakes import FakeClock
 
 pytestmark = pytest.mark.reliability
 
@@ -144,7 +144,7 @@ def fast_orchestrator(env: MonitorEnv, clock: FakeClock) -> JobOrchestrator:
 
 
 def monitor_for(env: MonitorEnv, interval: float = 10, **kwargs: Any):
-    from lakeflow_job_meta.engine.monitor import MetadataMonitor
+    from lakeflow_job_meta import MetadataMonitor
 
     monitor = MetadataMonitor(
         env.ctl,

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from lakeflow_job_meta.engine.clock import FakeClock
 from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.base import Table
@@ -29,6 +28,7 @@ from lakeflow_job_meta.storage.tables import (
     SPECS,
     ToolTables,
 )
+from tests.fakes import FakeClock
 from tests.storage.rows import source
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "old_schema" / "tables"

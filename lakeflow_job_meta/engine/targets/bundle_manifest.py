@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -66,30 +65,21 @@ def _key(directory: str) -> str:
     return MANIFEST_KEY_PREFIX + str(Path(directory).resolve())
 
 
-def load_manifest(state_table: Any, scope: str, directory: str) -> Manifest:
-    key = _key(directory)
-    try:
-        rows = state_table.read_all()
-    except Exception:  # no state table yet (or unreadable): render everything
+def load_manifest(state: Any, directory: str) -> Manifest:
+    """The recorded hashes (a :class:`StateStore` document); empty when none or unreadable, so
+    everything is rendered."""
+    if state is None:
         return {}
-    for row in rows:
-        if row.get("scope") == scope and row.get("key") == key:
-            try:
-                value = json.loads(row.get("value") or "{}")
-            except ValueError:
-                return {}
-            return value if isinstance(value, dict) else {}
-    return {}
+    try:
+        value = state.get(_key(directory))
+    except Exception:  # no state table yet, or unreadable: render everything
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
-def save_manifest(state_table: Any, scope: str, directory: str, manifest: Manifest) -> None:
-    row = {
-        "scope": scope,
-        "key": _key(directory),
-        "value": json.dumps(manifest, sort_keys=True),
-        "updated_at": datetime.now(tz=timezone.utc),
-    }
-    state_table.merge([row], [])
+def save_manifest(state: Any, directory: str, manifest: Manifest) -> None:
+    if state is not None:
+        state.put(_key(directory), manifest)
 
 
 def render_changed(
