@@ -22,8 +22,7 @@ from typing import Any
 
 from lakeflow_job_meta.adapters import bundle as bundle_adapter
 from lakeflow_job_meta.planning.compiler import CompiledJob
-
-MANIFEST_KEY_PREFIX = "bundle_manifest:"
+from lakeflow_job_meta.storage.state_store import bundle_manifest_key
 
 Manifest = dict[str, dict[str, Any]]  # bundle stem -> {"input": digest, "files": {relpath: sha256}}
 
@@ -62,7 +61,7 @@ def _matches_on_disk(root: Path, files: Mapping[str, str]) -> bool:
 
 
 def _key(directory: str) -> str:
-    return MANIFEST_KEY_PREFIX + str(Path(directory).resolve())
+    return bundle_manifest_key(str(Path(directory).resolve()))
 
 
 def load_manifest(state: Any, directory: str) -> Manifest:
