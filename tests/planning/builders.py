@@ -46,7 +46,9 @@ TASK_TYPE_SOURCES: dict[str, dict[str, Any]] = {
         "python_wheel_task": {"package_name": "pkg", "entry_point": "main", "named_parameters": {"a": "1"}},
         "libraries": [{"whl": "/Volumes/c/s/v/pkg.whl"}, {"pypi": {"package": "requests==2.32.0"}}],
     },
-    "spark_python": {"spark_python_task": {"python_file": "/Workspace/py/run.py", "parameters": ["--x", 1]}},
+    "spark_python": {
+        "spark_python_task": {"python_file": "/Workspace/py/run.py", "parameters": ["--x", "1"]}
+    },
     "spark_jar": {"spark_jar_task": {"main_class_name": "com.x.Main"}, "job_cluster_key": "big"},
     "pipeline": {"pipeline_task": {"pipeline_id": "p-123", "full_refresh": False}},
     "run_job": {"run_job_task": {"module_name": "other", "job_parameters": {"d": "x"}}},
