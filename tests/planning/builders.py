@@ -120,7 +120,7 @@ def example_modules() -> list[Module]:
             webhook_notifications={"on_failure": [{"id": "hook-1"}]},
             notification_settings={"no_alert_for_skipped_runs": True},
             health={"rules": [{"metric": "RUN_DURATION_SECONDS", "op": "GREATER_THAN", "value": 3600}]},
-            tags={"team": "sales", "cost_center": 42},
+            tags={"team": "sales", "cost_center": "42"},
             parameters=[{"name": "run_date", "default": ""}, {"name": "env", "default": "prod"}],
             timeout_seconds=7200,
             max_concurrent_runs=2,
