@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs
 from lakeflow_job_meta.adapters.retrying import RetryPolicy
 from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
 from lakeflow_job_meta.clock import Clock, SystemClock
@@ -25,7 +24,6 @@ from lakeflow_job_meta.engine.monitor import Monitor, MonitorOptions, default_ho
 from lakeflow_job_meta.engine.orchestrator import Orchestrator
 from lakeflow_job_meta.engine.targets.base import Target, TargetSpec, default_target
 from lakeflow_job_meta.engine.targets.bundle import BundleTarget
-from lakeflow_job_meta.engine.targets.workspace import WorkspaceOptions, WorkspaceTarget
 from lakeflow_job_meta.errors import ConfigurationError
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 from lakeflow_job_meta.planning.compiler import CompileContext
@@ -166,6 +164,10 @@ def build_target(
     spec = _target_spec(settings)
     if spec.kind == TargetKind.BUNDLE:
         return BundleTarget(spec.bundle_dir or "bundle", control_table_id=parts.table_id, state=parts.state)
+    # Imported here: the SDK costs about 2 s of CPU to import, and a bundle run never needs it.
+    from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs
+    from lakeflow_job_meta.engine.targets.workspace import WorkspaceOptions, WorkspaceTarget
+
     options = WorkspaceOptions(
         control_table_id=parts.table_id,
         prune=PrunePolicy(settings.prune),
