@@ -75,6 +75,7 @@ def build_orchestrator(
     *,
     lease: Any = None,
     lease_wait: bool = True,
+    lease_timeout: float | None = None,
     clock: Any = None,
     workspace: Any = None,
 ):
@@ -97,5 +98,6 @@ def build_orchestrator(
         spark=spark_session(),
         lease=lease,
         lease_wait=lease_wait,
+        lease_timeout=lease_timeout,
         clock=clock,
     )

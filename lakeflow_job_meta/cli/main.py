@@ -1,8 +1,8 @@
 """``lakeflow-job-meta``: validate, load, plan, apply, monitor, status.
 
 Exit codes: 0 success; 1 metadata errors or a module failed; 2 bad usage or configuration;
-3 the writer lease is held by another process (``--no-wait``). Errors print one line; ``--debug``
-adds the traceback. With ``--json`` stdout holds only the JSON document.
+3 the writer lease is held by another process (after ``--lease-timeout``, or at once with
+``--no-wait``). Errors print one line; ``--debug`` adds the traceback. With ``--json`` stdout holds only the JSON document.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from lakeflow_job_meta.errors import (
 
 DEFAULT_LOCAL_CONTROL_TABLE = ".lakeflow_job_meta/etl_control"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LEASE = 0, 1, 2, 3
+DEFAULT_LEASE_TIMEOUT_SECONDS = 60.0
 
 
 def _console(stderr: bool = True):
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lakeflow-job-meta",
         description="Keep Databricks Lakeflow Jobs equal to metadata in a Delta control table and YAML.",
         epilog="Exit codes: 0 ok, 1 metadata errors or a failed module, 2 bad usage or configuration, "
-        "3 writer lease held (--no-wait). --debug shows tracebacks.",
+        "3 writer lease held (after --lease-timeout, default 60 s). --debug shows tracebacks.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--prune", choices=("pause", "delete", "keep"), default="pause")
         if name == "apply":
             p.add_argument("--auto-run", action="store_true", help="run jobs just created or changed")
+            p.add_argument(
+                "--lease-timeout",
+                type=float,
+                default=DEFAULT_LEASE_TIMEOUT_SECONDS,
+                metavar="SECONDS",
+                help="wait at most this long for the writer lease, then exit 3 (default: %(default)s)",
+            )
             p.add_argument(
                 "--no-wait", action="store_true", help="fail at once if another process holds the lease"
             )
@@ -224,7 +232,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.wiring import build_orchestrator
 
-    orchestrator = build_orchestrator(_run_settings(args), lease_wait=not args.no_wait)
+    if args.lease_timeout < 0:
+        raise ConfigurationError(f"--lease-timeout must be >= 0, got {args.lease_timeout:g}")
+    orchestrator = build_orchestrator(
+        _run_settings(args), lease_timeout=0.0 if args.no_wait else args.lease_timeout
+    )
     console = _console()
     console.print(orchestrator.describe_target())
     if not orchestrator.tables.control.exists():

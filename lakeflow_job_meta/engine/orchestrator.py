@@ -18,7 +18,7 @@ from typing import Any
 from lakeflow_job_meta.engine.clock import Clock, SystemClock, utc_datetime
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataManager
 from lakeflow_job_meta.engine.results import OUTCOME_ERROR, OUTCOME_SKIPPED, ModuleResult, RunResult
-from lakeflow_job_meta.errors import ConfigurationError, JobsApiError, MetadataIssue
+from lakeflow_job_meta.errors import ConfigurationError, JobsApiError, LeaseHeldError, MetadataIssue
 from lakeflow_job_meta.planning.canonical import HASH_VERSION
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module
@@ -135,6 +135,7 @@ class JobOrchestrator:
         clock: Clock | None = None,
         lease: Any = None,
         lease_wait: bool = True,
+        lease_timeout: float | None = None,
     ):
         if prune not in PRUNE_POLICIES:
             raise ConfigurationError(
@@ -160,6 +161,8 @@ class JobOrchestrator:
         # The writer lease shared with the monitor; when None, each reconcile takes its own.
         self.lease = lease
         self.lease_wait = lease_wait
+        # How long a run waits for another writer's lease (None: until it is free); 0 = no wait.
+        self.lease_timeout = lease_timeout
         self.table_id = control_table_id(control_table)
         self.context = CompileContext(
             control_table=control_table,
@@ -410,15 +413,28 @@ class JobOrchestrator:
         if lease.held:
             lease.ensure_held()  # never apply after losing the lease to another writer
         else:
-            lease.acquire(
-                wait=self.lease_wait,
-                on_wait=lambda holder: log.warning("waiting for the writer lease held by %s", holder),
-            )
+            self._acquire(lease)
         try:
             return self._reconcile(run_id, modules, auto_run, check_drift, lease)
         finally:
             if own_lease:
                 lease.release()
+
+    def _acquire(self, lease: Any) -> None:
+        """Take the writer lease, waiting at most ``lease_timeout`` seconds (logged once), then
+        raise LeaseHeldError naming the holder and when its lease expires."""
+        wait = self.lease_wait and self.lease_timeout != 0
+        logged: list[bool] = []
+
+        def on_wait(holder: Any) -> None:
+            if not logged:
+                logged.append(True)
+                limit = "" if self.lease_timeout is None else f" (at most {self.lease_timeout:g}s)"
+                who = holder.holder if holder is not None else "another process"
+                log.warning("waiting for the writer lease held by %s%s", who, limit)
+
+        if not lease.acquire(wait=wait, timeout=self.lease_timeout, on_wait=on_wait):
+            raise LeaseHeldError(lease.held_message(waited=self.lease_timeout))
 
     def _reconcile(
         self,
