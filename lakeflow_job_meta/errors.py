@@ -10,6 +10,7 @@ bad module never aborts a run. Exceptions are raised only where the caller canno
     - :class:`TableNotFoundError` - a table a read-only command needs does not exist.
   - :class:`JobsApiError` - a Jobs API call failed after the SDK's own retries.
     - :class:`NotOwnedError` - a job exists but does not carry our ownership tags.
+      - :class:`NameConflictError` - a job a module would create already has that name.
   - :class:`LeaseHeldError` - another process holds the writer lease (``--no-wait``).
   - :class:`MissingDependencyError` - an optional extra (``local``, ``spark``) is not installed.
 """
@@ -83,6 +84,10 @@ class JobsApiError(LakeflowJobMetaError):
 
 class NotOwnedError(JobsApiError):
     """The job exists but lacks our ownership tags, so we never modify it."""
+
+
+class NameConflictError(NotOwnedError):
+    """A job without this control table's ownership tags already has the module's job name."""
 
 
 class LeaseHeldError(LakeflowJobMetaError):

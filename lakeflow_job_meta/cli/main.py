@@ -265,6 +265,7 @@ def _print_run(console: Any, result: Any) -> None:
     symbols = {
         "create": "+",
         "adopt": "+",
+        "adopt_existing": "+",
         "update": "~",
         "delete": "-",
         "pause": "!",

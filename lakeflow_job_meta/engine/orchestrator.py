@@ -21,6 +21,7 @@ from lakeflow_job_meta.engine.results import OUTCOME_ERROR, OUTCOME_SKIPPED, Mod
 from lakeflow_job_meta.errors import ConfigurationError, JobsApiError, LeaseHeldError, MetadataIssue
 from lakeflow_job_meta.planning.canonical import HASH_VERSION
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
+from lakeflow_job_meta.planning.ownership import is_owned_by_us
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module
 from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.naming import control_table_id
@@ -269,7 +270,28 @@ class JobOrchestrator:
         tracked = self._tracked()
         scope = set(modules) if modules is not None else None
         changes, _ = self._plan_workspace(desired, compiled, issues, tracked, scope, check_drift)
-        return Plan(changes=changes)
+        return Plan(changes=[self._with_name_conflict(change) for change in changes])
+
+    def _with_name_conflict(self, change: PlannedChange) -> PlannedChange:
+        """A create whose name a job we do not own already has is shown as the error apply
+        would report (one jobs/list per create; a plan never writes)."""
+        from lakeflow_job_meta.engine.workspace_target import name_conflict
+
+        if change.action != "create" or change.compiled is None:
+            return change
+        try:
+            same_name = self.gateway.list_by_name(change.compiled.job_name)
+        except (JobsApiError, OSError) as error:
+            return replace(change, action="error", reason=f"could not list jobs by name: {error}")
+        same_name = [j for j in same_name if not is_owned_by_us(j.tags, self.table_id, change.module)]
+        adoptable, conflict = name_conflict(change.compiled, change.module, same_name)
+        if conflict is not None:
+            return replace(change, action="error", reason=conflict)
+        if adoptable is not None:
+            return replace(
+                change, job_id=adoptable.job_id, reason=f"adopt_existing: take over job {adoptable.job_id}"
+            )
+        return change
 
     def _plan_workspace(
         self,

@@ -23,11 +23,11 @@ from typing import Any
 
 from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
 from lakeflow_job_meta.engine.results import OUTCOME_ERROR, ModuleResult
-from lakeflow_job_meta.errors import JobsApiError, NotOwnedError
+from lakeflow_job_meta.errors import JobsApiError, NameConflictError, NotOwnedError
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
 from lakeflow_job_meta.planning.normalize import diff_settings, normalize_for_compare
-from lakeflow_job_meta.planning.ownership import is_owned_by_us
+from lakeflow_job_meta.planning.ownership import describe_owner, is_managed_by_tool, is_owned_by_us
 from lakeflow_job_meta.planning.plan import PlannedChange, TrackedJob
 
 PERMISSIONS_KEY = "permissions:"  # reserved key in managed_files: hash of the applied ACL
@@ -283,6 +283,12 @@ class WorkspaceApplier:
     def _find_ours_by_name(self, name: str, module: str) -> list[LiveJob]:
         return [job for job in self.gateway.list_by_name(name) if self._owned(job, module)]
 
+    def _name_conflict(self, compiled: CompiledJob, module: str, same_name: list[LiveJob]) -> LiveJob | None:
+        adoptable, conflict = name_conflict(compiled, module, same_name)
+        if conflict is not None:
+            raise NameConflictError(conflict)
+        return adoptable
+
     def _remove_duplicates(self, keep: int, candidates: list[LiveJob]) -> None:
         for job in candidates:
             if job.job_id != keep:
@@ -309,13 +315,21 @@ class WorkspaceApplier:
         assert compiled is not None
         self._require_resolved(compiled)
         name = compiled.job_name
-        ours = self._find_ours_by_name(name, change.module)
+        same_name = self.gateway.list_by_name(name)
+        ours = [job for job in same_name if self._owned(job, change.module)]
         files: dict[str, str] = {}
+        if not ours:
+            adoptable = self._name_conflict(compiled, change.module, same_name)
+            if adoptable is not None:
+                ours = [adoptable]
+                result.action = "adopt_existing"
         if ours:
-            # A job we created earlier but never recorded (crash, lost reply): adopt it.
+            # A job we created earlier but never recorded (crash, lost reply), or the one
+            # hand-made job the module adopts explicitly: take it over.
             keep = ours[0]
             self._remove_duplicates(keep.job_id, ours)
-            result.action = "adopt"
+            if result.action != "adopt_existing":
+                result.action = "adopt"
             job_id = keep.job_id
             adopted = TrackedJob(
                 module_name=change.module,
@@ -459,6 +473,33 @@ class WorkspaceApplier:
         for path in sorted(p for p in tracked.managed_files if not p.startswith(PERMISSIONS_KEY)):
             self.gateway.delete_file(path)
         self.tracking.forget(change.module)
+
+
+def name_conflict(
+    compiled: CompiledJob, module: str, same_name: list[LiveJob]
+) -> tuple[LiveJob | None, str | None]:
+    """A module must not create a second job of a name that a job we do not own already has
+    (``same_name``: the jobs listed by name, none of them ours). Returns ``(job to adopt, None)``
+    when ``adopt_existing`` allows taking over the one job without any ownership tags, else
+    ``(None, error naming the jobs and their owners)``; a job of another control table is never
+    adopted. ``(None, None)``: the name is free."""
+    taken = [job for job in same_name if job.name == compiled.job_name]
+    if not taken:
+        return None, None
+    untagged = [job for job in taken if not is_managed_by_tool(job.tags)]
+    if compiled.adopt_existing and len(untagged) == 1 and len(taken) == 1:
+        return untagged[0], None
+    described = ", ".join(f"job {job.job_id} ({describe_owner(job.tags)})" for job in taken)
+    if untagged and not compiled.adopt_existing:
+        hint = f"set adopt_existing: true on module {module!r} to manage it, or rename one"
+    elif untagged:
+        hint = "adopt_existing takes over exactly one job without ownership tags; rename or remove the others"
+    else:
+        hint = "a job of another control table is never adopted; rename one of the modules"
+    return (
+        None,
+        f"name conflict: {compiled.job_name!r} is already the name of {described}; no job is created; {hint}",
+    )
 
 
 def _differs(desired: Mapping[str, Any], live: Mapping[str, Any], *, explicit_pause: bool) -> bool:

@@ -80,6 +80,7 @@ OWN_MODULE_FIELDS: tuple[str, ...] = (
     "permissions",
     "priority",
     "default_warehouse_id",
+    "adopt_existing",
     "is_active",
     "module_name",
     "sources",
@@ -168,6 +169,8 @@ class CompiledJob:
     explicit_pause: bool = False
     # Pause status to give a *new* job when the metadata set none (ctx.default_pause_status).
     pause_status_on_create: str | None = None
+    # Take over the one same-name job without ownership tags instead of reporting a conflict.
+    adopt_existing: bool = False
 
     @property
     def spec_hash(self) -> str:
@@ -331,6 +334,7 @@ class _ModuleCompiler:
             pause_status_on_create=(
                 self.ctx.default_pause_status if has_pausable and not explicit_pause else None
             ),
+            adopt_existing=self._adopt_existing(),
         )
 
     def _check_module_fields(self) -> None:
@@ -427,6 +431,13 @@ class _ModuleCompiler:
                 {principals[0]: str(item[principals[0]]), "permission_level": item["permission_level"]}
             )
         return sorted(acl, key=canonical_json) or None
+
+    def _adopt_existing(self) -> bool:
+        value = self.settings_in.get("adopt_existing", False)
+        if not isinstance(value, bool):
+            self.module_issue("adopt_existing", "must be true or false")
+            return False
+        return value
 
     def _priority(self) -> int:
         value = self.settings_in.get("priority", DEFAULT_PRIORITY)

@@ -69,6 +69,15 @@ def is_owned_by_us(tags: Mapping[str, str] | None, control_table_id: str, module
     return all(tags.get(key) == value for key, value in expected.items())
 
 
+def describe_owner(tags: Mapping[str, str] | None) -> str:
+    """Who a job belongs to, for a conflict message: ``no owner`` for a hand-made job, else the
+    control table and module its ownership tags name."""
+    if not is_managed_by_tool(tags):
+        return "no owner"
+    assert tags is not None
+    return f"control table {tags.get(TABLE_TAG, '?')} module {tags.get(MODULE_TAG, '?')}"
+
+
 def merge_tags(
     user_tags: Mapping[str, object] | None,
     control_table_id: str,

@@ -138,3 +138,99 @@ def test_cli_no_wait_and_negative_timeout(loaded_ctl, tmp_path, capsys):
     )
     assert "held by monitor@host:42:abcdef" in capsys.readouterr().err
     assert cli_main(["apply", "--control-table", loaded_ctl, "--lease-timeout", "-1"]) == 2
+
+
+# ----------------------------------------------------------------------------- workspace helpers
+def module_yaml(name: str, *, schedule: bool = True, extra: str = "", path: str | None = None) -> str:
+    block = '    schedule: {quartz_cron_expression: "0 0 5 * * ?", timezone_id: UTC}\n' if schedule else ""
+    return (
+        f"  - module_name: {name}\n{block}{extra}"
+        f"    sources:\n"
+        f"      - source_id: {name}_task\n"
+        f"        source_type: notebook\n"
+        f"        execution_order: 1\n"
+        f"        transformation_config:\n"
+        f"          task_type: notebook\n"
+        f"          notebook_path: {path or f'/Workspace/Shared/etl/{name}'}\n"
+    )
+
+
+def modules_yaml(*blocks: str) -> str:
+    return "modules:\n" + "".join(blocks)
+
+
+def history(world) -> list[dict]:
+    return world.manager.tables.history.read_all()
+
+
+def test_same_name_hand_made_job_is_a_conflict_until_adopted(tmp_path, jobs_emulator, make_workspace_client):
+    from tests.engine.test_reconciler import World
+
+    hand_made = jobs_emulator.add_job(
+        {"name": "adhoc", "tasks": [{"task_key": "t", "notebook_task": {"notebook_path": "/Users/x/nb"}}]}
+    )
+    world = World(
+        tmp_path,
+        jobs_emulator,
+        make_workspace_client,
+        modules_yaml(module_yaml("adhoc"), module_yaml("other")),
+    )
+    plan = world.orchestrator().plan()
+    planned = {c.module: c for c in plan.changes}
+    assert planned["adhoc"].action == "error" and f"job {hand_made} (no owner)" in planned["adhoc"].reason
+    assert planned["other"].action == "create"
+
+    result = world.orchestrator().run_all_modules()
+    assert not result.ok
+    assert result["other"].ok and result["other"].action == "create"
+    error = result["adhoc"].error or ""
+    assert result["adhoc"].outcome == "error" and f"job {hand_made} (no owner)" in error
+    assert "adopt_existing: true" in error
+    assert jobs_emulator.job_ids("adhoc") == [hand_made]  # no second job of that name
+    assert "adhoc" not in world.tracked()
+
+    world.edit_yaml("  - module_name: adhoc\n", "  - module_name: adhoc\n    adopt_existing: true\n")
+    adopted = world.orchestrator().run_all_modules()
+    assert adopted.ok, adopted.as_dict()
+    assert adopted["adhoc"].action == "adopt_existing" and adopted["adhoc"].job_id == hand_made
+    assert jobs_emulator.job_ids("adhoc") == [hand_made]
+    settings = world.settings(hand_made)
+    assert settings["tags"]["ljm_module"] == "adhoc"
+    assert settings["tasks"][0]["notebook_task"]["notebook_path"] == "/Workspace/Shared/etl/adhoc"
+    assert world.tracked()["adhoc"]["job_id"] == hand_made
+    rows = [r for r in history(world) if r["module_name"] == "adhoc"]
+    (row,) = [r for r in rows if r["outcome"] == "ok"]
+    assert (row["action"], row["job_id"]) == ("adopt_existing", hand_made)
+    assert any(r["outcome"] == "error" and f"job {hand_made} (no owner)" in r["error"] for r in rows)
+    # managed from then on: the next apply writes nothing
+    jobs_emulator.reset_counters()
+    assert world.orchestrator().run_all_modules().job_writes == 0
+
+
+def test_a_job_of_another_control_table_is_never_adopted(tmp_path, jobs_emulator, make_workspace_client):
+    from tests.engine.test_reconciler import World
+
+    (tmp_path / "a").mkdir()
+    first = World(
+        tmp_path / "a", jobs_emulator, make_workspace_client, modules_yaml(module_yaml("sales_daily"))
+    )
+    (tmp_path / "b").mkdir()
+    second = World(
+        tmp_path / "b",
+        jobs_emulator,
+        make_workspace_client,
+        modules_yaml(module_yaml("sales_daily", extra="    adopt_existing: true\n")),
+    )
+    assert first.orchestrator().run_all_modules().ok
+    (theirs,) = jobs_emulator.job_ids("sales_daily")
+    result = second.orchestrator().run_all_modules()
+    error = result["sales_daily"].error or ""
+    assert result["sales_daily"].outcome == "error"
+    assert f"job {theirs} (control table {first.table_id} module sales_daily)" in error
+    assert "never adopted" in error
+    assert jobs_emulator.job_ids("sales_daily") == [theirs]
+    assert world_tags(jobs_emulator, theirs)["ljm_table"] == first.table_id
+
+
+def world_tags(emu, job_id: int) -> dict[str, str]:
+    return emu.job(job_id)["settings"]["tags"]
