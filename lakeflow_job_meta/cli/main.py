@@ -262,6 +262,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _print_run(console: Any, result: Any) -> None:
+    from lakeflow_job_meta.planning.plan import ORPHANED_REASON
+
     symbols = {
         "create": "+",
         "adopt": "+",
@@ -274,6 +276,9 @@ def _print_run(console: Any, result: Any) -> None:
     }
     for r in sorted(result.results, key=lambda r: r.module):
         if r.action == "noop" and r.ok and not r.other_writes:
+            continue
+        if r.action == "orphaned" and r.ok:
+            console.print(f"! {r.module}: {ORPHANED_REASON}", markup=False)
             continue
         if r.outcome == "error":
             line = f"x {r.module}: {r.action}" + (" failed" if r.action != "error" else "")

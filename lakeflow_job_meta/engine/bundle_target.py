@@ -20,11 +20,13 @@ from lakeflow_job_meta.adapters.bundle import (
     bundle_stem,
     is_managed_file,
     module_of_bundle_path,
+    paused_job_file,
     render_bundle,
     write_bundle,
 )
 from lakeflow_job_meta.engine.results import OUTCOME_ERROR, ModuleResult, RunResult
 from lakeflow_job_meta.errors import MetadataIssue
+from lakeflow_job_meta.planning.ownership import REMOVED_TAG, REMOVED_TAG_VALUE
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 
 if TYPE_CHECKING:
@@ -108,16 +110,61 @@ def _module_actions(
     return actions
 
 
+def _prune_removed(
+    directory: str, actions: dict[str, str], prune: str
+) -> tuple[dict[str, str], dict[str, str], set[str]]:
+    """Apply the prune policy to the modules whose files remain but are no longer rendered
+    (``delete`` in ``actions``). Returns the actions, the files to write (paused job files) and
+    the modules whose files stay: ``keep`` leaves the files untouched; ``pause`` rewrites the
+    job file with every schedule, trigger and continuous block paused and the removed tag, and
+    a job with nothing to pause is ``orphaned`` (left as it is); only ``delete`` removes files."""
+    root = Path(directory)
+    result = dict(actions)
+    files: dict[str, str] = {}
+    keep: set[str] = set()
+    for module, action in actions.items():
+        if action != "delete" or prune == "delete":
+            continue
+        keep.add(module)
+        relpath = f"{RESOURCES_DIR}/{bundle_stem(module)}{JOB_FILE_SUFFIX}"
+        path = root / relpath
+        if prune == "keep" or not path.is_file():
+            result[module] = "noop"
+            continue
+        text = path.read_text(encoding="utf-8")
+        paused = paused_job_file(text, (REMOVED_TAG, REMOVED_TAG_VALUE))
+        if paused is None:
+            result[module] = "orphaned"
+        elif paused == text:
+            result[module] = "noop"
+        else:
+            result[module] = "pause"
+            files[relpath] = paused
+    return result, files, keep
+
+
+def _planned_files(
+    orchestrator: JobOrchestrator,
+    compiled: dict[str, CompiledJob],
+    issues: dict[str, list[MetadataIssue]],
+    desired: DesiredState,
+) -> tuple[dict[str, str], dict[str, str], set[str]]:
+    """Per module action, every file to write, and the modules whose files stay as they are."""
+    directory = orchestrator.target.bundle_dir or "bundle"
+    files = render_bundle(list(compiled.values()), _bundle_name(orchestrator))
+    names = _stem_names(desired.known, compiled, issues)
+    actions = _module_actions(directory, files, names, set(issues), orchestrator.context.name_prefix)
+    actions, paused_files, keep = _prune_removed(directory, actions, orchestrator.prune)
+    return actions, {**files, **paused_files}, keep | set(issues)
+
+
 def plan_bundle(
     orchestrator: JobOrchestrator,
     compiled: dict[str, CompiledJob],
     issues: dict[str, list[MetadataIssue]],
     desired: DesiredState,
 ) -> Plan:
-    directory = orchestrator.target.bundle_dir or "bundle"
-    files = render_bundle(list(compiled.values()), _bundle_name(orchestrator))
-    names = _stem_names(desired.known, compiled, issues)
-    actions = _module_actions(directory, files, names, set(issues), orchestrator.context.name_prefix)
+    actions, _, _ = _planned_files(orchestrator, compiled, issues, desired)
     changes = [
         PlannedChange(
             module=m, action=a, job_id=None, job_name=compiled[m].job_name if m in compiled else None
@@ -140,11 +187,10 @@ def apply_bundle(
 ) -> RunResult:
     directory = orchestrator.target.bundle_dir or "bundle"
     os.makedirs(directory, exist_ok=True)
-    # A module with errors keeps its last good files: render it from what is on disk.
-    files = render_bundle(list(compiled.values()), _bundle_name(orchestrator))
-    names = _stem_names(desired.known, compiled, issues)
-    actions = _module_actions(directory, files, names, set(issues), orchestrator.context.name_prefix)
-    written = write_bundle(directory, files, keep_modules=set(issues))
+    # A module with errors keeps its last good files, and so does a removed module unless
+    # the prune policy is delete.
+    actions, files, keep = _planned_files(orchestrator, compiled, issues, desired)
+    written = write_bundle(directory, files, keep_modules=keep)
     writes_by_stem: dict[str, int] = {}
     for path in [*written.written, *written.deleted]:
         stem = module_of_bundle_path(path)

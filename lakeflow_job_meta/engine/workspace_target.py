@@ -27,8 +27,14 @@ from lakeflow_job_meta.errors import JobsApiError, NameConflictError, NotOwnedEr
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
 from lakeflow_job_meta.planning.normalize import diff_settings, normalize_for_compare
-from lakeflow_job_meta.planning.ownership import describe_owner, is_managed_by_tool, is_owned_by_us
-from lakeflow_job_meta.planning.plan import PlannedChange, TrackedJob
+from lakeflow_job_meta.planning.ownership import (
+    REMOVED_TAG,
+    REMOVED_TAG_VALUE,
+    describe_owner,
+    is_managed_by_tool,
+    is_owned_by_us,
+)
+from lakeflow_job_meta.planning.plan import ORPHANED_STATUS, PlannedChange, TrackedJob
 
 PERMISSIONS_KEY = "permissions:"  # reserved key in managed_files: hash of the applied ACL
 # Tracking statuses written between a create/adopt and the removal of duplicate copies. A module
@@ -448,18 +454,34 @@ class WorkspaceApplier:
             result.action = "noop"
             return
         self._require_owned(live, change.module)
-        partial = {}
+        if not any(isinstance(live.settings.get(block), Mapping) for block in PAUSABLE_BLOCKS):
+            self._do_orphaned(change, tracked, live, result)
+            return
+        partial: dict[str, Any] = {}
         for block in PAUSABLE_BLOCKS:
             current = live.settings.get(block)
-            if current and current.get("pause_status") != "PAUSED":
+            if isinstance(current, Mapping) and current.get("pause_status") != "PAUSED":
                 partial[block] = {**current, "pause_status": "PAUSED"}
         if partial:
+            # Marked in the UI too; the reset that brings the module back drops the tag.
+            partial["tags"] = {**live.tags, REMOVED_TAG: REMOVED_TAG_VALUE}
             self.gateway.update(tracked.job_id, partial)
         self._record(
             replace(tracked, paused_by_tool=bool(partial) or tracked.paused_by_tool, status="paused"),
             change,
             status="paused",
         )
+
+    def _do_orphaned(
+        self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
+    ) -> None:
+        """A removed module's job with nothing to pause: left as it is, marked in tracking so
+        plan, apply and status keep showing it."""
+        assert tracked is not None
+        result.action = "orphaned"
+        result.error = None
+        if tracked.status != ORPHANED_STATUS:
+            self._record(replace(tracked, status=ORPHANED_STATUS), change, status=ORPHANED_STATUS)
 
     def _do_delete(
         self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult

@@ -22,6 +22,9 @@ TOOL_TAG_VALUE = "managed"
 TABLE_TAG = "ljm_table"
 MODULE_TAG = "ljm_module"
 OWNER_TAG_KEYS: tuple[str, ...] = (TOOL_TAG, TABLE_TAG, MODULE_TAG)
+# Added when the prune policy pauses a removed module's job, so the UI shows why it is paused.
+REMOVED_TAG = "ljm_removed"
+REMOVED_TAG_VALUE = "true"
 
 MAX_TAGS = 25
 MAX_LABEL_LENGTH = 63

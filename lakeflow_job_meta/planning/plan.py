@@ -17,10 +17,23 @@ from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
 from lakeflow_job_meta.planning.normalize import FieldChange, diff_settings, normalize_for_compare
 
-Action = Literal["create", "update", "pause", "delete", "noop", "error"]
+Action = Literal["create", "update", "pause", "delete", "orphaned", "noop", "error"]
 PrunePolicy = Literal["pause", "delete", "keep"]
-ACTIONS: tuple[str, ...] = ("create", "update", "pause", "delete", "noop", "error")
-_SYMBOLS = {"create": "+", "update": "~", "delete": "-", "pause": "!", "error": "x", "noop": "="}
+ACTIONS: tuple[str, ...] = ("create", "update", "pause", "delete", "orphaned", "noop", "error")
+_SYMBOLS = {
+    "create": "+",
+    "update": "~",
+    "delete": "-",
+    "pause": "!",
+    "orphaned": "!",
+    "error": "x",
+    "noop": "=",
+}
+# A removed module's job with no schedule, trigger or continuous block cannot be paused: it stays
+# runnable, so every plan and apply says so (never "No changes") until it is deleted or returns.
+ORPHANED_REASON = "orphaned, no schedule to pause; --prune delete removes it"
+# Tracking status of such a job.
+ORPHANED_STATUS = "orphaned"
 
 
 @dataclass(frozen=True)
@@ -109,6 +122,9 @@ class Plan:
         for change in self.changes:
             if change.action == "noop" and not change.has_file_changes:
                 continue
+            if change.action == "orphaned":
+                lines.append(f"  ! {change.module}: {ORPHANED_REASON}")
+                continue
             job = f" (job {change.job_id})" if change.job_id else ""
             name = f" {json.dumps(change.job_name, ensure_ascii=False)}" if change.job_name else ""
             label = "files" if change.action == "noop" else change.action
@@ -126,6 +142,8 @@ class Plan:
             f"Plan: {counts['create']} to create, {counts['update']} to update, "
             f"{counts['delete'] + counts['pause']} to delete/pause, {counts['noop']} unchanged."
         )
+        if counts["orphaned"]:
+            summary += f" {counts['orphaned']} orphaned."
         if counts["error"]:
             summary += f" {counts['error']} with errors."
         if counts["file_writes"] or counts["file_deletes"]:
@@ -237,8 +255,15 @@ def _plan_removed(tracked: TrackedJob, live: Mapping[str, Any] | None, prune: Pr
         change.file_deletes = sorted(path for path in tracked.managed_files if path.startswith("/"))
     elif prune == "pause":
         # Without live settings the applier reads them; only a pause we already made is skipped.
+        if live is not None and not any(isinstance(live.get(b), Mapping) for b in PAUSABLE_BLOCKS):
+            orphaned = True
+        else:
+            orphaned = live is None and tracked.status == ORPHANED_STATUS
         needs_pause = _has_unpaused_trigger(live) if live is not None else not tracked.paused_by_tool
-        if needs_pause:
+        if orphaned:
+            change.action = "orphaned"
+            change.reason = ORPHANED_REASON
+        elif needs_pause:
             change.action = "pause"
             change.reason = "module removed (prune=pause)"
         else:

@@ -234,3 +234,121 @@ def test_a_job_of_another_control_table_is_never_adopted(tmp_path, jobs_emulator
 
 def world_tags(emu, job_id: int) -> dict[str, str]:
     return emu.job(job_id)["settings"]["tags"]
+
+
+# ----------------------------------------------------------------------------- prune per policy
+NINE = [f"job{i}" for i in range(8)]
+
+
+def nine_modules_yaml(without: tuple[str, ...] = ()) -> str:
+    blocks = [module_yaml(n) for n in NINE if n not in without]
+    if "adhoc_report" not in without:
+        blocks.append(module_yaml("adhoc_report", schedule=False))
+    return modules_yaml(*blocks)
+
+
+def test_workspace_prune_keeps_its_word(tmp_path, jobs_emulator, make_workspace_client):
+    from collections import Counter
+
+    from lakeflow_job_meta.engine.status import read_status, render_status
+    from tests.engine.test_reconciler import World
+
+    world = World(tmp_path, jobs_emulator, make_workspace_client, nine_modules_yaml())
+    assert world.orchestrator().run_all_modules().ok
+    job0, adhoc = world.tracked()["job0"]["job_id"], world.tracked()["adhoc_report"]["job_id"]
+    before = {job0: world.settings(job0), adhoc: world.settings(adhoc)}
+    world.yaml.write_text(nine_modules_yaml(without=("job0", "adhoc_report")))
+    world.sync()
+
+    jobs_emulator.reset_counters()
+    kept = world.orchestrator(prune="keep").run_all_modules()
+    assert kept.ok and {kept["job0"].action, kept["adhoc_report"].action} == {"noop"}
+    assert jobs_emulator.writes() == 0 and world.settings(job0) == before[job0]
+
+    plan = world.orchestrator(prune="pause").plan()
+    text = plan.render_text()
+    assert "  ! adhoc_report: orphaned, no schedule to pause; --prune delete removes it" in text
+    assert "No changes" not in text
+    assert {c.module: c.action for c in plan.changes if c.action != "noop"} == {
+        "job0": "pause",
+        "adhoc_report": "orphaned",
+    }
+    paused = world.orchestrator(prune="pause").run_all_modules()
+    assert paused.ok and paused["job0"].action == "pause" and paused["adhoc_report"].action == "orphaned"
+    assert jobs_emulator.write_counts() == Counter({"jobs/update": 1})
+    assert world.settings(job0)["schedule"]["pause_status"] == "PAUSED"
+    assert world.settings(job0)["tags"]["ljm_removed"] == "true"
+    assert world.settings(job0)["tasks"] == before[job0]["tasks"]
+    assert world.settings(adhoc) == before[adhoc]  # nothing to pause: left as it is
+    status = read_status(world.control)
+    assert status["modules"][f"adhoc_report [{paused.target}]"]["status"] == "orphaned"
+    assert "! adhoc_report" in render_status(status) and "--prune delete removes it" in render_status(status)
+
+    # shown on every run, never "No changes", and no write
+    jobs_emulator.reset_counters()
+    again = world.orchestrator(prune="pause").run_all_modules()
+    assert again["adhoc_report"].action == "orphaned" and again["job0"].action == "noop"
+    assert jobs_emulator.writes() == 0
+    replan = world.orchestrator(prune="pause").plan(check_drift=False)
+    assert "! adhoc_report: orphaned" in replan.render_text()
+
+    # the module comes back: the tool's pause and its tag are undone
+    world.yaml.write_text(nine_modules_yaml())
+    world.sync()
+    back = world.orchestrator().run_all_modules()
+    assert back.ok and back["job0"].action == "update"
+    assert "ljm_removed" not in world.settings(job0)["tags"]
+    assert world.tracked()["adhoc_report"]["status"] == "ok"
+
+    world.yaml.write_text(nine_modules_yaml(without=("job0", "adhoc_report")))
+    world.sync()
+    deleted = world.orchestrator(prune="delete").run_all_modules()
+    assert deleted.ok and deleted["job0"].action == "delete" and deleted["adhoc_report"].action == "delete"
+    assert jobs_emulator.job(job0) is None and jobs_emulator.job(adhoc) is None
+
+
+def test_bundle_prune_keeps_its_word(tmp_path):
+    import yaml
+
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / "m.yaml").write_text(nine_modules_yaml())
+    ctl = str(tmp_path / "ctl")
+    manager = MetadataManager(ctl)
+    manager.sync_from_volume(str(volume))
+    bundle = tmp_path / "bundle"
+
+    def apply(prune: str):
+        return JobOrchestrator(ctl, target=f"bundle:{bundle}", prune=prune).run_all_modules()
+
+    assert apply("pause").ok
+    job0, adhoc = bundle / "resources" / "job0.job.yml", bundle / "resources" / "adhoc_report.job.yml"
+    original = {job0: job0.read_bytes(), adhoc: adhoc.read_bytes()}
+    (volume / "m.yaml").write_text(nine_modules_yaml(without=("job0", "adhoc_report")))
+    manager.sync_from_volume(str(volume))
+
+    kept = apply("keep")
+    assert kept.ok and {kept["job0"].action, kept["adhoc_report"].action} == {"noop"}
+    assert {p: p.read_bytes() for p in original} == original
+
+    plan = JobOrchestrator(ctl, target=f"bundle:{bundle}").plan()
+    assert "  ! adhoc_report: orphaned, no schedule to pause; --prune delete removes it" in plan.render_text()
+    paused = apply("pause")
+    assert paused.ok and paused["job0"].action == "pause" and paused["adhoc_report"].action == "orphaned"
+    (job,) = yaml.safe_load(job0.read_text())["resources"]["jobs"].values()
+    assert job["schedule"]["pause_status"] == "PAUSED" and job["tags"]["ljm_removed"] == "true"
+    assert job["tasks"][0]["notebook_task"]["notebook_path"] == "/Workspace/Shared/etl/job0"
+    assert adhoc.read_bytes() == original[adhoc]
+    settled = job0.read_bytes()
+    again = apply("pause")
+    assert again["job0"].action == "noop" and job0.read_bytes() == settled
+
+    (volume / "m.yaml").write_text(nine_modules_yaml())
+    manager.sync_from_volume(str(volume))
+    assert apply("pause")["job0"].action == "update" and job0.read_bytes() == original[job0]
+
+    (volume / "m.yaml").write_text(nine_modules_yaml(without=("job0", "adhoc_report")))
+    manager.sync_from_volume(str(volume))
+    deleted = apply("delete")
+    assert deleted["job0"].action == "delete" and deleted["adhoc_report"].action == "delete"
+    assert not job0.exists() and not adhoc.exists()
