@@ -12,6 +12,7 @@ bad module never aborts a run. Exceptions are raised only where the caller canno
     - :class:`NotOwnedError` - a job exists but does not carry our ownership tags.
       - :class:`NameConflictError` - a job a module would create already has that name.
   - :class:`LeaseHeldError` - another process holds the writer lease (``--no-wait``).
+  - :class:`MassChangeHeldError` - a sync would remove every row of a volume that lists no files.
   - :class:`MissingDependencyError` - an optional extra (``local``, ``spark``) is not installed.
 """
 
@@ -92,6 +93,10 @@ class NameConflictError(NotOwnedError):
 
 class LeaseHeldError(LakeflowJobMetaError):
     """Another process holds the writer lease."""
+
+
+class MassChangeHeldError(LakeflowJobMetaError):
+    """A change too large to be an accident was held back (``--allow-mass-change`` lets it)."""
 
 
 class MissingDependencyError(LakeflowJobMetaError):

@@ -68,6 +68,16 @@ class RunSettings:
     managed_sql_root: str | None = None
     profile: str | None = None
     max_workers: int = 4
+    # The identity and code policy file (a local path or /Volumes/...); None allows everything.
+    policy_path: str | None = None
+    allow_mass_change: bool = False
+
+
+def load_run_policy(settings: RunSettings) -> Any:
+    """The policy named by the settings, or None (callers warn that everything is allowed)."""
+    from lakeflow_job_meta.metadata.policy import load_policy
+
+    return load_policy(settings.policy_path) if settings.policy_path else None
 
 
 def build_orchestrator(
@@ -100,4 +110,6 @@ def build_orchestrator(
         lease_wait=lease_wait,
         lease_timeout=lease_timeout,
         clock=clock,
+        allow_mass_change=settings.allow_mass_change,
+        policy=load_run_policy(settings),
     )

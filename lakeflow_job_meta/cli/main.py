@@ -65,6 +65,14 @@ def _add_target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--default-warehouse-id", default=None)
     parser.add_argument("--managed-sql-root", default=None, help="workspace folder for inline-SQL files")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.add_argument(
+        "--policy", default=None, metavar="PATH", help="identity and code policy YAML (may be in a volume)"
+    )
+    parser.add_argument(
+        "--allow-mass-change",
+        action="store_true",
+        help="apply pauses and deletes beyond the blast-radius limit (default max(2, 20%%) of the jobs)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_table_arg(p)
     _add_metadata_args(p)
     p.add_argument("--sync", action="store_true", help="for folders: also delete rows whose file is gone")
+    p.add_argument(
+        "--allow-mass-change", action="store_true", help="with --sync: accept a folder that lists no files"
+    )
     p.add_argument("--default-warehouse-id", default=None)
     p.add_argument("--json", action="store_true")
 
@@ -184,7 +195,12 @@ def cmd_load(args: argparse.Namespace) -> int:
     manager = MetadataManager(args.control_table, default_warehouse_id=args.default_warehouse_id)
     variables = _variables(args)
     if args.sync:
-        results = [manager.sync_from_volume(path, var=variables, env=args.env) for path in args.paths]
+        results = [
+            manager.sync_from_volume(
+                path, var=variables, env=args.env, allow_mass_change=args.allow_mass_change
+            )
+            for path in args.paths
+        ]
     else:
         results = [manager.load_files(_expand_paths(args.paths), var=variables, env=args.env)]
     if args.json:
@@ -213,7 +229,17 @@ def _run_settings(args: argparse.Namespace):
         default_warehouse_id=args.default_warehouse_id,
         managed_sql_root=args.managed_sql_root,
         profile=args.profile,
+        policy_path=args.policy,
+        allow_mass_change=args.allow_mass_change,
     )
+
+
+def _warn_without_policy(args: argparse.Namespace) -> None:
+    """With no policy every run says, in one line, that nothing is restricted."""
+    if not args.policy:
+        from lakeflow_job_meta.metadata.policy import NO_POLICY_WARNING
+
+        print(f"warning: {NO_POLICY_WARNING}", file=sys.stderr)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -221,6 +247,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     orchestrator = build_orchestrator(_run_settings(args))
     _console().print(orchestrator.describe_target())
+    _warn_without_policy(args)
     plan = orchestrator.plan(check_drift=not args.no_drift)
     if args.json:
         print(json.dumps(plan.as_json(), indent=2, default=str))
@@ -239,6 +266,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     )
     console = _console()
     console.print(orchestrator.describe_target())
+    _warn_without_policy(args)
     if not orchestrator.tables.control.exists():
         # apply creates the tool's own tables, but never an empty control table from a typo.
         raise TableNotFoundError(orchestrator.tables.control.name)
@@ -295,17 +323,17 @@ def _print_run(console: Any, result: Any) -> None:
         console.print(line, markup=False)
     done = Counter(r.action for r in result.results if r.ok)
     parts = [f"{n} {action}" for action, n in sorted(done.items())]
-    failed = sum(1 for r in result.results if r.outcome == "error")
-    others = sum(1 for r in result.results if not r.ok and r.outcome != "error")
-    if failed:
-        parts.append(f"{failed} failed")
-    if others:
-        parts.append(f"{others} skipped")
+    outcomes = Counter(r.outcome for r in result.results if not r.ok)
+    for outcome, label in (("error", "failed"), ("held", "held back"), ("skipped", "skipped")):
+        if outcomes[outcome]:
+            parts.append(f"{outcomes[outcome]} {label}")
     console.print(
         f"Apply complete: {', '.join(parts) or 'no modules'}; "
         f"{result.job_writes} job write(s), {result.other_writes} other write(s).",
         markup=False,
     )
+    for warning in result.warnings:
+        console.print(f"warning: {warning}", markup=False)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -316,6 +344,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     settings.variables = _variables(args)
     orchestrator = build_orchestrator(settings)
     _console().print(orchestrator.describe_target())
+    _warn_without_policy(args)
     monitor = MetadataMonitor(
         args.control_table,
         check_interval_seconds=args.check_interval_seconds,

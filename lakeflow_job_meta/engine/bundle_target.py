@@ -24,7 +24,7 @@ from lakeflow_job_meta.adapters.bundle import (
     render_bundle,
     write_bundle,
 )
-from lakeflow_job_meta.engine.results import OUTCOME_ERROR, ModuleResult, RunResult
+from lakeflow_job_meta.engine.results import OUTCOME_ERROR, ModuleResult, RunResult, held_result
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.planning.ownership import REMOVED_TAG, REMOVED_TAG_VALUE
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
@@ -32,6 +32,7 @@ from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 if TYPE_CHECKING:
     from lakeflow_job_meta.engine.metadata_manager import DesiredState
     from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
+    from lakeflow_job_meta.planning.blast_radius import MassChangeGuard
     from lakeflow_job_meta.planning.compiler import CompiledJob
 
 
@@ -148,14 +149,29 @@ def _planned_files(
     compiled: dict[str, CompiledJob],
     issues: dict[str, list[MetadataIssue]],
     desired: DesiredState,
-) -> tuple[dict[str, str], dict[str, str], set[str]]:
-    """Per module action, every file to write, and the modules whose files stay as they are."""
+) -> tuple[dict[str, str], dict[str, str], set[str], MassChangeGuard]:
+    """Per module action, every file to write, the modules whose files stay as they are, and
+    the blast-radius guard that screened the pauses and deletes (its ``held`` ones stay)."""
     directory = orchestrator.target.bundle_dir or "bundle"
     files = render_bundle(list(compiled.values()), _bundle_name(orchestrator))
     names = _stem_names(desired.known, compiled, issues)
     actions = _module_actions(directory, files, names, set(issues), orchestrator.context.name_prefix)
     actions, paused_files, keep = _prune_removed(directory, actions, orchestrator.prune)
-    return actions, {**files, **paused_files}, keep | set(issues)
+    # The blast-radius limit: held pauses and deletes leave their files as they are.
+    guard = orchestrator.mass_change_guard(_managed_job_files(directory))
+    _, held = guard.screen([PlannedChange(module=m, action=a) for m, a in sorted(actions.items())])
+    for change in held:
+        keep.add(change.module)
+        paused_files.pop(f"{RESOURCES_DIR}/{bundle_stem(change.module)}{JOB_FILE_SUFFIX}", None)
+    return actions, {**files, **paused_files}, keep | set(issues), guard
+
+
+def _managed_job_files(directory: str) -> int:
+    """How many jobs the bundle holds now: the job files we wrote."""
+    resources = Path(directory) / RESOURCES_DIR
+    if not resources.is_dir():
+        return 0
+    return sum(1 for path in resources.glob(f"*{JOB_FILE_SUFFIX}") if is_managed_file(path))
 
 
 def plan_bundle(
@@ -164,10 +180,15 @@ def plan_bundle(
     issues: dict[str, list[MetadataIssue]],
     desired: DesiredState,
 ) -> Plan:
-    actions, _, _ = _planned_files(orchestrator, compiled, issues, desired)
+    actions, _, _, guard = _planned_files(orchestrator, compiled, issues, desired)
+    held = {c.module for c in guard.held}
     changes = [
         PlannedChange(
-            module=m, action=a, job_id=None, job_name=compiled[m].job_name if m in compiled else None
+            module=m,
+            action=a,
+            job_id=None,
+            job_name=compiled[m].job_name if m in compiled else None,
+            reason="held back by the blast-radius limit" if m in held else "",
         )
         for m, a in sorted(actions.items())
     ]
@@ -175,7 +196,7 @@ def plan_bundle(
         PlannedChange(module=m, action="error", job_id=None, reason="; ".join(str(i) for i in found))
         for m, found in sorted(issues.items())
     ]
-    return Plan(changes=changes)
+    return Plan(changes=changes, warnings=[guard.message()] if held else [])
 
 
 def apply_bundle(
@@ -189,8 +210,9 @@ def apply_bundle(
     os.makedirs(directory, exist_ok=True)
     # A module with errors keeps its last good files, and so does a removed module unless
     # the prune policy is delete.
-    actions, files, keep = _planned_files(orchestrator, compiled, issues, desired)
+    actions, files, keep, guard = _planned_files(orchestrator, compiled, issues, desired)
     written = write_bundle(directory, files, keep_modules=keep)
+    held = {c.module: c for c in guard.held}
     writes_by_stem: dict[str, int] = {}
     for path in [*written.written, *written.deleted]:
         stem = module_of_bundle_path(path)
@@ -199,6 +221,9 @@ def apply_bundle(
     result = RunResult(run_id=run_id, target=orchestrator.target_key)
     for module, action in sorted(actions.items()):
         job = compiled.get(module)
+        if module in held:
+            result.results.append(held_result(held[module]))
+            continue
         result.results.append(
             ModuleResult(
                 module=module,
@@ -213,4 +238,6 @@ def apply_bundle(
                 module=module, action="error", outcome=OUTCOME_ERROR, error="; ".join(str(i) for i in found)
             )
         )
+    if held:
+        result.warnings.append(guard.message())
     return result

@@ -17,8 +17,17 @@ from typing import Any
 
 from lakeflow_job_meta.engine.clock import Clock, SystemClock, utc_datetime
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataManager
-from lakeflow_job_meta.engine.results import OUTCOME_ERROR, OUTCOME_SKIPPED, ModuleResult, RunResult
+from lakeflow_job_meta.engine.results import (
+    OUTCOME_ERROR,
+    OUTCOME_SKIPPED,
+    ModuleResult,
+    RunResult,
+    held_result,
+)
 from lakeflow_job_meta.errors import ConfigurationError, JobsApiError, LeaseHeldError, MetadataIssue
+from lakeflow_job_meta.metadata.models import Module
+from lakeflow_job_meta.metadata.policy import Policy, policy_issues, with_policy_defaults
+from lakeflow_job_meta.planning.blast_radius import MassChangeGuard, MassChangeLimit
 from lakeflow_job_meta.planning.canonical import HASH_VERSION
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from lakeflow_job_meta.planning.ownership import is_owned_by_us
@@ -137,6 +146,9 @@ class JobOrchestrator:
         lease: Any = None,
         lease_wait: bool = True,
         lease_timeout: float | None = None,
+        allow_mass_change: bool = False,
+        mass_change_limit: MassChangeLimit | None = None,
+        policy: Policy | None = None,
     ):
         if prune not in PRUNE_POLICIES:
             raise ConfigurationError(
@@ -164,6 +176,14 @@ class JobOrchestrator:
         self.lease_wait = lease_wait
         # How long a run waits for another writer's lease (None: until it is free); 0 = no wait.
         self.lease_timeout = lease_timeout
+        # The identity and code policy (None: everything allowed, and each run says so).
+        self.policy = policy
+        self.allow_mass_change = allow_mass_change or bool(policy and policy.allow_mass_change)
+        self.mass_change_limit = mass_change_limit or (
+            MassChangeLimit(policy.mass_change_max_jobs, policy.mass_change_max_fraction)
+            if policy is not None
+            else MassChangeLimit()
+        )
         self.table_id = control_table_id(control_table)
         self.context = CompileContext(
             control_table=control_table,
@@ -228,6 +248,31 @@ class JobOrchestrator:
             )
         return tracked
 
+    def _with_policy(self, desired: DesiredState) -> DesiredState:
+        """The policy's defaults applied to every valid module; a module that breaks the policy
+        becomes an error of its own (no API write for it, never pruned), the others go on."""
+        if self.policy is None:
+            return desired
+        modules: dict[str, Module] = {}
+        issues = {name: list(found) for name, found in desired.issues.items()}
+        for name, module in desired.modules.items():
+            module = with_policy_defaults(module, self.policy, self.env)
+            found = policy_issues(
+                module,
+                self.policy,
+                control_table=self.control_table,
+                modules_table=self.tables.modules.name,
+            )
+            if found:
+                issues.setdefault(name, []).extend(found)
+            else:
+                modules[name] = module
+        return replace(desired, modules=modules, issues=issues)
+
+    def mass_change_guard(self, managed_jobs: int) -> MassChangeGuard:
+        """The blast-radius limit for one run over ``managed_jobs`` jobs of this target."""
+        return MassChangeGuard(managed_jobs, self.mass_change_limit, self.allow_mass_change)
+
     def _compile(
         self, desired: DesiredState, scope: set[str] | None = None
     ) -> tuple[dict[str, CompiledJob], dict[str, list[MetadataIssue]]]:
@@ -261,7 +306,7 @@ class JobOrchestrator:
     def plan(self, modules: Iterable[str] | None = None, *, check_drift: bool | None = None) -> Plan:
         """What an apply would do, without writing anything."""
         self.tables.require_exists()
-        desired = self.manager.desired_state()
+        desired = self._with_policy(self.manager.desired_state())
         compiled, issues = self._compile(desired)
         if self.target.kind == "bundle":
             from lakeflow_job_meta.engine.bundle_target import plan_bundle
@@ -270,7 +315,14 @@ class JobOrchestrator:
         tracked = self._tracked()
         scope = set(modules) if modules is not None else None
         changes, _ = self._plan_workspace(desired, compiled, issues, tracked, scope, check_drift)
-        return Plan(changes=[self._with_name_conflict(change) for change in changes])
+        guard = self.mass_change_guard(sum(1 for t in tracked.values() if t.job_id))
+        _, held = guard.screen(changes)
+        for change in held:
+            change.reason = f"{change.reason}; held back by the blast-radius limit"
+        return Plan(
+            changes=[self._with_name_conflict(change) for change in changes],
+            warnings=[guard.message()] if held else [],
+        )
 
     def _with_name_conflict(self, change: PlannedChange) -> PlannedChange:
         """A create whose name a job we do not own already has is shown as the error apply
@@ -469,7 +521,7 @@ class JobOrchestrator:
         # The bundle is rendered whole; the workspace target reads and compiles only what is in
         # scope (and the modules its run_job tasks name).
         scope = set(modules) if modules is not None and self.target.kind == "workspace" else None
-        desired = self.manager.desired_state(only_modules=scope)
+        desired = self._with_policy(self.manager.desired_state(only_modules=scope))
         compiled, issues = self._compile(desired, scope)
         if self.target.kind == "bundle":
             from lakeflow_job_meta.engine.bundle_target import apply_bundle
@@ -518,6 +570,7 @@ class JobOrchestrator:
             clock_monotonic=self.clock.monotonic,
         )
         priorities = {name: compiled[name].priority if name in compiled else 100 for name in names}
+        guard = self.mass_change_guard(sum(1 for t in tracked.values() if t.job_id))
         job_ids: dict[str, int] = {}
         for wave in apply_waves(compiled, names):
             wave = sorted(wave, key=lambda m: (priorities.get(m, 100), m))
@@ -525,6 +578,8 @@ class JobOrchestrator:
             changes, live = self._plan_workspace(
                 desired, compiled, issues, tracked, set(wave), check_drift, job_ids
             )
+            changes, held = guard.screen(changes)
+            result.results += [held_result(change) for change in held]
 
             def run(change: PlannedChange, tracked=tracked, live=live) -> ModuleResult:
                 if self.stop_requested.is_set():
@@ -553,6 +608,9 @@ class JobOrchestrator:
                     result.results.append(module_result)
                     if module_result.job_id:
                         job_ids[module_result.module] = module_result.job_id
+        if guard.held:
+            result.warnings.append(guard.message())
+            log.warning("%s", guard.message())
         self._write_history(result)
         return result
 

@@ -97,6 +97,8 @@ class Plan:
     """All planned changes, in apply order: priority, then module name."""
 
     changes: list[PlannedChange] = field(default_factory=list)
+    # Plan-level lines an operator must read (e.g. a mass change that apply would hold back).
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.changes = sorted(self.changes, key=lambda c: (c.priority, c.module))
@@ -114,7 +116,11 @@ class Plan:
         return any(c.action != "noop" or c.has_file_changes for c in self.changes)
 
     def as_json(self) -> dict[str, Any]:
-        return {"changes": [c.as_dict() for c in self.changes], "summary": self.counts()}
+        return {
+            "changes": [c.as_dict() for c in self.changes],
+            "summary": self.counts(),
+            "warnings": self.warnings,
+        }
 
     def render_text(self) -> str:
         """A Terraform-like plan: one block per change, noops only when they write files."""
@@ -150,7 +156,7 @@ class Plan:
             summary += f" Files: {counts['file_writes']} to write, {counts['file_deletes']} to delete."
         if not lines:
             lines.append("  No changes. The jobs match the metadata.")
-        return "\n".join([*lines, "", summary])
+        return "\n".join([*lines, "", summary, *(f"warning: {w}" for w in self.warnings)])
 
 
 def plan_module(

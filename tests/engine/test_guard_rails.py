@@ -21,6 +21,8 @@ from lakeflow_job_meta.errors import LeaseHeldError
 from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.naming import control_table_id
 from tests.engine.test_monitor import wait_for
+from tests.metadata.test_policy import ISSUE_POLICY as POLICY
+from tests.metadata.test_policy import SP
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "metadata_examples.yaml"
@@ -352,3 +354,221 @@ def test_bundle_prune_keeps_its_word(tmp_path):
     deleted = apply("delete")
     assert deleted["job0"].action == "delete" and deleted["adhoc_report"].action == "delete"
     assert not job0.exists() and not adhoc.exists()
+
+
+# ----------------------------------------------------------------------------- blast radius
+TEN = [f"mod{i}" for i in range(10)]
+
+
+def ten_modules_yaml(inactive: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> str:
+    return modules_yaml(
+        *(module_yaml(n, extra="    is_active: false\n" if n in inactive else "") for n in TEN),
+        *(module_yaml(n) for n in extra),
+    )
+
+
+def test_half_the_modules_deactivated_is_held_then_applied_with_the_flag(
+    tmp_path, jobs_emulator, make_workspace_client
+):
+    from collections import Counter
+
+    from tests.engine.test_reconciler import World
+
+    world = World(tmp_path, jobs_emulator, make_workspace_client, ten_modules_yaml())
+    assert world.orchestrator().run_all_modules().ok
+    half = tuple(TEN[:5])
+    # one bad edit deactivates half of the modules, while a new module arrives
+    world.yaml.write_text(ten_modules_yaml(inactive=half, extra=("fresh",)))
+    world.sync()
+    jobs_emulator.reset_counters()
+
+    plan = world.orchestrator().plan()
+    assert any("--allow-mass-change" in w for w in plan.warnings)
+    assert "--allow-mass-change" in plan.render_text()
+    held = world.orchestrator().run_all_modules()
+    assert not held.ok
+    assert {r.module: (r.action, r.outcome) for r in held if r.outcome != "ok"} == {
+        m: ("pause", "held") for m in half
+    }
+    assert held["fresh"].action == "create" and held["fresh"].ok  # the rest applies
+    assert jobs_emulator.write_counts() == Counter({"jobs/create": 1})  # 0 pauses or deletes
+    (warning,) = held.warnings
+    assert "--allow-mass-change" in warning and "5 of 10 managed jobs" in warning
+    for module in half:
+        settings = world.settings(world.tracked()[module]["job_id"])
+        assert settings["schedule"].get("pause_status", "UNPAUSED") == "UNPAUSED"
+    assert {r["module_name"] for r in history(world) if r["outcome"] == "held"} == set(half)
+
+    jobs_emulator.reset_counters()
+    allowed = world.orchestrator(allow_mass_change=True).run_all_modules()
+    assert allowed.ok and {allowed[m].action for m in half} == {"pause"}
+    assert jobs_emulator.write_counts() == Counter({"jobs/update": 5})
+
+
+def test_cli_exit_1_names_the_flag_then_applies_with_it(tmp_path, capsys):
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / "m.yaml").write_text(ten_modules_yaml())
+    ctl = str(tmp_path / "ctl")
+    MetadataManager(ctl).sync_from_volume(str(volume))
+    target = f"bundle:{tmp_path / 'bundle'}"
+    base = ["apply", "--control-table", ctl, "--target", target, "--prune", "delete"]
+    assert cli_main(base) == 0
+    (volume / "m.yaml").write_text(ten_modules_yaml(inactive=tuple(TEN[:5])))
+    MetadataManager(ctl).sync_from_volume(str(volume))
+    capsys.readouterr()
+
+    assert cli_main(base) == 1
+    err = capsys.readouterr().err
+    assert "--allow-mass-change" in err and "mass change held back: 5 of 10" in err
+    assert len(list((tmp_path / "bundle" / "resources").glob("*.job.yml"))) == 10  # nothing deleted
+
+    assert cli_main([*base, "--allow-mass-change"]) == 0
+    assert len(list((tmp_path / "bundle" / "resources").glob("*.job.yml"))) == 5
+
+
+def test_an_emptied_volume_prunes_nothing(tmp_path, jobs_emulator, workspace_client, caplog):
+    from lakeflow_job_meta.engine.monitor import MetadataMonitor
+
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    for name in ("a", "b", "c"):
+        (volume / f"{name}.yaml").write_text(modules_yaml(module_yaml(name)))
+    ctl = str(tmp_path / "ctl")
+    clock = FakeClock()
+
+    def monitor(allow: bool = False) -> MetadataMonitor:
+        orchestrator = JobOrchestrator(
+            ctl, workspace_client, target="workspace", clock=clock, allow_mass_change=allow
+        )
+        return MetadataMonitor(
+            ctl, volume_path=str(volume), orchestrator=orchestrator, clock=clock, watch_mode="poll"
+        )
+
+    first = monitor()
+    assert first.run_once().ok
+    jobs = {n: jobs_emulator.job_ids(n)[0] for n in ("a", "b", "c")}
+    for path in volume.iterdir():
+        path.unlink()
+    jobs_emulator.reset_counters()
+
+    again = monitor()
+    reports = [again.check_and_update(force_full=True), again.check_and_update(force_full=True)]
+    again.close()
+    for report in reports:  # said on every cycle until allowed or undone
+        assert not report.ok and report.files_deleted == []
+        assert any("listed no YAML files but held 3" in line for line in report.held)
+        assert any("--allow-mass-change" in line for line in report.held)
+    assert jobs_emulator.writes() == 0
+    assert {r["module_name"] for r in open_tables(ctl).control.read_all()} == {"a", "b", "c"}
+    assert sum("listed no YAML files" in r.getMessage() for r in caplog.records) >= 2
+
+    # load --sync refuses too, and keeps every row
+    with pytest.raises(Exception, match="listed no YAML files but held 3"):
+        MetadataManager(ctl).sync_from_volume(str(volume))
+    assert cli_main(["load", str(volume), "--control-table", ctl, "--sync"]) == 1
+
+    allowed = monitor(allow=True)
+    assert allowed.run_once().ok
+    assert all(
+        jobs_emulator.job(job_id)["settings"]["schedule"]["pause_status"] == "PAUSED"
+        for job_id in jobs.values()
+    )
+
+
+def test_the_monitor_holds_and_logs_every_cycle_until_allowed(tmp_path, workspace_client, jobs_emulator):
+    from lakeflow_job_meta.engine.monitor import MetadataMonitor
+
+    meta = tmp_path / "meta.yaml"
+    meta.write_text(ten_modules_yaml())
+    ctl = str(tmp_path / "ctl")
+    manager = MetadataManager(ctl)
+    manager.load_yaml(str(meta))
+    clock = FakeClock()
+    orchestrator = JobOrchestrator(ctl, workspace_client, target="workspace", clock=clock)
+    monitor = MetadataMonitor(ctl, orchestrator=orchestrator, clock=clock, check_interval_seconds=5)
+    try:
+        assert monitor.check_and_update().ok
+        meta.write_text(ten_modules_yaml(inactive=tuple(TEN[:5])))
+        manager.load_yaml(str(meta))
+        jobs_emulator.reset_counters()
+        reports = []
+        for _ in range(3):
+            reports.append(monitor.check_and_update())
+            clock.advance(5)
+        for report in reports:
+            assert any("--allow-mass-change" in line for line in report.held), report.summary()
+            assert report.run is not None and {r.outcome for r in report.run if r.module in TEN[:5]} == {
+                "held"
+            }
+        assert jobs_emulator.writes() == 0
+        orchestrator.allow_mass_change = True
+        done = monitor.check_and_update()
+        assert done.ok and {done.run[m].action for m in TEN[:5]} == {"pause"}
+        assert jobs_emulator.writes() == 5
+    finally:
+        monitor.close()
+
+
+# ----------------------------------------------------------------------------- policy
+
+
+def test_policy_rejects_run_as_and_code_path_with_no_write_for_that_module(
+    tmp_path, jobs_emulator, make_workspace_client
+):
+    from lakeflow_job_meta.metadata.policy import load_policy
+    from tests.engine.test_reconciler import World
+
+    policy_path = tmp_path / "policy.yaml"
+    policy_path.write_text(POLICY)
+    world = World(
+        tmp_path,
+        jobs_emulator,
+        make_workspace_client,
+        modules_yaml(
+            module_yaml("good"),
+            module_yaml("bad_runas", extra="    run_as: {user_name: mallory@example.com}\n"),
+            module_yaml("bad_path", path="/Users/eve/notebook"),
+        ),
+    )
+    orchestrator = world.orchestrator(policy=load_policy(str(policy_path)))
+    result = orchestrator.run_all_modules()
+    assert not result.ok and result["good"].ok and result["good"].action == "create"
+    runas_error, path_error = result["bad_runas"].error or "", result["bad_path"].error or ""
+    assert "module bad_runas: run_as: 'mallory@example.com' is not allowed by the policy" in runas_error
+    assert str(world.yaml) in runas_error or "metadata.yaml" in runas_error
+    assert "transformation_config.notebook_path" in path_error and "source bad_path_task" in path_error
+    assert "'/Users/eve/notebook' is outside the policy's code_paths.allowed_prefixes" in path_error
+    assert jobs_emulator.job_ids("bad_runas") == [] and jobs_emulator.job_ids("bad_path") == []
+    assert jobs_emulator.write_counts() == {"jobs/create": 1}
+    good = world.settings(world.tracked()["good"]["job_id"])
+    assert good["run_as"] == {"service_principal_name": SP}  # the policy's default
+    acl = jobs_emulator.permissions(world.tracked()["good"]["job_id"])["access_control_list"]
+    assert any(e.get("group_name") == "data-eng" for e in acl)
+    # an invalid module is never pruned: no pause of a job it may have had
+    assert {r.module for r in result if r.action in ("pause", "delete")} == set()
+
+
+def test_without_a_policy_each_run_says_so_in_one_line(tmp_path, capsys):
+    ctl = str(tmp_path / "ctl")
+    MetadataManager(ctl).load_yaml(str(EXAMPLES))
+    target = f"bundle:{tmp_path / 'bundle'}"
+    assert cli_main(["plan", "--control-table", ctl, "--target", target]) == 0
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "no policy given" in line] == [
+        "warning: no policy given (--policy): every run_as identity, code path and permission is allowed"
+    ]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("permissions:\n  default: [{group_name: data-eng, permission_level: CAN_VIEW}]\n")
+    assert cli_main(["apply", "--control-table", ctl, "--target", target, "--policy", str(policy)]) == 0
+    assert "no policy given" not in capsys.readouterr().err
+    import yaml
+
+    (job,) = yaml.safe_load((tmp_path / "bundle" / "resources" / "ml_features.job.yml").read_text())[
+        "resources"
+    ]["jobs"].values()
+    assert {"group_name": "data-eng", "level": "CAN_VIEW"} in job["permissions"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run_as:\n  allowed: oops\n")
+    assert cli_main(["plan", "--control-table", ctl, "--target", target, "--policy", str(bad)]) == 2
+    assert f"{bad}:2: run_as.allowed: must be a list" in capsys.readouterr().err
