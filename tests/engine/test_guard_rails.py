@@ -572,3 +572,25 @@ def test_without_a_policy_each_run_says_so_in_one_line(tmp_path, capsys):
     bad.write_text("run_as:\n  allowed: oops\n")
     assert cli_main(["plan", "--control-table", ctl, "--target", target, "--policy", str(bad)]) == 2
     assert f"{bad}:2: run_as.allowed: must be a list" in capsys.readouterr().err
+
+
+def test_wheel_parameters_policy_and_allow_mass_change():
+    from lakeflow_job_meta.cli.main import build_parser
+    from lakeflow_job_meta.main import translate_parameters
+
+    argv = translate_parameters(
+        [
+            "--control_table=main.ops.ctl",
+            "--policy=/Volumes/main/ops/cfg/policy.yaml",
+            "--allow_mass_change=true",
+        ]
+    )
+    assert argv == [
+        "monitor",
+        "--control-table=main.ops.ctl",
+        "--policy=/Volumes/main/ops/cfg/policy.yaml",
+        "--allow-mass-change",
+    ]
+    args = build_parser().parse_args(argv)
+    assert args.policy == "/Volumes/main/ops/cfg/policy.yaml" and args.allow_mass_change is True
+    assert "--allow-mass-change" not in translate_parameters(["--allow_mass_change=false"])
