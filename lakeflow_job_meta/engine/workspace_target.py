@@ -26,7 +26,7 @@ from lakeflow_job_meta.engine.results import OUTCOME_ERROR, ModuleResult
 from lakeflow_job_meta.errors import JobsApiError, NameConflictError, NotOwnedError
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
-from lakeflow_job_meta.planning.normalize import diff_settings, normalize_for_compare
+from lakeflow_job_meta.planning.normalize import compare_settings
 from lakeflow_job_meta.planning.ownership import (
     REMOVED_TAG,
     REMOVED_TAG_VALUE,
@@ -527,7 +527,4 @@ def name_conflict(
 def _differs(desired: Mapping[str, Any], live: Mapping[str, Any], *, explicit_pause: bool) -> bool:
     """Whether an adopted job needs a reset: the drift comparison, so values the service filled
     in by itself (empty notification blocks, run_if, timeouts ...) do not count."""
-    options = {"desired_has_run_as": "run_as" in desired, "explicit_pause": explicit_pause}
-    return bool(
-        diff_settings(normalize_for_compare(desired, **options), normalize_for_compare(live, **options))
-    )
+    return bool(compare_settings(desired, live, explicit_pause=explicit_pause))

@@ -7,6 +7,7 @@ the workspace, and one bad module never stops the others.
 
 Decisions worth knowing:
 - ``format`` is never emitted: the service sets ``MULTI_TASK`` for every Jobs API 2.2 job by itself.
+- ``queue`` is always stated: enabled unless the metadata turns it off (the Jobs API 2.2 default).
 - ``edit_mode`` defaults to ``UI_LOCKED``: the metadata is the source of truth, UI edits would be
   reverted as drift anyway, so we say so in the UI.
 - Empty lists and dicts are never emitted (the SDK drops empty lists, so they would not round-trip
@@ -36,6 +37,9 @@ from lakeflow_job_meta.planning.ownership import label_value, merge_tags
 
 DEFAULT_PRIORITY = 100
 DEFAULT_EDIT_MODE = "UI_LOCKED"
+# Jobs API 2.2 queues runs by default; stating it keeps bundle output (the CLI applies the same
+# default) and the spec hash explicit.
+DEFAULT_QUEUE = {"enabled": True}
 DEFAULT_ENVIRONMENT_KEY = "default"
 DEFAULT_ENVIRONMENT_VERSION = "2"
 RUN_JOB_PLACEHOLDER_ID = 0
@@ -298,6 +302,7 @@ class _ModuleCompiler:
                 if value not in ({}, [], "") or name == "continuous":
                     settings[name] = value
         settings["edit_mode"] = s_in.get("edit_mode") or DEFAULT_EDIT_MODE
+        settings.setdefault("queue", dict(DEFAULT_QUEUE))
         if settings["edit_mode"] not in EDIT_MODES:
             self.module_issue("edit_mode", f"must be one of {sorted(EDIT_MODES)}")
         self._check_job_values(settings)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
-from lakeflow_job_meta.planning.normalize import FieldChange, diff_settings, normalize_for_compare
+from lakeflow_job_meta.planning.normalize import FieldChange, compare_settings
 
 Action = Literal["create", "update", "pause", "delete", "orphaned", "noop", "error"]
 PrunePolicy = Literal["pause", "delete", "keep"]
@@ -225,10 +225,7 @@ def plan_module(
 
 
 def _diff_desired(desired: CompiledJob, live: Mapping[str, Any]) -> list[FieldChange]:
-    options = {"desired_has_run_as": "run_as" in desired.settings, "explicit_pause": desired.explicit_pause}
-    return diff_settings(
-        normalize_for_compare(desired.settings, **options), normalize_for_compare(live, **options)
-    )
+    return compare_settings(desired.settings, live, explicit_pause=desired.explicit_pause)
 
 
 def _file_changes(desired: CompiledJob, tracked: TrackedJob) -> tuple[dict[str, str], list[str]]:

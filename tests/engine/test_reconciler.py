@@ -427,6 +427,33 @@ def test_an_edit_outside_the_tool_is_detected_and_restored_with_one_reset(world:
     assert world.emu.writes() == 0
 
 
+def test_ui_edit_of_a_user_set_cluster_value_is_drift_but_backend_filled_values_are_not(world: World):
+    """docs/API_FACTS.md, Drift: the metadata sets ``node_type_id``; the backend fills the rest."""
+    converge(world)
+    job_id = world.tracked()["ml_features"]["job_id"]
+    cluster = world.settings(job_id)["job_clusters"][0]["new_cluster"]
+    assert cluster["driver_node_type_id"] == "i3.xlarge" and cluster["data_security_mode"] == "SINGLE_USER"
+
+    def backend_changes(settings):
+        filled = settings["job_clusters"][0]["new_cluster"]
+        filled["aws_attributes"]["zone_id"] = "us-west-2a"
+        filled["driver_node_type_id"] = "m5.large"
+        filled["custom_tags"] = {"from_policy": "1"}
+        settings["queue"] = {"enabled": True}
+
+    world.emu.edit_job(job_id, backend_changes)
+    world.emu.reset_counters()
+    quiet = world.orchestrator().run_all_modules()
+    assert quiet["ml_features"].action == "noop" and not quiet["ml_features"].drift
+    assert world.emu.writes() == 0
+
+    world.emu.edit_job(job_id, lambda s: s["job_clusters"][0]["new_cluster"].update(node_type_id="r5.large"))
+    result = world.orchestrator().run_all_modules()
+    assert result["ml_features"].action == "update" and result["ml_features"].drift
+    assert world.emu.write_counts() == Counter({"jobs/reset": 1})
+    assert world.settings(job_id)["job_clusters"][0]["new_cluster"]["node_type_id"] == "i3.xlarge"
+
+
 def test_without_check_drift_an_edit_is_not_looked_at(world: World):
     converge(world)
     job_id = world.tracked()["clickstream_continuous"]["job_id"]

@@ -447,3 +447,12 @@ def test_a_chain_of_1000_tasks_compiles_and_1001_is_an_issue() -> None:
     assert job.settings["tasks"][-1]["depends_on"] == [{"task_key": "t0998"}]
     found = issues_of(mod("m", *chain, src("t1000", 1000)))
     assert any("at most 1000 tasks" in i for i in found)
+
+
+def test_queue_is_always_stated_and_the_metadata_can_turn_it_off() -> None:
+    """Jobs API 2.2 queues by default; the compiled job says so, or says what the metadata says."""
+    plain = compile_module(mod("m", src("a")), CTX).job
+    assert plain is not None and plain.settings["queue"] == {"enabled": True}
+    off = compile_module(mod("m", src("a"), queue={"enabled": False}), CTX).job
+    assert off is not None and off.settings["queue"] == {"enabled": False}
+    assert plain.spec_hash != off.spec_hash
