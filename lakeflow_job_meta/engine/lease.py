@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from lakeflow_job_meta.engine.clock import Clock, SystemClock, utc_datetime
+from lakeflow_job_meta.clock import Clock, SystemClock, utc_datetime
 from lakeflow_job_meta.errors import ConfigurationError, LeaseHeldError
 from lakeflow_job_meta.storage.base import Table
 

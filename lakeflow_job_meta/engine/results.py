@@ -10,19 +10,14 @@ from typing import Any
 
 from lakeflow_job_meta.planning.blast_radius import ALLOW_FLAG
 from lakeflow_job_meta.planning.plan import PlannedChange
-
-OUTCOME_OK = "ok"
-OUTCOME_ERROR = "error"
-OUTCOME_SKIPPED = "skipped"
-# A pause or delete held back by the blast-radius limit: not applied, and the run fails.
-OUTCOME_HELD = "held"
+from lakeflow_job_meta.vocabulary import Outcome
 
 
 @dataclass
 class ModuleResult:
     module: str
-    action: str  # create | adopt | update | pause | delete | keep | noop | error
-    outcome: str = OUTCOME_OK
+    action: str  # a PlanAction
+    outcome: str = Outcome.OK
     job_id: int | None = None
     job_name: str | None = None
     error: str | None = None
@@ -37,7 +32,7 @@ class ModuleResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome == OUTCOME_OK
+        return self.outcome == Outcome.OK
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,7 +74,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return all(r.outcome not in (OUTCOME_ERROR, OUTCOME_HELD) for r in self.results)
+        return all(r.outcome not in (Outcome.ERROR, Outcome.HELD) for r in self.results)
 
     @property
     def job_writes(self) -> int:
@@ -109,7 +104,7 @@ def held_result(change: PlannedChange) -> ModuleResult:
     return ModuleResult(
         module=change.module,
         action=change.action,
-        outcome=OUTCOME_HELD,
+        outcome=Outcome.HELD,
         job_id=change.job_id,
         job_name=change.job_name,
         error=f"{change.action} held back by the blast-radius limit ({ALLOW_FLAG} lets it through)",

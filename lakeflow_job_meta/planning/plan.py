@@ -16,6 +16,7 @@ from typing import Any, Literal
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
 from lakeflow_job_meta.planning.normalize import FieldChange, compare_settings
+from lakeflow_job_meta.vocabulary import TrackingStatus
 
 Action = Literal["create", "update", "pause", "delete", "orphaned", "noop", "error"]
 PrunePolicy = Literal["pause", "delete", "keep"]
@@ -33,7 +34,7 @@ _SYMBOLS = {
 # runnable, so every plan and apply says so (never "No changes") until it is deleted or returns.
 ORPHANED_REASON = "orphaned, no schedule to pause; --prune delete removes it"
 # Tracking status of such a job.
-ORPHANED_STATUS = "orphaned"
+ORPHANED_STATUS = TrackingStatus.ORPHANED
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,6 @@ class TrackedJob:
     # Workspace path -> sha256 of the text last written there (inline SQL files).
     managed_files: dict[str, str] = field(default_factory=dict)
     status: str = "ok"
-    # Settings last applied, when stored: lets a plan show a diff without reading the live job.
-    settings: dict[str, Any] | None = None
 
 
 @dataclass
@@ -110,10 +109,6 @@ class Plan:
         counts["file_writes"] = sum(len(c.file_writes) for c in self.changes)
         counts["file_deletes"] = sum(len(c.file_deletes) for c in self.changes)
         return counts
-
-    @property
-    def has_changes(self) -> bool:
-        return any(c.action != "noop" or c.has_file_changes for c in self.changes)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -203,9 +198,8 @@ def plan_module(
     if tracked.spec_hash != new_hash:
         change.action = "update"
         change.reason = "metadata changed"
-        reference = live_settings if live_settings is not None else tracked.settings
-        if reference is not None:
-            change.diff = _diff_desired(desired, reference)
+        if live_settings is not None:
+            change.diff = _diff_desired(desired, live_settings)
         return change
     if tracked.paused_by_tool:
         change.action = "update"

@@ -15,12 +15,12 @@ import pytest
 
 from lakeflow_job_meta import JobOrchestrator, MetadataManager
 from lakeflow_job_meta.cli.main import main as cli_main
-from lakeflow_job_meta.engine.clock import FakeClock
 from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.errors import LeaseHeldError
 from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.naming import control_table_id
 from tests.engine.test_monitor import wait_for
+from tests.fakes import FakeClock
 from tests.metadata.test_policy import ISSUE_POLICY as POLICY
 from tests.metadata.test_policy import SP
 
@@ -428,7 +428,7 @@ def test_cli_exit_1_names_the_flag_then_applies_with_it(tmp_path, capsys):
 
 
 def test_an_emptied_volume_prunes_nothing(tmp_path, jobs_emulator, workspace_client, caplog):
-    from lakeflow_job_meta.engine.monitor import MetadataMonitor
+    from lakeflow_job_meta import MetadataMonitor
 
     volume = tmp_path / "volume"
     volume.mkdir()
@@ -477,7 +477,7 @@ def test_an_emptied_volume_prunes_nothing(tmp_path, jobs_emulator, workspace_cli
 
 
 def test_the_monitor_holds_and_logs_every_cycle_until_allowed(tmp_path, workspace_client, jobs_emulator):
-    from lakeflow_job_meta.engine.monitor import MetadataMonitor
+    from lakeflow_job_meta import MetadataMonitor
 
     meta = tmp_path / "meta.yaml"
     meta.write_text(ten_modules_yaml())

@@ -1,4 +1,5 @@
-"""Apply plans to a Databricks workspace, idempotently and without ever touching foreign jobs.
+"""``WorkspaceApplier``: one module's planned change applied to a workspace, idempotently and
+without ever touching foreign jobs.
 
 Invariants this module keeps:
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
-from lakeflow_job_meta.engine.results import OUTCOME_ERROR, ModuleResult
+from lakeflow_job_meta.engine.results import ModuleResult
 from lakeflow_job_meta.errors import JobsApiError, NameConflictError, NotOwnedError
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
@@ -34,14 +35,11 @@ from lakeflow_job_meta.planning.ownership import (
     is_managed_by_tool,
     is_owned_by_us,
 )
-from lakeflow_job_meta.planning.plan import ORPHANED_STATUS, PlannedChange, TrackedJob
+from lakeflow_job_meta.planning.plan import PlannedChange, TrackedJob
+from lakeflow_job_meta.storage.rows import TrackingRow
+from lakeflow_job_meta.vocabulary import PENDING_STATUSES, Outcome, PlanAction, TrackingStatus
 
 PERMISSIONS_KEY = "permissions:"  # reserved key in managed_files: hash of the applied ACL
-# Tracking statuses written between a create/adopt and the removal of duplicate copies. A module
-# still in one of them at the next run has its duplicates removed first, whatever its plan says.
-# "created" is a finished create, checked once more at the next run: a create whose first attempt
-# timed out on the client can still commit after our own check, as a copy with our tags.
-PENDING_STATUSES = ("creating", "adopting", "created")
 
 
 def acl_digest(acl: list[dict[str, Any]] | None) -> str | None:
@@ -96,19 +94,19 @@ class TrackingWriter:
         job_name: str | None,
         hash_version: int,
     ) -> None:
-        row = {
-            "target": self.target,
-            "module_name": tracked.module_name,
-            "job_id": tracked.job_id,
-            "job_name": job_name,
-            "spec_hash": tracked.spec_hash,
-            "hash_version": hash_version,
-            "applied_version": applied_version,
-            "status": status,
-            "last_error": last_error,
-            "paused_by_tool": bool(tracked.paused_by_tool),
-            "managed_files": json.dumps(tracked.managed_files, sort_keys=True),
-        }
+        row = TrackingRow(
+            target=self.target,
+            module_name=tracked.module_name,
+            job_id=tracked.job_id,
+            job_name=job_name,
+            spec_hash=tracked.spec_hash,
+            hash_version=hash_version,
+            applied_version=applied_version,
+            status=status,
+            last_error=last_error,
+            paused_by_tool=tracked.paused_by_tool,
+            managed_files=tracked.managed_files,
+        ).as_row()
         with self.lock:
             self.table.merge([row], [])
 
@@ -156,7 +154,11 @@ class WorkspaceApplier:
             )
 
     def _record(
-        self, tracked: TrackedJob, change: PlannedChange, status: str = "ok", error: str | None = None
+        self,
+        tracked: TrackedJob,
+        change: PlannedChange,
+        status: str = TrackingStatus.OK,
+        error: str | None = None,
     ) -> None:
         self.tracking.record(
             tracked,
@@ -242,13 +244,13 @@ class WorkspaceApplier:
                 tracked is not None
                 and tracked.status in PENDING_STATUSES
                 and tracked.job_id
-                and change.action != "create"  # a create looks for copies by itself
+                and change.action != PlanAction.CREATE  # a create looks for copies by itself
             ):
                 tracked = self._settle_pending(change, tracked, live)
             handler = getattr(self, f"_do_{change.action}")
             handler(change, tracked, live, result)
         except (JobsApiError, OSError) as error:
-            result.outcome = OUTCOME_ERROR
+            result.outcome = Outcome.ERROR
             # API errors already name the call and the SDK error; others (NotOwnedError, the
             # SDK's TimeoutError) are named here.
             result.error = str(error) if type(error) is JobsApiError else f"{type(error).__name__}: {error}"
@@ -257,7 +259,7 @@ class WorkspaceApplier:
             latest = self._latest or tracked
             if latest is not None:
                 # A create or adopt still pending keeps that status, so the next run settles it.
-                status = latest.status if latest.status in PENDING_STATUSES else "error"
+                status = latest.status if latest.status in PENDING_STATUSES else TrackingStatus.ERROR
                 try:
                     self._record(latest, change, status=status, error=str(error))
                 except Exception as record_error:  # keep the first error; the run goes on
@@ -276,14 +278,14 @@ class WorkspaceApplier:
         other = self._sync_files(change, files)
         if tracked.job_id:
             other += self._sync_permissions(tracked.job_id, change.compiled, files)
-        if other or (change.compiled is not None and tracked.status != "ok"):
+        if other or (change.compiled is not None and tracked.status != TrackingStatus.OK):
             # also clears a stale "error"/"paused" once the module is back in shape
             self._record(replace(tracked, managed_files=files), change)
 
     def _do_error(
         self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
     ) -> None:
-        result.outcome = OUTCOME_ERROR
+        result.outcome = Outcome.ERROR
         result.error = change.reason
 
     def _find_ours_by_name(self, name: str, module: str) -> list[LiveJob]:
@@ -309,8 +311,8 @@ class WorkspaceApplier:
             name = live.name if live is not None else None
         if name is not None:
             self._remove_duplicates(tracked.job_id, self._find_ours_by_name(name, change.module))
-        settled = replace(tracked, status="ok")
-        if change.action == "noop":  # other actions record their own outcome
+        settled = replace(tracked, status=TrackingStatus.OK)
+        if change.action == PlanAction.NOOP:  # other actions record their own outcome
             self._record(settled, change)
         return settled
 
@@ -328,14 +330,14 @@ class WorkspaceApplier:
             adoptable = self._name_conflict(compiled, change.module, same_name)
             if adoptable is not None:
                 ours = [adoptable]
-                result.action = "adopt_existing"
+                result.action = PlanAction.ADOPT_EXISTING
         if ours:
             # A job we created earlier but never recorded (crash, lost reply), or the one
             # hand-made job the module adopts explicitly: take it over.
             keep = ours[0]
             self._remove_duplicates(keep.job_id, ours)
-            if result.action != "adopt_existing":
-                result.action = "adopt"
+            if result.action != PlanAction.ADOPT_EXISTING:
+                result.action = PlanAction.ADOPT
             job_id = keep.job_id
             adopted = TrackedJob(
                 module_name=change.module,
@@ -343,9 +345,9 @@ class WorkspaceApplier:
                 spec_hash="",
                 paused_by_tool=False,
                 managed_files={},
-                status="adopting",
+                status=TrackingStatus.ADOPTING,
             )
-            self._record(adopted, change, status="adopting")
+            self._record(adopted, change, status=TrackingStatus.ADOPTING)
             # jobs/list carries no tasks or job clusters: compare with the whole job.
             full = self.gateway.get(job_id)
             if full is None:
@@ -381,10 +383,10 @@ class WorkspaceApplier:
                 spec_hash=change.new_hash or "",
                 paused_by_tool=False,
                 managed_files={},
-                status="creating",
+                status=TrackingStatus.CREATING,
             )
             # Immediately: the id must never be lost. "creating" until duplicates are gone.
-            self._record(created, change, status="creating")
+            self._record(created, change, status=TrackingStatus.CREATING)
             ours = self._find_ours_by_name(name, change.module)
             self._remove_duplicates(job_id, ours)
         files = {}
@@ -396,9 +398,9 @@ class WorkspaceApplier:
             spec_hash=change.new_hash or "",
             paused_by_tool=False,
             managed_files=files,
-            status="created",
+            status=TrackingStatus.CREATED,
         )
-        self._record(final, change, status="created")
+        self._record(final, change, status=TrackingStatus.CREATED)
         result.job_id = job_id
         self._maybe_run(job_id, result)
 
@@ -412,7 +414,7 @@ class WorkspaceApplier:
             live = self.gateway.get(tracked.job_id)
         if live is None:
             # The job was deleted outside the tool: create it again (adopting if one exists).
-            result.action = "create"
+            result.action = PlanAction.CREATE
             self._do_create(change, None, None, result)
             return
         self._require_owned(live, change.module)
@@ -426,7 +428,9 @@ class WorkspaceApplier:
         self.gateway.reset(tracked.job_id, settings)
         # The job now holds the new spec: should a file or permission write fail next, the error
         # is recorded against the new hash, so the next run retries only what is left.
-        self._latest = replace(tracked, spec_hash=change.new_hash or "", paused_by_tool=False, status="ok")
+        self._latest = replace(
+            tracked, spec_hash=change.new_hash or "", paused_by_tool=False, status=TrackingStatus.OK
+        )
         files = dict(tracked.managed_files)
         self._sync_files(change, files)
         self._sync_permissions(tracked.job_id, compiled, files)
@@ -436,7 +440,7 @@ class WorkspaceApplier:
                 spec_hash=change.new_hash or "",
                 paused_by_tool=False,
                 managed_files=files,
-                status="ok",
+                status=TrackingStatus.OK,
             ),
             change,
         )
@@ -451,7 +455,7 @@ class WorkspaceApplier:
             live = self.gateway.get(tracked.job_id)
         if live is None:
             self.tracking.forget(change.module)
-            result.action = "noop"
+            result.action = PlanAction.NOOP
             return
         self._require_owned(live, change.module)
         if not any(isinstance(live.settings.get(block), Mapping) for block in PAUSABLE_BLOCKS):
@@ -467,9 +471,11 @@ class WorkspaceApplier:
             partial["tags"] = {**live.tags, REMOVED_TAG: REMOVED_TAG_VALUE}
             self.gateway.update(tracked.job_id, partial)
         self._record(
-            replace(tracked, paused_by_tool=bool(partial) or tracked.paused_by_tool, status="paused"),
+            replace(
+                tracked, paused_by_tool=bool(partial) or tracked.paused_by_tool, status=TrackingStatus.PAUSED
+            ),
             change,
-            status="paused",
+            status=TrackingStatus.PAUSED,
         )
 
     def _do_orphaned(
@@ -478,10 +484,12 @@ class WorkspaceApplier:
         """A removed module's job with nothing to pause: left as it is, marked in tracking so
         plan, apply and status keep showing it."""
         assert tracked is not None
-        result.action = "orphaned"
+        result.action = PlanAction.ORPHANED
         result.error = None
-        if tracked.status != ORPHANED_STATUS:
-            self._record(replace(tracked, status=ORPHANED_STATUS), change, status=ORPHANED_STATUS)
+        if tracked.status != TrackingStatus.ORPHANED:
+            self._record(
+                replace(tracked, status=TrackingStatus.ORPHANED), change, status=TrackingStatus.ORPHANED
+            )
 
     def _do_delete(
         self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
