@@ -309,7 +309,7 @@ def _print_run(console: Any, result: Any) -> None:
     for r in sorted(result.results, key=lambda r: r.module):
         if r.action == "noop" and r.ok and not r.other_writes:
             continue
-        if r.action == "orphaned" and r.ok:
+        if r.action == PlanAction.ORPHANED and r.ok:
             console.print(f"! {r.module}: {ORPHANED_REASON}", markup=False)
             continue
         if r.outcome == "error":
