@@ -49,6 +49,9 @@ class RecordingTarget:
     def describe(self) -> str:
         return "target: in memory"
 
+    def run_identity(self):
+        return None
+
     def managed_jobs(self, desired):
         return len(self.jobs)
 

@@ -24,9 +24,10 @@ from lakeflow_job_meta.engine.lease import Lease, LeaseInfo, LeaseLostError
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataStore
 from lakeflow_job_meta.engine.results import ModuleResult, RunResult
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, Target, tracking_key
-from lakeflow_job_meta.errors import LeaseHeldError, MetadataIssue
+from lakeflow_job_meta.errors import JobsApiError, LeaseHeldError, MetadataIssue
 from lakeflow_job_meta.metadata.models import Module
 from lakeflow_job_meta.metadata.policy import Policy, policy_issues, with_policy_defaults
+from lakeflow_job_meta.planning.acl import needs_owner
 from lakeflow_job_meta.planning.blast_radius import MassChangeGuard, MassChangeLimit
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
@@ -164,8 +165,14 @@ class Orchestrator:
         issues: dict[str, list[MetadataIssue]] = {k: list(v) for k, v in desired.issues.items()}
         pending = sorted(desired.modules if scope is None else scope & set(desired.modules))
         seen = set(pending)
+        context, identity_error = self._context_for(desired, context)
         while pending:
             name = pending.pop()
+            if identity_error and needs_owner(desired.modules[name].settings.get("permissions")):
+                issues.setdefault(name, []).append(
+                    MetadataIssue(f"module {name}", "permissions", identity_error, module=name)
+                )
+                continue
             result = compile_module(desired.modules[name], context)
             if result.issues:
                 issues.setdefault(name, []).extend(result.issues)
@@ -180,6 +187,20 @@ class Orchestrator:
                 pending.extend(fresh)
             # else: no active source - the module's job follows the prune policy.
         return compiled, issues
+
+    def _context_for(
+        self, desired: DesiredState, context: CompileContext
+    ) -> tuple[CompileContext, str | None]:
+        """The compile context, with the identity that runs the tool when an ACL will be sent
+        naming no owner (read once by the target, and only then; a target that leaves the owner
+        to its deployer has none). Returns an error text instead when it cannot be read."""
+        if not any(needs_owner(desired.modules[n].settings.get("permissions")) for n in desired.modules):
+            return context, None
+        try:
+            identity = self.target.run_identity()
+        except (JobsApiError, OSError) as error:
+            return context, f"names no IS_OWNER and the identity running the tool is unknown: {error}"
+        return replace(context, run_identity=identity), None
 
     def _control_version(self) -> int | None:
         try:

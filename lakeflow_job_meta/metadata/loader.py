@@ -20,6 +20,7 @@ from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 from lakeflow_job_meta.metadata.locations import Locator, YamlOrigin, sorted_issues, yaml_issue
 from lakeflow_job_meta.metadata.models import MetadataDocument, ModuleSettings, Source
 from lakeflow_job_meta.metadata.schema import schema_problems
+from lakeflow_job_meta.metadata.tags import Cloud
 from lakeflow_job_meta.metadata.validation import validate_all
 from lakeflow_job_meta.metadata.variables import EnvironmentSelection, apply_variables, undeclared_overrides
 from lakeflow_job_meta.metadata.yaml_loader import LoadedYaml, YamlLimits, load_yaml
@@ -66,6 +67,7 @@ def parse_document(
     env: str | None = None,
     max_bytes: int = MAX_FILE_BYTES,
     default_warehouse_id: str | None = None,
+    cloud: Cloud | None = None,
 ) -> ParseResult:
     """Parse and validate one YAML document; ``path`` is what messages call the file.
 
@@ -83,6 +85,7 @@ def parse_document(
         default_warehouse_id=default_warehouse_id,
         locator=result.locator,
         partial=True,
+        cloud=cloud,
     )
     return replace(result, issues=issues)
 
@@ -97,6 +100,7 @@ def parse_files(
     extra_sources: Iterable[Source] = (),
     extra_modules: Iterable[ModuleSettings] = (),
     control_table: str | None = None,
+    cloud: Cloud | None = None,
 ) -> tuple[list[MetadataDocument], list[MetadataIssue]]:
     """Read, parse and cross-validate files. See :func:`parse_files_detailed`."""
     result = parse_files_detailed(
@@ -108,6 +112,7 @@ def parse_files(
         extra_sources=extra_sources,
         extra_modules=extra_modules,
         control_table=control_table,
+        cloud=cloud,
     )
     return result.documents, result.issues
 
@@ -122,6 +127,7 @@ def parse_files_detailed(
     extra_sources: Iterable[Source] = (),
     extra_modules: Iterable[ModuleSettings] = (),
     control_table: str | None = None,
+    cloud: Cloud | None = None,
 ) -> FilesParseResult:
     """Parse every file, then validate them as one set: duplicates across files, dependencies
     and ``run_job`` targets are checked together. ``extra_sources``/``extra_modules`` (rows
@@ -154,6 +160,7 @@ def parse_files_detailed(
         default_warehouse_id=default_warehouse_id,
         control_table=control_table,
         locator=locator,
+        cloud=cloud,
     )
     issues.extend(cross)
     return FilesParseResult(documents, sorted_issues(issues), selection)

@@ -26,6 +26,18 @@ JSON_COLUMNS: tuple[str, ...] = ("source_config", "target_config", "transformati
 # Columns of the companion modules table (module-level job settings), in order.
 MODULE_COLUMNS: tuple[str, ...] = ("module_name", "settings", "is_active")
 
+# Principal keys of an access control entry; exactly one per entry.
+PRINCIPAL_KEYS: tuple[str, ...] = ("user_name", "group_name", "service_principal_name")
+
+
+def principal_of(entry: Any) -> tuple[str, str] | None:
+    """``(key, name)`` of an ACL entry's single principal, or None when it has not exactly one."""
+    if not isinstance(entry, dict):
+        return None
+    found = [(key, str(entry[key])) for key in PRINCIPAL_KEYS if entry.get(key)]
+    return found[0] if len(found) == 1 else None
+
+
 TASK_TYPES: tuple[str, ...] = (
     "notebook",
     "sql_query",

@@ -26,7 +26,8 @@ from lakeflow_job_meta.metadata.cron import quartz_cron_error
 from lakeflow_job_meta.metadata.dependencies import explicit_dependencies, find_cycles, resolve_dependencies
 from lakeflow_job_meta.metadata.limits import MAX_TASKS_PER_JOB
 from lakeflow_job_meta.metadata.locations import FieldPath, Locator, sorted_issues
-from lakeflow_job_meta.metadata.models import TASK_TYPES, ModuleSettings, Source
+from lakeflow_job_meta.metadata.models import TASK_TYPES, ModuleSettings, Source, principal_of
+from lakeflow_job_meta.metadata.tags import Cloud, tag_issues
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
 
 SQL_WAREHOUSE_BLOCKS = {"sql_query": "sql_task", "sql_file": "sql_task", "dbt": "dbt_task"}
@@ -43,15 +44,19 @@ def validate_all(
     control_table: str | None = None,
     locator: Locator | None = None,
     partial: bool = False,
+    cloud: Cloud | None = None,
 ) -> list[MetadataIssue]:
     """Every semantic problem of this set of sources and module settings, sorted.
 
     ``default_warehouse_id`` is the run-wide fallback for SQL and dbt tasks; ``control_table``
     names the table in locations of SQL rows; ``locator`` (from the loader) gives exact lines;
-    ``partial`` is explained in the module docstring.
+    ``partial`` is explained in the module docstring; ``cloud`` picks the tag rules (None: the
+    rules every cloud accepts, see :mod:`lakeflow_job_meta.metadata.tags`).
     """
     located = (locator or Locator()).with_table(control_table)
-    return _Checker(list(sources), list(modules), located, default_warehouse_id, partial).run()
+    checker = _Checker(list(sources), list(modules), located, default_warehouse_id, partial)
+    checker.cloud = cloud
+    return checker.run()
 
 
 class _Checker:
@@ -64,6 +69,7 @@ class _Checker:
         partial: bool,
     ):
         self.partial = partial
+        self.cloud: Cloud | None = None
         self.sources = sources
         self.modules = modules
         self.locator = locator
@@ -201,15 +207,51 @@ class _Checker:
                         module, (list_field, index, key_field), f"duplicate {key_field} '{value}'"
                     )
                 seen.add(value)
-        owners = [
-            i
-            for i, p in enumerate(_list(settings.get("permissions")))
-            if isinstance(p, Mapping) and p.get("permission_level") == "IS_OWNER"
-        ]
-        for index in owners[1:]:
-            self._module_issue(
-                module, ("permissions", index, "permission_level"), "a job has at most one IS_OWNER"
-            )
+        self._check_permissions(module)
+        self._check_tags(module)
+
+    def _check_permissions(self, module: ModuleSettings) -> None:
+        """A job has exactly one owner, a user or a service principal; the tool adds the one
+        that runs it when none is named. Each principal gets one level: the service keeps only
+        the last of two, which may silently drop the owner."""
+        first_owner: int | None = None
+        seen: dict[tuple[str, str], int] = {}
+        for index, entry in enumerate(_list(module.settings.get("permissions"))):
+            if not isinstance(entry, Mapping):
+                continue
+            principal = principal_of(entry)
+            if principal is not None:
+                if principal in seen:
+                    self._module_issue(
+                        module,
+                        ("permissions", index),
+                        f"{principal[0]} '{principal[1]}' is listed twice (also permissions[{seen[principal]}]); "
+                        "give each principal one permission_level",
+                    )
+                seen.setdefault(principal, index)
+            if entry.get("permission_level") != "IS_OWNER":
+                continue
+            if principal is not None and principal[0] == "group_name":
+                self._module_issue(
+                    module,
+                    ("permissions", index, "group_name"),
+                    "a group cannot own a job: make a user_name or service_principal_name the IS_OWNER",
+                )
+            elif first_owner is not None:
+                self._module_issue(
+                    module,
+                    ("permissions", index, "permission_level"),
+                    f"a job has exactly one IS_OWNER (also permissions[{first_owner}])",
+                )
+            else:
+                first_owner = index
+
+    def _check_tags(self, module: ModuleSettings) -> None:
+        tags = module.settings.get("tags")
+        if not isinstance(tags, Mapping):
+            return
+        for field, message in tag_issues(tags, self.cloud):
+            self._module_issue(module, ("tags", *field), message)
 
     # -- one source ------------------------------------------------------------------------------
     def _check_source(self, source: Source) -> None:

@@ -33,6 +33,7 @@ from lakeflow_job_meta.metadata.limits import MAX_CONCURRENT_RUNS, MAX_NAME_BYTE
 from lakeflow_job_meta.metadata.locations import table_location
 from lakeflow_job_meta.metadata.models import Module, Source, canonical_json
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
+from lakeflow_job_meta.planning.acl import PRINCIPAL_KEYS, RunIdentity, owners, with_owner
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS, scalar_text, spec_hash
 from lakeflow_job_meta.planning.ownership import label_value, merge_tags
 
@@ -54,7 +55,6 @@ CONDITION_OPS = frozenset(
 PAUSE_STATUSES = frozenset({"PAUSED", "UNPAUSED"})
 EDIT_MODES = frozenset({"UI_LOCKED", "EDITABLE"})
 PERMISSION_LEVELS = frozenset({"CAN_VIEW", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER"})
-PRINCIPAL_KEYS: tuple[str, ...] = ("user_name", "group_name", "service_principal_name")
 
 # Module settings copied into the job settings as they are (after dropping empty containers).
 PASSTHROUGH_JOB_FIELDS: tuple[str, ...] = (
@@ -138,6 +138,9 @@ class CompileContext:
     default_pause_status: Literal["PAUSED", "UNPAUSED"] | None = None
     # Added to the development name prefix (``[dev alice] name``) so developers don't collide.
     user_name_prefix: str | None = None
+    # Who runs the tool (read by the workspace adapter): the owner of an ACL that names none.
+    # None for the bundle target, where the deploying CLI adds its own identity as owner.
+    run_identity: RunIdentity | None = None
 
     @property
     def sql_root(self) -> str:
@@ -163,8 +166,11 @@ class CompiledJob:
     managed_files: dict[str, str] = field(default_factory=dict)
     # task_key -> module_name of run_job tasks whose job_id is the placeholder 0.
     run_job_refs: dict[str, str] = field(default_factory=dict)
-    # Access control list in jobs/create form, or None when the metadata sets none.
+    # Access control list in jobs/create form (owner included), or None when the metadata sets none.
     permissions: list[dict[str, str]] | None = None
+    # The ACL as declared, before the running identity was made owner: what the spec hash sees,
+    # so a different caller never looks like a metadata change (the ACL digest covers the PUT).
+    declared_permissions: list[dict[str, str]] | None = None
     priority: int = DEFAULT_PRIORITY
     # Whether settings carry a pause_status decided by the metadata (or by development mode).
     explicit_pause: bool = False
@@ -178,7 +184,7 @@ class CompiledJob:
         return spec_hash(
             self.settings,
             explicit_pause=self.explicit_pause,
-            permissions=self.permissions,
+            permissions=self.declared_permissions,
             run_job_refs=self.run_job_refs,
         )
 
@@ -324,13 +330,17 @@ class _ModuleCompiler:
                 spec["dependencies"] = sorted(self.default_env_deps)
             settings["environments"] = [{"environment_key": DEFAULT_ENVIRONMENT_KEY, "spec": spec}]
         has_pausable = any(block in settings for block in PAUSABLE_BLOCKS)
+        declared = self._permissions(s_in.get("permissions"))
         return CompiledJob(
             module_name=self.module.name,
             job_name=job_name,
             settings=settings,
             managed_files=dict(sorted(self.managed_files.items())),
             run_job_refs=dict(sorted(self.run_job_refs.items())),
-            permissions=self._permissions(s_in.get("permissions")),
+            permissions=(
+                sorted(with_owner(declared, self.ctx.run_identity), key=canonical_json) if declared else None
+            ),
+            declared_permissions=declared,
             priority=self._priority(),
             explicit_pause=explicit_pause,
             pause_status_on_create=(
@@ -422,9 +432,14 @@ class _ModuleCompiler:
                     f"permissions[{index}].permission_level", f"must be one of {sorted(PERMISSION_LEVELS)}"
                 )
                 continue
+            if item["permission_level"] == "IS_OWNER" and principals[0] == "group_name":
+                self.module_issue(f"permissions[{index}]", "a group cannot own a job")
+                continue
             acl.append(
                 {principals[0]: str(item[principals[0]]), "permission_level": item["permission_level"]}
             )
+        if len(owners(acl)) > 1:
+            self.module_issue("permissions", "a job has exactly one IS_OWNER")
         return sorted(acl, key=canonical_json) or None
 
     def _adopt_existing(self) -> bool:

@@ -65,6 +65,8 @@ class PlannedChange:
     file_writes: dict[str, str] = field(default_factory=dict)
     file_deletes: list[str] = field(default_factory=list)
     compiled: CompiledJob | None = None
+    # Direct ACL entries that differ from what we send (see planning.acl.acl_drift): re-sent.
+    acl_drift: list[str] = field(default_factory=list)
 
     @property
     def priority(self) -> int:
@@ -73,6 +75,11 @@ class PlannedChange:
     @property
     def has_file_changes(self) -> bool:
         return bool(self.file_writes or self.file_deletes)
+
+    @property
+    def writes_outside_the_job(self) -> bool:
+        """Files or permissions to write although the job settings may be unchanged."""
+        return self.has_file_changes or bool(self.acl_drift)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +95,7 @@ class PlannedChange:
             "diff": [change.as_dict() for change in self.diff],
             "file_writes": sorted(self.file_writes),
             "file_deletes": sorted(self.file_deletes),
+            "acl_drift": list(self.acl_drift),
         }
 
 
@@ -121,14 +129,18 @@ class Plan:
         """A Terraform-like plan: one block per change, noops only when they write files."""
         lines: list[str] = []
         for change in self.changes:
-            if change.action == "noop" and not change.has_file_changes:
+            if change.action == "noop" and not change.writes_outside_the_job:
                 continue
             if change.action == "orphaned":
                 lines.append(f"  ! {change.module}: {ORPHANED_REASON}")
                 continue
             job = f" (job {change.job_id})" if change.job_id else ""
             name = f" {json.dumps(change.job_name, ensure_ascii=False)}" if change.job_name else ""
-            label = "files" if change.action == "noop" else change.action
+            label = (
+                ("files" if change.has_file_changes else "permissions")
+                if change.action == "noop"
+                else change.action
+            )
             head = f"  {_SYMBOLS.get(change.action, '?')} {label} {change.module}{name}{job}"
             if change.drift:
                 head += "  [drift]"
@@ -138,6 +150,7 @@ class Plan:
             lines += [f"      {item}" for item in change.diff]
             lines += [f"      + file {path}" for path in sorted(change.file_writes)]
             lines += [f"      - file {path}" for path in sorted(change.file_deletes)]
+            lines += [f"      ~ {item}" for item in change.acl_drift]
         counts = self.counts()
         summary = (
             f"Plan: {counts['create']} to create, {counts['update']} to update, "

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from lakeflow_job_meta.engine.results import ModuleResult
 from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue
+from lakeflow_job_meta.planning.acl import RunIdentity
 from lakeflow_job_meta.planning.blast_radius import MassChangeGuard
 from lakeflow_job_meta.planning.compiler import CompiledJob
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
@@ -95,6 +96,10 @@ class Target(Protocol):
 
     def describe(self) -> str:
         """One line for the user: where the jobs go."""
+
+    def run_identity(self) -> RunIdentity | None:
+        """Who deploys the jobs: the owner of an ACL whose metadata names none. None when the
+        target leaves the owner to its deployer (a bundle: the CLI that deploys it)."""
 
     def managed_jobs(self, desired: DesiredJobs) -> int:
         """How many jobs this target manages now: the base of the blast-radius limit."""

@@ -29,6 +29,7 @@ from lakeflow_job_meta.adapters.bundle import (
 )
 from lakeflow_job_meta.engine.results import ModuleResult, held_result
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, issue_text
+from lakeflow_job_meta.planning.acl import RunIdentity
 from lakeflow_job_meta.planning.blast_radius import MassChangeGuard
 from lakeflow_job_meta.planning.ownership import REMOVED_TAG, REMOVED_TAG_VALUE
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
@@ -150,6 +151,9 @@ class BundleTarget:
     @property
     def prune(self) -> PrunePolicy:
         return self._prune
+
+    def run_identity(self) -> RunIdentity | None:
+        return None  # the deploying CLI adds itself as owner
 
     def managed_jobs(self, desired: DesiredJobs) -> int:
         """The job files we wrote that are in the folder now."""
