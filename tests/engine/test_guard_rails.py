@@ -594,3 +594,51 @@ def test_wheel_parameters_policy_and_allow_mass_change():
     args = build_parser().parse_args(argv)
     assert args.policy == "/Volumes/main/ops/cfg/policy.yaml" and args.allow_mass_change is True
     assert "--allow-mass-change" not in translate_parameters(["--allow_mass_change=false"])
+
+
+# ----------------------------------------------------------------------------- permissions
+def test_a_hand_removed_default_grant_is_restored_by_the_next_apply(
+    tmp_path, jobs_emulator, make_workspace_client
+):
+    from lakeflow_job_meta.metadata.policy import parse_policy
+    from tests.engine.test_reconciler import World
+
+    policy = parse_policy(
+        "permissions:\n  default: [{group_name: data-eng, permission_level: CAN_VIEW}]\n", "p"
+    )
+    world = World(
+        tmp_path, jobs_emulator, make_workspace_client, modules_yaml(module_yaml("a"), module_yaml("b"))
+    )
+    assert world.orchestrator(policy=policy).run_all_modules().ok
+    job_id = world.tracked()["a"]["job_id"]
+
+    def grants() -> dict[str, str]:
+        acl = jobs_emulator.permissions(job_id)["access_control_list"]
+        return {
+            e.get("group_name") or e.get("user_name") or "": p["permission_level"]
+            for e in acl
+            for p in e["all_permissions"]
+            if not p.get("inherited")
+        }
+
+    assert grants().get("data-eng") == "CAN_VIEW"  # granted at create
+    owner = {k: v for k, v in grants().items() if v == "IS_OWNER"}
+    # someone removes the grant by hand (a PUT keeping only the owner)
+    world.client.api_client.do(
+        "PUT",
+        f"/api/2.0/permissions/jobs/{job_id}",
+        body={"access_control_list": [{"user_name": u, "permission_level": "IS_OWNER"} for u in owner]},
+    )
+    assert "data-eng" not in grants()
+    jobs_emulator.reset_counters()
+
+    plan = world.orchestrator(policy=policy).plan()
+    (change,) = [c for c in plan.changes if c.module == "a"]
+    assert change.drift and change.acl_drift == ["permissions group_name=data-eng: none -> CAN_VIEW"]
+    restored = world.orchestrator(policy=policy).run_all_modules()
+    assert restored.ok and restored["a"].drift and restored["a"].action == "noop"
+    assert "permissions group_name=data-eng: none -> CAN_VIEW" in restored["a"].diff
+    puts = [r for r in jobs_emulator.requests if r.method == "PUT" and r.endpoint.startswith("permissions/")]
+    assert len(puts) == 1 and jobs_emulator.writes() == 0  # one write: the ACL, not the job
+    assert grants().get("data-eng") == "CAN_VIEW" and grants().get(next(iter(owner))) == "IS_OWNER"
+    assert not restored["b"].drift
