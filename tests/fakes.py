@@ -49,7 +49,7 @@ class RecordingTarget:
     def describe(self) -> str:
         return "target: in memory"
 
-    def run_identity(self):
+    def owner_identity(self):
         return None
 
     def managed_jobs(self, desired):

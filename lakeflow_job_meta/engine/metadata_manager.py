@@ -364,6 +364,30 @@ class MetadataStore:
             default_warehouse_id=self.default_warehouse_id,
             control_table=self.control_table,
         )
+        blamed = self._blame_taken_keys(documents, unparsed_sources, unparsed_modules)
+        for issue in issues:
+            for path in documents:
+                if issue.file == path or path in issue.related_files:
+                    blamed.setdefault(path, []).append(issue)
+        # Issues about modules this load touches but located in stored rows only (e.g. a new
+        # source creating a cycle with SQL rows) are blamed on every loaded file of that module.
+        for issue in issues:
+            if any(issue in lst for lst in blamed.values()):
+                continue
+            for path, doc in documents.items():
+                modules_of_doc = {s.module_name for s in doc.sources} | {m.module_name for m in doc.modules}
+                if issue.module in modules_of_doc:
+                    blamed.setdefault(path, []).append(issue)
+        return blamed
+
+    def _blame_taken_keys(
+        self,
+        documents: Mapping[str, MetadataDocument],
+        unparsed_sources: Mapping[str, Mapping[str, Any]],
+        unparsed_modules: Mapping[str, Mapping[str, Any]],
+    ) -> dict[str, list[MetadataIssue]]:
+        """A loaded file whose key belongs to a kept row that does not parse (a bad INSERT):
+        YAML never overwrites it."""
         blamed: dict[str, list[MetadataIssue]] = {}
         for path, doc in documents.items():
             for model, key, label, table, taken in (
@@ -387,19 +411,6 @@ class MetadataStore:
                         module=model.module_name,
                     )
                 )
-        for issue in issues:
-            for path in documents:
-                if issue.file == path or path in issue.related_files:
-                    blamed.setdefault(path, []).append(issue)
-        # Issues about modules this load touches but located in stored rows only (e.g. a new
-        # source creating a cycle with SQL rows) are blamed on every loaded file of that module.
-        for issue in issues:
-            if any(issue in lst for lst in blamed.values()):
-                continue
-            for path, doc in documents.items():
-                modules_of_doc = {s.module_name for s in doc.sources} | {m.module_name for m in doc.modules}
-                if issue.module in modules_of_doc:
-                    blamed.setdefault(path, []).append(issue)
         return blamed
 
     def _write(

@@ -165,7 +165,7 @@ class Orchestrator:
         issues: dict[str, list[MetadataIssue]] = {k: list(v) for k, v in desired.issues.items()}
         pending = sorted(desired.modules if scope is None else scope & set(desired.modules))
         seen = set(pending)
-        context, identity_error = self._context_for(desired, context)
+        context, identity_error = self._with_owner(desired, context)
         while pending:
             name = pending.pop()
             if identity_error and needs_owner(desired.modules[name].settings.get("permissions")):
@@ -188,19 +188,19 @@ class Orchestrator:
             # else: no active source - the module's job follows the prune policy.
         return compiled, issues
 
-    def _context_for(
+    def _with_owner(
         self, desired: DesiredState, context: CompileContext
     ) -> tuple[CompileContext, str | None]:
-        """The compile context, with the identity that runs the tool when an ACL will be sent
-        naming no owner (read once by the target, and only then; a target that leaves the owner
-        to its deployer has none). Returns an error text instead when it cannot be read."""
+        """The compile context with the identity the target makes owner of an ACL naming none
+        (asked only when some module needs it; None for a target that leaves the owner to its
+        deployer). Returns an error text instead when that identity cannot be read."""
         if not any(needs_owner(desired.modules[n].settings.get("permissions")) for n in desired.modules):
             return context, None
         try:
-            identity = self.target.run_identity()
+            identity = self.target.owner_identity()
         except (JobsApiError, OSError) as error:
             return context, f"names no IS_OWNER and the identity running the tool is unknown: {error}"
-        return replace(context, run_identity=identity), None
+        return (replace(context, run_identity=identity) if identity is not None else context), None
 
     def _control_version(self) -> int | None:
         try:

@@ -33,7 +33,7 @@ from lakeflow_job_meta.metadata.limits import MAX_CONCURRENT_RUNS, MAX_NAME_BYTE
 from lakeflow_job_meta.metadata.locations import table_location
 from lakeflow_job_meta.metadata.models import Module, Source, canonical_json
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
-from lakeflow_job_meta.planning.acl import PRINCIPAL_KEYS, RunIdentity, owners, with_owner
+from lakeflow_job_meta.planning.acl import PRINCIPAL_KEYS, RunIdentity, with_owner
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS, scalar_text, spec_hash
 from lakeflow_job_meta.planning.ownership import label_value, merge_tags
 
@@ -432,14 +432,9 @@ class _ModuleCompiler:
                     f"permissions[{index}].permission_level", f"must be one of {sorted(PERMISSION_LEVELS)}"
                 )
                 continue
-            if item["permission_level"] == "IS_OWNER" and principals[0] == "group_name":
-                self.module_issue(f"permissions[{index}]", "a group cannot own a job")
-                continue
             acl.append(
                 {principals[0]: str(item[principals[0]]), "permission_level": item["permission_level"]}
             )
-        if len(owners(acl)) > 1:
-            self.module_issue("permissions", "a job has exactly one IS_OWNER")
         return sorted(acl, key=canonical_json) or None
 
     def _adopt_existing(self) -> bool:
@@ -803,20 +798,33 @@ class _ModuleCompiler:
             self.source_issue(source, f"{prefix}.libraries", "must be a list")
             libraries = None
         if cluster_key or cluster_id:
-            if cluster_key:
-                task["job_cluster_key"] = str(cluster_key)
-            else:
-                task["existing_cluster_id"] = str(cluster_id)
-            if tc.get("environment_key"):
-                self.source_issue(
-                    source,
-                    f"{prefix}.environment_key",
-                    "is for serverless tasks; this task runs on a cluster",
-                )
-            if libraries:
-                task["libraries"] = prune_empty(copy.deepcopy(libraries))
-            return
-        # Serverless (validation gives spark_jar tasks a cluster).
+            self._cluster_compute(source, tc, task, prefix, libraries)
+        else:  # serverless (validation gives spark_jar tasks a cluster)
+            self._serverless_compute(source, tc, task, task_type, prefix, libraries)
+
+    def _cluster_compute(
+        self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str, libraries: Any
+    ) -> None:
+        if tc.get("job_cluster_key"):
+            task["job_cluster_key"] = str(tc["job_cluster_key"])
+        else:
+            task["existing_cluster_id"] = str(tc["existing_cluster_id"])
+        if tc.get("environment_key"):
+            self.source_issue(
+                source, f"{prefix}.environment_key", "is for serverless tasks; this task runs on a cluster"
+            )
+        if libraries:
+            task["libraries"] = prune_empty(copy.deepcopy(libraries))
+
+    def _serverless_compute(
+        self,
+        source: Source,
+        tc: dict[str, Any],
+        task: dict[str, Any],
+        task_type: str,
+        prefix: str,
+        libraries: Any,
+    ) -> None:
         if task_type == "dbt" and not task["dbt_task"].get("warehouse_id"):
             warehouse = self._warehouse(None)
             if warehouse:

@@ -97,9 +97,9 @@ class Target(Protocol):
     def describe(self) -> str:
         """One line for the user: where the jobs go."""
 
-    def run_identity(self) -> RunIdentity | None:
-        """Who deploys the jobs: the owner of an ACL whose metadata names none. None when the
-        target leaves the owner to its deployer (a bundle: the CLI that deploys it)."""
+    def owner_identity(self) -> RunIdentity | None:
+        """Who owns a job whose ACL names no ``IS_OWNER``: the identity running the tool, read
+        once (may raise JobsApiError); None when the target leaves it to its deployer."""
 
     def managed_jobs(self, desired: DesiredJobs) -> int:
         """How many jobs this target manages now: the base of the blast-radius limit."""

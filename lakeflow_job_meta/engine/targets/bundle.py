@@ -152,9 +152,6 @@ class BundleTarget:
     def prune(self) -> PrunePolicy:
         return self._prune
 
-    def run_identity(self) -> RunIdentity | None:
-        return None  # the deploying CLI adds itself as owner
-
     def managed_jobs(self, desired: DesiredJobs) -> int:
         """The job files we wrote that are in the folder now."""
         resources = Path(self.directory) / RESOURCES_DIR
@@ -171,6 +168,9 @@ class BundleTarget:
 
     def scope(self, modules: set[str] | None) -> set[str] | None:
         return None  # the bundle is one document: always rendered whole
+
+    def owner_identity(self) -> RunIdentity | None:
+        return None  # `databricks bundle deploy` makes its own identity the owner
 
     def _actions(
         self, desired: DesiredJobs, mass_change: MassChangeGuard | None = None

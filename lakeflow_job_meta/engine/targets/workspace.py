@@ -151,7 +151,7 @@ class WorkspaceTarget:
     def scope(self, modules: set[str] | None) -> set[str] | None:
         return modules
 
-    def run_identity(self) -> RunIdentity | None:
+    def owner_identity(self) -> RunIdentity | None:
         return self.gateway.current_identity()
 
     def managed_jobs(self, desired: DesiredJobs) -> int:

@@ -327,74 +327,22 @@ class WorkspaceApplier:
         compiled = change.compiled
         assert compiled is not None
         self._require_resolved(compiled)
-        name = compiled.job_name
-        same_name = self.gateway.list_by_name(name)
+        same_name = self.gateway.list_by_name(compiled.job_name)
         ours = [job for job in same_name if self._owned(job, change.module)]
-        files: dict[str, str] = {}
         if not ours:
             adoptable = self._name_conflict(compiled, change.module, same_name)
             if adoptable is not None:
+                # The one hand-made job a module with adopt_existing: true takes over.
                 ours = [adoptable]
                 result.action = PlanAction.ADOPT_EXISTING
         if ours:
-            # A job we created earlier but never recorded (crash, lost reply), or the one
-            # hand-made job the module adopts explicitly: take it over.
-            keep = ours[0]
-            self._remove_duplicates(keep.job_id, ours)
+            # A job we created earlier but never recorded (crash, lost reply): adopt it.
             if result.action != PlanAction.ADOPT_EXISTING:
                 result.action = PlanAction.ADOPT
-            job_id = keep.job_id
-            adopted = TrackedJob(
-                module_name=change.module,
-                job_id=job_id,
-                spec_hash="",
-                paused_by_tool=False,
-                managed_files={},
-                status=TrackingStatus.ADOPTING,
-            )
-            self._record(adopted, change, status=TrackingStatus.ADOPTING)
-            # jobs/list carries no tasks or job clusters: compare with the whole job.
-            full = self.gateway.get(job_id)
-            if full is None:
-                raise JobsApiError(f"job {job_id} disappeared while being adopted")
-            settings = with_pause_status(
-                compiled.settings,
-                explicit_pause=compiled.explicit_pause,
-                live=full.settings,
-                paused_by_tool=False,
-                default_pause_status=None,
-            )
-            if _differs(settings, full.settings, explicit_pause=compiled.explicit_pause):
-                self.gateway.reset(job_id, settings)
+            job_id = self._adopt(change, compiled, ours)
         else:
-            settings = with_pause_status(
-                compiled.settings,
-                explicit_pause=compiled.explicit_pause,
-                live=None,
-                paused_by_tool=False,
-                default_pause_status=self.default_pause_status,
-            )
-            try:
-                job_id = self.gateway.create(settings)
-            except JobsApiError:
-                # The create may have landed although the reply never came back.
-                ours = self._find_ours_by_name(name, change.module)
-                if not ours:
-                    raise
-                job_id = ours[0].job_id
-            created = TrackedJob(
-                module_name=change.module,
-                job_id=job_id,
-                spec_hash=change.new_hash or "",
-                paused_by_tool=False,
-                managed_files={},
-                status=TrackingStatus.CREATING,
-            )
-            # Immediately: the id must never be lost. "creating" until duplicates are gone.
-            self._record(created, change, status=TrackingStatus.CREATING)
-            ours = self._find_ours_by_name(name, change.module)
-            self._remove_duplicates(job_id, ours)
-        files = {}
+            job_id = self._create_new(change, compiled)
+        files: dict[str, str] = {}
         self._sync_files(change, files)
         self._sync_permissions(job_id, compiled, files)
         final = TrackedJob(
@@ -408,6 +356,64 @@ class WorkspaceApplier:
         self._record(final, change, status=TrackingStatus.CREATED)
         result.job_id = job_id
         self._maybe_run(job_id, result)
+
+    def _adopt(self, change: PlannedChange, compiled: CompiledJob, ours: list[LiveJob]) -> int:
+        """Keep the first of our copies, delete the others, and reset it only if it differs."""
+        keep = ours[0]
+        self._remove_duplicates(keep.job_id, ours)
+        adopted = TrackedJob(
+            module_name=change.module,
+            job_id=keep.job_id,
+            spec_hash="",
+            paused_by_tool=False,
+            managed_files={},
+            status=TrackingStatus.ADOPTING,
+        )
+        self._record(adopted, change, status=TrackingStatus.ADOPTING)
+        # jobs/list carries no tasks or job clusters: compare with the whole job.
+        full = self.gateway.get(keep.job_id)
+        if full is None:
+            raise JobsApiError(f"job {keep.job_id} disappeared while being adopted")
+        settings = with_pause_status(
+            compiled.settings,
+            explicit_pause=compiled.explicit_pause,
+            live=full.settings,
+            paused_by_tool=False,
+            default_pause_status=None,
+        )
+        if _differs(settings, full.settings, explicit_pause=compiled.explicit_pause):
+            self.gateway.reset(keep.job_id, settings)
+        return keep.job_id
+
+    def _create_new(self, change: PlannedChange, compiled: CompiledJob) -> int:
+        """Create the job, record its id at once, then delete copies a resent create made."""
+        settings = with_pause_status(
+            compiled.settings,
+            explicit_pause=compiled.explicit_pause,
+            live=None,
+            paused_by_tool=False,
+            default_pause_status=self.default_pause_status,
+        )
+        try:
+            job_id = self.gateway.create(settings)
+        except JobsApiError:
+            # The create may have landed although the reply never came back.
+            ours = self._find_ours_by_name(compiled.job_name, change.module)
+            if not ours:
+                raise
+            job_id = ours[0].job_id
+        created = TrackedJob(
+            module_name=change.module,
+            job_id=job_id,
+            spec_hash=change.new_hash or "",
+            paused_by_tool=False,
+            managed_files={},
+            status=TrackingStatus.CREATING,
+        )
+        # Immediately: the id must never be lost. "creating" until duplicates are gone.
+        self._record(created, change, status=TrackingStatus.CREATING)
+        self._remove_duplicates(job_id, self._find_ours_by_name(compiled.job_name, change.module))
+        return job_id
 
     def _do_update(
         self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
