@@ -4,10 +4,24 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.emulator.fixtures import jobs_emulator, make_workspace_client, workspace_client  # noqa: F401
+from tests.spark_delta import HAVE_SPARK_DELTA, build_session
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The one local Spark + Delta session of the test run (started on first use: about 10-30 s,
+    plus a one-time jar download from Maven Central). Skipped without the ``spark`` extra."""
+    if not HAVE_SPARK_DELTA:
+        pytest.skip("pyspark and delta-spark are not installed (the spark extra)")
+    session = build_session(tmp_path_factory.mktemp("warehouse"))
+    yield session
+    session.stop()
 
 
 @pytest.fixture(autouse=True)

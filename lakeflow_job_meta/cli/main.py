@@ -24,7 +24,7 @@ from lakeflow_job_meta.errors import (
     MissingDependencyError,
     TableNotFoundError,
 )
-from lakeflow_job_meta.vocabulary import PlanAction, PrunePolicy, choices
+from lakeflow_job_meta.vocabulary import Outcome, PlanAction, PrunePolicy, choices
 
 DEFAULT_LOCAL_CONTROL_TABLE = ".lakeflow_job_meta/etl_control"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LEASE = 0, 1, 2, 3
@@ -297,23 +297,23 @@ def _print_run(console: Any, result: Any) -> None:
     from lakeflow_job_meta.planning.plan import ORPHANED_REASON
 
     symbols = {
-        "create": "+",
-        "adopt": "+",
-        "adopt_existing": "+",
-        "update": "~",
-        "delete": "-",
-        "pause": "!",
-        "noop": " ",
-        "error": "x",
+        PlanAction.CREATE: "+",
+        PlanAction.ADOPT: "+",
+        PlanAction.ADOPT_EXISTING: "+",
+        PlanAction.UPDATE: "~",
+        PlanAction.DELETE: "-",
+        PlanAction.PAUSE: "!",
+        PlanAction.NOOP: " ",
+        PlanAction.ERROR: "x",
     }
     for r in sorted(result.results, key=lambda r: r.module):
-        if r.action == "noop" and r.ok and not r.other_writes:
+        if r.action == PlanAction.NOOP and r.ok and not r.other_writes:
             continue
         if r.action == PlanAction.ORPHANED and r.ok:
             console.print(f"! {r.module}: {ORPHANED_REASON}", markup=False)
             continue
-        if r.outcome == "error":
-            line = f"x {r.module}: {r.action}" + (" failed" if r.action != "error" else "")
+        if r.outcome == Outcome.ERROR:
+            line = f"x {r.module}: {r.action}" + (" failed" if r.action != PlanAction.ERROR else "")
         elif not r.ok:
             line = f"  {r.module}: {r.action} {r.outcome}"
         else:
@@ -328,7 +328,8 @@ def _print_run(console: Any, result: Any) -> None:
     done = Counter(r.action for r in result.results if r.ok)
     parts = [f"{n} {action}" for action, n in sorted(done.items())]
     outcomes = Counter(r.outcome for r in result.results if not r.ok)
-    for outcome, label in (("error", "failed"), ("held", "held back"), ("skipped", "skipped")):
+    labels = ((Outcome.ERROR, "failed"), (Outcome.HELD, "held back"), (Outcome.SKIPPED, "skipped"))
+    for outcome, label in labels:
         if outcomes[outcome]:
             parts.append(f"{outcomes[outcome]} {label}")
     console.print(

@@ -52,6 +52,28 @@ TASK_TYPES: tuple[str, ...] = (
     "for_each",
 )
 
+# Task fields that choose compute. Task types that run on compute we choose (the others run on a
+# warehouse, a pipeline or nothing); serverless tasks of ENVIRONMENT_TASK_TYPES need an environment.
+COMPUTE_FIELDS: tuple[str, ...] = ("job_cluster_key", "existing_cluster_id", "environment_key", "libraries")
+CLUSTER_TASK_TYPES = frozenset({"notebook", "python_wheel", "spark_python", "spark_jar", "dbt"})
+ENVIRONMENT_TASK_TYPES = frozenset({"python_wheel", "spark_python", "dbt"})
+# The environment the compiler generates when a module declares none.
+DEFAULT_ENVIRONMENT_KEY = "default"
+
+
+def serverless_dependency(library: Any) -> str | None:
+    """A task library as a serverless environment dependency (pip requirement), if it has one."""
+    if not isinstance(library, dict) or len(library) != 1:
+        return None
+    (kind, value), *_ = library.items()
+    if kind == "whl" and isinstance(value, str):
+        return value
+    if kind == "requirements" and isinstance(value, str):
+        return f"-r {value}"
+    if kind == "pypi" and isinstance(value, dict) and set(value) == {"package"}:
+        return str(value["package"])
+    return None
+
 
 @dataclass(frozen=True)
 class Source:

@@ -26,7 +26,16 @@ from lakeflow_job_meta.metadata.cron import quartz_cron_error
 from lakeflow_job_meta.metadata.dependencies import explicit_dependencies, find_cycles, resolve_dependencies
 from lakeflow_job_meta.metadata.limits import MAX_TASKS_PER_JOB
 from lakeflow_job_meta.metadata.locations import FieldPath, Locator, sorted_issues
-from lakeflow_job_meta.metadata.models import TASK_TYPES, ModuleSettings, Source, principal_of
+from lakeflow_job_meta.metadata.models import (
+    CLUSTER_TASK_TYPES,
+    COMPUTE_FIELDS,
+    ENVIRONMENT_TASK_TYPES,
+    TASK_TYPES,
+    ModuleSettings,
+    Source,
+    principal_of,
+    serverless_dependency,
+)
 from lakeflow_job_meta.metadata.tags import Cloud, tag_issues
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
 
@@ -180,12 +189,17 @@ class _Checker:
     # -- module settings -------------------------------------------------------------------------
     def _check_module_settings(self, module: ModuleSettings) -> None:
         settings = module.settings
-        triggers = [kind for kind in _TRIGGER_KINDS if settings.get(kind)]
+        # An empty ``continuous: {}`` still makes a job continuous; empty schedule/trigger say nothing.
+        triggers = [
+            k for k in _TRIGGER_KINDS if settings.get(k) or (k == "continuous" and settings.get(k) == {})
+        ]
         if len(triggers) > 1:
             self._module_issue(
                 module, (triggers[1],), f"{', '.join(triggers)} are mutually exclusive: keep one"
             )
         schedule = settings.get("schedule")
+        if isinstance(schedule, Mapping) and not schedule.get("timezone_id"):
+            self._module_issue(module, ("schedule", "timezone_id"), "is required")
         if isinstance(schedule, Mapping) and "quartz_cron_expression" in schedule:
             problem = quartz_cron_error(schedule["quartz_cron_expression"])
             if problem:
@@ -337,6 +351,64 @@ class _Checker:
                 listed = ", ".join(str(d) for d in defined) if defined else f"the module has no {list_field}"
                 self._source_issue(
                     source, (*path, key_field), f"names no {what} of module '{source.module_name}' ({listed})"
+                )
+        self._check_compute_placement(source, config, path, settings, task_type)
+
+    def _check_compute_placement(
+        self,
+        source: Source,
+        config: Mapping[str, Any],
+        path: FieldPath,
+        settings: Mapping[str, Any],
+        task_type: str,
+    ) -> None:
+        """Compute settings only on task types that take them; on serverless, libraries only
+        through an environment (the module's, or the one the compiler generates)."""
+        if task_type not in CLUSTER_TASK_TYPES:
+            for key in COMPUTE_FIELDS:
+                if config.get(key) not in (None, [], ""):
+                    self._source_issue(source, (*path, key), f"{task_type} tasks take no compute settings")
+            return
+        libraries = _list(config.get("libraries"))
+        if config.get("job_cluster_key") or config.get("existing_cluster_id"):
+            if config.get("environment_key"):
+                self._source_issue(
+                    source, (*path, "environment_key"), "is for serverless tasks; this task runs on a cluster"
+                )
+            return
+        if task_type not in ENVIRONMENT_TASK_TYPES:
+            if libraries:
+                self._source_issue(
+                    source,
+                    (*path, "libraries"),
+                    "libraries need a cluster; serverless tasks take dependencies from an environment",
+                )
+            return
+        environments = sorted(
+            str(e.get("environment_key"))
+            for e in _list(settings.get("environments"))
+            if isinstance(e, Mapping)
+        )
+        if environments:
+            if libraries:
+                self._source_issue(
+                    source,
+                    (*path, "libraries"),
+                    "serverless task: put these in the module environment's dependencies",
+                )
+            if not config.get("environment_key") and len(environments) > 1:
+                self._source_issue(
+                    source,
+                    (*path, "environment_key"),
+                    f"is required: the module has environments {environments}",
+                )
+            return
+        for index, library in enumerate(libraries):
+            if serverless_dependency(library) is None:
+                self._source_issue(
+                    source,
+                    (*path, "libraries", index),
+                    "only whl, pypi (package) and requirements libraries work on serverless",
                 )
 
     # -- one module's tasks ----------------------------------------------------------------------

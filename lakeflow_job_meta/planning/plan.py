@@ -11,24 +11,21 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
 from lakeflow_job_meta.planning.normalize import FieldChange, compare_settings
-from lakeflow_job_meta.vocabulary import TrackingStatus
+from lakeflow_job_meta.vocabulary import PLAN_ACTIONS, PlanAction, PrunePolicy, TrackingStatus
 
-Action = Literal["create", "update", "pause", "delete", "orphaned", "noop", "error"]
-PrunePolicy = Literal["pause", "delete", "keep"]
-ACTIONS: tuple[str, ...] = ("create", "update", "pause", "delete", "orphaned", "noop", "error")
 _SYMBOLS = {
-    "create": "+",
-    "update": "~",
-    "delete": "-",
-    "pause": "!",
-    "orphaned": "!",
-    "error": "x",
-    "noop": "=",
+    PlanAction.CREATE: "+",
+    PlanAction.UPDATE: "~",
+    PlanAction.DELETE: "-",
+    PlanAction.PAUSE: "!",
+    PlanAction.ORPHANED: "!",
+    PlanAction.ERROR: "x",
+    PlanAction.NOOP: "=",
 }
 # A removed module's job with no schedule, trigger or continuous block cannot be paused: it stays
 # runnable, so every plan and apply says so (never "No changes") until it is deleted or returns.
@@ -111,7 +108,7 @@ class Plan:
         self.changes = sorted(self.changes, key=lambda c: (c.priority, c.module))
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(ACTIONS, 0)
+        counts: dict[str, int] = {action.value: 0 for action in PLAN_ACTIONS}
         for change in self.changes:
             counts[change.action] = counts.get(change.action, 0) + 1
         counts["file_writes"] = sum(len(c.file_writes) for c in self.changes)
@@ -129,16 +126,16 @@ class Plan:
         """A Terraform-like plan: one block per change, noops only when they write files."""
         lines: list[str] = []
         for change in self.changes:
-            if change.action == "noop" and not change.writes_outside_the_job:
+            if change.action == PlanAction.NOOP and not change.writes_outside_the_job:
                 continue
-            if change.action == "orphaned":
+            if change.action == PlanAction.ORPHANED:
                 lines.append(f"  ! {change.module}: {ORPHANED_REASON}")
                 continue
             job = f" (job {change.job_id})" if change.job_id else ""
             name = f" {json.dumps(change.job_name, ensure_ascii=False)}" if change.job_name else ""
             label = (
                 ("files" if change.has_file_changes else "permissions")
-                if change.action == "noop"
+                if change.action == PlanAction.NOOP
                 else change.action
             )
             head = f"  {_SYMBOLS.get(change.action, '?')} {label} {change.module}{name}{job}"
@@ -156,7 +153,7 @@ class Plan:
             f"Plan: {counts['create']} to create, {counts['update']} to update, "
             f"{counts['delete'] + counts['pause']} to delete/pause, {counts['noop']} unchanged."
         )
-        if counts["orphaned"]:
+        if counts[PlanAction.ORPHANED]:
             summary += f" {counts['orphaned']} orphaned."
         if counts["error"]:
             summary += f" {counts['error']} with errors."
@@ -172,7 +169,7 @@ def plan_module(
     tracked: TrackedJob | None,
     live_settings: Mapping[str, Any] | None,
     *,
-    prune: PrunePolicy = "pause",
+    prune: PrunePolicy = PrunePolicy.PAUSE,
     check_drift: bool = False,
 ) -> PlannedChange:
     """One module's change.
@@ -189,7 +186,7 @@ def plan_module(
     if tracked is None or not tracked.job_id:
         return PlannedChange(
             module=desired.module_name,
-            action="create",
+            action=PlanAction.CREATE,
             job_name=desired.job_name,
             reason="new module",
             new_hash=new_hash,
@@ -199,7 +196,7 @@ def plan_module(
     writes, deletes = _file_changes(desired, tracked)
     change = PlannedChange(
         module=desired.module_name,
-        action="noop",
+        action=PlanAction.NOOP,
         job_id=tracked.job_id,
         job_name=desired.job_name,
         new_hash=new_hash,
@@ -209,19 +206,19 @@ def plan_module(
         compiled=desired,
     )
     if tracked.spec_hash != new_hash:
-        change.action = "update"
+        change.action = PlanAction.UPDATE
         change.reason = "metadata changed"
         if live_settings is not None:
             change.diff = _diff_desired(desired, live_settings)
         return change
     if tracked.paused_by_tool:
-        change.action = "update"
+        change.action = PlanAction.UPDATE
         change.reason = "module is back: unpause the job the tool paused"
         return change
     if check_drift and live_settings is not None:
         diff = _diff_desired(desired, live_settings)
         if diff:
-            change.action = "update"
+            change.action = PlanAction.UPDATE
             change.drift = True
             change.reason = "the job was changed outside the metadata"
             change.diff = diff
@@ -253,17 +250,20 @@ def _file_changes(desired: CompiledJob, tracked: TrackedJob) -> tuple[dict[str, 
 
 def _plan_removed(tracked: TrackedJob, live: Mapping[str, Any] | None, prune: PrunePolicy) -> PlannedChange:
     change = PlannedChange(
-        module=tracked.module_name, action="noop", job_id=tracked.job_id or None, old_hash=tracked.spec_hash
+        module=tracked.module_name,
+        action=PlanAction.NOOP,
+        job_id=tracked.job_id or None,
+        old_hash=tracked.spec_hash,
     )
     if not tracked.job_id:
         change.reason = "module removed; it has no job"
-    elif prune == "keep":
+    elif prune == PrunePolicy.KEEP:
         change.reason = "module removed; prune=keep leaves its job as it is"
-    elif prune == "delete":
-        change.action = "delete"
+    elif prune == PrunePolicy.DELETE:
+        change.action = PlanAction.DELETE
         change.reason = "module removed (prune=delete)"
         change.file_deletes = sorted(path for path in tracked.managed_files if path.startswith("/"))
-    elif prune == "pause":
+    elif prune == PrunePolicy.PAUSE:
         # Without live settings the applier reads them; only a pause we already made is skipped.
         if live is not None and not any(isinstance(live.get(b), Mapping) for b in PAUSABLE_BLOCKS):
             orphaned = True
@@ -271,10 +271,10 @@ def _plan_removed(tracked: TrackedJob, live: Mapping[str, Any] | None, prune: Pr
             orphaned = live is None and tracked.status == ORPHANED_STATUS
         needs_pause = _has_unpaused_trigger(live) if live is not None else not tracked.paused_by_tool
         if orphaned:
-            change.action = "orphaned"
+            change.action = PlanAction.ORPHANED
             change.reason = ORPHANED_REASON
         elif needs_pause:
-            change.action = "pause"
+            change.action = PlanAction.PAUSE
             change.reason = "module removed (prune=pause)"
         else:
             change.reason = "module removed; its job has nothing left to pause"

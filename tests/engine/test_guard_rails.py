@@ -642,3 +642,10 @@ def test_a_hand_removed_default_grant_is_restored_by_the_next_apply(
     assert len(puts) == 1 and jobs_emulator.writes() == 0  # one write: the ACL, not the job
     assert grants().get("data-eng") == "CAN_VIEW" and grants().get(next(iter(owner))) == "IS_OWNER"
     assert not restored["b"].drift
+
+
+def test_adopt_existing_must_be_a_boolean(tmp_path, capsys):
+    path = tmp_path / "m.yaml"
+    path.write_text(modules_yaml(module_yaml("m", extra='    adopt_existing: "yes"\n')))
+    assert cli_main(["validate", str(path)]) == 1
+    assert f"{path}:4: modules[0].adopt_existing: must be true or false" in capsys.readouterr().err

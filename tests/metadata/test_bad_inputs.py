@@ -451,14 +451,18 @@ CASES = [
     ),
     Case(
         "invalid_cron",
-        module(NOTEBOOK_A, settings=f"    schedule:\n      quartz_cron_expression: '0 5 * * *'  {MARK}\n"),
+        module(
+            NOTEBOOK_A,
+            settings=f"    schedule:\n      timezone_id: UTC\n      quartz_cron_expression: '0 5 * * *'  {MARK}\n",
+        ),
         "invalid Quartz cron expression: expected 6 or 7 fields",
         field="modules[0].schedule.quartz_cron_expression",
     ),
     Case(
         "cron_both_day_fields",
         module(
-            NOTEBOOK_A, settings=f"    schedule:\n      quartz_cron_expression: '0 0 5 * * MON'  {MARK}\n"
+            NOTEBOOK_A,
+            settings=f"    schedule:\n      timezone_id: UTC\n      quartz_cron_expression: '0 0 5 * * MON'  {MARK}\n",
         ),
         "exactly one of day-of-month and day-of-week must be '?'",
         field="modules[0].schedule.quartz_cron_expression",
@@ -467,7 +471,7 @@ CASES = [
         "schedule_and_continuous",
         module(
             NOTEBOOK_A,
-            settings=f"    schedule: {{quartz_cron_expression: '0 0 5 * * ?'}}\n    continuous: {{pause_status: PAUSED}}  {MARK}\n",
+            settings=f"    schedule: {{quartz_cron_expression: '0 0 5 * * ?', timezone_id: UTC}}\n    continuous: {{pause_status: PAUSED}}  {MARK}\n",
         ),
         "schedule, continuous are mutually exclusive",
         field="modules[0].continuous",
