@@ -25,14 +25,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue
+from lakeflow_job_meta.metadata.limits import MASS_CHANGE_MAX_FRACTION, MASS_CHANGE_MAX_JOBS, MAX_POLICY_BYTES
 from lakeflow_job_meta.metadata.locations import format_path, table_location
 from lakeflow_job_meta.metadata.models import Module, Source
 from lakeflow_job_meta.metadata.yaml_loader import LoadedYaml, YamlLimits, load_yaml
 
-POLICY_MAX_BYTES = 64 * 1024
 NO_POLICY_WARNING = "no policy given (--policy): every run_as identity, code path and permission is allowed"
-DEFAULT_MASS_CHANGE_MAX_JOBS = 2
-DEFAULT_MASS_CHANGE_MAX_FRACTION = 0.2
 RUN_AS_KEYS: tuple[str, ...] = ("user_name", "service_principal_name")
 PRINCIPAL_KEYS: tuple[str, ...] = ("user_name", "group_name", "service_principal_name")
 # The policy grants visibility and run rights; ownership stays with the one owner per job.
@@ -55,8 +53,8 @@ class Policy:
     environment_run_as_default: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     code_prefixes: tuple[str, ...] | None = None
     default_permissions: tuple[Mapping[str, str], ...] = ()
-    mass_change_max_jobs: int = DEFAULT_MASS_CHANGE_MAX_JOBS
-    mass_change_max_fraction: float = DEFAULT_MASS_CHANGE_MAX_FRACTION
+    mass_change_max_jobs: int = MASS_CHANGE_MAX_JOBS
+    mass_change_max_fraction: float = MASS_CHANGE_MAX_FRACTION
     allow_mass_change: bool = False
 
     def run_as_default_for(self, env: str | None) -> Mapping[str, str] | None:
@@ -66,7 +64,7 @@ class Policy:
 
 
 # -- loading -----------------------------------------------------------------------------------
-def load_policy(path: str, *, max_bytes: int = POLICY_MAX_BYTES) -> Policy:
+def load_policy(path: str, *, max_bytes: int = MAX_POLICY_BYTES) -> Policy:
     """Read and check a policy file (a local path, ``/Volumes/...`` or ``/Workspace/...``).
     Any problem is a ConfigurationError naming the file, line and field: a run never proceeds
     on a policy it could not read."""
@@ -78,7 +76,7 @@ def load_policy(path: str, *, max_bytes: int = POLICY_MAX_BYTES) -> Policy:
     return parse_policy(content, path, max_bytes=max_bytes)
 
 
-def parse_policy(content: str | bytes, path: str, *, max_bytes: int = POLICY_MAX_BYTES) -> Policy:
+def parse_policy(content: str | bytes, path: str, *, max_bytes: int = MAX_POLICY_BYTES) -> Policy:
     """Parse policy text (safe YAML, size and alias caps); see :func:`load_policy`."""
     if not content.strip():
         raise ConfigurationError(f"{path}:1: the policy file is empty")
@@ -129,12 +127,34 @@ class _PolicyReader:
 
     def read(self) -> Policy:
         data = self.mapping(self.loaded.data, [], _TOP_KEYS)
-        run_as = self.mapping(data.get("run_as"), ["run_as"], frozenset({"allowed", "default"}))
+        allowed, default = self.run_as(data.get("run_as"))
+        max_jobs, fraction = self.mass_change(data.get("mass_change"))
+        allow = data.get("allow_mass_change", (data.get("mass_change") or {}).get("allow", False))
+        if not isinstance(allow, bool):
+            raise self.fail(["allow_mass_change"], "must be true or false")
+        return Policy(
+            source=self.path,
+            run_as_allowed=allowed,
+            run_as_default=default,
+            environment_run_as_default=self.environments(data.get("environments"), allowed),
+            code_prefixes=self.code_prefixes(data.get("code_paths")),
+            default_permissions=self.grants(data.get("permissions")),
+            mass_change_max_jobs=max_jobs,
+            mass_change_max_fraction=fraction,
+            allow_mass_change=allow,
+        )
+
+    def run_as(self, value: Any) -> tuple[tuple[str, ...] | None, dict[str, str] | None]:
+        run_as = self.mapping(value, ["run_as"], frozenset({"allowed", "default"}))
         allowed = self.strings(run_as["allowed"], ["run_as", "allowed"]) if "allowed" in run_as else None
         default = self.run_as_entry(run_as["default"], ["run_as", "default"]) if "default" in run_as else None
         self.check_allowed(default, allowed, ["run_as", "default"])
+        return allowed, default
+
+    def environments(self, value: Any, allowed: tuple[str, ...] | None) -> dict[str, dict[str, str]]:
+        """Per environment ``run_as.default`` overrides, each in the allow-list too."""
         envs: dict[str, dict[str, str]] = {}
-        for name, block in self.mapping(data.get("environments"), ["environments"], None).items():
+        for name, block in self.mapping(value, ["environments"], None).items():
             where = ["environments", str(name)]
             env_run_as = self.mapping(
                 self.mapping(block, where, frozenset({"run_as"})).get("run_as"),
@@ -144,43 +164,34 @@ class _PolicyReader:
             if "default" in env_run_as:
                 envs[str(name)] = self.run_as_entry(env_run_as["default"], [*where, "run_as", "default"])
                 self.check_allowed(envs[str(name)], allowed, [*where, "run_as", "default"])
-        code = self.mapping(data.get("code_paths"), ["code_paths"], frozenset({"allowed_prefixes"}))
-        prefixes = None
-        if "allowed_prefixes" in code:
-            prefixes = self.strings(code["allowed_prefixes"], ["code_paths", "allowed_prefixes"])
-            for index, prefix in enumerate(prefixes):
-                if normalize_code_path(prefix) is None:
-                    raise self.fail(
-                        ["code_paths", "allowed_prefixes", index], "must be an absolute path or URI"
-                    )
-        permissions = self.mapping(data.get("permissions"), ["permissions"], frozenset({"default"}))
-        grants = tuple(
-            self.grant(g, ["permissions", "default", i])
-            for i, g in enumerate(self.list_of(permissions.get("default"), ["permissions", "default"]))
+        return envs
+
+    def code_prefixes(self, value: Any) -> tuple[str, ...] | None:
+        code = self.mapping(value, ["code_paths"], frozenset({"allowed_prefixes"}))
+        if "allowed_prefixes" not in code:
+            return None
+        prefixes = self.strings(code["allowed_prefixes"], ["code_paths", "allowed_prefixes"])
+        for index, prefix in enumerate(prefixes):
+            if normalize_code_path(prefix) is None:
+                raise self.fail(["code_paths", "allowed_prefixes", index], "must be an absolute path or URI")
+        return prefixes
+
+    def grants(self, value: Any) -> tuple[dict[str, str], ...]:
+        permissions = self.mapping(value, ["permissions"], frozenset({"default"}))
+        where = ["permissions", "default"]
+        return tuple(
+            self.grant(g, [*where, i]) for i, g in enumerate(self.list_of(permissions.get("default"), where))
         )
-        mass = self.mapping(
-            data.get("mass_change"), ["mass_change"], frozenset({"max_jobs", "max_fraction", "allow"})
-        )
-        max_jobs = mass.get("max_jobs", DEFAULT_MASS_CHANGE_MAX_JOBS)
+
+    def mass_change(self, value: Any) -> tuple[int, float]:
+        mass = self.mapping(value, ["mass_change"], frozenset({"max_jobs", "max_fraction", "allow"}))
+        max_jobs = mass.get("max_jobs", MASS_CHANGE_MAX_JOBS)
         if not isinstance(max_jobs, int) or isinstance(max_jobs, bool) or max_jobs < 0:
             raise self.fail(["mass_change", "max_jobs"], "must be an integer >= 0")
-        fraction = mass.get("max_fraction", DEFAULT_MASS_CHANGE_MAX_FRACTION)
+        fraction = mass.get("max_fraction", MASS_CHANGE_MAX_FRACTION)
         if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 <= fraction <= 1:
             raise self.fail(["mass_change", "max_fraction"], "must be a number between 0 and 1")
-        allow = data.get("allow_mass_change", mass.get("allow", False))
-        if not isinstance(allow, bool):
-            raise self.fail(["allow_mass_change"], "must be true or false")
-        return Policy(
-            source=self.path,
-            run_as_allowed=allowed,
-            run_as_default=default,
-            environment_run_as_default=envs,
-            code_prefixes=prefixes,
-            default_permissions=grants,
-            mass_change_max_jobs=max_jobs,
-            mass_change_max_fraction=float(fraction),
-            allow_mass_change=allow,
-        )
+        return max_jobs, float(fraction)
 
     def list_of(self, value: Any, where: Sequence[str | int]) -> list[Any]:
         if value is None:

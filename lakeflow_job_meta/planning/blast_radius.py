@@ -13,20 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from lakeflow_job_meta.metadata.limits import MASS_CHANGE_MAX_FRACTION, MASS_CHANGE_MAX_JOBS
 from lakeflow_job_meta.planning.plan import PlannedChange
 
 DESTRUCTIVE_ACTIONS: frozenset[str] = frozenset({"pause", "delete"})
 ALLOW_FLAG = "--allow-mass-change"
-DEFAULT_MAX_JOBS = 2
-DEFAULT_MAX_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
 class MassChangeLimit:
     """At most ``max(max_jobs, max_fraction x managed)`` pauses and deletes per run."""
 
-    max_jobs: int = DEFAULT_MAX_JOBS
-    max_fraction: float = DEFAULT_MAX_FRACTION
+    max_jobs: int = MASS_CHANGE_MAX_JOBS
+    max_fraction: float = MASS_CHANGE_MAX_FRACTION
 
     def threshold(self, managed_jobs: int) -> float:
         return max(float(self.max_jobs), self.max_fraction * max(0, managed_jobs))
