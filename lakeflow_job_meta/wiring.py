@@ -27,6 +27,7 @@ from lakeflow_job_meta.engine.targets.bundle import BundleTarget
 from lakeflow_job_meta.engine.targets.workspace import WorkspaceOptions, WorkspaceTarget
 from lakeflow_job_meta.errors import ConfigurationError
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
+from lakeflow_job_meta.metadata.policy import load_policy
 from lakeflow_job_meta.planning.compiler import CompileContext
 from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.naming import control_table_id
@@ -101,6 +102,11 @@ class RunSettings:
     max_workers: int = 4
     check_drift: bool = True
     max_file_bytes: int = MAX_FILE_BYTES
+    # The identity and code policy file (a local path or /Volumes/...); None allows everything.
+    policy_path: str | None = None
+    allow_mass_change: bool = False
+    # How long an apply waits for another writer's lease (None: until free; 0: not at all).
+    lease_timeout: float | None = None
     # Short SDK timeouts and ``--profile`` (the CLI); the public API keeps the SDK's defaults.
     cli: bool = False
 
@@ -161,7 +167,9 @@ def build_target(settings: RunSettings, parts: Parts, *, workspace: Any = None) 
     """The target the settings name; the workspace client is built on first use."""
     spec = _target_spec(settings)
     if spec.kind == TargetKind.BUNDLE:
-        return BundleTarget(spec.bundle_dir or "bundle", control_table_id=parts.table_id)
+        return BundleTarget(
+            spec.bundle_dir or "bundle", control_table_id=parts.table_id, prune=PrunePolicy(settings.prune)
+        )
     options = WorkspaceOptions(
         control_table_id=parts.table_id,
         prune=PrunePolicy(settings.prune),
@@ -211,6 +219,9 @@ def orchestrator_parts(
         "env_mode": EnvironmentMode(settings.env_mode) if settings.env_mode else None,
         "lease": lease,
         "lease_wait": lease_wait,
+        "lease_timeout": settings.lease_timeout,
+        "policy": load_policy(settings.policy_path) if settings.policy_path else None,
+        "allow_mass_change": settings.allow_mass_change,
     }
 
 
