@@ -20,6 +20,7 @@ from lakeflow_job_meta.engine.monitor import Monitor, MonitorOptions
 from lakeflow_job_meta.engine.orchestrator import Orchestrator
 from lakeflow_job_meta.engine.targets.base import TargetSpec
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
+from lakeflow_job_meta.metadata.policy import Policy
 from lakeflow_job_meta.storage.tables import ToolTables
 from lakeflow_job_meta.vocabulary import PrunePolicy
 from lakeflow_job_meta.wiring import (
@@ -85,6 +86,9 @@ class JobOrchestrator(Orchestrator):
         clock: Clock | None = None,
         lease: Lease | None = None,
         lease_wait: bool = True,
+        lease_timeout: float | None = None,
+        policy: Policy | str | None = None,
+        allow_mass_change: bool = False,
         retry_policy: RetryPolicy | None = None,
     ):
         settings = RunSettings(
@@ -92,6 +96,9 @@ class JobOrchestrator(Orchestrator):
             target=target,
             env=env,
             env_mode=env_mode,
+            lease_timeout=lease_timeout,
+            policy_path=policy if isinstance(policy, str) else None,
+            allow_mass_change=allow_mass_change,
             prune=prune,
             default_pause_status=default_pause_status,
             default_warehouse_id=default_warehouse_id,
@@ -100,16 +107,17 @@ class JobOrchestrator(Orchestrator):
             check_drift=check_drift,
         )
         parts = build_parts(settings, tables=tables, clock=clock, spark=spark)
-        super().__init__(
-            **orchestrator_parts(
-                settings,
-                parts,
-                lease=lease,
-                lease_wait=lease_wait,
-                workspace=workspace_client,
-                retry_policy=retry_policy,
-            )
+        arguments = orchestrator_parts(
+            settings,
+            parts,
+            lease=lease,
+            lease_wait=lease_wait,
+            workspace=workspace_client,
+            retry_policy=retry_policy,
         )
+        if isinstance(policy, Policy):  # a policy already loaded (e.g. from a notebook widget)
+            arguments["policy"] = policy
+        super().__init__(**arguments)
 
 
 class MetadataMonitor(Monitor):

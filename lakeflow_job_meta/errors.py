@@ -10,7 +10,9 @@ bad module never aborts a run. Exceptions are raised only where the caller canno
     - :class:`TableNotFoundError` - a table a read-only command needs does not exist.
   - :class:`JobsApiError` - a Jobs API call failed after the SDK's own retries.
     - :class:`NotOwnedError` - a job exists but does not carry our ownership tags.
+      - :class:`NameConflictError` - a job a module would create already has that name.
   - :class:`LeaseHeldError` - another process holds the writer lease (``--no-wait``).
+  - :class:`MassChangeHeldError` - a sync would remove every row of a volume that lists no files.
   - :class:`MissingDependencyError` - an optional extra (``local``, ``spark``) is not installed.
 """
 
@@ -95,8 +97,16 @@ class NotOwnedError(JobsApiError):
     permanent = True
 
 
+class NameConflictError(NotOwnedError):
+    """A job without this control table's ownership tags already has the module's job name."""
+
+
 class LeaseHeldError(LakeflowJobMetaError):
     """Another process holds the writer lease."""
+
+
+class MassChangeHeldError(LakeflowJobMetaError):
+    """A change too large to be an accident was held back (``--allow-mass-change`` lets it)."""
 
 
 class MissingDependencyError(LakeflowJobMetaError):

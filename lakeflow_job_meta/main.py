@@ -29,8 +29,14 @@ PARAMETER_OPTIONS = {
     "full_resync_seconds": "--full-resync-seconds",
     "default_warehouse_id": "--default-warehouse-id",
     "managed_sql_root": "--managed-sql-root",
+    "policy": "--policy",
 }
-FLAGS = {"once": "--once", "auto_run": "--auto-run", "no_wait": "--no-wait"}
+FLAGS = {
+    "once": "--once",
+    "auto_run": "--auto-run",
+    "no_wait": "--no-wait",
+    "allow_mass_change": "--allow-mass-change",
+}
 
 
 def translate_parameters(argv: Sequence[str]) -> list[str]:

@@ -25,16 +25,20 @@ else:  # pragma: no cover - Python 3.10 (Databricks Runtime 13.3 LTS)
 
 
 class PlanAction(StrEnum):
-    """What a plan or an apply does to one module's job. ``adopt`` is only an outcome: a create
-    that found a job of ours by name and took it over."""
+    """What a plan or an apply does to one module's job. ``adopt`` and ``adopt_existing`` are
+    only outcomes: a create that found a job of ours by name and took it over, or the one
+    untagged job a module with ``adopt_existing: true`` took over. ``orphaned``: a removed
+    module's job with nothing to pause, shown on every run."""
 
     CREATE = "create"
     UPDATE = "update"
     PAUSE = "pause"
     DELETE = "delete"
+    ORPHANED = "orphaned"
     NOOP = "noop"
     ERROR = "error"
     ADOPT = "adopt"
+    ADOPT_EXISTING = "adopt_existing"
 
 
 # The actions a plan can hold, in the order its summary counts them.
@@ -43,6 +47,7 @@ PLAN_ACTIONS: tuple[PlanAction, ...] = (
     PlanAction.UPDATE,
     PlanAction.PAUSE,
     PlanAction.DELETE,
+    PlanAction.ORPHANED,
     PlanAction.NOOP,
     PlanAction.ERROR,
 )
@@ -70,6 +75,8 @@ class TrackingStatus(StrEnum):
     OK = "ok"
     ERROR = "error"
     PAUSED = "paused"
+    # A removed module's job with nothing to pause: left as it is, flagged on every run.
+    ORPHANED = "orphaned"
     CREATING = "creating"
     ADOPTING = "adopting"
     CREATED = "created"
@@ -84,6 +91,8 @@ class Outcome(StrEnum):
     OK = "ok"
     ERROR = "error"
     SKIPPED = "skipped"
+    # A pause or delete held back by the blast-radius limit: not applied, and the run fails.
+    HELD = "held"
 
 
 class EnvironmentMode(StrEnum):

@@ -26,6 +26,7 @@ from lakeflow_job_meta.engine.targets.base import Target, TargetSpec, default_ta
 from lakeflow_job_meta.engine.targets.bundle import BundleTarget
 from lakeflow_job_meta.errors import ConfigurationError
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
+from lakeflow_job_meta.metadata.policy import load_policy
 from lakeflow_job_meta.planning.compiler import CompileContext
 from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.naming import control_table_id
@@ -100,6 +101,11 @@ class RunSettings:
     max_workers: int = 4
     check_drift: bool = True
     max_file_bytes: int = MAX_FILE_BYTES
+    # The identity and code policy file (a local path or /Volumes/...); None allows everything.
+    policy_path: str | None = None
+    allow_mass_change: bool = False
+    # How long an apply waits for another writer's lease (None: until free; 0: not at all).
+    lease_timeout: float | None = None
     # Short SDK timeouts and ``--profile`` (the CLI); the public API keeps the SDK's defaults.
     cli: bool = False
 
@@ -163,7 +169,12 @@ def build_target(
     calls are retried by ``retry_policy`` (default: :class:`RetryPolicy` sleeping on the clock)."""
     spec = _target_spec(settings)
     if spec.kind == TargetKind.BUNDLE:
-        return BundleTarget(spec.bundle_dir or "bundle", control_table_id=parts.table_id, state=parts.state)
+        return BundleTarget(
+            spec.bundle_dir or "bundle",
+            control_table_id=parts.table_id,
+            prune=PrunePolicy(settings.prune),
+            state=parts.state,
+        )
     # Imported here: the SDK costs about 2 s of CPU to import, and a bundle run never needs it.
     from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs
     from lakeflow_job_meta.engine.targets.workspace import WorkspaceOptions, WorkspaceTarget
@@ -221,6 +232,9 @@ def orchestrator_parts(
         "env_mode": EnvironmentMode(settings.env_mode) if settings.env_mode else None,
         "lease": lease,
         "lease_wait": lease_wait,
+        "lease_timeout": settings.lease_timeout,
+        "policy": load_policy(settings.policy_path) if settings.policy_path else None,
+        "allow_mass_change": settings.allow_mass_change,
     }
 
 

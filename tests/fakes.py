@@ -52,6 +52,9 @@ class RecordingTarget:
     def owner_identity(self):
         return None
 
+    def managed_jobs(self, desired):
+        return len(self.jobs)
+
     def scope(self, modules):
         return modules
 

@@ -245,7 +245,11 @@ def test_plan_and_apply_bundle(cli: Cli, loaded: str, tmp_path: Path) -> None:
     target = f"bundle:{tmp_path / 'out'}"
     rc, out, err = cli("plan", "--control-table", loaded, "--target", target)
     assert rc == 0
-    assert err.strip() == f"target: bundle folder {tmp_path / 'out'} (local; no workspace is contacted)"
+    assert err.strip().splitlines() == [
+        f"target: bundle folder {tmp_path / 'out'} (local; no workspace is contacted)",
+        # issue 9: without a policy every run says so, in one line
+        "warning: no policy given (--policy): every run_as identity, code path and permission is allowed",
+    ]
     # Terraform-like: one "+ create" block per module, then the summary line.
     for module in EXAMPLE_MODULES:
         assert f'  + create {module} "{module}"' in out

@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, iter_tasks
 
 MANAGED_MARKER = "managed by lakeflow_job_meta"
@@ -153,6 +154,24 @@ def render_job_files(job: CompiledJob) -> dict[str, str]:
     document = {"resources": {"jobs": {resource_key(job.module_name): resource}}}
     files[f"{RESOURCES_DIR}/{bundle_stem(job.module_name)}{JOB_FILE_SUFFIX}"] = _dump(document)
     return files
+
+
+def paused_job_file(text: str, removed_tag: tuple[str, str]) -> str | None:
+    """A job file of a removed module with every schedule, trigger and continuous block paused
+    and ``removed_tag`` added, byte-stable when applied again; None when the job has nothing to
+    pause (orphaned) or the file is not one job we wrote."""
+    try:
+        document = yaml.safe_load(text)
+        ((key, job),) = document["resources"]["jobs"].items()
+    except Exception:  # hand-edited or foreign: leave it alone
+        return None
+    blocks = [b for b in PAUSABLE_BLOCKS if isinstance(job.get(b), dict)]
+    if not blocks:
+        return None
+    for block in blocks:
+        job[block]["pause_status"] = "PAUSED"
+    job["tags"] = {**(job.get("tags") or {}), removed_tag[0]: removed_tag[1]}
+    return _dump({"resources": {"jobs": {key: job}}})
 
 
 def is_managed_file(path: Path) -> bool:

@@ -1,8 +1,8 @@
 """``lakeflow-job-meta``: validate, load, plan, apply, monitor, status.
 
 Exit codes: 0 success; 1 metadata errors or a module failed; 2 bad usage or configuration;
-3 the writer lease is held by another process (``--no-wait``). Errors print one line; ``--debug``
-adds the traceback. With ``--json`` stdout holds only the JSON document.
+3 the writer lease is held by another process (after ``--lease-timeout``, or at once with
+``--no-wait``). Errors print one line; ``--debug`` adds the traceback. With ``--json`` stdout holds only the JSON document.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from lakeflow_job_meta.vocabulary import Outcome, PlanAction, PrunePolicy, choic
 
 DEFAULT_LOCAL_CONTROL_TABLE = ".lakeflow_job_meta/etl_control"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LEASE = 0, 1, 2, 3
+DEFAULT_LEASE_TIMEOUT_SECONDS = 60.0
 
 
 def _console(stderr: bool = True):
@@ -65,6 +66,14 @@ def _add_target_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--default-warehouse-id", default=None)
     parser.add_argument("--managed-sql-root", default=None, help="workspace folder for inline-SQL files")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.add_argument(
+        "--policy", default=None, metavar="PATH", help="identity and code policy YAML (may be in a volume)"
+    )
+    parser.add_argument(
+        "--allow-mass-change",
+        action="store_true",
+        help="apply pauses and deletes beyond the blast-radius limit (default max(2, 20%%) of the jobs)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lakeflow-job-meta",
         description="Keep Databricks Lakeflow Jobs equal to metadata in a Delta control table and YAML.",
         epilog="Exit codes: 0 ok, 1 metadata errors or a failed module, 2 bad usage or configuration, "
-        "3 writer lease held (--no-wait). --debug shows tracebacks.",
+        "3 writer lease held (after --lease-timeout, default 60 s). --debug shows tracebacks.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_table_arg(p)
     _add_metadata_args(p)
     p.add_argument("--sync", action="store_true", help="for folders: also delete rows whose file is gone")
+    p.add_argument(
+        "--allow-mass-change", action="store_true", help="with --sync: accept a folder that lists no files"
+    )
     p.add_argument("--default-warehouse-id", default=None)
     p.add_argument("--json", action="store_true")
 
@@ -98,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--prune", choices=choices(PrunePolicy), default=PrunePolicy.PAUSE.value)
         if name == "apply":
             p.add_argument("--auto-run", action="store_true", help="run jobs just created or changed")
+            p.add_argument(
+                "--lease-timeout",
+                type=float,
+                default=DEFAULT_LEASE_TIMEOUT_SECONDS,
+                metavar="SECONDS",
+                help="wait at most this long for the writer lease, then exit 3 (default: %(default)s)",
+            )
             p.add_argument(
                 "--no-wait", action="store_true", help="fail at once if another process holds the lease"
             )
@@ -178,7 +197,12 @@ def cmd_load(args: argparse.Namespace) -> int:
     manager = build_manager(settings, build_parts(settings))
     variables = _variables(args)
     if args.sync:
-        results = [manager.sync_from_volume(path, var=variables, env=args.env) for path in args.paths]
+        results = [
+            manager.sync_from_volume(
+                path, var=variables, env=args.env, allow_mass_change=args.allow_mass_change
+            )
+            for path in args.paths
+        ]
     else:
         results = [manager.load_files(_expand_paths(args.paths), var=variables, env=args.env)]
     if args.json:
@@ -207,9 +231,19 @@ def _run_settings(args: argparse.Namespace):
         default_warehouse_id=args.default_warehouse_id,
         managed_sql_root=args.managed_sql_root,
         profile=args.profile,
+        policy_path=getattr(args, "policy", None),
+        allow_mass_change=getattr(args, "allow_mass_change", False),
         variables=_variables(args) if hasattr(args, "var") else {},
         cli=True,
     )
+
+
+def _warn_without_policy(args: argparse.Namespace) -> None:
+    """With no policy every run says, in one line, that nothing is restricted."""
+    if not args.policy:
+        from lakeflow_job_meta.metadata.policy import NO_POLICY_WARNING
+
+        print(f"warning: {NO_POLICY_WARNING}", file=sys.stderr)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -217,6 +251,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     orchestrator = build_orchestrator(_run_settings(args))
     _console().print(orchestrator.describe_target())
+    _warn_without_policy(args)
     plan = orchestrator.plan(check_drift=not args.no_drift)
     if args.json:
         print(json.dumps(plan.as_json(), indent=2, default=str))
@@ -228,9 +263,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.wiring import build_orchestrator
 
-    orchestrator = build_orchestrator(_run_settings(args), lease_wait=not args.no_wait)
+    if args.lease_timeout < 0:
+        raise ConfigurationError(f"--lease-timeout must be >= 0, got {args.lease_timeout:g}")
+    settings = _run_settings(args)
+    settings.lease_timeout = 0.0 if args.no_wait else args.lease_timeout
+    orchestrator = build_orchestrator(settings)
     console = _console()
     console.print(orchestrator.describe_target())
+    _warn_without_policy(args)
     if not orchestrator.tables.control.exists():
         # apply creates the tool's own tables, but never an empty control table from a typo.
         raise TableNotFoundError(orchestrator.tables.control.name)
@@ -254,9 +294,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _print_run(console: Any, result: Any) -> None:
+    from lakeflow_job_meta.planning.plan import ORPHANED_REASON
+
     symbols = {
         PlanAction.CREATE: "+",
         PlanAction.ADOPT: "+",
+        PlanAction.ADOPT_EXISTING: "+",
         PlanAction.UPDATE: "~",
         PlanAction.DELETE: "-",
         PlanAction.PAUSE: "!",
@@ -265,6 +308,9 @@ def _print_run(console: Any, result: Any) -> None:
     }
     for r in sorted(result.results, key=lambda r: r.module):
         if r.action == PlanAction.NOOP and r.ok and not r.other_writes:
+            continue
+        if r.action == PlanAction.ORPHANED and r.ok:
+            console.print(f"! {r.module}: {ORPHANED_REASON}", markup=False)
             continue
         if r.outcome == Outcome.ERROR:
             line = f"x {r.module}: {r.action}" + (" failed" if r.action != PlanAction.ERROR else "")
@@ -281,17 +327,18 @@ def _print_run(console: Any, result: Any) -> None:
         console.print(line, markup=False)
     done = Counter(r.action for r in result.results if r.ok)
     parts = [f"{n} {action}" for action, n in sorted(done.items())]
-    failed = sum(1 for r in result.results if r.outcome == Outcome.ERROR)
-    others = sum(1 for r in result.results if not r.ok and r.outcome != Outcome.ERROR)
-    if failed:
-        parts.append(f"{failed} failed")
-    if others:
-        parts.append(f"{others} skipped")
+    outcomes = Counter(r.outcome for r in result.results if not r.ok)
+    labels = ((Outcome.ERROR, "failed"), (Outcome.HELD, "held back"), (Outcome.SKIPPED, "skipped"))
+    for outcome, label in labels:
+        if outcomes[outcome]:
+            parts.append(f"{outcomes[outcome]} {label}")
     console.print(
         f"Apply complete: {', '.join(parts) or 'no modules'}; "
         f"{result.job_writes} job write(s), {result.other_writes} other write(s).",
         markup=False,
     )
+    for warning in result.warnings:
+        console.print(f"warning: {warning}", markup=False)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -311,6 +358,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     )
     monitor = build_monitor(_run_settings(args), watch)
     _console().print(monitor.orchestrator.describe_target())
+    _warn_without_policy(args)
     install_signal_handlers(monitor)
     configure_logging(debug=args.debug, monitor_format=args.log_format)
     if args.once:

@@ -36,6 +36,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from lakeflow_job_meta.clock import Clock, SystemClock, utc_datetime
@@ -69,6 +70,10 @@ class LeaseInfo:
         left = self.expires_at - now
         state = f"{left:.0f}s left" if left > 0 else "expired"
         return f"{self.holder} until {until} ({state})"
+
+    def expires_local(self) -> str:
+        """The expiry in the machine's local time zone: what an operator at a terminal reads."""
+        return datetime.fromtimestamp(self.expires_at).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -278,7 +283,7 @@ class Lease:
         if self.try_acquire():
             return True
         if not wait:
-            raise LeaseHeldError(self._held_message())
+            raise LeaseHeldError(self.held_message())
         deadline = None if timeout is None else self.clock.monotonic() + timeout
         while True:
             holder = self._last_seen
@@ -345,10 +350,16 @@ class Lease:
         who = self.lost_to.holder if self.lost_to else "nobody"
         log.warning("writer lease %s lost by %s (now held by %s)", self.scope, self.holder_id, who)
 
-    def _held_message(self) -> str:
+    def held_message(self, waited: float | None = None) -> str:
+        """One line: who holds the lease and when it expires (local time), and what to do."""
         holder = self._last_seen
-        who = holder.describe(self.clock.now()) if holder else "another process"
-        return (
-            f"the writer lease of {self.scope} on {self.table.name} is held by {who}; "
-            "wait for it (drop --no-wait) or stop that process"
-        )
+        who = "another process"
+        if holder is not None:
+            left = holder.expires_at - self.clock.now()
+            when = f"in {left:.0f}s" if left > 0 else "already expired"
+            who = f"{holder.holder}, whose lease expires at {holder.expires_local()} ({when})"
+        if waited:
+            hint = f"gave up after waiting {waited:g}s (raise --lease-timeout, or stop that process)"
+        else:
+            hint = "wait for it (--lease-timeout SECONDS) or stop that process"
+        return f"the writer lease of {self.scope} on {self.table.name} is held by {who}; {hint}"

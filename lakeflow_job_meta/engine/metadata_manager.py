@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lakeflow_job_meta.errors import MetadataIssue, MetadataValidationError
+from lakeflow_job_meta.errors import MassChangeHeldError, MetadataIssue, MetadataValidationError
 from lakeflow_job_meta.metadata.files import list_yaml_files, read_yaml_file
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 from lakeflow_job_meta.metadata.loader import parse_document, validate_all
@@ -26,6 +26,7 @@ from lakeflow_job_meta.metadata.models import MetadataDocument, Module, ModuleSe
 from lakeflow_job_meta.metadata.rows import module_settings_from_row, source_from_row
 from lakeflow_job_meta.metadata.validation import run_job_targets
 from lakeflow_job_meta.metadata.variables import EnvironmentSelection
+from lakeflow_job_meta.planning.blast_radius import emptied_volume_message, volume_emptied
 from lakeflow_job_meta.storage.state_store import StateStore, environment_key
 from lakeflow_job_meta.storage.tables import ToolTables
 
@@ -152,17 +153,35 @@ class MetadataStore:
         return self.load_files(list_yaml_files(folder), var=var, env=env)
 
     def sync_from_volume(
-        self, folder: str, var: Mapping[str, str] | None = None, env: str | None = None
+        self,
+        folder: str,
+        var: Mapping[str, str] | None = None,
+        env: str | None = None,
+        *,
+        allow_mass_change: bool = False,
     ) -> LoadResult:
         """Make the rows that came from files under ``folder`` equal to those files: add, update,
-        and delete rows whose file no longer holds them. All or nothing."""
+        and delete rows whose file no longer holds them. All or nothing. A folder that lists no
+        file while rows came from it is refused (MassChangeHeldError) unless
+        ``allow_mass_change``: an emptied volume must not prune every job."""
+        files = list_yaml_files(folder)
+        if not files and not allow_mass_change:
+            known = self.files_loaded_from(folder)
+            if volume_emptied(len(known), 0):
+                raise MassChangeHeldError(emptied_volume_message(folder, len(known)))
         return self._load(
-            self._read_files(list_yaml_files(folder)),
+            self._read_files(files),
             var=var,
             env=env,
             sync_scope=os.path.abspath(folder),
             strict=True,
         )
+
+    def files_loaded_from(self, folder: str) -> set[str]:
+        """The files under ``folder`` whose rows are in the tables now."""
+        scope = os.path.abspath(folder)
+        rows = [*self.tables.control.read_all(), *self.tables.modules.read_all()]
+        return {r["source_file"] for r in rows if r.get("source_file") and _is_under(r["source_file"], scope)}
 
     def load_files(
         self, paths: Iterable[str], var: Mapping[str, str] | None = None, env: str | None = None

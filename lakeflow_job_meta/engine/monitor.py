@@ -35,6 +35,7 @@ from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.engine.metadata_manager import MetadataStore
 from lakeflow_job_meta.engine.orchestrator import Orchestrator
 from lakeflow_job_meta.engine.results import RunResult
+from lakeflow_job_meta.planning.blast_radius import emptied_volume_message, volume_emptied
 from lakeflow_job_meta.storage.state_store import StateKey, StateStore
 from lakeflow_job_meta.vocabulary import Outcome, PlanAction
 
@@ -62,12 +63,19 @@ class CycleReport:
     files_unstable: list[str] = field(default_factory=list)
     modules_reconciled: list[str] | None = None
     run: RunResult | None = None
+    # Changes held back by the blast-radius limit this cycle (logged every cycle until allowed).
+    held: list[str] = field(default_factory=list)
     error: str | None = None
     duration_ms: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.files_rejected and (self.run is None or self.run.ok)
+        return (
+            self.error is None
+            and not self.files_rejected
+            and not self.held
+            and (self.run is None or self.run.ok)
+        )
 
     @property
     def idle(self) -> bool:
@@ -92,6 +100,7 @@ class CycleReport:
             "actions": {r.module: r.action for r in self.run} if self.run else {},
             "job_writes": self.run.job_writes if self.run else 0,
             "errors": {r.module: r.error for r in self.run if r.error} if self.run else {},
+            "held": self.held,
             "error": self.error,
             "duration_ms": self.duration_ms,
         }
@@ -119,6 +128,7 @@ class CycleReport:
             parts.append("idle")
         if self.error:
             parts.append(f"error: {self.error}")
+        parts += [f"held: {line}" for line in self.held]
         return ", ".join(parts) + f" ({self.duration_ms} ms)"
 
 
@@ -283,6 +293,8 @@ class Monitor:
                 modules=modules, auto_run=self.auto_run, check_drift=True if full else None
             )
         run = report.run
+        if run is not None:
+            report.held += run.warnings
         if self.stop_event.is_set() and run is not None and any(r.outcome == Outcome.SKIPPED for r in run):
             return  # stopped mid-run: do not mark these versions processed
         self._schedule_retries(run, modules, now)
@@ -352,10 +364,13 @@ class Monitor:
         if run is None:
             return
         failed = {r.module for r in run if r.outcome == Outcome.ERROR and r.transient}
+        held = {r.module for r in run if r.outcome == Outcome.HELD}
         reconciled = {r.module for r in run}
         for module in reconciled if scope is None else reconciled | scope:
             if module not in failed:
                 self._retry.pop(module, None)
+        for module in held:  # planned again every cycle, until allowed or undone
+            self._retry[module] = (0, now)
         for module in failed:
             attempts = self._retry.get(module, (0, 0.0))[0] + 1
             cap = min(self.full_resync_seconds, MAX_BACKOFF_SECONDS)
@@ -406,6 +421,13 @@ class Monitor:
         if not changes.has_changes:
             return
         root = self.scanner.root
+        known = len(self.scanner.known_paths)
+        new_unstable = [rel for rel in changes.unstable if rel not in self.scanner.known_paths]
+        listed = known - len(changes.deleted) + len(changes.added) + len(new_unstable)
+        if volume_emptied(known, listed) and not self.orchestrator.allow_mass_change:
+            # Not committed: the next cycle sees the same deletions and says so again.
+            report.held.append(emptied_volume_message(root, known))
+            return
         changed: dict[str, bytes] = {}
         too_large: dict[str, str] = {}
         for rel, content in {**changes.added, **changes.modified}.items():
@@ -468,7 +490,7 @@ class Monitor:
         if self.log_format == "json":
             log.info(json.dumps(report.as_dict(), default=str))
             return
-        level = logging.WARNING if (report.error or report.files_rejected) else logging.INFO
+        level = logging.WARNING if (report.error or report.files_rejected or report.held) else logging.INFO
         log.log(level, report.summary())
         for path, issues in report.files_rejected.items():
             for issue in issues:

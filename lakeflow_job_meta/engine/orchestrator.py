@@ -20,12 +20,15 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from lakeflow_job_meta.clock import Clock, utc_datetime
-from lakeflow_job_meta.engine.lease import Lease, LeaseLostError
+from lakeflow_job_meta.engine.lease import Lease, LeaseInfo, LeaseLostError
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataStore
 from lakeflow_job_meta.engine.results import ModuleResult, RunResult
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, Target, tracking_key
-from lakeflow_job_meta.errors import JobsApiError, MetadataIssue
+from lakeflow_job_meta.errors import JobsApiError, LeaseHeldError, MetadataIssue
+from lakeflow_job_meta.metadata.models import Module
+from lakeflow_job_meta.metadata.policy import Policy, policy_issues, with_policy_defaults
 from lakeflow_job_meta.planning.acl import needs_owner
+from lakeflow_job_meta.planning.blast_radius import MassChangeGuard, MassChangeLimit
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 from lakeflow_job_meta.storage.rows import HistoryRow
@@ -55,6 +58,10 @@ class Orchestrator:
         env_mode: EnvironmentMode | None = None,
         lease: Lease | None = None,
         lease_wait: bool = True,
+        lease_timeout: float | None = None,
+        policy: Policy | None = None,
+        allow_mass_change: bool = False,
+        mass_change_limit: MassChangeLimit | None = None,
     ):
         self.tables = tables
         self.manager = manager
@@ -67,6 +74,16 @@ class Orchestrator:
         # The writer lease shared with the monitor; when None, each reconcile takes its own.
         self.lease = lease
         self.lease_wait = lease_wait
+        # How long a run waits for another writer's lease (None: until it is free); 0 = no wait.
+        self.lease_timeout = lease_timeout
+        # The identity and code policy (None: everything allowed; the CLI says so once per run).
+        self.policy = policy
+        self.allow_mass_change = allow_mass_change or bool(policy and policy.allow_mass_change)
+        self.mass_change_limit = mass_change_limit or (
+            MassChangeLimit(policy.mass_change_max_jobs, policy.mass_change_max_fraction)
+            if policy is not None
+            else MassChangeLimit()
+        )
         self.table_id = context.control_table_id
         self.control_table = context.control_table
         # Set by SIGTERM/SIGINT: modules not yet started are skipped, the one in flight finishes.
@@ -102,7 +119,7 @@ class Orchestrator:
     # -- desired state -----------------------------------------------------------------------
     def _desired(self, scope: set[str] | None) -> DesiredJobs:
         context = self._run_context()
-        desired = self.manager.desired_state(only_modules=scope)
+        desired = self._with_policy(self.manager.desired_state(only_modules=scope))
         compiled, issues = self._compile(desired, scope, context)
         return DesiredJobs(
             compiled=compiled,
@@ -110,6 +127,33 @@ class Orchestrator:
             known=desired.known,
             tracking_key=self._target_key(context.env_mode),
             name_prefix=context.name_prefix,
+        )
+
+    def _with_policy(self, desired: DesiredState) -> DesiredState:
+        """The policy's defaults applied to every valid module; a module that breaks the policy
+        becomes an error of its own (no API write for it, never pruned), the others go on."""
+        if self.policy is None:
+            return desired
+        modules: dict[str, Module] = {}
+        issues = {name: list(found) for name, found in desired.issues.items()}
+        for name, module in desired.modules.items():
+            module = with_policy_defaults(module, self.policy, self.env)
+            found = policy_issues(
+                module,
+                self.policy,
+                control_table=self.control_table,
+                modules_table=self.tables.modules.name,
+            )
+            if found:
+                issues.setdefault(name, []).extend(found)
+            else:
+                modules[name] = module
+        return replace(desired, modules=modules, issues=issues)
+
+    def mass_change_guard(self, desired: DesiredJobs) -> MassChangeGuard:
+        """The blast-radius limit for one run, over the jobs the target manages now."""
+        return MassChangeGuard(
+            self.target.managed_jobs(desired), self.mass_change_limit, self.allow_mass_change
         )
 
     def _compile(
@@ -169,7 +213,15 @@ class Orchestrator:
         """What an apply would do, without writing anything."""
         self.tables.require_exists()
         scope = set(modules) if modules is not None else None
-        return self.target.plan(self._desired(None), scope=scope, check_drift=check_drift)
+        desired = self._desired(None)
+        plan = self.target.plan(desired, scope=scope, check_drift=check_drift)
+        guard = self.mass_change_guard(desired)
+        _, held = guard.screen(plan.changes)
+        for change in held:
+            change.reason = f"{change.reason}; held back by the blast-radius limit".lstrip("; ")
+        if held:
+            plan.warnings.append(guard.message())
+        return plan
 
     def run_all_modules(self, auto_run: bool = False) -> RunResult:
         """Create or update the job of every module; prune jobs of removed modules."""
@@ -199,9 +251,13 @@ class Orchestrator:
                 check_drift=check_drift,
                 applied_version=self._control_version(),
                 guard=lambda change: self._refuse(change, lease),
+                mass_change=self.mass_change_guard(desired),
             )
             result = RunResult(run_id=run.run_id, target=desired.tracking_key)
             result.results = self.target.apply(desired, run, scope=scope)
+            if run.mass_change.held:
+                result.warnings.append(run.mass_change.message())
+                log.warning("%s", run.mass_change.message())
             self._write_history(result)
             return result
         finally:
@@ -221,11 +277,24 @@ class Orchestrator:
         if lease.held:
             lease.ensure_held()  # never apply after losing the lease to another writer
         else:
-            lease.acquire(
-                wait=self.lease_wait,
-                on_wait=lambda holder: log.warning("waiting for the writer lease held by %s", holder),
-            )
+            self._acquire(lease)
         return lease, own
+
+    def _acquire(self, lease: Lease) -> None:
+        """Take the writer lease, waiting at most ``lease_timeout`` seconds (logged once), then
+        raise LeaseHeldError naming the holder and when its lease expires."""
+        wait = self.lease_wait and self.lease_timeout != 0
+        logged: list[bool] = []
+
+        def on_wait(holder: LeaseInfo | None) -> None:
+            if not logged:
+                logged.append(True)
+                limit = "" if self.lease_timeout is None else f" (at most {self.lease_timeout:g}s)"
+                who = holder.holder if holder is not None else "another process"
+                log.warning("waiting for the writer lease held by %s%s", who, limit)
+
+        if not lease.acquire(wait=wait, timeout=self.lease_timeout, on_wait=on_wait):
+            raise LeaseHeldError(lease.held_message(waited=self.lease_timeout))
 
     def _refuse(self, change: PlannedChange, lease: Lease) -> ModuleResult | None:
         """Stop before a module once asked to, or once another writer may have the lease."""

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from lakeflow_job_meta.planning.blast_radius import ALLOW_FLAG
+from lakeflow_job_meta.planning.plan import PlannedChange
 from lakeflow_job_meta.vocabulary import Outcome
 
 
@@ -58,6 +60,8 @@ class RunResult:
     run_id: str
     target: str
     results: list[ModuleResult] = field(default_factory=list)
+    # Run-level lines an operator must read (e.g. the mass-change hold and how to allow it).
+    warnings: list[str] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[ModuleResult]:
         return iter(self.results)
@@ -73,7 +77,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return all(r.outcome != Outcome.ERROR for r in self.results)
+        return all(r.outcome not in (Outcome.ERROR, Outcome.HELD) for r in self.results)
 
     @property
     def job_writes(self) -> int:
@@ -93,5 +97,18 @@ class RunResult:
             "ok": self.ok,
             "job_writes": self.job_writes,
             "other_writes": self.other_writes,
+            "warnings": self.warnings,
             "results": [r.as_dict() for r in sorted(self.results, key=lambda r: r.module)],
         }
+
+
+def held_result(change: PlannedChange) -> ModuleResult:
+    """The outcome of a pause or delete the blast-radius limit held back: nothing was written."""
+    return ModuleResult(
+        module=change.module,
+        action=change.action,
+        outcome=Outcome.HELD,
+        job_id=change.job_id,
+        job_name=change.job_name,
+        error=f"{change.action} held back by the blast-radius limit ({ALLOW_FLAG} lets it through)",
+    )

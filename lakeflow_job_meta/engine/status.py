@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lakeflow_job_meta.planning.plan import ORPHANED_REASON, ORPHANED_STATUS
 from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.naming import control_table_id
 from lakeflow_job_meta.storage.state_store import StateKey, StateStore
@@ -62,6 +63,8 @@ def render_status(status: dict[str, Any]) -> str:
     ]
     for key, info in sorted(status["modules"].items()):
         line = f"  {key}: job {info['job_id']} {info['status']}"
+        if info["status"] == ORPHANED_STATUS:
+            line = f"! {key.strip()}: job {info['job_id']} {ORPHANED_REASON}"
         if info["last_error"]:
             line += f" error: {info['last_error']}"
         if info["metadata_changed_by"]:

@@ -12,3 +12,9 @@ MAX_TASKS_PER_JOB = 1000
 MAX_DESCRIPTION_CHARS = 27_700
 MAX_NAME_BYTES = 4096
 MAX_CONCURRENT_RUNS = 1000
+
+# The policy file (docs/SECURITY.md) is small; a larger one is refused before it is parsed.
+MAX_POLICY_BYTES = 64 * 1024
+# The blast-radius limit: at most max(jobs, fraction x managed jobs) pauses and deletes per run.
+MASS_CHANGE_MAX_JOBS = 2
+MASS_CHANGE_MAX_FRACTION = 0.2

@@ -143,6 +143,8 @@ class CompiledJob:
     explicit_pause: bool = False
     # Pause status to give a *new* job when the metadata set none (ctx.default_pause_status).
     pause_status_on_create: str | None = None
+    # Take over the one same-name job without ownership tags instead of reporting a conflict.
+    adopt_existing: bool = False
 
     @property
     def spec_hash(self) -> str:
@@ -284,6 +286,7 @@ class _ModuleCompiler:
             pause_status_on_create=(
                 self.ctx.default_pause_status if has_pausable and not explicit_pause else None
             ),
+            adopt_existing=self._adopt_existing(),
         )
 
     def _apply_pause(self, settings: dict[str, Any]) -> bool:
@@ -314,6 +317,9 @@ class _ModuleCompiler:
             {k: str(item[k]) for k in (*PRINCIPAL_KEYS, "permission_level") if k in item} for item in value
         ]
         return sorted(acl, key=canonical_json) or None
+
+    def _adopt_existing(self) -> bool:
+        return self.settings_in.get("adopt_existing", False) is True  # its type is the schema's
 
     def _priority(self) -> int:
         return int(self.settings_in.get("priority", DEFAULT_PRIORITY))

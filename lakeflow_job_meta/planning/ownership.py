@@ -21,6 +21,9 @@ from lakeflow_job_meta.planning.canonical import scalar_text
 TOOL_TAG_VALUE = "managed"
 OWNER_TAG_KEYS: tuple[str, ...] = OWNERSHIP_TAG_KEYS
 MAX_TAGS = MAX_JOB_TAGS
+# Added when the prune policy pauses a removed module's job, so the UI shows why it is paused.
+REMOVED_TAG = "ljm_removed"
+REMOVED_TAG_VALUE = "true"
 MAX_LABEL_LENGTH = 63
 _HASH_CHARS = 8
 # GCP label rule (databricks/cli libs/tags/gcp.go) in lowercase: start and end alphanumeric.
@@ -42,6 +45,11 @@ def label_value(name: str) -> str:
     prefix = _INVALID_LABEL_CHARS.sub("_", name.lower()).strip("_-")
     prefix = prefix[: MAX_LABEL_LENGTH - _HASH_CHARS - 1]
     return f"{prefix}-{digest}" if prefix else digest
+
+
+def is_valid_label(text: str) -> bool:
+    """Whether ``text`` passes the strictest cloud label rule (what ``label_value`` produces)."""
+    return bool(_LABEL_RE.match(text))
 
 
 def owner_tags(control_table_id: str, module_name: str) -> dict[str, str]:
@@ -69,6 +77,15 @@ def is_owned_by_us(tags: Mapping[str, str] | None, control_table_id: str, module
         or (key in legacy and tags.get(key) == legacy[key] and bool(_LEGACY_LABEL_RE.match(legacy[key])))
         for key, value in expected.items()
     )
+
+
+def describe_owner(tags: Mapping[str, str] | None) -> str:
+    """Who a job belongs to, for a conflict message: ``no owner`` for a hand-made job, else the
+    control table and module its ownership tags name."""
+    if not is_managed_by_tool(tags):
+        return "no owner"
+    assert tags is not None
+    return f"control table {tags.get(TABLE_TAG, '?')} module {tags.get(MODULE_TAG, '?')}"
 
 
 def merge_tags(

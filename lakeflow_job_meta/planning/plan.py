@@ -16,16 +16,22 @@ from typing import Any
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
 from lakeflow_job_meta.planning.normalize import FieldChange, compare_settings
-from lakeflow_job_meta.vocabulary import PLAN_ACTIONS, PlanAction, PrunePolicy
+from lakeflow_job_meta.vocabulary import PLAN_ACTIONS, PlanAction, PrunePolicy, TrackingStatus
 
 _SYMBOLS = {
     PlanAction.CREATE: "+",
     PlanAction.UPDATE: "~",
     PlanAction.DELETE: "-",
     PlanAction.PAUSE: "!",
+    PlanAction.ORPHANED: "!",
     PlanAction.ERROR: "x",
     PlanAction.NOOP: "=",
 }
+# A removed module's job with no schedule, trigger or continuous block cannot be paused: it stays
+# runnable, so every plan and apply says so (never "No changes") until it is deleted or returns.
+ORPHANED_REASON = "orphaned, no schedule to pause; --prune delete removes it"
+# Tracking status of such a job.
+ORPHANED_STATUS = TrackingStatus.ORPHANED
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,8 @@ class Plan:
     """All planned changes, in apply order: priority, then module name."""
 
     changes: list[PlannedChange] = field(default_factory=list)
+    # Plan-level lines an operator must read (e.g. a mass change that apply would hold back).
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.changes = sorted(self.changes, key=lambda c: (c.priority, c.module))
@@ -110,13 +118,20 @@ class Plan:
         return counts
 
     def as_json(self) -> dict[str, Any]:
-        return {"changes": [c.as_dict() for c in self.changes], "summary": self.counts()}
+        return {
+            "changes": [c.as_dict() for c in self.changes],
+            "summary": self.counts(),
+            "warnings": self.warnings,
+        }
 
     def render_text(self) -> str:
         """A Terraform-like plan: one block per change, noops only when they write files."""
         lines: list[str] = []
         for change in self.changes:
             if change.action == PlanAction.NOOP and not change.writes_outside_the_job:
+                continue
+            if change.action == PlanAction.ORPHANED:
+                lines.append(f"  ! {change.module}: {ORPHANED_REASON}")
                 continue
             job = f" (job {change.job_id})" if change.job_id else ""
             name = f" {json.dumps(change.job_name, ensure_ascii=False)}" if change.job_name else ""
@@ -140,13 +155,15 @@ class Plan:
             f"Plan: {counts['create']} to create, {counts['update']} to update, "
             f"{counts['delete'] + counts['pause']} to delete/pause, {counts['noop']} unchanged."
         )
+        if counts[PlanAction.ORPHANED]:
+            summary += f" {counts['orphaned']} orphaned."
         if counts["error"]:
             summary += f" {counts['error']} with errors."
         if counts["file_writes"] or counts["file_deletes"]:
             summary += f" Files: {counts['file_writes']} to write, {counts['file_deletes']} to delete."
         if not lines:
             lines.append("  No changes. The jobs match the metadata.")
-        return "\n".join([*lines, "", summary])
+        return "\n".join([*lines, "", summary, *(f"warning: {w}" for w in self.warnings)])
 
 
 def plan_module(
@@ -250,8 +267,15 @@ def _plan_removed(tracked: TrackedJob, live: Mapping[str, Any] | None, prune: Pr
         change.file_deletes = sorted(path for path in tracked.managed_files if path.startswith("/"))
     elif prune == PrunePolicy.PAUSE:
         # Without live settings the applier reads them; only a pause we already made is skipped.
+        if live is not None and not any(isinstance(live.get(b), Mapping) for b in PAUSABLE_BLOCKS):
+            orphaned = True
+        else:
+            orphaned = live is None and tracked.status == ORPHANED_STATUS
         needs_pause = _has_unpaused_trigger(live) if live is not None else not tracked.paused_by_tool
-        if needs_pause:
+        if orphaned:
+            change.action = PlanAction.ORPHANED
+            change.reason = ORPHANED_REASON
+        elif needs_pause:
             change.action = PlanAction.PAUSE
             change.reason = "module removed (prune=pause)"
         else:

@@ -144,7 +144,7 @@ def test_changed_source_rewrites_only_its_module(world: World) -> None:
     assert "timeout_seconds: 7300" in after[job_file("sales_daily")][0].decode()
 
 
-def test_removing_a_module_deletes_its_files(world: World) -> None:
+def test_removing_a_module_with_prune_delete_deletes_its_files(world: World) -> None:
     world.apply()
     sql_dir = world.bundle / "resources" / "sql" / "warehouse_refresh"
     has_sql = sql_dir.is_dir()
@@ -158,9 +158,9 @@ def test_removing_a_module_deletes_its_files(world: World) -> None:
     assert block and block_start < start
     world.sync()
 
-    plan = world.orchestrator().plan()
+    plan = world.orchestrator(prune="delete").plan()
     assert {c.module: c.action for c in plan.changes if c.action != "noop"} == {"warehouse_refresh": "delete"}
-    result = world.apply()
+    result = world.orchestrator(prune="delete").run_all_modules()
     assert result.ok
     assert {r.module: r.action for r in result.results if r.action != "noop"} == {
         "warehouse_refresh": "delete"
@@ -295,7 +295,7 @@ def test_module_name_that_is_not_path_safe(tmp_path: Path) -> None:
     manager = MetadataManager(control)
     manager.sync_from_volume(str(volume))
     bundle = tmp_path / "b"
-    orchestrator = JobOrchestrator(control, target=f"bundle:{bundle}")
+    orchestrator = JobOrchestrator(control, target=f"bundle:{bundle}", prune="delete")
     plan = orchestrator.plan()
     assert {(c.module, c.action, c.job_name) for c in plan.changes} == {
         ("Sales Daily", "create", "Sales Daily"),

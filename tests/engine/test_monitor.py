@@ -327,6 +327,8 @@ def test_maintenance_only_versions_are_idle(env: MonitorEnv, monkeypatch: pytest
 
 def test_dropped_yaml_wakes_the_loop_and_follows_edits_and_deletion(env: MonitorEnv) -> None:
     """The real loop (SystemClock, 30 s interval): file events, not the interval, drive it."""
+    # A second file stays throughout: a volume emptied of every file prunes nothing (issue 9).
+    write_file(env.volume / "other.yaml", module_yaml("other", "/Workspace/other"))
     monitor = env.monitor(clock=SystemClock(), check_interval_seconds=30)
     assert monitor.watcher is not None and monitor.watcher.mode == "events"
     reports: list[CycleReport] = []

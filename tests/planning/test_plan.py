@@ -107,7 +107,8 @@ def test_files_no_longer_wanted_are_deleted_but_bookkeeping_keys_are_not() -> No
         ({"schedule": {**SCHEDULE, "pause_status": "UNPAUSED"}}, False, "pause"),
         ({"continuous": {}}, False, "pause"),
         ({"schedule": {**SCHEDULE, "pause_status": "PAUSED"}}, False, "noop"),
-        ({}, False, "noop"),
+        ({}, False, "orphaned"),  # issue 9: nothing to pause is shown, never "No changes"
+        ({"tasks": []}, True, "orphaned"),
         (None, False, "pause"),
         (None, True, "noop"),
     ],
@@ -116,6 +117,17 @@ def test_removed_module_with_prune_pause(live, paused_by_tool: bool, expected: s
     change = plan_module(None, _tracked(paused_by_tool=paused_by_tool), live, prune="pause")
     assert change.action == expected
     assert change.job_id == 7
+
+
+def test_an_orphan_is_shown_by_the_plan_never_no_changes() -> None:
+    change = plan_module(None, _tracked(), {"name": "adhoc_report"}, prune="pause")
+    text = Plan(changes=[change]).render_text()
+    assert "  ! m: orphaned, no schedule to pause; --prune delete removes it" in text.splitlines()
+    assert "No changes" not in text and "1 orphaned." in text
+    # once marked, a plan without live settings still shows it
+    marked = plan_module(None, _tracked(status="orphaned"), None, prune="pause")
+    assert marked.action == "orphaned"
+    assert plan_module(None, _tracked(status="orphaned"), None, prune="delete").action == "delete"
 
 
 def test_removed_module_with_prune_delete_and_keep() -> None:

@@ -15,6 +15,7 @@ from typing import Protocol
 from lakeflow_job_meta.engine.results import ModuleResult
 from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue
 from lakeflow_job_meta.planning.acl import RunIdentity
+from lakeflow_job_meta.planning.blast_radius import MassChangeGuard
 from lakeflow_job_meta.planning.compiler import CompiledJob
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 from lakeflow_job_meta.vocabulary import PrunePolicy, TargetKind
@@ -74,6 +75,9 @@ class ApplyRun:
     applied_version: int | None = None
     # Called before each module's change; a result means "do not apply it" (stopped, lease lost).
     guard: Callable[[PlannedChange], ModuleResult | None] = field(default=lambda change: None)
+    # The blast-radius limit: targets screen their planned changes through it before writing,
+    # and leave the pauses and deletes it holds back as ``held`` results.
+    mass_change: MassChangeGuard = field(default_factory=lambda: MassChangeGuard(0, allow=True))
 
 
 class Target(Protocol):
@@ -96,6 +100,9 @@ class Target(Protocol):
     def owner_identity(self) -> RunIdentity | None:
         """Who owns a job whose ACL names no ``IS_OWNER``: the identity running the tool, read
         once (may raise JobsApiError); None when the target leaves it to its deployer."""
+
+    def managed_jobs(self, desired: DesiredJobs) -> int:
+        """How many jobs this target manages now: the base of the blast-radius limit."""
 
     def scope(self, modules: set[str] | None) -> set[str] | None:
         """The modules to read and compile for a run limited to ``modules`` (None: all)."""

@@ -2,9 +2,11 @@
 
 The actual state is the folder itself, so plan compares rendered files with the files there and
 apply writes only the files whose bytes differ: an unchanged module is not re-written. The bundle
-is always planned whole, but a module is rendered again only when its inputs changed or its files
-on disk no longer have the hashes recorded when they were written (``bundle_manifest``). A module that left the metadata loses its files (``databricks
-bundle deploy`` then deletes its job): pruning here always deletes.
+is always rendered whole. A module that left the metadata follows the prune policy as in a
+workspace: ``keep`` leaves its files untouched, ``pause`` rewrites its job file with every
+schedule, trigger and continuous block paused (a job with nothing to pause is orphaned and left
+as it is), and only ``delete`` removes its files (``databricks bundle deploy`` then deletes the
+job).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from lakeflow_job_meta.adapters.bundle import (
     bundle_stem,
     is_managed_file,
     module_of_bundle_path,
+    paused_job_file,
     write_bundle,
 )
-from lakeflow_job_meta.engine.results import ModuleResult
+from lakeflow_job_meta.engine.results import ModuleResult, held_result
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, issue_text
 from lakeflow_job_meta.engine.targets.bundle_manifest import (
     Manifest,
@@ -33,6 +36,8 @@ from lakeflow_job_meta.engine.targets.bundle_manifest import (
     updated_manifest,
 )
 from lakeflow_job_meta.planning.acl import RunIdentity
+from lakeflow_job_meta.planning.blast_radius import MassChangeGuard
+from lakeflow_job_meta.planning.ownership import REMOVED_TAG, REMOVED_TAG_VALUE
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 from lakeflow_job_meta.storage.state_store import StateStore
 from lakeflow_job_meta.vocabulary import Outcome, PlanAction, PrunePolicy, TargetKind
@@ -111,17 +116,66 @@ def _module_actions(
     return actions
 
 
+def _prune_removed(
+    directory: str, actions: dict[str, PlanAction], prune: PrunePolicy
+) -> tuple[dict[str, PlanAction], dict[str, str], set[str]]:
+    """Apply the prune policy to the modules whose files remain but are no longer rendered
+    (``delete`` in ``actions``). Returns the actions, the files to write (paused job files) and
+    the modules whose files stay."""
+    root = Path(directory)
+    result = dict(actions)
+    files: dict[str, str] = {}
+    keep: set[str] = set()
+    for module, action in actions.items():
+        if action != PlanAction.DELETE or prune == PrunePolicy.DELETE:
+            continue
+        keep.add(module)
+        relpath = f"{RESOURCES_DIR}/{bundle_stem(module)}{JOB_FILE_SUFFIX}"
+        path = root / relpath
+        if prune == PrunePolicy.KEEP or not path.is_file():
+            result[module] = PlanAction.NOOP
+            continue
+        text = path.read_text(encoding="utf-8")
+        paused = paused_job_file(text, (REMOVED_TAG, REMOVED_TAG_VALUE))
+        if paused is None:
+            result[module] = PlanAction.ORPHANED
+        elif paused == text:
+            result[module] = PlanAction.NOOP
+        else:
+            result[module] = PlanAction.PAUSE
+            files[relpath] = paused
+    return result, files, keep
+
+
 class BundleTarget:
     """Renders every module's job into ``directory``; never contacts a workspace."""
 
     kind = TargetKind.BUNDLE
-    prune = PrunePolicy.DELETE
 
-    def __init__(self, directory: str, *, control_table_id: str, state: StateStore | None = None):
+    def __init__(
+        self,
+        directory: str,
+        *,
+        control_table_id: str,
+        prune: PrunePolicy = PrunePolicy.PAUSE,
+        state: StateStore | None = None,
+    ):
         self.directory = directory
         self.bundle_name = f"lakeflow_job_meta_{control_table_id}"
+        self._prune = PrunePolicy(prune)
         # Where the hashes of the files as written are kept (None: render every module, always).
         self.state = state
+
+    @property
+    def prune(self) -> PrunePolicy:
+        return self._prune
+
+    def managed_jobs(self, desired: DesiredJobs) -> int:
+        """The job files we wrote that are in the folder now."""
+        resources = Path(self.directory) / RESOURCES_DIR
+        if not resources.is_dir():
+            return 0
+        return sum(1 for path in resources.glob(f"*{JOB_FILE_SUFFIX}") if is_managed_file(path))
 
     @property
     def key(self) -> str:
@@ -137,15 +191,26 @@ class BundleTarget:
         return None  # `databricks bundle deploy` makes its own identity the owner
 
     def _actions(
-        self, desired: DesiredJobs, manifest: Manifest
-    ) -> tuple[dict[str, str | None], dict[str, PlanAction]]:
+        self, desired: DesiredJobs, manifest: Manifest, mass_change: MassChangeGuard | None = None
+    ) -> tuple[dict[str, str | None], dict[str, PlanAction], set[str], list[PlannedChange]]:
+        """Every file to write (None: known unchanged, not rendered), the action per module, the
+        modules whose files stay as they are (errors, and removed modules unless the policy
+        deletes), and the held pauses and deletes."""
         files = render_changed(desired.compiled.values(), self.bundle_name, self.directory, manifest)
         names = _stem_names(desired.known, desired.compiled, desired.issues)
         keep = set(desired.issues)  # a module with errors keeps its last good files
-        return files, _module_actions(self.directory, files, names, keep, desired.name_prefix)
+        actions = _module_actions(self.directory, files, names, keep, desired.name_prefix)
+        actions, paused_files, kept = _prune_removed(self.directory, actions, self.prune)
+        held: list[PlannedChange] = []
+        if mass_change is not None:
+            _, held = mass_change.screen([PlannedChange(m, a) for m, a in sorted(actions.items())])
+        for change in held:  # held back: the files stay as they are
+            kept.add(change.module)
+            paused_files.pop(f"{RESOURCES_DIR}/{bundle_stem(change.module)}{JOB_FILE_SUFFIX}", None)
+        return {**files, **paused_files}, actions, keep | kept, held
 
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
-        _, actions = self._actions(desired, load_manifest(self.state, self.directory))
+        _, actions, _, _ = self._actions(desired, load_manifest(self.state, self.directory))
         compiled = desired.compiled
         changes = [
             PlannedChange(module=m, action=a, job_name=compiled[m].job_name if m in compiled else None)
@@ -160,11 +225,12 @@ class BundleTarget:
     def apply(self, desired: DesiredJobs, run: ApplyRun, *, scope: set[str] | None) -> list[ModuleResult]:
         os.makedirs(self.directory, exist_ok=True)
         manifest = load_manifest(self.state, self.directory)
-        files, actions = self._actions(desired, manifest)
-        written = write_bundle(self.directory, files, keep_modules=set(desired.issues))
-        recorded = updated_manifest(manifest, desired.compiled.values(), files, keep=set(desired.issues))
+        files, actions, keep, held = self._actions(desired, manifest, run.mass_change)
+        written = write_bundle(self.directory, files, keep_modules=keep)
+        recorded = updated_manifest(manifest, desired.compiled.values(), files, keep=keep)
         if recorded != manifest:
             save_manifest(self.state, self.directory, recorded)
+        held_modules = {change.module for change in held}
         writes_by_stem: dict[str, int] = {}
         for path in [*written.written, *written.deleted]:
             stem = module_of_bundle_path(path)
@@ -178,7 +244,9 @@ class BundleTarget:
                 other_writes=writes_by_stem.get(bundle_stem(module), 0),
             )
             for module, action in sorted(actions.items())
+            if module not in held_modules
         ]
+        results += [held_result(change) for change in held]
         results += [
             ModuleResult(
                 module=m, action=PlanAction.ERROR, outcome=Outcome.ERROR, error=issue_text(desired.issues, m)

@@ -19,13 +19,14 @@ from typing import Any
 
 from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
 from lakeflow_job_meta.clock import Clock
-from lakeflow_job_meta.engine.results import ModuleResult
+from lakeflow_job_meta.engine.results import ModuleResult, held_result
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, issue_text
-from lakeflow_job_meta.engine.targets.workspace_apply import TrackingWriter, WorkspaceApplier
+from lakeflow_job_meta.engine.targets.workspace_apply import TrackingWriter, WorkspaceApplier, name_conflict
 from lakeflow_job_meta.errors import JobsApiError
 from lakeflow_job_meta.planning.acl import RunIdentity, acl_drift
 from lakeflow_job_meta.planning.canonical import HASH_VERSION
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
+from lakeflow_job_meta.planning.ownership import is_owned_by_us
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module
 from lakeflow_job_meta.storage.base import Table
 from lakeflow_job_meta.storage.rows import TrackingRow
@@ -155,6 +156,9 @@ class WorkspaceTarget:
     def owner_identity(self) -> RunIdentity | None:
         return self.gateway.current_identity()
 
+    def managed_jobs(self, desired: DesiredJobs) -> int:
+        return sum(1 for t in self.tracked(desired.tracking_key).values() if t.job_id)
+
     # -- actual state --------------------------------------------------------------------------
     def tracked(self, tracking_key: str) -> dict[str, TrackedJob]:
         rows = (TrackingRow.from_row(row) for row in self.tracking_table.read_all())
@@ -192,7 +196,26 @@ class WorkspaceTarget:
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
         self.gateway.retry.start_run()  # the retry budget is per run
         changes, _ = self._plan(desired, self.tracked(desired.tracking_key), scope, check_drift, {})
-        return Plan(changes=changes)
+        return Plan(changes=[self._with_name_conflict(change) for change in changes])
+
+    def _with_name_conflict(self, change: PlannedChange) -> PlannedChange:
+        """A create whose name a job we do not own already has is shown as the error apply
+        would report (one jobs/list per create; a plan never writes)."""
+        if change.action != PlanAction.CREATE or change.compiled is None:
+            return change
+        try:
+            same_name = self.gateway.list_by_name(change.compiled.job_name)
+        except (JobsApiError, OSError) as error:
+            return replace(change, action=PlanAction.ERROR, reason=f"could not list jobs by name: {error}")
+        table_id = self.options.control_table_id
+        others = [j for j in same_name if not is_owned_by_us(j.tags, table_id, change.module)]
+        adoptable, conflict = name_conflict(change.compiled, change.module, others)
+        if conflict is not None:
+            return replace(change, action=PlanAction.ERROR, reason=conflict)
+        if adoptable is not None:
+            reason = f"adopt_existing: take over job {adoptable.job_id}"
+            return replace(change, job_id=adoptable.job_id, reason=reason)
+        return change
 
     def _plan(
         self,
@@ -281,6 +304,8 @@ class WorkspaceTarget:
         for wave in apply_waves(desired.compiled, names):
             tracked = self.tracked(desired.tracking_key) if job_ids else tracked
             changes, actual = self._plan(desired, tracked, set(wave), run.check_drift, job_ids)
+            changes, held = run.mass_change.screen(changes)
+            results += [held_result(change) for change in held]
             for result in self._apply_wave(desired, changes, actual, applier, run):
                 results.append(result)
                 if result.job_id:

@@ -24,11 +24,17 @@ from typing import Any
 
 from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
 from lakeflow_job_meta.engine.results import ModuleResult
-from lakeflow_job_meta.errors import JobsApiError, NotOwnedError
+from lakeflow_job_meta.errors import JobsApiError, NameConflictError, NotOwnedError
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
 from lakeflow_job_meta.planning.normalize import compare_settings
-from lakeflow_job_meta.planning.ownership import is_owned_by_us
+from lakeflow_job_meta.planning.ownership import (
+    REMOVED_TAG,
+    REMOVED_TAG_VALUE,
+    describe_owner,
+    is_managed_by_tool,
+    is_owned_by_us,
+)
 from lakeflow_job_meta.planning.plan import PlannedChange, TrackedJob
 from lakeflow_job_meta.storage.rows import TrackingRow
 from lakeflow_job_meta.vocabulary import PENDING_STATUSES, Outcome, PlanAction, TrackingStatus
@@ -292,6 +298,12 @@ class WorkspaceApplier:
     def _find_ours_by_name(self, name: str, module: str) -> list[LiveJob]:
         return [job for job in self.gateway.list_by_name(name) if self._owned(job, module)]
 
+    def _name_conflict(self, compiled: CompiledJob, module: str, same_name: list[LiveJob]) -> LiveJob | None:
+        adoptable, conflict = name_conflict(compiled, module, same_name)
+        if conflict is not None:
+            raise NameConflictError(conflict)
+        return adoptable
+
     def _remove_duplicates(self, keep: int, candidates: list[LiveJob]) -> None:
         for job in candidates:
             if job.job_id != keep:
@@ -317,10 +329,18 @@ class WorkspaceApplier:
         compiled = change.compiled
         assert compiled is not None
         self._require_resolved(compiled)
-        ours = self._find_ours_by_name(compiled.job_name, change.module)
+        same_name = self.gateway.list_by_name(compiled.job_name)
+        ours = [job for job in same_name if self._owned(job, change.module)]
+        if not ours:
+            adoptable = self._name_conflict(compiled, change.module, same_name)
+            if adoptable is not None:
+                # The one hand-made job a module with adopt_existing: true takes over.
+                ours = [adoptable]
+                result.action = PlanAction.ADOPT_EXISTING
         if ours:
             # A job we created earlier but never recorded (crash, lost reply): adopt it.
-            result.action = PlanAction.ADOPT
+            if result.action != PlanAction.ADOPT_EXISTING:
+                result.action = PlanAction.ADOPT
             job_id = self._adopt(change, compiled, ours)
         else:
             job_id = self._create_new(change, compiled)
@@ -451,12 +471,17 @@ class WorkspaceApplier:
             result.action = PlanAction.NOOP
             return
         self._require_owned(live, change.module)
-        partial = {}
+        if not any(isinstance(live.settings.get(block), Mapping) for block in PAUSABLE_BLOCKS):
+            self._do_orphaned(change, tracked, live, result)
+            return
+        partial: dict[str, Any] = {}
         for block in PAUSABLE_BLOCKS:
             current = live.settings.get(block)
-            if current and current.get("pause_status") != "PAUSED":
+            if isinstance(current, Mapping) and current.get("pause_status") != "PAUSED":
                 partial[block] = {**current, "pause_status": "PAUSED"}
         if partial:
+            # Marked in the UI too; the reset that brings the module back drops the tag.
+            partial["tags"] = {**live.tags, REMOVED_TAG: REMOVED_TAG_VALUE}
             self.gateway.update(tracked.job_id, partial)
         self._record(
             replace(
@@ -465,6 +490,19 @@ class WorkspaceApplier:
             change,
             status=TrackingStatus.PAUSED,
         )
+
+    def _do_orphaned(
+        self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
+    ) -> None:
+        """A removed module's job with nothing to pause: left as it is, marked in tracking so
+        plan, apply and status keep showing it."""
+        assert tracked is not None
+        result.action = PlanAction.ORPHANED
+        result.error = None
+        if tracked.status != TrackingStatus.ORPHANED:
+            self._record(
+                replace(tracked, status=TrackingStatus.ORPHANED), change, status=TrackingStatus.ORPHANED
+            )
 
     def _do_delete(
         self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
@@ -478,6 +516,33 @@ class WorkspaceApplier:
         for path in sorted(p for p in tracked.managed_files if not p.startswith(PERMISSIONS_KEY)):
             self.gateway.delete_file(path)
         self.tracking.forget(change.module)
+
+
+def name_conflict(
+    compiled: CompiledJob, module: str, same_name: list[LiveJob]
+) -> tuple[LiveJob | None, str | None]:
+    """A module must not create a second job of a name that a job we do not own already has
+    (``same_name``: the jobs listed by name, none of them ours). Returns ``(job to adopt, None)``
+    when ``adopt_existing`` allows taking over the one job without any ownership tags, else
+    ``(None, error naming the jobs and their owners)``; a job of another control table is never
+    adopted. ``(None, None)``: the name is free."""
+    taken = [job for job in same_name if job.name == compiled.job_name]
+    if not taken:
+        return None, None
+    untagged = [job for job in taken if not is_managed_by_tool(job.tags)]
+    if compiled.adopt_existing and len(untagged) == 1 and len(taken) == 1:
+        return untagged[0], None
+    described = ", ".join(f"job {job.job_id} ({describe_owner(job.tags)})" for job in taken)
+    if untagged and not compiled.adopt_existing:
+        hint = f"set adopt_existing: true on module {module!r} to manage it, or rename one"
+    elif untagged:
+        hint = "adopt_existing takes over exactly one job without ownership tags; rename or remove the others"
+    else:
+        hint = "a job of another control table is never adopted; rename one of the modules"
+    return (
+        None,
+        f"name conflict: {compiled.job_name!r} is already the name of {described}; no job is created; {hint}",
+    )
 
 
 def _differs(desired: Mapping[str, Any], live: Mapping[str, Any], *, explicit_pause: bool) -> bool:
