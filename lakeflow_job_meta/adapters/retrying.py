@@ -69,6 +69,14 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+def is_retryable_here(error: BaseException) -> bool:
+    """What the SDK gives up on at once but a second attempt may fix: a plain 500, 502 or 504.
+    Errors the SDK already retried until its own deadline (429, 503, dropped connections,
+    timeouts: it then raises ``TimeoutError``) are not retried again, which would multiply that
+    deadline (a CLI facing an unreachable host must fail within it)."""
+    return status_of(error) in (500, 502, 504)
+
+
 def is_permanent(error: BaseException) -> bool:
     """A 4xx other than 429: the same request will fail the same way until something changes."""
     status = status_of(error)
@@ -113,7 +121,7 @@ class RetryPolicy:
             try:
                 return fn()
             except Exception as error:
-                if attempt >= self.max_attempts or not is_transient(error) or not self._take():
+                if attempt >= self.max_attempts or not is_retryable_here(error) or not self._take():
                     raise
                 self.sleep(self.delay(attempt))
                 attempt += 1
