@@ -119,6 +119,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-resync-seconds", type=float, default=600.0)
     p.add_argument("--lease-ttl-seconds", type=float, default=60.0)
 
+    p = sub.add_parser(
+        "graph",
+        help="draw a module's task graph (Mermaid or Graphviz)",
+        description="Print the task DAG of one module's job as it would be deployed: nodes are task "
+        "keys with their task type, edges the dependencies, labelled with condition outcomes.",
+        epilog="Examples:\n"
+        "  lakeflow-job-meta graph sales_daily --control-table ./etl_control\n"
+        "  lakeflow-job-meta graph sales_daily --format dot | dot -Tsvg > sales_daily.svg",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("module", help="module name (one job)")
+    _add_table_arg(p)
+    p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid", help="default: %(default)s")
+    p.add_argument("--env", default=None, help="deployment environment (job names get its prefix)")
+    p.add_argument("--default-warehouse-id", default=None, help="warehouse for SQL tasks that name none")
+
     p = sub.add_parser("status", help="show the monitor state and per-module outcomes")
     _add_table_arg(p)
     p.add_argument("--json", action="store_true")
@@ -331,6 +347,24 @@ def _configure_monitor_logging(log_format: str) -> None:
     logger.propagate = False
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
+    from lakeflow_job_meta.planning.graph import render_graph, task_graph
+    from lakeflow_job_meta.wiring import spark_session
+
+    # A bundle target: drawing a graph never contacts a workspace.
+    orchestrator = JobOrchestrator(
+        args.control_table,
+        target="bundle:bundle",
+        env=args.env,
+        default_warehouse_id=args.default_warehouse_id,
+        spark=spark_session(),
+    )
+    job = orchestrator.compile_one(args.module)
+    print(render_graph(task_graph(job.job_name, job.settings, job.managed_files), args.format), end="")
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.engine.status import read_status
 
@@ -351,6 +385,7 @@ COMMANDS = {
     "apply": cmd_apply,
     "monitor": cmd_monitor,
     "status": cmd_status,
+    "graph": cmd_graph,
 }
 
 

@@ -120,7 +120,11 @@ def plan_bundle(
     actions = _module_actions(directory, files, names, set(issues), orchestrator.context.name_prefix)
     changes = [
         PlannedChange(
-            module=m, action=a, job_id=None, job_name=compiled[m].job_name if m in compiled else None
+            module=m,
+            action=a,
+            job_id=None,
+            job_name=compiled[m].job_name if m in compiled else None,
+            shown=compiled.get(m) if a == "create" else None,
         )
         for m, a in sorted(actions.items())
     ]

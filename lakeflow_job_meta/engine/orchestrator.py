@@ -18,7 +18,13 @@ from typing import Any
 from lakeflow_job_meta.engine.clock import Clock, SystemClock, utc_datetime
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataManager
 from lakeflow_job_meta.engine.results import OUTCOME_ERROR, OUTCOME_SKIPPED, ModuleResult, RunResult
-from lakeflow_job_meta.errors import ConfigurationError, JobsApiError, MetadataIssue
+from lakeflow_job_meta.errors import (
+    ConfigurationError,
+    JobsApiError,
+    LakeflowJobMetaError,
+    MetadataIssue,
+    MetadataValidationError,
+)
 from lakeflow_job_meta.planning.canonical import HASH_VERSION
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module
@@ -267,6 +273,22 @@ class JobOrchestrator:
         scope = set(modules) if modules is not None else None
         changes, _ = self._plan_workspace(desired, compiled, issues, tracked, scope, check_drift)
         return Plan(changes=changes)
+
+    def compile_one(self, module: str) -> CompiledJob:
+        """One module's job as it would be deployed (for ``graph``); reads no workspace.
+        Raises MetadataValidationError with the module's issues, LakeflowJobMetaError when the
+        module is unknown or has no active source."""
+        self.tables.require_exists()
+        desired = self.manager.desired_state()
+        if module not in desired.known:
+            known = ", ".join(sorted(desired.known)) or "none"
+            raise LakeflowJobMetaError(f"no module {module!r} in {self.control_table} (modules: {known})")
+        compiled, issues = self._compile(desired, {module})
+        if issues.get(module):
+            raise MetadataValidationError(issues[module])
+        if module not in compiled:
+            raise LakeflowJobMetaError(f"module {module!r} is inactive or has no active source: no job")
+        return compiled[module]
 
     def _plan_workspace(
         self,
