@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lakeflow_job_meta.errors import MetadataIssue
-from lakeflow_job_meta.metadata.locations import Locator, YamlOrigin, sorted_issues, yaml_issue
+from lakeflow_job_meta.metadata.locations import LineMap, Locator, YamlOrigin, sorted_issues, yaml_issue
 from lakeflow_job_meta.metadata.models import MetadataDocument, ModuleSettings, Source
+from lakeflow_job_meta.metadata.row_shape import RowShape
 from lakeflow_job_meta.metadata.schema import schema_problems
 from lakeflow_job_meta.metadata.validation import validate_all
 from lakeflow_job_meta.metadata.variables import EnvironmentSelection, apply_variables, undeclared_overrides
@@ -203,7 +204,23 @@ def _parse(
     loaded = load_yaml(content, path, YamlLimits(max_bytes=max_bytes))
     if not isinstance(loaded, LoadedYaml):
         return ParseResult(None, loaded)
-    data, lines = loaded.data, loaded.lines
+    if isinstance(loaded.data, list):
+        rows = RowShape.from_rows(loaded.data, loaded.lines)
+        result = _parse_data(rows.document, rows.lines, path, overrides, env, rows)
+        return replace(result, issues=sorted_issues(rows.restore_all(result.issues)))
+    return _parse_data(loaded.data, loaded.lines, path, overrides, env, None)
+
+
+def _parse_data(
+    data: dict[str, Any],
+    lines: LineMap,
+    path: str,
+    overrides: Mapping[str, str] | None,
+    env: str | None,
+    rows: RowShape | None,
+) -> ParseResult:
+    """Schema, variables and models of one parsed document. ``rows`` is set for a row-shaped
+    file: its modules carry no settings, and its models are located at the file's own rows."""
     header = schema_problems(data, "header")
     if header:
         return ParseResult(
@@ -240,8 +257,9 @@ def _parse(
             source_file=path,
             line=lines.line_of(module_path),
         )
-        modules.append(settings)
-        locator.add_module(settings, YamlOrigin(module_path, lines))
+        if rows is None:
+            modules.append(settings)
+            locator.add_module(settings, YamlOrigin(module_path, lines))
         for source_index, raw in enumerate(entry.get("sources") or []):
             source_path = (*module_path, "sources", source_index)
             source = Source(
@@ -257,7 +275,12 @@ def _parse(
                 line=lines.line_of(source_path),
             )
             sources.append(source)
-            locator.add_source(source, YamlOrigin(source_path, lines))
+            if rows is None:
+                locator.add_source(source, YamlOrigin(source_path, lines))
+            else:
+                locator.add_source(
+                    source, YamlOrigin(rows.original_path(module_index, source_index), rows.original_lines)
+                )
     document = MetadataDocument(path=path, sources=tuple(sources), modules=tuple(modules))
     return ParseResult(document, [], substituted.environment, locator, declared)
 

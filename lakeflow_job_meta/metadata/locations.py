@@ -57,6 +57,9 @@ class LineMap:
             key = key[:-1]
         return self._lines.get((), 1)
 
+    def items(self) -> list[tuple[FieldPath, int]]:
+        return list(self._lines.items())
+
     def __contains__(self, path: object) -> bool:
         return path in self._lines
 

@@ -227,6 +227,9 @@ class _Checker:
             )
             return
         settings = self._module_settings(source.module_name)
+        # A row-shaped file checked on its own carries no module settings: they live in the
+        # modules table or another file, so checks that need them wait for the whole set.
+        settings_elsewhere = self.partial and source.module_name not in self.settings_of
         if task_type == "notebook":
             self._check_absolute(source, config.get("notebook_path"), (*path, "notebook_path"))
         sql_task = _mapping(config.get("sql_task"))
@@ -235,13 +238,17 @@ class _Checker:
         if task_type in SQL_WAREHOUSE_BLOCKS:
             block = SQL_WAREHOUSE_BLOCKS[task_type]
             has_default = settings.get("default_warehouse_id") or self.default_warehouse_id
-            if not _mapping(config.get(block)).get("warehouse_id") and not has_default:
+            if (
+                not _mapping(config.get(block)).get("warehouse_id")
+                and not has_default
+                and not settings_elsewhere
+            ):
                 self._source_issue(
                     source,
                     (*path, block, "warehouse_id"),
                     f"is required for {task_type} tasks (or set default_warehouse_id on the module or for the run)",
                 )
-        self._check_compute(source, config, path, settings, task_type)
+        self._check_compute(source, config, path, None if settings_elsewhere else settings, task_type)
         if task_type == "run_job":
             target = _mapping(config.get("run_job_task")).get("module_name")
             field = (*path, "run_job_task", "module_name")
@@ -265,9 +272,10 @@ class _Checker:
         source: Source,
         config: Mapping[str, Any],
         path: FieldPath,
-        settings: Mapping[str, Any],
+        settings: Mapping[str, Any] | None,
         task_type: str,
     ) -> None:
+        """``settings`` None: the module's settings are not in the set; skip key lookups."""
         cluster_key, cluster_id = config.get("job_cluster_key"), config.get("existing_cluster_id")
         if cluster_key and cluster_id:
             self._source_issue(
@@ -283,6 +291,8 @@ class _Checker:
             ("job_cluster_key", "job_clusters", "job cluster"),
             ("environment_key", "environments", "environment"),
         ):
+            if settings is None:
+                break
             wanted = config.get(key_field)
             if wanted is None:
                 continue
