@@ -104,6 +104,25 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--no-drift", action="store_true", help="skip reading live jobs")
 
+    p = sub.add_parser(
+        "export-bundle",
+        help="write the jobs as a Databricks Asset Bundle (apply --target bundle:DIR)",
+        description="Write one job per module as a Databricks Asset Bundle in --output; deploy it "
+        "with `databricks bundle deploy`. The same as `apply --target bundle:DIR`.",
+        epilog="Examples:\n"
+        "  lakeflow-job-meta export-bundle --control-table main.ops.etl_control --output ./bundle\n"
+        "  lakeflow-job-meta export-bundle --control-table ./etl_control --output ./bundle --env prod",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_table_arg(p)
+    p.add_argument(
+        "--output", required=True, metavar="DIR", help="bundle folder to write (created if missing)"
+    )
+    _add_target_args(p)
+    p.add_argument("--prune", choices=("pause", "delete", "keep"), default="pause")
+    p.add_argument("--default-pause-status", choices=("PAUSED", "UNPAUSED"), default=None)
+    p.set_defaults(auto_run=False, no_wait=False)
+
     p = sub.add_parser("monitor", help="watch the control table and a YAML folder; keep jobs in step")
     _add_table_arg(p)
     _add_target_args(p)
@@ -235,6 +254,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         print(plan.render_text())
     return EXIT_OK if not any(c.action == "error" for c in plan.changes) else EXIT_FAILED
+
+
+def cmd_export_bundle(args: argparse.Namespace) -> int:
+    if args.target is not None:
+        raise ConfigurationError("export-bundle writes to --output; --target does not apply")
+    args.target = f"bundle:{args.output}"
+    return cmd_apply(args)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -386,6 +412,7 @@ COMMANDS = {
     "monitor": cmd_monitor,
     "status": cmd_status,
     "graph": cmd_graph,
+    "export-bundle": cmd_export_bundle,
 }
 
 
