@@ -13,19 +13,10 @@ import yaml
 
 from lakeflow_job_meta.cli.main import main
 from tests.bundle_schema import JOB_REF, load_schema, schema_errors
+from tests.example_files import EXAMPLE_MODULES, EXAMPLES
 
 pytest.importorskip("deltalake")
 jobs_model = pytest.importorskip("databricks.bundles.jobs")
-
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO / "examples" / "metadata_examples.yaml"
-EXAMPLE_MODULES = {
-    "sales_daily",
-    "ml_features",
-    "warehouse_refresh",
-    "nightly_umbrella",
-    "clickstream_continuous",
-}
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import pytest
 
 from lakeflow_job_meta.metadata.loader import parse_files_detailed
 from lakeflow_job_meta.metadata.models import CONTROL_COLUMNS
+from tests.example_files import EXAMPLE_MODULES
 from tests.notebooks import NotebookExit, run_notebook, runnable_cells
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,13 +103,7 @@ def test_orchestrator_notebook_creates_the_jobs(workspace, loaded_local_table: s
     namespace, _ = run_notebook(ORCHESTRATOR, {"control_table": loaded_local_table})
     assert namespace["auto_run"] is False
     names = {workspace.job(i)["settings"]["name"] for i in workspace.jobs()}
-    assert names == {
-        "sales_daily",
-        "ml_features",
-        "warehouse_refresh",
-        "nightly_umbrella",
-        "clickstream_continuous",
-    }
+    assert names == EXAMPLE_MODULES
     out = capsys.readouterr().out
     assert "sales_daily create" in out
 
