@@ -156,7 +156,7 @@ def test_load_creates_the_tables_and_reload_changes_nothing(cli: Cli, tmp_path: 
     ctl = str(tmp_path / "t" / "etl_control")
     rc, out, err = cli("load", str(EXAMPLES), "--control-table", ctl)
     assert rc == 0, err
-    assert "17 source row(s) written" in err
+    assert "18 source row(s) written" in err
     tables = open_tables(ctl)
     assert tables.exists()
     versions = [t.version() for t in tables.all()]

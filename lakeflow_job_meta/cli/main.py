@@ -354,7 +354,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         log_format=args.log_format,
     )
     install_signal_handlers(monitor)
-    _configure_monitor_logging(args.log_format)
+    _configure_monitor_logging(args.log_format, debug=args.debug)
     if args.once:
         report = monitor.run_once()
         return EXIT_OK if report.ok else EXIT_FAILED
@@ -362,14 +362,16 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _configure_monitor_logging(log_format: str) -> None:
+def _configure_monitor_logging(log_format: str, *, debug: bool = False) -> None:
     """One line per cycle on stderr: plain text, or the bare JSON document per line."""
+    from lakeflow_job_meta.logs import formatter
+
     handler = logging.StreamHandler(sys.stderr)
-    fmt = "%(message)s" if log_format == "json" else "%(asctime)s %(levelname)s %(message)s"
-    handler.setFormatter(logging.Formatter(fmt))
+    handler.setFormatter(formatter(log_format))  # type: ignore[arg-type]
     logger = logging.getLogger("lakeflow_job_meta.monitor")
     logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
+    # Idle cycles are DEBUG lines: shown with --debug only.
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
     logger.propagate = False
 
 

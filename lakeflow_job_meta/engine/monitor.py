@@ -30,9 +30,11 @@ from typing import Any
 
 from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
 from lakeflow_job_meta.engine.clock import Clock, SystemClock, utc_datetime
+from lakeflow_job_meta.engine.cycle_log import HEARTBEAT_SECONDS, CycleLogger
 from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.engine.metadata_manager import MetadataManager
 from lakeflow_job_meta.engine.results import RunResult
+from lakeflow_job_meta.logs import ensure_handler
 
 log = logging.getLogger("lakeflow_job_meta.monitor")
 
@@ -111,7 +113,7 @@ class CycleReport:
             parts.append(f"{len(self.run)} module(s) checked, {self.run.job_writes} job write(s)")
             if actions:
                 parts.append("; ".join(actions))
-        elif self.error is None:
+        elif self.error is None and not self.files_rejected:
             parts.append("idle")
         if self.error:
             parts.append(f"error: {self.error}")
@@ -149,6 +151,7 @@ class MetadataMonitor:
         holder_id: str | None = None,
         log_format: str = "human",
         spark: Any = None,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ):
         from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
 
@@ -187,6 +190,7 @@ class MetadataMonitor:
         self.watcher = (
             VolumeWatcher(self.volume_path, self.wake, mode=watch_mode) if self.volume_path else None
         )  # type: ignore[arg-type]
+        self.cycle_log = CycleLogger(log, self.clock, heartbeat_seconds=heartbeat_seconds)
         self.iteration = 0
         self._processed: tuple[int, int] | None = None
         self._last_full: float | None = None
@@ -252,7 +256,7 @@ class MetadataMonitor:
         )
 
     # -- one cycle ---------------------------------------------------------------------------
-    def check_and_update(self, *, force_full: bool = False) -> CycleReport:
+    def check_and_update(self, *, force_full: bool = False, log_always: bool = False) -> CycleReport:
         """One cycle. Returns what it saw and did; never raises for a module's failure."""
         self.iteration += 1
         started = self.clock.monotonic()
@@ -265,16 +269,17 @@ class MetadataMonitor:
             report.error = f"{error.__class__.__name__}: {error}"
             log.debug("cycle failed", exc_info=True)
         report.duration_ms = int((self.clock.monotonic() - started) * 1000)
-        self._log(report)
+        self._log(report, always=log_always)
         return report
 
     def run_once(self) -> CycleReport:
         """One full cycle (``monitor --once``): for triggered deployments."""
+        ensure_handler()
         self.start()
         try:
             if not self.lease.held:
                 self.lease.acquire(wait=self.wait_for_lease, stop=self.stop_event, on_wait=self._on_wait)
-            return self.check_and_update(force_full=True)
+            return self.check_and_update(force_full=True, log_always=True)
         finally:
             self.close()
 
@@ -440,6 +445,7 @@ class MetadataMonitor:
     # -- loop --------------------------------------------------------------------------------
     def run_continuous(self, max_iterations: int | None = None) -> None:
         """Cycle until stopped (SIGTERM/SIGINT) or ``max_iterations`` cycles ran."""
+        ensure_handler()  # from a notebook: the log goes to the cell's output
         self.start()
         try:
             while not self.stop_event.is_set():
@@ -475,19 +481,11 @@ class MetadataMonitor:
             return min(self.check_interval_seconds, until_renewal)
         return self.check_interval_seconds
 
-    def _log(self, report: CycleReport) -> None:
-        if self.log_format == "json":
-            log.info(json.dumps(report.as_dict(), default=str))
-            return
-        level = logging.WARNING if (report.error or report.files_rejected) else logging.INFO
-        log.log(level, report.summary())
-        for path, issues in report.files_rejected.items():
-            for issue in issues:
-                log.warning("rejected %s: %s", path, issue)
-        if report.run is not None:
-            for r in report.run:
-                if r.error:
-                    log.warning("module %s: %s", r.module, r.error)
+    def _log(self, report: CycleReport, *, always: bool = False) -> None:
+        lag = None
+        if report.control_version is not None and self._applied_version is not None:
+            lag = max(0, report.control_version - int(self._applied_version))
+        self.cycle_log.record(report, lag=lag, always=always)
 
 
 def install_signal_handlers(monitor: MetadataMonitor) -> None:

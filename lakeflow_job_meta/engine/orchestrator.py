@@ -25,6 +25,7 @@ from lakeflow_job_meta.errors import (
     MetadataIssue,
     MetadataValidationError,
 )
+from lakeflow_job_meta.logs import ensure_handler
 from lakeflow_job_meta.planning.canonical import HASH_VERSION
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module
@@ -178,6 +179,7 @@ class JobOrchestrator:
         )
         self._workspace_client = workspace_client
         self._gateway = None
+        ensure_handler()  # from a notebook: the log goes to the cell's output
         self._tracking_lock = threading.Lock()
         # Set by SIGTERM/SIGINT: modules not yet started are skipped, the one in flight finishes.
         self.stop_requested = threading.Event()
