@@ -493,19 +493,18 @@ def test_load_sync_of_a_missing_folder_is_a_usage_error(cli: Cli, tmp_path: Path
     assert [r["source_id"] for r in open_tables(ctl).control.read_all()] == ["a1"]
 
 
-def test_apply_with_a_rejected_token_reports_failures(cli: Cli, loaded: str, monkeypatch) -> None:
+def test_apply_with_a_rejected_token_fails_before_any_module(cli: Cli, loaded: str, monkeypatch) -> None:
     from tests.emulator.server import JobsEmulator
 
     with JobsEmulator(token="the-right-token") as emulator:
         monkeypatch.setenv("DATABRICKS_HOST", emulator.url)
         monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
         rc, out, err = cli("apply", "--control-table", loaded, "--target", "workspace")
-    assert rc == 1 and out == ""
-    failures = [line for line in err.splitlines() if line.startswith("x ")]
-    assert len(failures) == 5
-    assert all(": create failed: " in line for line in failures)
-    assert "Apply complete: 5 failed; 0 job write(s), 0 other write(s)." in err
-    assert "+ " not in err
+    # The preflight call fails first: one line, exit 2, no module attempted.
+    assert rc == 2 and out == ""
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [err.strip()]
+    assert "refused the credentials" in err
+    assert "x " not in err and "Apply complete" not in err
     assert TOKEN not in err
 
 
