@@ -36,9 +36,8 @@ sys.path.insert(0, str(REPO))
 from databricks.sdk import WorkspaceClient  # noqa: E402
 from databricks.sdk.config import Config  # noqa: E402
 
-from lakeflow_job_meta.engine.clock import SystemClock  # noqa: E402
-from lakeflow_job_meta.engine.monitor import MetadataMonitor  # noqa: E402
-from lakeflow_job_meta.engine.orchestrator import JobOrchestrator  # noqa: E402
+from lakeflow_job_meta import JobOrchestrator, MetadataMonitor  # noqa: E402
+from lakeflow_job_meta.clock import SystemClock  # noqa: E402
 from lakeflow_job_meta.storage import open_tables  # noqa: E402
 from tests.emulator.server import JobsEmulator  # noqa: E402
 

@@ -1,7 +1,7 @@
 """lakeflow_job_meta: keep Databricks Lakeflow Jobs equal to metadata in a Delta control table and
 YAML files.
 
-Public API (the reference names)::
+Public API (the names the original tool exposed, kept for compatibility)::
 
     from lakeflow_job_meta import JobOrchestrator, MetadataManager, MetadataMonitor
 
@@ -24,16 +24,14 @@ __all__ = [
 ]
 
 _LAZY = {
-    "JobOrchestrator": "lakeflow_job_meta.engine.orchestrator",
-    "MetadataManager": "lakeflow_job_meta.engine.metadata_manager",
-    "MetadataMonitor": "lakeflow_job_meta.engine.monitor",
+    "JobOrchestrator": "lakeflow_job_meta.api",
+    "MetadataManager": "lakeflow_job_meta.api",
+    "MetadataMonitor": "lakeflow_job_meta.api",
     "MetadataValidationError": "lakeflow_job_meta.errors",
 }
 
 if TYPE_CHECKING:
-    from lakeflow_job_meta.engine.metadata_manager import MetadataManager
-    from lakeflow_job_meta.engine.monitor import MetadataMonitor
-    from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
+    from lakeflow_job_meta.api import JobOrchestrator, MetadataManager, MetadataMonitor
     from lakeflow_job_meta.errors import MetadataValidationError
 
 
@@ -48,7 +46,7 @@ def __getattr__(name: str) -> Any:
 
 def load_yaml(path: str, control_table: str, var: dict[str, str] | None = None, env: str | None = None):
     """Load one YAML file into ``control_table`` (creating the tables if needed)."""
-    from lakeflow_job_meta.engine.metadata_manager import MetadataManager
+    from lakeflow_job_meta.api import MetadataManager
 
     manager = MetadataManager(control_table)
     manager.ensure_exists()

@@ -32,6 +32,10 @@ class MetadataIssue:
     message: str
     # The module the issue belongs to, when known, so one bad module is skipped and not others.
     module: str | None = field(default=None, compare=False)
+    # The YAML file the issue is in (None for a row INSERTed by SQL), and other files it names
+    # (the first copy of a duplicate): a load rejects exactly these files, never by matching text.
+    file: str | None = field(default=None, compare=False)
+    related_files: tuple[str, ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         if self.field:

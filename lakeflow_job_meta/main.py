@@ -1,4 +1,4 @@
-"""Entry point of the monitoring task (``python_wheel_task``), with the reference's parameters.
+"""Entry point of the monitoring task (``python_wheel_task``), with the original tool's parameter names.
 
 Databricks passes named parameters as ``--name=value`` with underscores::
 
@@ -83,7 +83,7 @@ def help_text() -> str:
 
 def translate_parameters(argv: Sequence[str]) -> list[str]:
     """Turn ``--check_interval_seconds=60`` style parameters into CLI arguments. Empty values
-    mean "not set" (the reference's ``max_iterations: ""``)."""
+    mean "not set" (a job passing ``max_iterations: ""``)."""
     translated = ["monitor"]
     for arg in argv:
         name, _, value = arg.lstrip("-").partition("=")

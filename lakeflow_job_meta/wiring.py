@@ -1,16 +1,38 @@
-"""The one place that builds adapters and hands them to the engine.
+"""The one place that builds objects: tables, state store, manager, lease, clock and target, from
+the run settings, handed ready-made to the engine.
 
 Everything that picks a backend (delta-rs or Spark, workspace or bundle) or builds a
-``WorkspaceClient`` lives here, so the engine and the pure layers never import an SDK directly.
+``WorkspaceClient`` lives here, so the engine and the pure layers never import an SDK directly,
+and the CLI, the wheel entry point and the public names (``lakeflow_job_meta.api``) all build the
+same objects the same way.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs
+from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
+from lakeflow_job_meta.clock import Clock, SystemClock
+from lakeflow_job_meta.engine.lease import Lease
+from lakeflow_job_meta.engine.metadata_manager import MetadataStore
+from lakeflow_job_meta.engine.monitor import Monitor, MonitorOptions, default_holder_id
+from lakeflow_job_meta.engine.orchestrator import Orchestrator
+from lakeflow_job_meta.engine.targets.base import Target, TargetSpec, default_target
+from lakeflow_job_meta.engine.targets.bundle import BundleTarget
+from lakeflow_job_meta.engine.targets.workspace import WorkspaceOptions, WorkspaceTarget
 from lakeflow_job_meta.errors import ConfigurationError
+from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
+from lakeflow_job_meta.planning.compiler import CompileContext
+from lakeflow_job_meta.storage import open_tables
+from lakeflow_job_meta.storage.naming import control_table_id
+from lakeflow_job_meta.storage.state_store import StateStore
+from lakeflow_job_meta.storage.tables import ToolTables
+from lakeflow_job_meta.vocabulary import EnvironmentMode, PrunePolicy, TargetKind, choices
 
 # A CLI must not hang for five minutes on an unreachable host (the SDK default). Client creation
 # and the first call each spend this budget, so the worst case is about twice it.
@@ -69,6 +91,13 @@ def _with_timeouts(config: Any, retry_timeout_seconds: int, http_timeout_seconds
     return copied
 
 
+def sdk_default_client() -> Any:
+    """A WorkspaceClient with the SDK's own defaults (the public Python API's choice)."""
+    from databricks.sdk import WorkspaceClient
+
+    return WorkspaceClient()
+
+
 def spark_session() -> Any:
     """The active Spark session inside the Databricks Runtime, or None elsewhere."""
     if not in_databricks_runtime():
@@ -82,46 +111,206 @@ def spark_session() -> Any:
 
 @dataclass
 class RunSettings:
-    """Everything the CLI and the wheel entry point pass to the engine."""
+    """Everything the CLI, the wheel entry point and the public names pass to the engine."""
 
     control_table: str
-    target: str | None = None
+    target: str | TargetSpec | None = None
     variables: dict[str, str] = field(default_factory=dict)
     env: str | None = None
-    prune: str = "pause"
+    # The environment's mode when the caller knows it; else the mode its last load recorded.
+    env_mode: str | None = None
+    prune: str = PrunePolicy.PAUSE
     default_pause_status: str | None = None
     default_warehouse_id: str | None = None
     managed_sql_root: str | None = None
     profile: str | None = None
     max_workers: int = 4
+    check_drift: bool = True
+    max_file_bytes: int = MAX_FILE_BYTES
+    # Short SDK timeouts and ``--profile`` (the CLI); the public API keeps the SDK's defaults.
+    cli: bool = False
+
+
+@dataclass
+class Parts:
+    """Objects several engine classes share; built once per settings."""
+
+    tables: ToolTables
+    clock: Clock
+    state: StateStore
+    table_id: str
+
+
+def build_parts(
+    settings: RunSettings, *, tables: ToolTables | None = None, clock: Clock | None = None, spark: Any = None
+) -> Parts:
+    if tables is None:
+        tables = open_tables(settings.control_table, spark=spark if spark is not None else spark_session())
+    clock = clock or SystemClock()
+    table_id = control_table_id(settings.control_table)
+    return Parts(tables, clock, StateStore(tables.state, table_id, clock.now), table_id)
+
+
+def manager_parts(settings: RunSettings, parts: Parts) -> dict[str, Any]:
+    """The constructor arguments of a :class:`MetadataStore` (the public ``MetadataManager``
+    passes them to its base class)."""
+    return {
+        "tables": parts.tables,
+        "control_table": settings.control_table,
+        "state": parts.state,
+        "variables": settings.variables,
+        "env": settings.env,
+        "default_warehouse_id": settings.default_warehouse_id,
+        "max_file_bytes": settings.max_file_bytes,
+    }
+
+
+def build_manager(settings: RunSettings, parts: Parts) -> MetadataStore:
+    return MetadataStore(**manager_parts(settings, parts))
+
+
+def _target_spec(settings: RunSettings) -> TargetSpec:
+    if isinstance(settings.target, TargetSpec):
+        return settings.target
+    return TargetSpec.parse(settings.target) if settings.target else default_target()
+
+
+def _client_factory(settings: RunSettings, workspace: Any) -> Callable[[], Any]:
+    if workspace is not None:
+        return lambda: workspace
+    if settings.cli:
+        return lambda: workspace_client(settings.profile)
+    return sdk_default_client
+
+
+def build_target(settings: RunSettings, parts: Parts, *, workspace: Any = None) -> Target:
+    """The target the settings name; the workspace client is built on first use."""
+    spec = _target_spec(settings)
+    if spec.kind == TargetKind.BUNDLE:
+        return BundleTarget(spec.bundle_dir or "bundle", control_table_id=parts.table_id)
+    options = WorkspaceOptions(
+        control_table_id=parts.table_id,
+        prune=PrunePolicy(settings.prune),
+        default_pause_status=settings.default_pause_status,
+        check_drift=settings.check_drift,
+        max_workers=max(1, settings.max_workers),
+    )
+    client = _client_factory(settings, workspace)
+    return WorkspaceTarget(lambda: WorkspaceJobs(client()), parts.tables.jobs, options, parts.clock)
+
+
+def _check(settings: RunSettings) -> None:
+    if settings.prune not in choices(PrunePolicy):
+        raise ConfigurationError(
+            f"invalid prune policy {settings.prune!r}: use one of {', '.join(choices(PrunePolicy))}"
+        )
+    if settings.env_mode is not None and settings.env_mode not in choices(EnvironmentMode):
+        raise ConfigurationError(f"invalid environment mode {settings.env_mode!r}")
+
+
+def orchestrator_parts(
+    settings: RunSettings,
+    parts: Parts,
+    *,
+    manager: MetadataStore | None = None,
+    lease: Lease | None = None,
+    lease_wait: bool = True,
+    workspace: Any = None,
+) -> dict[str, Any]:
+    """The constructor arguments of an :class:`Orchestrator`."""
+    _check(settings)
+    context = CompileContext(
+        control_table=settings.control_table,
+        control_table_id=parts.table_id,
+        env_name=settings.env,
+        default_warehouse_id=settings.default_warehouse_id,
+        managed_sql_root=settings.managed_sql_root or f"/Workspace/Shared/lakeflow_job_meta/{parts.table_id}",
+        default_pause_status=settings.default_pause_status,
+    )
+    return {
+        "tables": parts.tables,
+        "manager": manager or build_manager(settings, parts),
+        "target": build_target(settings, parts, workspace=workspace),
+        "context": context,
+        "state": parts.state,
+        "clock": parts.clock,
+        "env_mode": EnvironmentMode(settings.env_mode) if settings.env_mode else None,
+        "lease": lease,
+        "lease_wait": lease_wait,
+    }
 
 
 def build_orchestrator(
     settings: RunSettings,
     *,
-    lease: Any = None,
+    parts: Parts | None = None,
+    manager: MetadataStore | None = None,
+    lease: Lease | None = None,
     lease_wait: bool = True,
-    clock: Any = None,
     workspace: Any = None,
-):
-    from lakeflow_job_meta.engine.orchestrator import JobOrchestrator, TargetSpec, default_target
-
-    target = TargetSpec.parse(settings.target) if settings.target else default_target()
-    client = workspace
-    if client is None and target.kind == "workspace":
-        client = workspace_client(settings.profile)
-    return JobOrchestrator(
-        settings.control_table,
-        client,
-        target=target,
-        env=settings.env,
-        prune=settings.prune,
-        default_pause_status=settings.default_pause_status,
-        default_warehouse_id=settings.default_warehouse_id,
-        managed_sql_root=settings.managed_sql_root,
-        max_workers=settings.max_workers,
-        spark=spark_session(),
-        lease=lease,
-        lease_wait=lease_wait,
-        clock=clock,
+) -> Orchestrator:
+    parts = parts or build_parts(settings)
+    return Orchestrator(
+        **orchestrator_parts(
+            settings, parts, manager=manager, lease=lease, lease_wait=lease_wait, workspace=workspace
+        )
     )
+
+
+@dataclass
+class WatchSettings:
+    """The monitor's own settings, next to the run settings."""
+
+    options: MonitorOptions = field(default_factory=MonitorOptions)
+    lease_ttl_seconds: float = 60.0
+    watch_mode: str = "auto"
+    holder_id: str | None = None
+
+
+def monitor_parts(
+    settings: RunSettings,
+    watch: WatchSettings,
+    *,
+    orchestrator: Orchestrator | None = None,
+    parts: Parts | None = None,
+    workspace: Any = None,
+    clock: Clock | None = None,
+) -> dict[str, Any]:
+    """The constructor arguments of a :class:`Monitor`: one manager for its volume and its
+    orchestrator (same variables, env and default warehouse), and the lease the orchestrator
+    applies under."""
+    if orchestrator is None:
+        parts = parts or build_parts(settings)
+        manager = build_manager(settings, parts)
+        orchestrator = build_orchestrator(settings, parts=parts, manager=manager, workspace=workspace)
+    else:
+        # An orchestrator built apart: its tables, and its default warehouse unless given here.
+        clock = clock or orchestrator.clock
+        state = StateStore(orchestrator.tables.state, orchestrator.table_id, clock.now)
+        parts = Parts(orchestrator.tables, clock, state, orchestrator.table_id)
+        warehouse = settings.default_warehouse_id or orchestrator.manager.default_warehouse_id
+        manager = build_manager(replace(settings, default_warehouse_id=warehouse), parts)
+    lease = Lease(
+        parts.tables.state,
+        holder_id=watch.holder_id or default_holder_id(),
+        scope=parts.table_id,
+        ttl_seconds=watch.lease_ttl_seconds,
+        clock=parts.clock,
+    )
+    volume = os.path.abspath(watch.options.volume_path) if watch.options.volume_path else None
+    wake = threading.Event()
+    return {
+        "orchestrator": orchestrator,
+        "manager": manager,
+        "lease": lease,
+        "state": parts.state,
+        "clock": parts.clock,
+        "options": replace(watch.options, volume_path=volume),
+        "scanner": VolumeScanner(volume, clock=parts.clock) if volume else None,
+        "watcher": VolumeWatcher(volume, wake, mode=watch.watch_mode) if volume else None,
+        "wake": wake,
+    }
+
+
+def build_monitor(settings: RunSettings, watch: WatchSettings, **kwargs: Any) -> Monitor:
+    return Monitor(**monitor_parts(settings, watch, **kwargs))

@@ -75,6 +75,7 @@ def test_bundle_layout_and_content() -> None:
     assert files["resources/sql/all_types/sql_query_task.sql"].endswith("\nSELECT 1")
     assert tasks["run_job_task"]["run_job_task"]["job_id"] == "${resources.jobs.other.id}"
     assert "edit_mode" not in all_types and "format" not in all_types
+    assert all_types["queue"] == {"enabled": True}  # stated, as the Databricks CLI does for bundle jobs
     sales = yaml.safe_load(files["resources/sales_daily.job.yml"])["resources"]["jobs"]["sales_daily"]
     assert sales["permissions"] == [
         {"group_name": "analysts", "level": "CAN_VIEW"},

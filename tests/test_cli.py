@@ -300,7 +300,7 @@ def test_target_defaults_to_the_bundle_folder_outside_databricks(
 
 
 def test_default_target_function(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lakeflow_job_meta.engine.orchestrator import TargetSpec, default_target
+    from lakeflow_job_meta.engine.targets.base import TargetSpec, default_target
 
     monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
     assert default_target() == TargetSpec("bundle", "bundle")

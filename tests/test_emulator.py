@@ -124,6 +124,7 @@ def test_create_get_fills_server_defaults(workspace_client, jobs_emulator):
     s = job["settings"]
     assert s["email_notifications"] == {} and s["webhook_notifications"] == {}
     assert s["timeout_seconds"] == 0 and s["max_concurrent_runs"] == 1 and s["format"] == "MULTI_TASK"
+    assert s["queue"] == {"enabled": True} and s["performance_target"] == "PERFORMANCE_OPTIMIZED"
     assert "run_as" not in s
     by_key = {t["task_key"]: t for t in s["tasks"]}
     assert [t["task_key"] for t in s["tasks"]] == ["c", "a", "b"]  # task order is kept
@@ -131,10 +132,12 @@ def test_create_get_fills_server_defaults(workspace_client, jobs_emulator):
     for t in s["tasks"]:
         assert t["email_notifications"] == {} and t["run_if"] == "ALL_SUCCESS" and t["timeout_seconds"] == 0
         assert t["notebook_task"]["source"] == "WORKSPACE"
+        assert t["disabled"] is False and t["webhook_notifications"] == {}
     nc = by_key["b"]["new_cluster"]
     assert nc["aws_attributes"] == {"availability": "SPOT_WITH_FALLBACK", "zone_id": "us-east-1c"}
     assert nc["data_security_mode"] == "SINGLE_USER" and nc["enable_elastic_disk"] is False
     assert "apply_policy_default_values" not in nc
+    assert nc["single_user_name"] == jobs_emulator.user_name and nc["enable_local_disk_encryption"] is False
     assert s["job_clusters"][0]["new_cluster"]["data_security_mode"] == "SINGLE_USER"
     # the SDK view agrees, and the snapshot helper returns the same thing
     assert w.jobs.get(created.job_id).settings.tasks[0].run_if == jobs.RunIf.ALL_SUCCESS
@@ -149,7 +152,7 @@ def test_git_source_makes_notebook_source_git_and_name_is_optional(workspace_cli
     ).job_id
     s = raw_get(w, jid)["settings"]
     assert s["tasks"][0]["notebook_task"]["source"] == "GIT"
-    assert s["name"] == "Untitled"
+    assert "name" not in s  # no source says the service names a job; the product always sends one
 
 
 def test_explicit_values_are_kept(workspace_client):
@@ -178,6 +181,19 @@ def test_reset_replaces_everything_but_keeps_run_as(workspace_client, jobs_emula
     assert jobs_emulator.writes() == 2 and jobs_emulator.writes("jobs/reset") == 1
 
 
+def test_queueing_is_on_unless_the_request_turns_it_off(workspace_client):
+    """Jobs API 2.2: create and reset without ``queue`` store it enabled; an explicit off is kept."""
+    w = workspace_client
+    jid = w.jobs.create(name="q", tasks=[nb_task("a")]).job_id
+    assert raw_get(w, jid)["settings"]["queue"] == {"enabled": True}
+    w.jobs.reset(
+        jid, jobs.JobSettings(name="q", tasks=[nb_task("a")], queue=jobs.QueueSettings(enabled=False))
+    )
+    assert raw_get(w, jid)["settings"]["queue"] == {"enabled": False}
+    w.jobs.reset(jid, jobs.JobSettings(name="q", tasks=[nb_task("a")]))
+    assert raw_get(w, jid)["settings"]["queue"] == {"enabled": True}
+
+
 def test_update_merges_arrays_by_key_and_removes_fields(workspace_client):
     w = workspace_client
     jid = w.jobs.create(
@@ -194,6 +210,24 @@ def test_update_merges_arrays_by_key_and_removes_fields(workspace_client):
     assert [t["task_key"] for t in s["tasks"]] == ["b", "c"]
     assert s["tasks"][0]["timeout_seconds"] == 5 and "depends_on" not in s["tasks"][0]  # replaced whole
     assert s["max_concurrent_runs"] == 3 and s["tags"] == {"a": "1"} and "description" not in s
+
+
+def test_update_merges_parameters_by_name(workspace_client):
+    """SDK ``JobsAPI.update`` docstring: arrays in ``new_settings`` are merged by their key."""
+    w = workspace_client
+    p = jobs.JobParameterDefinition
+    jid = w.jobs.create(
+        name="u", tasks=[nb_task("a")], parameters=[p(name="x", default="1"), p(name="y", default="2")]
+    ).job_id
+    w.jobs.update(
+        jid, new_settings=jobs.JobSettings(parameters=[p(name="y", default="3"), p(name="z", default="4")])
+    )
+    params = raw_get(w, jid)["settings"]["parameters"]
+    assert params == [
+        {"name": "x", "default": "1"},
+        {"name": "y", "default": "3"},
+        {"name": "z", "default": "4"},
+    ]
 
 
 def test_update_that_breaks_the_graph_is_rejected_and_changes_nothing(workspace_client):

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from lakeflow_job_meta.engine.clock import FakeClock
 from lakeflow_job_meta.engine.lease import Lease, LeaseInfo, LeaseLostError
 from lakeflow_job_meta.errors import LeaseHeldError
 from lakeflow_job_meta.storage.base import Column, TableSpec
+from tests.fakes import FakeClock
 
 STATE = TableSpec(
     kind="state",

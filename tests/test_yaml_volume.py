@@ -15,10 +15,10 @@ from lakeflow_job_meta.adapters.yaml_volume import (
     VolumeWatcher,
     choose_mode,
     filesystem_type,
-    is_candidate_name,
 )
-from lakeflow_job_meta.engine.clock import FakeClock
 from lakeflow_job_meta.errors import ConfigurationError
+from lakeflow_job_meta.metadata.files import is_candidate_name
+from tests.fakes import FakeClock
 
 EVENT_TIMEOUT = 10.0  # generous: waiting on a real signal, not sleeping
 

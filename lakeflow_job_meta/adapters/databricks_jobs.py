@@ -9,10 +9,11 @@ no retry loop of its own. It does two things the SDK cannot: it turns SDK errors
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,8 +77,17 @@ def _job_settings(settings: dict[str, Any]) -> sdk_jobs.JobSettings:
     return typed
 
 
-def _wrap(action: str, error: DatabricksError) -> JobsApiError:
-    return JobsApiError(f"{action}: {error.__class__.__name__}: {error}")
+@contextlib.contextmanager
+def sdk_errors(action: str, *, missing_ok: bool = False) -> Iterator[None]:
+    """The one place SDK exceptions become the package's: a ``JobsApiError`` naming the call and
+    the SDK error. With ``missing_ok`` a 404 (the object is already gone) is swallowed."""
+    try:
+        yield
+    except NotFound as error:
+        if not missing_ok:
+            raise JobsApiError(f"{action}: {error.__class__.__name__}: {error}") from error
+    except DatabricksError as error:
+        raise JobsApiError(f"{action}: {error.__class__.__name__}: {error}") from error
 
 
 class WorkspaceJobs:
@@ -101,21 +111,18 @@ class WorkspaceJobs:
     # -- reads -------------------------------------------------------------------------------
     def get(self, job_id: int) -> LiveJob | None:
         """The live job with every page of tasks merged (the SDK pages), or None if it is gone."""
-        try:
+        job = None
+        with sdk_errors(f"jobs/get {job_id}", missing_ok=True):
             job = self.client.jobs.get(job_id=job_id)
-        except NotFound:
+        if job is None:
             return None
-        except DatabricksError as error:
-            raise _wrap(f"jobs/get {job_id}", error) from error
         settings = job.settings.as_dict() if job.settings else {}
         return LiveJob(job_id=int(job.job_id or job_id), settings=settings)
 
     def list_by_name(self, name: str) -> list[LiveJob]:
         """Jobs whose name equals ``name`` exactly (the API matches case-insensitively)."""
-        try:
+        with sdk_errors(f"jobs/list name={name!r}"):
             found = list(self.client.jobs.list(name=name))
-        except DatabricksError as error:
-            raise _wrap(f"jobs/list name={name!r}", error) from error
         result = []
         for job in found:
             settings = job.settings.as_dict() if job.settings else {}
@@ -125,76 +132,58 @@ class WorkspaceJobs:
 
     def list_all(self) -> Iterable[LiveJob]:
         """Every job with its full task list (``expand_tasks``; the SDK fetches pages > 100)."""
-        try:
+        with sdk_errors("jobs/list"):
             for job in self.client.jobs.list(expand_tasks=True):
                 settings = job.settings.as_dict() if job.settings else {}
                 yield LiveJob(job_id=int(job.job_id or 0), settings=settings)
-        except DatabricksError as error:
-            raise _wrap("jobs/list", error) from error
 
     def has_active_run(self, job_id: int) -> bool:
-        try:
+        with sdk_errors(f"jobs/runs/list {job_id}"):
             return any(True for _ in self.client.jobs.list_runs(job_id=job_id, active_only=True, limit=1))
-        except DatabricksError as error:
-            raise _wrap(f"jobs/runs/list {job_id}", error) from error
 
     # -- job writes --------------------------------------------------------------------------
     def create(self, settings: dict[str, Any]) -> int:
         js = _job_settings(settings)
         kwargs = {name: getattr(js, name) for name in js.as_dict()}
         self.writes.add("create")
-        try:
+        with sdk_errors("jobs/create"):
             created = self.client.jobs.create(**kwargs)
-        except DatabricksError as error:
-            raise _wrap("jobs/create", error) from error
         return int(created.job_id or 0)
 
     def reset(self, job_id: int, settings: dict[str, Any]) -> None:
         self.writes.add("reset")
-        try:
+        with sdk_errors(f"jobs/reset {job_id}"):
             self.client.jobs.reset(job_id=job_id, new_settings=_job_settings(settings))
-        except DatabricksError as error:
-            raise _wrap(f"jobs/reset {job_id}", error) from error
 
     def update(self, job_id: int, partial_settings: dict[str, Any]) -> None:
         self.writes.add("update")
-        try:
+        with sdk_errors(f"jobs/update {job_id}"):
             self.client.jobs.update(job_id=job_id, new_settings=_job_settings(partial_settings))
-        except DatabricksError as error:
-            raise _wrap(f"jobs/update {job_id}", error) from error
 
     def delete(self, job_id: int) -> None:
         self.writes.add("delete")
-        try:
+        with sdk_errors(f"jobs/delete {job_id}", missing_ok=True):
             self.client.jobs.delete(job_id=job_id)
-        except NotFound:
-            return
-        except DatabricksError as error:
-            raise _wrap(f"jobs/delete {job_id}", error) from error
 
     def run_now(self, job_id: int, idempotency_token: str) -> int:
         """Trigger a run; the token makes a resent request start no second run."""
         self.writes.add("run_now")
-        try:
+        with sdk_errors(f"jobs/run-now {job_id}"):
             waiter = self.client.jobs.run_now(job_id=job_id, idempotency_token=idempotency_token)
-        except DatabricksError as error:
-            raise _wrap(f"jobs/run-now {job_id}", error) from error
         return int(getattr(waiter.response, "run_id", 0) or 0)
 
     # -- other writes ------------------------------------------------------------------------
     def set_permissions(self, job_id: int, access_control_list: list[dict[str, Any]]) -> None:
         acl = [sdk_jobs.JobAccessControlRequest.from_dict(entry) for entry in access_control_list]
         self.writes.add("permissions")
-        try:
+        with sdk_errors(f"permissions/jobs/{job_id}"):
             self.client.jobs.set_permissions(job_id=str(job_id), access_control_list=acl)
-        except DatabricksError as error:
-            raise _wrap(f"permissions/jobs/{job_id}", error) from error
 
     def write_file(self, path: str, content: str) -> None:
         """Write a workspace file (not a notebook), creating its folder."""
         folder = path.rsplit("/", 1)[0]
         self.writes.add("file_write")
-        try:
+        with sdk_errors(f"workspace/import {path}"):
             if folder:
                 self.client.workspace.mkdirs(folder)
             self.client.workspace.import_(
@@ -203,14 +192,8 @@ class WorkspaceJobs:
                 format=sdk_workspace.ImportFormat.RAW,
                 overwrite=True,
             )
-        except DatabricksError as error:
-            raise _wrap(f"workspace/import {path}", error) from error
 
     def delete_file(self, path: str) -> None:
         self.writes.add("file_delete")
-        try:
+        with sdk_errors(f"workspace/delete {path}", missing_ok=True):
             self.client.workspace.delete(path)
-        except NotFound:
-            return
-        except DatabricksError as error:
-            raise _wrap(f"workspace/delete {path}", error) from error

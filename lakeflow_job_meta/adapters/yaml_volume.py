@@ -29,14 +29,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lakeflow_job_meta.engine.clock import Clock, SystemClock
+from lakeflow_job_meta.clock import Clock, SystemClock
 from lakeflow_job_meta.errors import ConfigurationError
+from lakeflow_job_meta.metadata.files import is_candidate_name, is_ignored_dir
+from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BYTES = 1024 * 1024
 DEFAULT_SETTLE_SECONDS = 0.2
-YAML_SUFFIXES = (".yaml", ".yml")
 
 # Error markers of FileContent.error. The metadata layer turns them into user messages.
 ERROR_TOO_LARGE = "too_large"
@@ -48,17 +48,6 @@ _UNREADABLE_DIGEST = f"!{ERROR_UNREADABLE}"
 # Mount points whose filesystems deliver no inotify events for changes made elsewhere.
 POLL_PREFIXES = ("/Volumes", "/dbfs", "/Workspace")
 _NO_EVENT_FSTYPES = ("fuse", "nfs", "cifs", "smb", "9p", "ceph", "glusterfs", "lustre", "afs", "davfs")
-
-
-def is_candidate_name(name: str) -> bool:
-    """True for a YAML file name that is not hidden and not an editor temp/lock/backup file."""
-    if name.startswith((".", "~", "#")) or name.endswith(("~", "#", ".swp", ".swx", ".tmp")):
-        return False
-    return name.lower().endswith(YAML_SUFFIXES)
-
-
-def _is_ignored_dir(name: str) -> bool:
-    return name.startswith(".")
 
 
 @dataclass(frozen=True)
@@ -106,10 +95,6 @@ class VolumeChanges:
     def has_changes(self) -> bool:
         return bool(self.added or self.modified or self.deleted)
 
-    @property
-    def changed_paths(self) -> list[str]:
-        return sorted([*self.added, *self.modified, *self.deleted])
-
 
 @dataclass(frozen=True)
 class _Observation:
@@ -136,7 +121,7 @@ class VolumeScanner:
         root: str | os.PathLike[str],
         *,
         clock: Clock | None = None,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_bytes: int = MAX_FILE_BYTES,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
     ):
         self.root = os.path.abspath(os.fspath(root))
@@ -365,7 +350,7 @@ def _walk(root: str, prefix: str) -> Iterator[tuple[str, os.stat_result | None, 
         rel = f"{prefix}/{entry.name}" if prefix else entry.name
         try:
             if entry.is_dir(follow_symlinks=False):
-                if not _is_ignored_dir(entry.name):
+                if not is_ignored_dir(entry.name):
                     yield from _walk(root, rel)
                 continue
             if not is_candidate_name(entry.name):
@@ -557,4 +542,4 @@ class VolumeWatcher:
         if rel.startswith(".."):
             return False
         parts = rel.split(os.sep) if is_dir else rel.split(os.sep)[:-1]
-        return any(_is_ignored_dir(p) for p in parts if p not in ("", "."))
+        return any(is_ignored_dir(p) for p in parts if p not in ("", "."))

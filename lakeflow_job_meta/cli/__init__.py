@@ -1,0 +1,1 @@
+"""The command line: arguments, the exception-to-exit-code table, the logging setup, output."""

@@ -24,6 +24,7 @@ from lakeflow_job_meta.errors import (
     MissingDependencyError,
     TableNotFoundError,
 )
+from lakeflow_job_meta.vocabulary import PlanAction, PrunePolicy, choices
 
 DEFAULT_LOCAL_CONTROL_TABLE = ".lakeflow_job_meta/etl_control"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LEASE = 0, 1, 2, 3
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         _add_table_arg(p)
         _add_target_args(p)
-        p.add_argument("--prune", choices=("pause", "delete", "keep"), default="pause")
+        p.add_argument("--prune", choices=choices(PrunePolicy), default=PrunePolicy.PAUSE.value)
         if name == "apply":
             p.add_argument("--auto-run", action="store_true", help="run jobs just created or changed")
             p.add_argument(
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", required=True, metavar="DIR", help="bundle folder to write (created if missing)"
     )
     _add_target_args(p)
-    p.add_argument("--prune", choices=("pause", "delete", "keep"), default="pause")
+    p.add_argument("--prune", choices=choices(PrunePolicy), default=PrunePolicy.PAUSE.value)
     p.add_argument("--default-pause-status", choices=("PAUSED", "UNPAUSED"), default=None)
     p.set_defaults(auto_run=False, no_wait=False)
 
@@ -130,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check-interval-seconds", type=float, default=60.0)
     p.add_argument("--max-iterations", type=int, default=None)
     p.add_argument("--once", action="store_true", help="one full cycle, then exit")
-    p.add_argument("--prune", choices=("pause", "delete", "keep"), default="pause")
+    p.add_argument("--prune", choices=choices(PrunePolicy), default=PrunePolicy.PAUSE.value)
     p.add_argument("--auto-run", action="store_true")
     p.add_argument("--no-wait", action="store_true")
     p.add_argument("--var", action="append", default=[], metavar="K=V")
@@ -192,12 +193,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _expand_paths(paths: Sequence[str]) -> list[str]:
-    from lakeflow_job_meta.engine.metadata_manager import yaml_files_under
+    from lakeflow_job_meta.metadata.files import list_yaml_files
 
     result: list[str] = []
     for path in paths:
         if os.path.isdir(path):
-            result.extend(yaml_files_under(path))
+            result.extend(list_yaml_files(path))
         elif os.path.exists(path):
             result.append(path)
         else:
@@ -206,9 +207,10 @@ def _expand_paths(paths: Sequence[str]) -> list[str]:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from lakeflow_job_meta.engine.metadata_manager import MetadataManager
+    from lakeflow_job_meta.wiring import RunSettings, build_manager, build_parts
 
-    manager = MetadataManager(args.control_table, default_warehouse_id=args.default_warehouse_id)
+    settings = RunSettings(args.control_table, default_warehouse_id=args.default_warehouse_id, cli=True)
+    manager = build_manager(settings, build_parts(settings))
     variables = _variables(args)
     if args.sync:
         results = [manager.sync_from_volume(path, var=variables, env=args.env) for path in args.paths]
@@ -240,6 +242,8 @@ def _run_settings(args: argparse.Namespace):
         default_warehouse_id=args.default_warehouse_id,
         managed_sql_root=args.managed_sql_root,
         profile=args.profile,
+        variables=_variables(args) if hasattr(args, "var") else {},
+        cli=True,
     )
 
 
@@ -253,7 +257,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps(plan.as_json(), indent=2, default=str))
     else:
         print(plan.render_text())
-    return EXIT_OK if not any(c.action == "error" for c in plan.changes) else EXIT_FAILED
+    return EXIT_OK if not any(c.action == PlanAction.ERROR for c in plan.changes) else EXIT_FAILED
 
 
 def cmd_export_bundle(args: argparse.Namespace) -> int:
@@ -333,28 +337,24 @@ def _print_run(console: Any, result: Any) -> None:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from lakeflow_job_meta.engine.monitor import MetadataMonitor, install_signal_handlers
-    from lakeflow_job_meta.wiring import build_orchestrator
+    from lakeflow_job_meta.engine.monitor import MonitorOptions, install_signal_handlers
+    from lakeflow_job_meta.wiring import WatchSettings, build_monitor
 
-    settings = _run_settings(args)
-    settings.variables = _variables(args)
-    orchestrator = build_orchestrator(settings)
-    _console().print(orchestrator.describe_target())
-    monitor = MetadataMonitor(
-        args.control_table,
-        check_interval_seconds=args.check_interval_seconds,
-        volume_path=args.volume_path,
-        orchestrator=orchestrator,
-        variables=settings.variables,
-        env=args.env,
-        auto_run=args.auto_run,
-        wait_for_lease=not args.no_wait,
-        full_resync_seconds=args.full_resync_seconds,
+    watch = WatchSettings(
+        options=MonitorOptions(
+            check_interval_seconds=args.check_interval_seconds,
+            volume_path=args.volume_path,
+            auto_run=args.auto_run,
+            wait_for_lease=not args.no_wait,
+            full_resync_seconds=args.full_resync_seconds,
+            log_format=args.log_format,
+        ),
         lease_ttl_seconds=args.lease_ttl_seconds,
-        log_format=args.log_format,
     )
+    monitor = build_monitor(_run_settings(args), watch)
+    _console().print(monitor.orchestrator.describe_target())
     install_signal_handlers(monitor)
-    _configure_monitor_logging(args.log_format, debug=args.debug)
+    configure_logging(debug=args.debug, monitor_format=args.log_format)
     if args.once:
         report = monitor.run_once()
         return EXIT_OK if report.ok else EXIT_FAILED
@@ -362,33 +362,19 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _configure_monitor_logging(log_format: str, *, debug: bool = False) -> None:
-    """One line per cycle on stderr: plain text, or the bare JSON document per line."""
-    from lakeflow_job_meta.logs import formatter
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter(log_format))  # type: ignore[arg-type]
-    logger = logging.getLogger("lakeflow_job_meta.monitor")
-    logger.handlers[:] = [handler]
-    # Idle cycles are DEBUG lines: shown with --debug only.
-    logger.setLevel(logging.DEBUG if debug else logging.INFO)
-    logger.propagate = False
-
-
 def cmd_graph(args: argparse.Namespace) -> int:
-    from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
     from lakeflow_job_meta.planning.graph import render_graph, task_graph
-    from lakeflow_job_meta.wiring import spark_session
+    from lakeflow_job_meta.wiring import RunSettings, build_orchestrator
 
     # A bundle target: drawing a graph never contacts a workspace.
-    orchestrator = JobOrchestrator(
+    settings = RunSettings(
         args.control_table,
         target="bundle:bundle",
         env=args.env,
         default_warehouse_id=args.default_warehouse_id,
-        spark=spark_session(),
+        cli=True,
     )
-    job = orchestrator.compile_one(args.module)
+    job = build_orchestrator(settings).compile_one(args.module)
     print(render_graph(task_graph(job.job_name, job.settings, job.managed_files), args.format), end="")
     return EXIT_OK
 
@@ -418,53 +404,71 @@ COMMANDS = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not args.debug:
-        # The SDK warns on every client creation when a host publishes no metadata endpoint;
-        # it is noise for a CLI user (real failures surface as exceptions).
-        logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
-    try:
-        return COMMANDS[args.command](args)
-    except MetadataValidationError as error:
-        if args.debug:
-            raise
+# The one exception -> exit code table; the first matching row wins (subclasses first).
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (MetadataValidationError, EXIT_FAILED),
+    (LeaseHeldError, EXIT_LEASE),
+    (ConfigurationError, EXIT_USAGE),
+    (MissingDependencyError, EXIT_USAGE),
+    (LakeflowJobMetaError, EXIT_FAILED),
+)
+
+
+def _report(error: Exception) -> int:
+    """Print one line per problem (no traceback) and return the exit code."""
+    if isinstance(error, MetadataValidationError):
         console = _console()
         for issue in error.issues:
             console.print(f"error: {issue}", markup=False)
         return EXIT_FAILED
-    except LeaseHeldError as error:
-        if args.debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_LEASE
-    except (ConfigurationError, MissingDependencyError) as error:
-        if args.debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except LakeflowJobMetaError as error:
-        if args.debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    for kind, code in EXIT_CODES:
+        if isinstance(error, kind):
+            print(f"error: {error}", file=sys.stderr)
+            return code
+    # An unexpected failure still prints one line without --debug.
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    print(
+        f"error: {type(error).__name__}: {first_line} (run with --debug for the traceback)", file=sys.stderr
+    )
+    return EXIT_FAILED
+
+
+def configure_logging(*, debug: bool = False, monitor_format: str | None = None) -> None:
+    """The one logging setup: warnings (or everything with ``--debug``) on stderr; the monitor
+    adds one line per cycle, plain text or the bare JSON document per line."""
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not debug:
+        # The SDK warns on every client creation when a host publishes no metadata endpoint;
+        # it is noise for a CLI user (real failures surface as exceptions).
+        logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
+    if monitor_format is not None:
+        from lakeflow_job_meta.logs import formatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(formatter(monitor_format))  # type: ignore[arg-type]
+        logger = logging.getLogger("lakeflow_job_meta.monitor")
+        logger.handlers[:] = [handler]
+        # Idle cycles are DEBUG lines: shown with --debug only.
+        logger.setLevel(logging.DEBUG if debug else logging.INFO)
+        logger.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(debug=args.debug)
+    try:
+        return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return 130
-    except Exception as error:  # an unexpected failure still prints one line without --debug
+    except Exception as error:
         if args.debug:
             raise
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        print(
-            f"error: {type(error).__name__}: {first_line} (run with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+        return _report(error)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,13 @@ The clock is injected, so tests drive 100 cycles or 10 minutes without sleeping.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lakeflow_job_meta.engine.clock import Clock
+from lakeflow_job_meta.clock import Clock
 from lakeflow_job_meta.logs import EVENT
 
-if TYPE_CHECKING:
-    from lakeflow_job_meta.engine.monitor import CycleReport
+# The monitor's CycleReport (not imported: the monitor imports this module).
+CycleReport = Any
 
 HEARTBEAT_SECONDS = 600.0
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from lakeflow_job_meta.engine.clock import Clock, SystemClock, utc_datetime
+from lakeflow_job_meta.clock import Clock, SystemClock, utc_datetime
 from lakeflow_job_meta.errors import ConfigurationError, LeaseHeldError
 from lakeflow_job_meta.storage.base import Table
 

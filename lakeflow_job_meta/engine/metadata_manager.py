@@ -1,4 +1,6 @@
-"""MetadataManager: YAML files in, control-table rows out, in one atomic write per table.
+"""``MetadataStore``: YAML files in, control-table rows out, in one atomic write per table; and
+the desired state read back from the rows. ``lakeflow_job_meta.MetadataManager`` is its public
+name, built by :mod:`lakeflow_job_meta.wiring`.
 
 Loading is two phases. Phase one parses and validates every file and checks it against what is
 already in the tables (duplicate ``source_id`` across files or against SQL-inserted rows). Phase
@@ -16,17 +18,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lakeflow_job_meta.adapters.yaml_volume import is_candidate_name
-from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue, MetadataValidationError
+from lakeflow_job_meta.errors import MetadataIssue, MetadataValidationError
+from lakeflow_job_meta.metadata.files import list_yaml_files, read_yaml_file
+from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 from lakeflow_job_meta.metadata.loader import parse_document, validate_all
 from lakeflow_job_meta.metadata.models import MetadataDocument, Module, ModuleSettings, Source
 from lakeflow_job_meta.metadata.rows import module_settings_from_row, source_from_row
 from lakeflow_job_meta.metadata.validation import run_job_targets
-from lakeflow_job_meta.storage import open_tables
+from lakeflow_job_meta.metadata.variables import EnvironmentSelection
+from lakeflow_job_meta.storage.state_store import StateStore, environment_key
 from lakeflow_job_meta.storage.tables import ToolTables
-
-YAML_SUFFIXES = (".yaml", ".yml")
-DEFAULT_MAX_FILE_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -79,27 +80,6 @@ def _is_under(path: str, folder: str) -> bool:
     return path.startswith(folder)
 
 
-def yaml_files_under(folder: str) -> list[str]:
-    """Every ``*.yaml``/``*.yml`` file under ``folder`` (subfolders included; hidden folders and
-    hidden or editor temp files skipped, as the monitor does), sorted. A folder that is missing or cannot be listed, in whole or in part, raises
-    ConfigurationError: a sync must never read "cannot see the files" as "the files are gone"."""
-    if not os.path.isdir(folder):
-        what = "is not a folder" if os.path.exists(folder) else "does not exist"
-        raise ConfigurationError(f"YAML folder {folder} {what}")
-
-    def fail(error: OSError) -> None:
-        raise ConfigurationError(f"cannot list {error.filename or folder}: {error.strerror or error}")
-
-    found = []
-    for current, dirs, files in os.walk(folder, onerror=fail):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            path = os.path.join(current, name)
-            if is_candidate_name(name) and os.path.isfile(path):
-                found.append(path)
-    return sorted(found)
-
-
 def _stored_json_equal(stored: Any, wanted: str) -> bool:
     """Compare a stored JSON string with ours by value, so a hand-written row that differs only
     in whitespace or key order is not rewritten."""
@@ -126,29 +106,31 @@ def _row_differs(
     return False
 
 
-class MetadataManager:
+class MetadataStore:
     """Loads YAML metadata into the control table and reads the desired state back.
 
-    ``control_table`` is a local path (delta-rs) or ``catalog.schema.table`` (Spark).
+    ``variables``, ``env`` and ``default_warehouse_id`` apply to every load (the monitor's volume
+    included) and to the validation of the rows read back.
     """
 
     def __init__(
         self,
-        control_table: str,
+        tables: ToolTables,
         *,
+        control_table: str,
+        state: StateStore,
         variables: Mapping[str, str] | None = None,
         env: str | None = None,
         default_warehouse_id: str | None = None,
-        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-        spark: Any = None,
-        tables: ToolTables | None = None,
+        max_file_bytes: int = MAX_FILE_BYTES,
     ):
+        self.tables = tables
         self.control_table = control_table
+        self.state = state
         self.variables = dict(variables or {})
         self.env = env
         self.default_warehouse_id = default_warehouse_id
         self.max_file_bytes = max_file_bytes
-        self.tables = tables if tables is not None else open_tables(control_table, spark=spark)
 
     # -- tables ------------------------------------------------------------------------------
     def ensure_exists(self) -> None:
@@ -167,7 +149,7 @@ class MetadataManager:
         self, folder: str, var: Mapping[str, str] | None = None, env: str | None = None
     ) -> LoadResult:
         """Add and update the rows of every YAML file under ``folder`` (never deletes)."""
-        return self.load_files(yaml_files_under(folder), var=var, env=env)
+        return self.load_files(list_yaml_files(folder), var=var, env=env)
 
     def sync_from_volume(
         self, folder: str, var: Mapping[str, str] | None = None, env: str | None = None
@@ -175,7 +157,7 @@ class MetadataManager:
         """Make the rows that came from files under ``folder`` equal to those files: add, update,
         and delete rows whose file no longer holds them. All or nothing."""
         return self._load(
-            self._read_files(yaml_files_under(folder)),
+            self._read_files(list_yaml_files(folder)),
             var=var,
             env=env,
             sync_scope=os.path.abspath(folder),
@@ -189,27 +171,15 @@ class MetadataManager:
         return self._load(contents, var=var, env=env, sync_scope=None, strict=True)
 
     def _read_files(self, paths: Iterable[str]) -> dict[str, bytes | None]:
-        """Every file's bytes, or MetadataValidationError naming each file that is unreadable or
-        over the size cap (checked before reading, so a huge file is never loaded)."""
+        """Every file's bytes, or MetadataValidationError naming each file that cannot be read."""
         contents: dict[str, bytes | None] = {}
         issues: list[MetadataIssue] = []
         for path in paths:
-            try:
-                if os.path.isdir(path):
-                    issues.append(MetadataIssue(f"{path}:1", "", "cannot read file: it is a folder"))
-                    continue
-                size = os.path.getsize(path)
-                if size > self.max_file_bytes:
-                    issues.append(
-                        MetadataIssue(
-                            f"{path}:1", "", f"file is {size} bytes, over the {self.max_file_bytes}-byte cap"
-                        )
-                    )
-                    continue
-                with open(path, "rb") as handle:
-                    contents[path] = handle.read(self.max_file_bytes + 1)
-            except OSError as error:
-                issues.append(MetadataIssue(f"{path}:1", "", f"cannot read file: {error.strerror or error}"))
+            read = read_yaml_file(path, self.max_file_bytes)
+            if isinstance(read, MetadataIssue):
+                issues.append(read)
+            else:
+                contents[path] = read
         if issues:
             raise MetadataValidationError(issues)
         return contents
@@ -242,11 +212,12 @@ class MetadataManager:
         var: Mapping[str, str] | None,
         env: str | None,
         display_root: str | None,
-    ) -> tuple[dict[str, MetadataDocument], dict[str, list[MetadataIssue]]]:
+    ) -> tuple[dict[str, MetadataDocument], dict[str, list[MetadataIssue]], set[EnvironmentSelection]]:
         variables = {**self.variables, **(var or {})}
         chosen_env = env if env is not None else self.env
         documents: dict[str, MetadataDocument] = {}
         rejected: dict[str, list[MetadataIssue]] = {}
+        environments: set[EnvironmentSelection] = set()
         for path, data in contents.items():
             absolute = os.path.abspath(path)
             display = os.path.relpath(absolute, display_root) if display_root else path
@@ -266,13 +237,15 @@ class MetadataManager:
                 ]
                 continue
             doc = result.document
+            if result.environment is not None:
+                environments.add(result.environment)
             documents[absolute] = replace(
                 doc,
                 path=absolute,
                 sources=tuple(replace(s, source_file=absolute) for s in doc.sources),
                 modules=tuple(replace(m, source_file=absolute) for m in doc.modules),
             )
-        return documents, rejected
+        return documents, rejected, environments
 
     def _load(
         self,
@@ -285,7 +258,7 @@ class MetadataManager:
         deleted_files: Iterable[str] = (),
         display_root: str | None = None,
     ) -> LoadResult:
-        documents, rejected = self._parse(contents, var, env, display_root)
+        documents, rejected, environments = self._parse(contents, var, env, display_root)
         if strict and rejected:
             raise MetadataValidationError([i for issues in rejected.values() for i in issues])
 
@@ -315,6 +288,7 @@ class MetadataManager:
                 documents.pop(path, None)
 
         result = LoadResult(files=sorted(documents), rejected=rejected)
+        self._record_environments(environments)
         self._write(
             documents,
             replaced,
@@ -324,6 +298,14 @@ class MetadataManager:
             update_only=sync_scope is None and not deleted_files,
         )
         return result
+
+    def _record_environments(self, environments: Iterable[EnvironmentSelection]) -> None:
+        """Keep the declared ``mode`` of the environment the files were loaded for: plan and
+        apply read no YAML, yet the mode decides job names and the tracking key."""
+        for selection in sorted(environments, key=lambda e: (e.name, e.mode)):
+            key = environment_key(selection.name)
+            if (self.state.get(key) or {}).get("mode") != selection.mode:
+                self.state.put(key, {"mode": selection.mode})
 
     def _cross_check(
         self,
@@ -363,6 +345,30 @@ class MetadataManager:
             default_warehouse_id=self.default_warehouse_id,
             control_table=self.control_table,
         )
+        blamed = self._blame_taken_keys(documents, unparsed_sources, unparsed_modules)
+        for issue in issues:
+            for path in documents:
+                if issue.file == path or path in issue.related_files:
+                    blamed.setdefault(path, []).append(issue)
+        # Issues about modules this load touches but located in stored rows only (e.g. a new
+        # source creating a cycle with SQL rows) are blamed on every loaded file of that module.
+        for issue in issues:
+            if any(issue in lst for lst in blamed.values()):
+                continue
+            for path, doc in documents.items():
+                modules_of_doc = {s.module_name for s in doc.sources} | {m.module_name for m in doc.modules}
+                if issue.module in modules_of_doc:
+                    blamed.setdefault(path, []).append(issue)
+        return blamed
+
+    def _blame_taken_keys(
+        self,
+        documents: Mapping[str, MetadataDocument],
+        unparsed_sources: Mapping[str, Mapping[str, Any]],
+        unparsed_modules: Mapping[str, Mapping[str, Any]],
+    ) -> dict[str, list[MetadataIssue]]:
+        """A loaded file whose key belongs to a kept row that does not parse (a bad INSERT):
+        YAML never overwrites it."""
         blamed: dict[str, list[MetadataIssue]] = {}
         for path, doc in documents.items():
             for model, key, label, table, taken in (
@@ -386,19 +392,6 @@ class MetadataManager:
                         module=model.module_name,
                     )
                 )
-        for issue in issues:
-            for path in documents:
-                if issue.location.startswith(path) or path in issue.message:
-                    blamed.setdefault(path, []).append(issue)
-        # Issues about modules this load touches but located in stored rows only (e.g. a new
-        # source creating a cycle with SQL rows) are blamed on every loaded file of that module.
-        for issue in issues:
-            if any(issue in lst for lst in blamed.values()):
-                continue
-            for path, doc in documents.items():
-                modules_of_doc = {s.module_name for s in doc.sources} | {m.module_name for m in doc.modules}
-                if issue.module in modules_of_doc:
-                    blamed.setdefault(path, []).append(issue)
         return blamed
 
     def _write(

@@ -1,4 +1,4 @@
-"""MetadataMonitor: the long-running task that keeps jobs equal to the metadata.
+"""``Monitor``: the long-running task that keeps jobs equal to the metadata.
 
 One cycle, cheapest first:
 
@@ -18,7 +18,6 @@ injectable clock.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -29,17 +28,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
-from lakeflow_job_meta.engine.clock import Clock, SystemClock, utc_datetime
+from lakeflow_job_meta.clock import Clock
 from lakeflow_job_meta.engine.cycle_log import HEARTBEAT_SECONDS, CycleLogger
 from lakeflow_job_meta.engine.lease import Lease
-from lakeflow_job_meta.engine.metadata_manager import MetadataManager
+from lakeflow_job_meta.engine.metadata_manager import MetadataStore
+from lakeflow_job_meta.engine.orchestrator import Orchestrator
 from lakeflow_job_meta.engine.results import RunResult
 from lakeflow_job_meta.logs import ensure_handler
+from lakeflow_job_meta.storage.state_store import StateKey, StateStore
+from lakeflow_job_meta.vocabulary import Outcome, PlanAction
 
 log = logging.getLogger("lakeflow_job_meta.monitor")
 
-PROGRESS_KEY = "progress"
-VOLUME_KEY = "volume_snapshot"
+PROGRESS_KEY = StateKey.PROGRESS
+VOLUME_KEY = StateKey.VOLUME_SNAPSHOT
 MAX_BACKOFF_SECONDS = 300.0
 
 
@@ -124,77 +126,64 @@ def default_holder_id() -> str:
     return f"monitor@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class MetadataMonitor:
+@dataclass(frozen=True)
+class MonitorOptions:
+    """How the monitor cycles: from the run settings (CLI flags, wheel parameters)."""
+
+    check_interval_seconds: float = 60.0
+    volume_path: str | None = None
+    auto_update_jobs: bool = True
+    auto_run: bool = False
+    wait_for_lease: bool = True
+    full_resync_seconds: float = 600.0
+    log_format: str = "human"
+    # An INFO heartbeat this often; idle cycles log at DEBUG.
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
+
+
+class Monitor:
     """Watches the control table (by Delta version) and a YAML folder (by content) and drives
     the orchestrator. ``auto_update_jobs=False`` only loads YAML and reports; it never triggers
-    runs unless ``auto_run`` is set."""
+    runs unless ``auto_run`` is set. ``lakeflow_job_meta.MetadataMonitor`` is its public name,
+    built by :mod:`lakeflow_job_meta.wiring`; this class takes its parts ready-made."""
 
     def __init__(
         self,
-        control_table: str,
-        check_interval_seconds: float = 60,
-        volume_path: str | None = None,
-        auto_update_jobs: bool = True,
         *,
-        orchestrator: Any = None,
-        workspace_client: Any = None,
-        target: str | None = None,
-        variables: dict[str, str] | None = None,
-        env: str | None = None,
-        auto_run: bool = False,
-        prune: str = "pause",
-        wait_for_lease: bool = True,
-        full_resync_seconds: float = 600.0,
-        lease_ttl_seconds: float = 60.0,
-        watch_mode: str = "auto",
-        clock: Clock | None = None,
-        holder_id: str | None = None,
-        log_format: str = "human",
-        spark: Any = None,
-        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        orchestrator: Orchestrator,
+        manager: MetadataStore,
+        lease: Lease,
+        state: StateStore,
+        clock: Clock,
+        options: MonitorOptions,
+        scanner: VolumeScanner | None = None,
+        watcher: VolumeWatcher | None = None,
+        wake: threading.Event | None = None,
     ):
-        from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
-
-        self.control_table = control_table
-        self.check_interval_seconds = float(check_interval_seconds)
-        self.volume_path = os.path.abspath(volume_path) if volume_path else None
-        self.auto_update_jobs = auto_update_jobs
-        self.auto_run = auto_run
-        self.wait_for_lease = wait_for_lease
-        self.full_resync_seconds = float(full_resync_seconds)
-        self.log_format = log_format
-        self.clock: Clock = clock or SystemClock()
-        self.orchestrator = orchestrator or JobOrchestrator(
-            control_table,
-            workspace_client,
-            target=target,
-            env=env,
-            prune=prune,
-            spark=spark,
-            clock=self.clock,
-        )
-        self.tables = self.orchestrator.tables
-        self.scope = self.orchestrator.table_id
-        self.manager = MetadataManager(control_table, variables=variables, env=env, tables=self.tables)
-        self.lease = Lease(
-            self.tables.state,
-            holder_id=holder_id or default_holder_id(),
-            scope=self.scope,
-            ttl_seconds=lease_ttl_seconds,
-            clock=self.clock,
-        )
-        self.orchestrator.lease = self.lease
-        self.wake = threading.Event()
+        self.control_table = orchestrator.control_table
+        self.check_interval_seconds = float(options.check_interval_seconds)
+        self.volume_path = options.volume_path
+        self.auto_update_jobs = options.auto_update_jobs
+        self.auto_run = options.auto_run
+        self.wait_for_lease = options.wait_for_lease
+        self.full_resync_seconds = float(options.full_resync_seconds)
+        self.log_format = options.log_format
+        self.clock = clock
+        self.orchestrator = orchestrator
+        self.tables = orchestrator.tables
+        self.scope = orchestrator.table_id
+        self.manager = manager
+        self.state = state
+        self.lease = lease
+        self.orchestrator.lease = lease
+        self.wake = wake or threading.Event()
         self.stop_event = threading.Event()
-        self.scanner = VolumeScanner(self.volume_path, clock=self.clock) if self.volume_path else None
-        self.watcher = (
-            VolumeWatcher(self.volume_path, self.wake, mode=watch_mode) if self.volume_path else None
-        )  # type: ignore[arg-type]
-        self.cycle_log = CycleLogger(log, self.clock, heartbeat_seconds=heartbeat_seconds)
+        self.scanner = scanner
+        self.watcher = watcher
+        self.cycle_log = CycleLogger(log, self.clock, heartbeat_seconds=options.heartbeat_seconds)
         self.iteration = 0
         self._processed: tuple[int, int] | None = None
         self._last_full: float | None = None
-        self._volume_dirty = True
         self._failures = 0
         self._started = False
         self._was_waiting = False
@@ -233,27 +222,11 @@ class MetadataMonitor:
             self.lease.release()
 
     # -- state -------------------------------------------------------------------------------
-    def _read_state(self, key: str) -> dict[str, Any] | None:
-        for row in self.tables.state.read_all():
-            if row.get("scope") == self.scope and row.get("key") == key:
-                try:
-                    return json.loads(row.get("value") or "null")
-                except ValueError:
-                    return None
-        return None
+    def _read_state(self, key: str) -> Any:
+        return self.state.get(key)
 
     def _write_state(self, key: str, value: dict[str, Any]) -> None:
-        self.tables.state.merge(
-            [
-                {
-                    "scope": self.scope,
-                    "key": key,
-                    "value": json.dumps(value, sort_keys=True),
-                    "updated_at": utc_datetime(self.clock.now()),
-                }
-            ],
-            [],
-        )
+        self.state.put(key, value)
 
     # -- one cycle ---------------------------------------------------------------------------
     def check_and_update(self, *, force_full: bool = False, log_always: bool = False) -> CycleReport:
@@ -342,7 +315,7 @@ class MetadataMonitor:
                 modules=modules, auto_run=self.auto_run, check_drift=True if full else None
             )
         report.run = run
-        if self.stop_event.is_set() and run is not None and any(r.outcome == "skipped" for r in run):
+        if self.stop_event.is_set() and run is not None and any(r.outcome == Outcome.SKIPPED for r in run):
             return  # stopped mid-run: do not mark these versions processed
         self._schedule_retries(run, modules, now)
         self._processed = versions
@@ -373,7 +346,7 @@ class MetadataMonitor:
         resync period, even though its Delta versions count as processed."""
         if run is None:
             return
-        failed = {r.module for r in run if r.outcome == "error" and r.action != "error"}
+        failed = {r.module for r in run if r.outcome == Outcome.ERROR and r.action != PlanAction.ERROR}
         reconciled = {r.module for r in run}
         for module in reconciled if scope is None else reconciled | scope:
             if module not in failed:
@@ -412,11 +385,8 @@ class MetadataMonitor:
                 self.watcher.start()
             except Exception as error:
                 log.warning("cannot watch %s again yet: %s", self.volume_path, error)
-        self._volume_dirty = False
         changes = self.scanner.scan(full=full)
         report.files_unstable = list(changes.unstable)
-        if changes.unstable:
-            self._volume_dirty = True  # look again next cycle
         if not changes.has_changes:
             return
         root = self.scanner.root
@@ -449,16 +419,14 @@ class MetadataMonitor:
         self.start()
         try:
             while not self.stop_event.is_set():
-                if self._drain_wake():
-                    self._volume_dirty = True
+                self._drain_wake()  # every cycle scans the volume; a wake only cut the sleep short
                 report = self.check_and_update()
                 if max_iterations is not None and self.iteration >= max_iterations:
                     break
                 if self.stop_event.is_set():
                     break
                 delay = self._next_delay(report)
-                if self.clock.sleep(delay, self.wake):
-                    self._volume_dirty = True
+                self.clock.sleep(delay, self.wake)
         finally:
             self.close()
 
@@ -488,7 +456,7 @@ class MetadataMonitor:
         self.cycle_log.record(report, lag=lag, always=always)
 
 
-def install_signal_handlers(monitor: MetadataMonitor) -> None:
+def install_signal_handlers(monitor: Monitor) -> None:
     """SIGTERM/SIGINT finish the module in flight, persist state and exit 0."""
 
     def handler(signum: int, frame: Any) -> None:

@@ -8,16 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-OUTCOME_OK = "ok"
-OUTCOME_ERROR = "error"
-OUTCOME_SKIPPED = "skipped"
+from lakeflow_job_meta.vocabulary import Outcome
 
 
 @dataclass
 class ModuleResult:
     module: str
-    action: str  # create | adopt | update | pause | delete | keep | noop | error
-    outcome: str = OUTCOME_OK
+    action: str  # a PlanAction
+    outcome: str = Outcome.OK
     job_id: int | None = None
     job_name: str | None = None
     error: str | None = None
@@ -32,7 +30,7 @@ class ModuleResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome == OUTCOME_OK
+        return self.outcome == Outcome.OK
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,7 +70,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return all(r.outcome != OUTCOME_ERROR for r in self.results)
+        return all(r.outcome != Outcome.ERROR for r in self.results)
 
     @property
     def job_writes(self) -> int:

@@ -7,22 +7,18 @@ metadata last.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.naming import control_table_id
+from lakeflow_job_meta.storage.state_store import StateKey, StateStore
 
 
 def read_status(control_table: str, *, tables: Any = None) -> dict[str, Any]:
     tables = tables if tables is not None else open_tables(control_table)
     tables.require_exists()
-    scope = control_table_id(control_table)
-    state = {
-        row["key"]: json.loads(row.get("value") or "null")
-        for row in tables.state.read_all()
-        if row.get("scope") == scope and row.get("key") in ("progress", "lease")
-    }
+    store = StateStore(tables.state, control_table_id(control_table), now=lambda: 0.0)
+    state = store.get_many([StateKey.PROGRESS, StateKey.LEASE])
     progress = state.get("progress") or {}
     current = tables.control.version()
     applied = progress.get("applied_control_version")

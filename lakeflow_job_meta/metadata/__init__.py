@@ -1,1 +1,2 @@
-"""Metadata models, parsing and validation. Pure: no SDK, Spark or deltalake imports."""
+"""Metadata: what valid metadata is (the YAML reader, parsing, schema, every rule and limit) and
+its models. Pure: no SDK, Spark or deltalake imports, nothing of the other folders."""

@@ -1,6 +1,6 @@
 """Which sources a source waits for, and dependency cycles.
 
-Rule (the reference's): a source with ``transformation_config.depends_on`` waits for exactly
+Rule (the original tool's, kept for compatibility): a source with ``transformation_config.depends_on`` waits for exactly
 those sources (an empty list means "start at once"); any other source waits for every active
 source of the closest lower ``execution_order`` in its module. Sources sharing an order run in
 parallel.

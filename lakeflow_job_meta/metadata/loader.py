@@ -9,23 +9,23 @@ callers treat any issue as blocking for that file.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lakeflow_job_meta.errors import MetadataIssue
+from lakeflow_job_meta.metadata.files import read_yaml_file
+from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 from lakeflow_job_meta.metadata.locations import LineMap, Locator, YamlOrigin, sorted_issues, yaml_issue
 from lakeflow_job_meta.metadata.models import MetadataDocument, ModuleSettings, Source
 from lakeflow_job_meta.metadata.row_shape import RowShape
 from lakeflow_job_meta.metadata.schema import schema_problems
 from lakeflow_job_meta.metadata.validation import validate_all
 from lakeflow_job_meta.metadata.variables import EnvironmentSelection, apply_variables, undeclared_overrides
-from lakeflow_job_meta.metadata.yaml_loader import DEFAULT_MAX_BYTES, LoadedYaml, YamlLimits, load_yaml
+from lakeflow_job_meta.metadata.yaml_loader import LoadedYaml, YamlLimits, load_yaml
 
 __all__ = [
-    "DEFAULT_MAX_BYTES",
     "FilesParseResult",
     "ParseResult",
     "parse_document",
@@ -65,7 +65,7 @@ def parse_document(
     *,
     variables: Mapping[str, str] | None = None,
     env: str | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int = MAX_FILE_BYTES,
     default_warehouse_id: str | None = None,
 ) -> ParseResult:
     """Parse and validate one YAML document; ``path`` is what messages call the file.
@@ -93,7 +93,7 @@ def parse_files(
     variables: Mapping[str, str] | None = None,
     env: str | None = None,
     *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int = MAX_FILE_BYTES,
     default_warehouse_id: str | None = None,
     extra_sources: Iterable[Source] = (),
     extra_modules: Iterable[ModuleSettings] = (),
@@ -118,7 +118,7 @@ def parse_files_detailed(
     variables: Mapping[str, str] | None = None,
     env: str | None = None,
     *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_bytes: int = MAX_FILE_BYTES,
     default_warehouse_id: str | None = None,
     extra_sources: Iterable[Source] = (),
     extra_modules: Iterable[ModuleSettings] = (),
@@ -135,7 +135,7 @@ def parse_files_detailed(
     declared: set[str] = set()
     environments: dict[str, EnvironmentSelection] = {}
     for path in paths:
-        content = _read_capped(path, max_bytes)
+        content = read_yaml_file(path, max_bytes)
         if isinstance(content, MetadataIssue):
             issues.append(content)
             continue
@@ -158,20 +158,6 @@ def parse_files_detailed(
     )
     issues.extend(cross)
     return FilesParseResult(documents, sorted_issues(issues), selection)
-
-
-def _read_capped(path: str, max_bytes: int) -> bytes | MetadataIssue:
-    """The file's bytes, refusing oversized files before reading them whole."""
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > max_bytes:
-                return MetadataIssue(
-                    f"{path}:1", "", f"file is {size} bytes, over the {max_bytes}-byte limit"
-                )
-            return handle.read(max_bytes + 1)  # +1 so a file growing while read still trips the cap
-    except OSError as exc:
-        return MetadataIssue(f"{path}:1", "", f"cannot read file: {exc.strerror or exc}")
 
 
 def _agreed_environment(

@@ -70,7 +70,7 @@ def yaml_issue(
     """Issue at ``file:LINE`` for ``path``; ``line_path`` picks a different node for the line (an
     unknown key is reported on the key's own line, under its parent's field path)."""
     line = lines.line_of(path if line_path is None else line_path)
-    return MetadataIssue(f"{file}:{line}", format_path(path), message)
+    return MetadataIssue(f"{file}:{line}", format_path(path), message, file=file)
 
 
 def sorted_issues(issues: Iterable[MetadataIssue]) -> list[MetadataIssue]:
@@ -148,7 +148,9 @@ class Locator:
         if place is None:
             location = table_location(self.control_table, "source_id", source.source_id)
             return MetadataIssue(location, format_path(field), message, module=source.module_name)
-        return MetadataIssue(place[0], format_path(place[1]), message, module=source.module_name)
+        return MetadataIssue(
+            place[0], format_path(place[1]), message, module=source.module_name, file=source.source_file
+        )
 
     def module_issue(self, module: ModuleSettings, field: FieldPath, message: str) -> MetadataIssue:
         place = self._yaml_place(self._module_origin(module), module.source_file, module.line, field)
@@ -157,7 +159,9 @@ class Locator:
             location = table_location(self.modules_table, "module_name", module.module_name)
             inside = ("settings", *field) if field else ()
             return MetadataIssue(location, format_path(inside), message, module=module.module_name)
-        return MetadataIssue(place[0], format_path(place[1]), message, module=module.module_name)
+        return MetadataIssue(
+            place[0], format_path(place[1]), message, module=module.module_name, file=module.source_file
+        )
 
     @staticmethod
     def _yaml_place(

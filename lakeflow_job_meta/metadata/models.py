@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-# The reference's eight columns, in the reference's order. Positional INSERTs rely on it.
+# The control table's eight columns of the original tool, in its order: positional INSERTs rely on it.
 CONTROL_COLUMNS: tuple[str, ...] = (
     "source_id",
     "module_name",
@@ -22,7 +22,6 @@ CONTROL_COLUMNS: tuple[str, ...] = (
     "is_active",
 )
 JSON_COLUMNS: tuple[str, ...] = ("source_config", "target_config", "transformation_config")
-AUDIT_COLUMNS: tuple[str, ...] = ("created_at", "updated_at", "created_by", "updated_by", "source_file")
 
 # Columns of the companion modules table (module-level job settings), in order.
 MODULE_COLUMNS: tuple[str, ...] = ("module_name", "settings", "is_active")

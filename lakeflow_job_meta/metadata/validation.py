@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.metadata.cron import quartz_cron_error
 from lakeflow_job_meta.metadata.dependencies import explicit_dependencies, find_cycles, resolve_dependencies
+from lakeflow_job_meta.metadata.limits import MAX_TASKS_PER_JOB
 from lakeflow_job_meta.metadata.locations import FieldPath, Locator, sorted_issues
 from lakeflow_job_meta.metadata.models import TASK_TYPES, ModuleSettings, Source
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
 
-MAX_TASKS_PER_JOB = 1000
 SQL_WAREHOUSE_BLOCKS = {"sql_query": "sql_task", "sql_file": "sql_task", "dbt": "dbt_task"}
 _TRIGGER_KINDS = ("schedule", "trigger", "continuous")
 
@@ -164,8 +165,11 @@ class _Checker:
                 for item in from_sql[1:]:
                     report(item, (), f"{what} appears in {len(from_sql)} rows")
                 continue
+            first = from_yaml[0].source_file
             for item in from_yaml[1:]:
                 report(item, (), f"duplicate {what} (also at {describe(from_yaml[0])})")
+                if first is not None:  # the first copy's file is as much to blame
+                    self.issues[-1] = replace(self.issues[-1], related_files=(first,))
 
     # -- module settings -------------------------------------------------------------------------
     def _check_module_settings(self, module: ModuleSettings) -> None:

@@ -17,9 +17,9 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from lakeflow_job_meta.errors import MetadataIssue
+from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 from lakeflow_job_meta.metadata.locations import FieldPath, LineMap, format_path
 
-DEFAULT_MAX_BYTES = 1024 * 1024
 DEFAULT_MAX_ALIASES = 100
 DEFAULT_MAX_NODES = 100_000
 DEFAULT_MAX_DEPTH = 64
@@ -44,7 +44,7 @@ _SCALAR_TYPE_NAMES = {
 class YamlLimits:
     """Bounds on what one file may cost to load."""
 
-    max_bytes: int = DEFAULT_MAX_BYTES
+    max_bytes: int = MAX_FILE_BYTES
     max_aliases: int = DEFAULT_MAX_ALIASES
     max_nodes: int = DEFAULT_MAX_NODES
     max_depth: int = DEFAULT_MAX_DEPTH

@@ -7,6 +7,7 @@ the workspace, and one bad module never stops the others.
 
 Decisions worth knowing:
 - ``format`` is never emitted: the service sets ``MULTI_TASK`` for every Jobs API 2.2 job by itself.
+- ``queue`` is always stated: enabled unless the metadata turns it off (the Jobs API 2.2 default).
 - ``edit_mode`` defaults to ``UI_LOCKED``: the metadata is the source of truth, UI edits would be
   reverted as drift anyway, so we say so in the UI.
 - Empty lists and dicts are never emitted (the SDK drops empty lists, so they would not round-trip
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lakeflow_job_meta.errors import MetadataIssue
-from lakeflow_job_meta.metadata.dependencies import Dependency, find_cycles, resolve_dependencies
+from lakeflow_job_meta.metadata.dependencies import Dependency, resolve_dependencies
+from lakeflow_job_meta.metadata.limits import MAX_CONCURRENT_RUNS, MAX_NAME_BYTES
 from lakeflow_job_meta.metadata.locations import table_location
 from lakeflow_job_meta.metadata.models import Module, Source, canonical_json
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
@@ -36,13 +38,12 @@ from lakeflow_job_meta.planning.ownership import label_value, merge_tags
 
 DEFAULT_PRIORITY = 100
 DEFAULT_EDIT_MODE = "UI_LOCKED"
+# Jobs API 2.2 queues runs by default; stating it keeps bundle output (the CLI applies the same
+# default) and the spec hash explicit.
+DEFAULT_QUEUE = {"enabled": True}
 DEFAULT_ENVIRONMENT_KEY = "default"
 DEFAULT_ENVIRONMENT_VERSION = "2"
 RUN_JOB_PLACEHOLDER_ID = 0
-MAX_TASKS = 1000
-MAX_NAME_BYTES = 4096
-MAX_DESCRIPTION_CHARS = 27700
-MAX_CONCURRENT_RUNS = 1000
 
 RUN_IF_VALUES = frozenset(
     {"ALL_SUCCESS", "ALL_DONE", "NONE_FAILED", "AT_LEAST_ONE_SUCCESS", "ALL_FAILED", "AT_LEAST_ONE_FAILED"}
@@ -295,6 +296,7 @@ class _ModuleCompiler:
                 if value not in ({}, [], "") or name == "continuous":
                     settings[name] = value
         settings["edit_mode"] = s_in.get("edit_mode") or DEFAULT_EDIT_MODE
+        settings.setdefault("queue", dict(DEFAULT_QUEUE))
         if settings["edit_mode"] not in EDIT_MODES:
             self.module_issue("edit_mode", f"must be one of {sorted(EDIT_MODES)}")
         self._check_job_values(settings)
@@ -343,13 +345,6 @@ class _ModuleCompiler:
                 self.module_issue(name, "must be a list")
 
     def _check_job_values(self, settings: dict[str, Any]) -> None:
-        description = settings.get("description")
-        if description is not None and (
-            not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS
-        ):
-            self.module_issue(
-                "description", f"must be a string of at most {MAX_DESCRIPTION_CHARS} characters"
-            )
         for name, upper in (("timeout_seconds", None), ("max_concurrent_runs", MAX_CONCURRENT_RUNS)):
             value = settings.get(name)
             if value is None:
@@ -441,10 +436,6 @@ class _ModuleCompiler:
     # -- tasks ------------------------------------------------------------------------------------
 
     def _tasks(self) -> list[dict[str, Any]]:
-        if len(self.sources) > MAX_TASKS:
-            self.module_issue(
-                "sources", f"{len(self.sources)} active sources; a job allows at most {MAX_TASKS} tasks"
-            )
         seen: dict[str, str] = {}
         for source in self.sources:
             key = self.task_keys[source.source_id]
@@ -456,21 +447,12 @@ class _ModuleCompiler:
         upstream = resolve_dependencies(self.sources)
         tasks: list[dict[str, Any]] = []
         for source in self.sources:
-            if not _is_int(source.execution_order) or source.execution_order < 0:
-                self.source_issue(source, "execution_order", "must be an integer >= 0")
-                continue
             tc = source.transformation_config
-            if not isinstance(tc, dict):
-                self.source_issue(source, "transformation_config", "must be a mapping")
-                continue
             task = self._task(source, tc, self.task_keys[source.source_id], "transformation_config")
             depends_on = self._depends_on(source, tc.get("depends_on"), upstream[source.source_id])
             if depends_on:
                 task["depends_on"] = depends_on
             tasks.append(task)
-        graph = {t["task_key"]: [d["task_key"] for d in t.get("depends_on", [])] for t in tasks}
-        for cycle in find_cycles(graph)[:1]:
-            self.module_issue("sources", f"task dependencies form a cycle: {' -> '.join(cycle)}")
         return sorted(tasks, key=lambda t: t["task_key"])
 
     def _depends_on(
@@ -513,10 +495,7 @@ class _ModuleCompiler:
         """One task from a transformation_config (or the inner task of a for_each)."""
         task_type = tc.get("task_type")
         task: dict[str, Any] = {"task_key": task_key}
-        builder = self._builders().get(str(task_type))
-        if builder is None:
-            self.source_issue(source, f"{prefix}.task_type", f"unknown task type {task_type!r}")
-            return task
+        builder = self._builders()[str(task_type)]
         if nested and task_type == "for_each":
             self.source_issue(
                 source, f"{prefix}.task_type", "a for_each task cannot contain another for_each"
@@ -597,8 +576,6 @@ class _ModuleCompiler:
 
     def _notebook(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
         path = self._require_str(source, tc, "notebook_path", f"{prefix}.notebook_path")
-        if path and not path.startswith("/"):
-            self.source_issue(source, f"{prefix}.notebook_path", "must be an absolute workspace path")
         user_params = self._str_map(source, tc.get("base_parameters"), f"{prefix}.base_parameters")
         ours = {"source_id": source.source_id, "control_table": self.ctx.control_table}
         for key, value in ours.items():
@@ -612,13 +589,7 @@ class _ModuleCompiler:
     def _sql_common(self, source: Source, block: dict[str, Any], prefix: str) -> dict[str, Any]:
         sql_task: dict[str, Any] = {}
         warehouse = self._warehouse(block.get("warehouse_id"))
-        if not warehouse:
-            self.source_issue(
-                source,
-                f"{prefix}.sql_task.warehouse_id",
-                "is required (or set default_warehouse_id on the module or the command line)",
-            )
-        else:
+        if warehouse:  # validation guarantees one (the block's, the module's or the run's)
             sql_task["warehouse_id"] = str(warehouse)
         params = self._str_map(source, block.get("parameters"), f"{prefix}.sql_task.parameters")
         if params:
@@ -641,10 +612,6 @@ class _ModuleCompiler:
     def _sql_file(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
         block = self._block(source, tc, "sql_task", prefix, {"warehouse_id", "sql_file_path", "parameters"})
         path = self._require_str(source, block, "sql_file_path", f"{prefix}.sql_task.sql_file_path")
-        if path and not path.startswith("/"):
-            self.source_issue(
-                source, f"{prefix}.sql_task.sql_file_path", "must be an absolute workspace path"
-            )
         sql_task = self._sql_common(source, block, prefix)
         sql_task["file"] = {"path": path or "", "source": "WORKSPACE"}
         task["sql_task"] = sql_task
@@ -809,34 +776,34 @@ class _ModuleCompiler:
         if libraries is not None and not isinstance(libraries, list):
             self.source_issue(source, f"{prefix}.libraries", "must be a list")
             libraries = None
-        if cluster_key and cluster_id:
-            self.source_issue(source, prefix, "set job_cluster_key or existing_cluster_id, not both")
         if cluster_key or cluster_id:
-            if cluster_key:
-                if cluster_key not in self.job_cluster_keys:
-                    self.source_issue(
-                        source,
-                        f"{prefix}.job_cluster_key",
-                        f"no job cluster {cluster_key!r} in the module's job_clusters",
-                    )
-                task["job_cluster_key"] = str(cluster_key)
-            else:
-                task["existing_cluster_id"] = str(cluster_id)
-            if tc.get("environment_key"):
-                self.source_issue(
-                    source,
-                    f"{prefix}.environment_key",
-                    "is for serverless tasks; this task runs on a cluster",
-                )
-            if libraries:
-                task["libraries"] = prune_empty(copy.deepcopy(libraries))
-            return
-        # Serverless.
-        if task_type == "spark_jar":
+            self._cluster_compute(source, tc, task, prefix, libraries)
+        else:  # serverless (validation gives spark_jar tasks a cluster)
+            self._serverless_compute(source, tc, task, task_type, prefix, libraries)
+
+    def _cluster_compute(
+        self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str, libraries: Any
+    ) -> None:
+        if tc.get("job_cluster_key"):
+            task["job_cluster_key"] = str(tc["job_cluster_key"])
+        else:
+            task["existing_cluster_id"] = str(tc["existing_cluster_id"])
+        if tc.get("environment_key"):
             self.source_issue(
-                source, prefix, "spark_jar needs a cluster: set job_cluster_key or existing_cluster_id"
+                source, f"{prefix}.environment_key", "is for serverless tasks; this task runs on a cluster"
             )
-            return
+        if libraries:
+            task["libraries"] = prune_empty(copy.deepcopy(libraries))
+
+    def _serverless_compute(
+        self,
+        source: Source,
+        tc: dict[str, Any],
+        task: dict[str, Any],
+        task_type: str,
+        prefix: str,
+        libraries: Any,
+    ) -> None:
         if task_type == "dbt" and not task["dbt_task"].get("warehouse_id"):
             warehouse = self._warehouse(None)
             if warehouse:

@@ -1,16 +1,19 @@
 """Compare desired settings with what ``jobs/get`` returns, without false drift.
 
 The service fills in values nobody sent (empty notification blocks, ``timeout_seconds: 0``,
-``run_if: ALL_SUCCESS``, ``source: WORKSPACE``, cluster defaults ...) and keeps ``run_as`` when a
-reset omits it. :func:`normalize_for_compare` removes all of those, and is applied to *both* sides,
-so a difference that is only a server default is never drift, while any value the metadata sets
-still compares. The price: a change of a value equal to a server default (say ``timeout_seconds``
-from 60 to 0) shows as "field removed" rather than "set to 0"; the spec hash still catches it.
+``run_if: ALL_SUCCESS``, ``source: WORKSPACE``, cluster attributes a policy or the backend
+computes ...). The rule, taken from the Databricks CLI's own lists (``bundle/configsync/defaults.go``
+``serverSideDefaults``; ``bundle/direct/dresources/resources.yml`` ``backend_defaults`` and
+``ignore_remote_changes``, see docs/API_FACTS.md): a server-filled field that is present **only
+on the live side** is not drift; a field the metadata **sets** is compared, so a UI edit of a
+user-set ``node_type_id`` or ``aws_attributes`` is drift. Only the desired side decides what the
+user set, so the comparison is asymmetric: :func:`compare_settings`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,25 +21,79 @@ from typing import Any
 from lakeflow_job_meta.planning.canonical import KEYED_JOB_LISTS, canonical_settings
 from lakeflow_job_meta.planning.compiler import prune_empty
 
-NOTIFICATION_BLOCKS: tuple[str, ...] = (
-    "email_notifications",
-    "webhook_notifications",
-    "notification_settings",
+
+class _Any:
+    """Marker: any live-only value of the field is the backend's, whatever it is."""
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY = _Any()
+_TASK_PREFIXES = ("tasks[*]", "tasks[*].for_each_task.task")
+_CLUSTER_PREFIXES = (*(f"{p}.new_cluster" for p in _TASK_PREFIXES), "job_clusters[*].new_cluster")
+# Cluster fields the backend, a cluster policy or an instance pool fills when the user omits them.
+_CLUSTER_BACKEND_FIELDS = (
+    "aws_attributes",
+    "azure_attributes",
+    "gcp_attributes",
+    "data_security_mode",
+    "single_user_name",
+    "enable_elastic_disk",
+    "enable_local_disk_encryption",
+    "node_type_id",
+    "driver_node_type_id",
+    "driver_instance_pool_id",
+    "custom_tags",
+    "cluster_log_conf",
 )
-CLOUD_ATTRIBUTES: tuple[str, ...] = ("aws_attributes", "azure_attributes", "gcp_attributes")
-# Task blocks whose ``source: WORKSPACE`` the service adds (or a user may write) with no effect.
-SOURCE_BLOCKS: tuple[str, ...] = ("notebook_task", "spark_python_task", "dbt_task")
-# Job-level values equal to what the service does when the field is absent.
-JOB_DEFAULTS: dict[str, Any] = {
-    "timeout_seconds": 0,
-    "max_concurrent_runs": 1,
-    "edit_mode": "EDITABLE",
-    "format": "MULTI_TASK",
+# Task fields the backend fills: path below the task -> the value(s) it fills, or ANY.
+_TASK_DEFAULTS: dict[str, Any] = {
+    "run_if": ("ALL_SUCCESS",),
+    "disabled": (False,),
+    "timeout_seconds": (0,),
+    "email_notifications.no_alert_for_skipped_runs": (False,),
+    "pipeline_task.full_refresh": (False,),
+    "notebook_task.source": ANY,
+    "spark_python_task.source": ANY,
+    "sql_task.file.source": ANY,
+    "dbt_task.source": ANY,
 }
-TASK_DEFAULTS: dict[str, Any] = {"timeout_seconds": 0, "run_if": "ALL_SUCCESS"}
-CLUSTER_DEFAULTS: dict[str, Any] = {"data_security_mode": "SINGLE_USER", "enable_elastic_disk": False}
-# Lists whose elements are identified by a key, for readable diff paths.
-KEYED_LISTS: dict[str, str] = {**KEYED_JOB_LISTS, "depends_on": "task_key"}
+# Path pattern (list elements as ``[*]``) -> values the service fills when the field is absent
+# from the request (a tuple), or ANY. A live-only value that matches is not drift. (``format``, also
+# a backend default, never reaches the comparison: it is a volatile field, see canonical.py.)
+SERVER_DEFAULTS: dict[str, Any] = {
+    "timeout_seconds": (0,),
+    "max_concurrent_runs": (1,),
+    "performance_target": ("PERFORMANCE_OPTIMIZED",),
+    "email_notifications.no_alert_for_skipped_runs": (False,),
+    "run_as": ANY,
+    **{f"{task}.{field}": value for task in _TASK_PREFIXES for field, value in _TASK_DEFAULTS.items()},
+    **{f"{cluster}.{field}": ANY for cluster in _CLUSTER_PREFIXES for field in _CLUSTER_BACKEND_FIELDS},
+    # Inside a user-set cloud attributes block the backend still fills the other keys (zone_id ...).
+    **{
+        f"{cluster}.{attributes}.*": ANY
+        for cluster in _CLUSTER_PREFIXES
+        for attributes in ("aws_attributes", "azure_attributes", "gcp_attributes")
+    },
+}
+# Fields the service accepts but never returns: a desired-only value is not drift.
+NOT_RETURNED: frozenset[str] = frozenset(f"{c}.apply_policy_default_values" for c in _CLUSTER_PREFIXES)
+WEBHOOK_EVENTS: tuple[str, ...] = (
+    "on_start",
+    "on_success",
+    "on_failure",
+    "on_duration_warning_threshold_exceeded",
+    "on_streaming_backlog_exceeded",
+)
+# Lists whose elements are identified by a key: diff paths name the key, and order is ignored.
+# Webhook destinations are keyed by ``id``; email lists (plain strings) stay positional.
+KEYED_LISTS: dict[str, str] = {
+    **KEYED_JOB_LISTS,
+    "depends_on": "task_key",
+    **dict.fromkeys(WEBHOOK_EVENTS, "id"),
+}
+_LIST_KEY = re.compile(r"\[[^\]]*\]")
 
 
 @dataclass(frozen=True)
@@ -63,69 +120,55 @@ def _show(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _drop_defaults(block: dict[str, Any], defaults: Mapping[str, Any]) -> None:
-    for key, value in defaults.items():
-        if key in block and block[key] == value and type(block[key]) is type(value):
-            del block[key]
+def normalize_for_compare(settings: Mapping[str, Any], *, explicit_pause: bool) -> dict[str, Any]:
+    """``settings`` in canonical order, with empty blocks dropped and ``queue`` spelled out.
 
-
-def _normalize_cluster(cluster: Any) -> None:
-    if not isinstance(cluster, dict):
-        return
-    for key in CLOUD_ATTRIBUTES:
-        cluster.pop(key, None)
-    _drop_defaults(cluster, CLUSTER_DEFAULTS)
-
-
-def _normalize_task(task: dict[str, Any]) -> None:
-    _drop_defaults(task, TASK_DEFAULTS)
-    for block in NOTIFICATION_BLOCKS:
-        if not prune_empty(task.get(block, {})):
-            task.pop(block, None)
-    for block in SOURCE_BLOCKS:
-        if isinstance(task.get(block), dict) and task[block].get("source") == "WORKSPACE":
-            del task[block]["source"]
-    sql_file = (task.get("sql_task") or {}).get("file")
-    if isinstance(sql_file, dict) and sql_file.get("source") == "WORKSPACE":
-        del sql_file["source"]
-    _normalize_cluster(task.get("new_cluster"))
-    inner = (task.get("for_each_task") or {}).get("task")
-    if isinstance(inner, dict):
-        _normalize_task(inner)
-
-
-def normalize_for_compare(
-    settings: Mapping[str, Any], *, desired_has_run_as: bool, explicit_pause: bool
-) -> dict[str, Any]:
-    """``settings`` without anything the service fills in by itself, in canonical order.
-
-    ``run_as`` is dropped unless the desired settings set one (a reset without it keeps the old
-    one); ``pause_status`` is dropped unless the metadata set it (the live one then belongs to the
-    user or to the tool's prune).
+    ``pause_status`` is dropped unless the metadata set it (the live one then belongs to the user
+    or to the tool's prune). A missing ``queue`` means enabled (Jobs API 2.2 default); a ``queue``
+    without ``enabled`` means disabled (the JSON default of a boolean).
     """
     result = canonical_settings(settings, explicit_pause=explicit_pause)
-    _drop_defaults(result, JOB_DEFAULTS)
-    for block in NOTIFICATION_BLOCKS:
-        if not prune_empty(result.get(block, {})):
-            result.pop(block, None)
-    if not desired_has_run_as:
-        result.pop("run_as", None)
-    if isinstance(result.get("queue"), dict) and not result["queue"].get("enabled"):
-        del result["queue"]
-    table_update = (result.get("trigger") or {}).get("table_update")
-    if isinstance(table_update, dict):  # not returned by jobs/get (the CLI's test server drops it)
-        table_update.pop("condition", None)
-    for task in result.get("tasks", []):
-        if isinstance(task, dict):
-            _normalize_task(task)
-    for cluster in result.get("job_clusters", []):
-        if isinstance(cluster, dict):
-            _normalize_cluster(cluster.get("new_cluster"))
+    queue = result.get("queue")
+    if queue is None:
+        result["queue"] = {"enabled": True}
+    elif isinstance(queue, dict):
+        result["queue"] = {**queue, "enabled": bool(queue.get("enabled", False))}
     continuous = result.get("continuous")
     result = prune_empty(result)
     if continuous is not None:  # ``continuous: {}`` means "run continuously": keep it
         result["continuous"] = prune_empty(continuous)
     return result
+
+
+def compare_settings(
+    desired: Mapping[str, Any], live: Mapping[str, Any], *, explicit_pause: bool
+) -> list[FieldChange]:
+    """Drift of ``live`` against ``desired``: what differs, minus what only the service filled in."""
+    return diff_settings(
+        normalize_for_compare(desired, explicit_pause=explicit_pause),
+        normalize_for_compare(live, explicit_pause=explicit_pause),
+    )
+
+
+def _pattern(path: str) -> str:
+    return _LIST_KEY.sub("[*]", path)
+
+
+def server_filled(path: str, value: Any) -> bool:
+    """Whether a value present only live at ``path`` is one the service fills in by itself.
+
+    A block is server-filled when every field in it is (``email_notifications:
+    {no_alert_for_skipped_runs: false}``); anything else present only live is drift.
+    """
+    pattern = _pattern(path)
+    rule = SERVER_DEFAULTS.get(pattern, SERVER_DEFAULTS.get(pattern.rsplit(".", 1)[0] + ".*"))
+    if rule is ANY:
+        return True
+    if isinstance(rule, tuple):
+        return any(value == v and type(value) is type(v) for v in rule)
+    if isinstance(value, Mapping) and value:
+        return all(server_filled(f"{path}.{key}", item) for key, item in value.items())
+    return False
 
 
 def diff_settings(desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[FieldChange]:
@@ -146,6 +189,10 @@ def _keyed(items: list[Any], key: str) -> dict[str, Any] | None:
 
 
 def _diff(path: str, desired: Any, live: Any, out: list[FieldChange]) -> None:
+    if desired is _ABSENT and server_filled(path, live):
+        return
+    if live is _ABSENT and _pattern(path) in NOT_RETURNED:
+        return
     if isinstance(desired, Mapping) and isinstance(live, Mapping):
         for key in sorted(set(desired) | set(live), key=str):
             _diff(

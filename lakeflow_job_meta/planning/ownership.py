@@ -43,10 +43,6 @@ def label_value(name: str) -> str:
     return f"{prefix}-{digest}" if prefix else digest
 
 
-def is_valid_label(text: str) -> bool:
-    return bool(_LABEL_RE.match(text))
-
-
 def owner_tags(control_table_id: str, module_name: str) -> dict[str, str]:
     """The tags every job created for ``module_name`` of this control table carries."""
     return {

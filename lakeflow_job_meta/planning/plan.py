@@ -16,7 +16,7 @@ from typing import Any, Literal
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
 from lakeflow_job_meta.planning.graph import task_graph, task_lines
-from lakeflow_job_meta.planning.normalize import FieldChange, diff_settings, normalize_for_compare
+from lakeflow_job_meta.planning.normalize import FieldChange, compare_settings
 
 Action = Literal["create", "update", "pause", "delete", "noop", "error"]
 PrunePolicy = Literal["pause", "delete", "keep"]
@@ -35,8 +35,6 @@ class TrackedJob:
     # Workspace path -> sha256 of the text last written there (inline SQL files).
     managed_files: dict[str, str] = field(default_factory=dict)
     status: str = "ok"
-    # Settings last applied, when stored: lets a plan show a diff without reading the live job.
-    settings: dict[str, Any] | None = None
 
 
 @dataclass
@@ -99,10 +97,6 @@ class Plan:
         counts["file_writes"] = sum(len(c.file_writes) for c in self.changes)
         counts["file_deletes"] = sum(len(c.file_deletes) for c in self.changes)
         return counts
-
-    @property
-    def has_changes(self) -> bool:
-        return any(c.action != "noop" or c.has_file_changes for c in self.changes)
 
     def as_json(self) -> dict[str, Any]:
         return {"changes": [c.as_dict() for c in self.changes], "summary": self.counts()}
@@ -187,9 +181,8 @@ def plan_module(
     if tracked.spec_hash != new_hash:
         change.action = "update"
         change.reason = "metadata changed"
-        reference = live_settings if live_settings is not None else tracked.settings
-        if reference is not None:
-            change.diff = _diff_desired(desired, reference)
+        if live_settings is not None:
+            change.diff = _diff_desired(desired, live_settings)
         return change
     if tracked.paused_by_tool:
         change.action = "update"
@@ -209,10 +202,7 @@ def plan_module(
 
 
 def _diff_desired(desired: CompiledJob, live: Mapping[str, Any]) -> list[FieldChange]:
-    options = {"desired_has_run_as": "run_as" in desired.settings, "explicit_pause": desired.explicit_pause}
-    return diff_settings(
-        normalize_for_compare(desired.settings, **options), normalize_for_compare(live, **options)
-    )
+    return compare_settings(desired.settings, live, explicit_pause=desired.explicit_pause)
 
 
 def _file_changes(desired: CompiledJob, tracked: TrackedJob) -> tuple[dict[str, str], list[str]]:

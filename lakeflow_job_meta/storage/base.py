@@ -11,9 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-# Column types the tool's tables use. Values in rows are plain Python: str, int, bool, float,
-# datetime (timezone-aware UTC) or None.
-COLUMN_TYPES = ("string", "int", "bigint", "boolean", "double", "timestamp")
+# Values in rows are plain Python: str, int, bool, float, datetime (timezone-aware UTC) or None.
 
 
 @dataclass(frozen=True)

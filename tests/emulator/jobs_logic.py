@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping
 from typing import Any
 
 MAX_TASKS = 1000
@@ -48,6 +49,8 @@ RUN_IF_VALUES = (
 )
 TASK_KEY_RE = re.compile(r"^[\w\-]{1,100}$", re.ASCII)
 CLOUD_ATTRIBUTE_KEYS = ("aws_attributes", "azure_attributes", "gcp_attributes")
+# Task blocks whose ``source`` the service fills (WORKSPACE, or GIT with a git_source).
+SOURCE_TASK_BLOCKS = ("notebook_task", "spark_python_task", "dbt_task")
 DEFAULT_AWS_ATTRIBUTES = {"availability": "SPOT_WITH_FALLBACK", "zone_id": "us-east-1c"}
 GIT_PROVIDER_MESSAGE = (
     "git_source.git_provider must be one of: github,gitlab,bitbucketcloud,gitlabenterpriseedition,"
@@ -271,53 +274,84 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 # ---------------------------------------------------------------------------------------
 # server-filled defaults (applied when settings are stored, as the service does)
 # ---------------------------------------------------------------------------------------
-def _cluster_defaults(cluster: dict) -> None:
+def _cluster_defaults(
+    cluster: dict, user_name: str | None, policies: Mapping[str, Mapping[str, Any]]
+) -> None:
     cluster.pop("apply_policy_default_values", None)
+    for key, value in (policies.get(str(cluster.get("policy_id"))) or {}).items():
+        cluster.setdefault(key, copy.deepcopy(value))
     if not any(k in cluster for k in CLOUD_ATTRIBUTE_KEYS):
         cluster["aws_attributes"] = dict(DEFAULT_AWS_ATTRIBUTES)
     cluster.setdefault("data_security_mode", "SINGLE_USER")
+    if cluster["data_security_mode"] == "SINGLE_USER" and user_name:
+        cluster.setdefault("single_user_name", user_name)
     cluster.setdefault("enable_elastic_disk", False)
+    cluster.setdefault("enable_local_disk_encryption", False)
+    if cluster.get("instance_pool_id"):
+        cluster.setdefault("driver_instance_pool_id", cluster["instance_pool_id"])
+    elif cluster.get("node_type_id"):
+        cluster.setdefault("driver_node_type_id", cluster["node_type_id"])
 
 
-def _task_defaults(task: dict, source: str, top_level: bool) -> None:
-    nb = task.get("notebook_task")
-    if isinstance(nb, dict):
-        nb.setdefault("source", source)
+def _task_defaults(task: dict, source: str, user_name: str | None, policies: Mapping[str, Mapping]) -> None:
+    for block in SOURCE_TASK_BLOCKS:
+        if isinstance(task.get(block), dict):
+            task[block].setdefault("source", source)
+    sql_file = (task.get("sql_task") or {}).get("file")
+    if isinstance(sql_file, dict):
+        sql_file.setdefault("source", source)
+    pipeline = task.get("pipeline_task")
+    if isinstance(pipeline, dict):
+        pipeline.setdefault("full_refresh", False)
     fe = task.get("for_each_task")
     if isinstance(fe, dict) and isinstance(fe.get("task"), dict):
-        _task_defaults(fe["task"], source, top_level=False)
+        _task_defaults(fe["task"], source, user_name, policies)
     if isinstance(task.get("new_cluster"), dict):
-        if top_level:
-            _cluster_defaults(task["new_cluster"])
-        else:
-            task["new_cluster"].pop("apply_policy_default_values", None)
-    if not top_level:
-        return
+        _cluster_defaults(task["new_cluster"], user_name, policies)
     if task.get("depends_on"):
         task["depends_on"] = sorted(task["depends_on"], key=lambda d: d.get("task_key", ""))
-    task.setdefault("email_notifications", {})
+    _notification_defaults(task)
     task.setdefault("run_if", "ALL_SUCCESS")
     task.setdefault("timeout_seconds", 0)
+    task.setdefault("disabled", False)
 
 
-def apply_server_defaults(settings: dict) -> dict:
-    """Return a copy of ``settings`` as the service stores it and returns it on get."""
+def _notification_defaults(block: dict) -> None:
+    """Empty blocks when absent; a set email block also gets ``no_alert_for_skipped_runs: false``."""
+    email = block.setdefault("email_notifications", {})
+    if isinstance(email, dict) and email:
+        email.setdefault("no_alert_for_skipped_runs", False)
+    block.setdefault("webhook_notifications", {})
+
+
+def apply_server_defaults(
+    settings: dict,
+    *,
+    user_name: str | None = None,
+    cluster_policies: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict:
+    """Return a copy of ``settings`` as the service stores it and returns it on get.
+
+    ``user_name`` is the identity a single-user cluster is assigned to (run_as, else the
+    creator); ``cluster_policies`` maps a ``policy_id`` to the values that policy injects into a
+    cluster that omits them (``custom_tags``, ``cluster_log_conf``, ``node_type_id`` ...).
+    """
     s = copy.deepcopy(settings)
-    s.setdefault("name", "Untitled")
-    s.setdefault("email_notifications", {})
-    s.setdefault("webhook_notifications", {})
+    _notification_defaults(s)
     s.setdefault("timeout_seconds", 0)
     s.setdefault("max_concurrent_runs", 1)
     s.setdefault("format", "MULTI_TASK")
-    trig = s.get("trigger")
-    if isinstance(trig, dict) and isinstance(trig.get("table_update"), dict):
-        trig["table_update"].pop("condition", None)
+    s.setdefault("queue", {"enabled": True})
+    s.setdefault("performance_target", "PERFORMANCE_OPTIMIZED")
+    run_as = s.get("run_as") or {}
+    cluster_user = run_as.get("user_name") or run_as.get("service_principal_name") or user_name
+    policies = cluster_policies or {}
     source = "GIT" if s.get("git_source") else "WORKSPACE"
     for task in s.get("tasks") or []:
-        _task_defaults(task, source, top_level=True)
+        _task_defaults(task, source, cluster_user, policies)
     for jc in s.get("job_clusters") or []:
         if isinstance(jc.get("new_cluster"), dict):
-            _cluster_defaults(jc["new_cluster"])
+            _cluster_defaults(jc["new_cluster"], cluster_user, policies)
     # Empty arrays are not returned by the service.
     for key in PAGED_ARRAYS:
         if key in s and not s[key]:
@@ -328,19 +362,27 @@ def apply_server_defaults(settings: dict) -> dict:
 # ---------------------------------------------------------------------------------------
 # jobs/update merge
 # ---------------------------------------------------------------------------------------
-_MERGED_ARRAYS = {"tasks": "task_key", "job_clusters": "job_cluster_key"}
+# Arrays merged by key on update (SDK ``JobsAPI.update`` docstring: "arrays ... are merged");
+# only tasks and job clusters can be removed one by one (``fields_to_remove``).
+_MERGED_ARRAYS = {
+    "tasks": "task_key",
+    "job_clusters": "job_cluster_key",
+    "environments": "environment_key",
+    "parameters": "name",
+}
+_REMOVABLE_ARRAYS = ("tasks", "job_clusters")
 
 
 def merge_update(current: dict, new_settings: dict | None, fields_to_remove: list | None) -> dict:
-    """jobs/update: remove fields, then replace top-level fields, merging tasks and
-    job_clusters by key (entries with the same key are replaced whole; others kept)."""
+    """jobs/update: remove fields, then replace top-level fields, merging keyed arrays by key
+    (entries with the same key are replaced whole; others kept)."""
     s = copy.deepcopy(current)
     for spec in fields_to_remove or []:
         if not isinstance(spec, str) or not spec:
             raise invalid(f"Invalid entry in fields_to_remove: {spec!r}")
         if "/" in spec:
             array, _, key = spec.partition("/")
-            if array not in _MERGED_ARRAYS:
+            if array not in _REMOVABLE_ARRAYS:
                 raise invalid(
                     f"Removing nested fields is not supported, except for tasks and job_clusters: {spec}"
                 )

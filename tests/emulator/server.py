@@ -106,6 +106,9 @@ class JobsEmulator:
     the SDK accepts, logging one warning).
     ``fill_run_as``: also store ``settings.run_as = {"user_name": creator}`` on create when
     the request has none (off by default: see docs/API_FACTS.md).
+    ``cluster_policies``: ``{policy_id: {field: value}}``, values a cluster policy injects into a
+    ``new_cluster`` that names the policy and omits the field (``custom_tags``,
+    ``cluster_log_conf``, ``node_type_id`` ...), as real policies do.
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class JobsEmulator:
         fill_run_as: bool = False,
         page_size: int = 100,
         host_metadata: dict | None = None,
+        cluster_policies: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -126,6 +130,7 @@ class JobsEmulator:
         self.fill_run_as = fill_run_as
         self.page_size = page_size
         self.host_metadata = host_metadata
+        self.cluster_policies = dict(cluster_policies or {})
         self.faults = FaultSet()
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -294,7 +299,7 @@ class JobsEmulator:
                         settings[k] = copy.deepcopy(v)
             if validate:
                 validate_settings(settings)
-            job["settings"] = apply_server_defaults(settings)
+            job["settings"] = self._stored(settings, job["creator_user_name"])
             return copy.deepcopy(job["settings"])
 
     def remove_job(self, job_id: int) -> None:
@@ -333,6 +338,9 @@ class JobsEmulator:
             return self.workspace.snapshot()
 
     # ------------------------------------------------------------------ internals
+    def _stored(self, settings: dict, creator: str) -> dict:
+        return apply_server_defaults(settings, user_name=creator, cluster_policies=self.cluster_policies)
+
     def _store_new_job(self, settings: dict, creator: str) -> int:
         settings.pop("access_control_list", None)
         if self.fill_run_as and not settings.get("run_as"):
@@ -345,7 +353,7 @@ class JobsEmulator:
             "creator_user_name": creator,
             "run_as_user_name": run_as.get("user_name") or run_as.get("service_principal_name") or creator,
             "created_time": _now_ms(),
-            "settings": apply_server_defaults(settings),
+            "settings": self._stored(settings, creator),
         }
         self._acls[job_id] = [{"user_name": creator, "permission_level": "IS_OWNER"}]
         return job_id
@@ -449,7 +457,7 @@ class JobsEmulator:
             new = copy.deepcopy(new)
             if not new.get("run_as") and job["settings"].get("run_as"):
                 new["run_as"] = copy.deepcopy(job["settings"]["run_as"])
-            job["settings"] = apply_server_defaults(new)
+            job["settings"] = self._stored(new, job["creator_user_name"])
             self._writes["jobs/reset"] += 1
         return 200, {}, {}
 
@@ -467,7 +475,7 @@ class JobsEmulator:
                 raise invalid("new_settings must be an object")
             merged = merge_update(job["settings"], new, body.get("fields_to_remove"))
             validate_settings(merged)
-            job["settings"] = apply_server_defaults(merged)
+            job["settings"] = self._stored(merged, job["creator_user_name"])
             self._writes["jobs/update"] += 1
         return 200, {}, {}
 

@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("deltalake")
 
-from lakeflow_job_meta.engine.metadata_manager import MetadataManager
+from lakeflow_job_meta import MetadataManager
 from lakeflow_job_meta.errors import MetadataValidationError
 from lakeflow_job_meta.planning.compiler import CompileContext, compile_module
 from lakeflow_job_meta.storage.tables import CONTROL_SPEC
@@ -228,14 +228,14 @@ def test_oversize_and_missing_files_write_nothing(tmp_path: Path) -> None:
     with pytest.raises(MetadataValidationError) as info:
         manager.load_files([good, big, str(tmp_path / "missing.yaml")])
     text = str(info.value)
-    assert f"{big}:1: file is " in text and "300-byte cap" in text
+    assert f"{big}:1: file is " in text and "300-byte limit" in text
     assert f"{tmp_path / 'missing.yaml'}:1: cannot read file" in text
     assert versions(manager) == before
     # A folder passed as a file, and a sync of a folder holding an oversize file.
     with pytest.raises(MetadataValidationError, match="cannot read file"):
         manager.load_yaml(str(tmp_path))
     (tmp_path / "missing.yaml").write_text("")
-    with pytest.raises(MetadataValidationError, match="300-byte cap"):
+    with pytest.raises(MetadataValidationError, match="300-byte limit"):
         manager.sync_from_volume(str(tmp_path))
     assert versions(manager) == before
 

@@ -13,18 +13,19 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lakeflow_job_meta.engine.clock import Clock, FakeClock, SystemClock
-from lakeflow_job_meta.engine.monitor import PROGRESS_KEY, VOLUME_KEY, CycleReport, MetadataMonitor
-from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
+from lakeflow_job_meta import JobOrchestrator, MetadataMonitor
+from lakeflow_job_meta.clock import Clock, SystemClock
+from lakeflow_job_meta.engine.monitor import PROGRESS_KEY, VOLUME_KEY, CycleReport
 from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.tables import ToolTables
 from tests.emulator.server import JobsEmulator
+from tests.fakes import FakeClock
 
 # ---------------------------------------------------------------------------------- helpers
 
@@ -635,16 +636,17 @@ def test_stop_mid_run_does_not_mark_versions_processed(env: MonitorEnv) -> None:
     monitor = env.monitor(volume=False)
     converge(monitor)
     processed = monitor._processed
-    monitor.orchestrator.max_workers = 1
+    target = monitor.orchestrator.target
+    target.options = replace(target.options, max_workers=1)
     env.tables.control.merge([notebook_row(f"n{i}", f"module{i}") for i in range(3)])
-    original = monitor.orchestrator.gateway.create
+    original = monitor.orchestrator.target.gateway.create
 
     def create_then_stop(*args: Any, **kwargs: Any) -> Any:
         result = original(*args, **kwargs)
         monitor.stop()  # as SIGTERM would, while this module is in flight
         return result
 
-    monitor.orchestrator.gateway.create = create_then_stop  # type: ignore[method-assign]
+    monitor.orchestrator.target.gateway.create = create_then_stop  # type: ignore[method-assign]
     report = monitor.check_and_update()
     outcomes = sorted(r.outcome for r in report.run)
     assert outcomes == ["ok", "skipped", "skipped"]

@@ -21,7 +21,7 @@ import pytest
 from databricks.sdk.service.jobs import JobSettings
 
 from lakeflow_job_meta import JobOrchestrator, MetadataManager
-from lakeflow_job_meta.engine.clock import SystemClock
+from lakeflow_job_meta.clock import SystemClock
 from lakeflow_job_meta.planning.ownership import MODULE_TAG, TABLE_TAG, TOOL_TAG, owner_tags
 from lakeflow_job_meta.storage.naming import control_table_id
 from tests.emulator import Fault
@@ -147,7 +147,7 @@ def test_examples_create_one_job_per_module_then_zero_writes(world: World):
 
     plan = world.orchestrator().plan()
     assert {c.module: c.action for c in plan.changes} == dict.fromkeys(EXAMPLE_MODULES, "noop")
-    assert not plan.has_changes
+    assert not any(c.has_file_changes for c in plan.changes)
     assert world.emu.writes() == 0
 
 
@@ -317,7 +317,7 @@ import os, signal, sys
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 from lakeflow_job_meta import JobOrchestrator
-from lakeflow_job_meta.engine import workspace_target
+from lakeflow_job_meta.engine.targets import workspace_apply as workspace_target
 
 def die(*args, **kwargs):  # the kill lands after jobs/create returned, before the id is recorded
     os.kill(os.getpid(), signal.SIGKILL)
@@ -425,6 +425,33 @@ def test_an_edit_outside_the_tool_is_detected_and_restored_with_one_reset(world:
     world.emu.reset_counters()
     assert {r.action for r in world.orchestrator().run_all_modules()} == {"noop"}
     assert world.emu.writes() == 0
+
+
+def test_ui_edit_of_a_user_set_cluster_value_is_drift_but_backend_filled_values_are_not(world: World):
+    """docs/API_FACTS.md, Drift: the metadata sets ``node_type_id``; the backend fills the rest."""
+    converge(world)
+    job_id = world.tracked()["ml_features"]["job_id"]
+    cluster = world.settings(job_id)["job_clusters"][0]["new_cluster"]
+    assert cluster["driver_node_type_id"] == "i3.xlarge" and cluster["data_security_mode"] == "SINGLE_USER"
+
+    def backend_changes(settings):
+        filled = settings["job_clusters"][0]["new_cluster"]
+        filled["aws_attributes"]["zone_id"] = "us-west-2a"
+        filled["driver_node_type_id"] = "m5.large"
+        filled["custom_tags"] = {"from_policy": "1"}
+        settings["queue"] = {"enabled": True}
+
+    world.emu.edit_job(job_id, backend_changes)
+    world.emu.reset_counters()
+    quiet = world.orchestrator().run_all_modules()
+    assert quiet["ml_features"].action == "noop" and not quiet["ml_features"].drift
+    assert world.emu.writes() == 0
+
+    world.emu.edit_job(job_id, lambda s: s["job_clusters"][0]["new_cluster"].update(node_type_id="r5.large"))
+    result = world.orchestrator().run_all_modules()
+    assert result["ml_features"].action == "update" and result["ml_features"].drift
+    assert world.emu.write_counts() == Counter({"jobs/reset": 1})
+    assert world.settings(job_id)["job_clusters"][0]["new_cluster"]["node_type_id"] == "i3.xlarge"
 
 
 def test_without_check_drift_an_edit_is_not_looked_at(world: World):

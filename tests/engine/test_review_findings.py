@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from lakeflow_job_meta.engine.clock import FakeClock
 from lakeflow_job_meta.engine.lease import Lease
-from lakeflow_job_meta.engine.workspace_target import WorkspaceApplier
+from lakeflow_job_meta.engine.targets.workspace_apply import WorkspaceApplier
 from tests.engine.test_reconciler import World, world  # noqa: F401
+from tests.fakes import FakeClock
 
 
 def test_reconcile_applies_nothing_more_once_the_writer_lease_is_lost(world: World, monkeypatch):  # noqa: F811
@@ -39,7 +39,7 @@ def test_reconcile_applies_nothing_more_once_the_writer_lease_is_lost(world: Wor
 def test_an_apply_that_failed_in_a_monitor_cycle_is_retried_without_a_new_version(world: World):  # noqa: F811
     """The Delta versions of a failed apply count as processed, so the failed module itself is
     retried on the next cycles (with backoff) instead of waiting for the full resync."""
-    from lakeflow_job_meta.engine.monitor import MetadataMonitor
+    from lakeflow_job_meta import MetadataMonitor
     from tests.emulator import Fault
 
     clock = FakeClock()

@@ -104,8 +104,7 @@ def test_a_row_without_a_module_is_reported(tmp_path: Path, text: str, field: st
 
 def test_rows_load_into_the_control_table_and_compile_with_settings(tmp_path: Path) -> None:
     pytest.importorskip("deltalake")
-    from lakeflow_job_meta import MetadataManager
-    from lakeflow_job_meta.engine.orchestrator import JobOrchestrator
+    from lakeflow_job_meta import JobOrchestrator, MetadataManager
 
     table = str(tmp_path / "ctl")
     manager = MetadataManager(table)

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from lakeflow_job_meta.metadata.loader import validate_all
+from lakeflow_job_meta.metadata.models import ModuleSettings
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from tests.planning.builders import CTX, JOB_CLUSTERS, TASK_TYPE_SOURCES, all_types_module, mod, src
 
@@ -22,6 +24,13 @@ def issues_of(module, ctx: CompileContext = CTX) -> list[str]:
     result = compile_module(module, ctx)
     assert result.job is None, "a module with issues must not yield a job"
     return [f"{i.field}: {i.message}" for i in result.issues]
+
+
+def validation_issues(module, default_warehouse_id: str | None = None) -> list[str]:
+    """What the validator (the one owner of the rules) says; the compiler assumes valid input."""
+    settings = [ModuleSettings(module.name, dict(module.settings))]
+    found = validate_all(list(module.sources), settings, default_warehouse_id=default_warehouse_id)
+    return [f"{i.field}: {i.message}" for i in found]
 
 
 def tasks_by_key(job: CompiledJob) -> dict[str, dict[str, Any]]:
@@ -140,8 +149,8 @@ def test_bad_depends_on_is_an_issue(depends_on: Any, expected: str) -> None:
     assert any(expected in i for i in found), found
 
 
-def test_dependency_cycle_is_an_issue() -> None:
-    found = issues_of(mod("m", src("a", 1, depends_on=["b"]), src("b", 1, depends_on=["a"])))
+def test_dependency_cycle_is_a_validation_issue() -> None:
+    found = validation_issues(mod("m", src("a", 1, depends_on=["b"]), src("b", 1, depends_on=["a"])))
     assert any("cycle" in i for i in found)
 
 
@@ -222,9 +231,12 @@ def test_python_tasks_use_the_module_environment() -> None:
     assert any("no environment 'nope'" in i for i in found)
 
 
-def test_spark_jar_on_serverless_is_an_issue() -> None:
-    found = issues_of(mod("m", src("j", task_type="spark_jar", spark_jar_task={"main_class_name": "a.B"})))
-    assert any("spark_jar needs a cluster: set job_cluster_key or existing_cluster_id" in i for i in found)
+def test_spark_jar_on_serverless_is_a_validation_issue() -> None:
+    module = mod("m", src("j", task_type="spark_jar", spark_jar_task={"main_class_name": "a.B"}))
+    found = validation_issues(module)
+    assert any(
+        "spark_jar tasks need a cluster: set job_cluster_key or existing_cluster_id" in i for i in found
+    )
 
 
 def test_libraries_only_on_cluster_tasks() -> None:
@@ -235,8 +247,8 @@ def test_libraries_only_on_cluster_tasks() -> None:
     assert task["existing_cluster_id"] == "c-1"
     assert task["libraries"] == [{"pypi": {"package": "x"}}]
     assert "environments" not in job.settings
-    found = issues_of(mod("m", src("n", job_cluster_key="missing")))
-    assert any("no job cluster 'missing'" in i for i in found)
+    found = validation_issues(mod("m", src("n", job_cluster_key="missing")))
+    assert any("names no job cluster of module 'm'" in i for i in found)
     found = issues_of(
         mod(
             "m",
@@ -252,7 +264,8 @@ def test_warehouse_falls_back_to_module_then_context() -> None:
     job = compiled(mod("m", src("q", **sql), default_warehouse_id="wh-mod"))
     assert job.settings["tasks"][0]["sql_task"]["warehouse_id"] == "wh-mod"
     assert compiled(mod("m", src("q", **sql))).settings["tasks"][0]["sql_task"]["warehouse_id"] == "wh-ctx"
-    found = issues_of(mod("m", src("q", **sql)), replace(CTX, default_warehouse_id=None))
+    assert not validation_issues(mod("m", src("q", **sql)), default_warehouse_id="wh-ctx")
+    found = validation_issues(mod("m", src("q", **sql)))
     assert any("warehouse_id: is required" in i for i in found)
 
 
@@ -358,11 +371,8 @@ def test_bad_module_settings_are_issues(settings: dict[str, Any], expected: str)
 @pytest.mark.parametrize(
     ("tc", "expected"),
     [
-        ({"task_type": "bash"}, "unknown task type"),
-        ({"task_type": "notebook", "notebook_path": "rel/path"}, "absolute workspace path"),
         ({"task_type": "sql_query", "sql_task": {"sql_query": ""}}, "sql_query: is required"),
         ({"task_type": "sql_query", "sql_task": {"sql_qeury": "x"}}, "sql_qeury: unknown key"),
-        ({"task_type": "sql_file", "sql_task": {"sql_file_path": "q.sql"}}, "absolute workspace path"),
         ({"task_type": "notebook", "run_if": "SOMETIMES"}, "run_if: must be one of"),
         ({"task_type": "notebook", "timeout_seconds": "10"}, "timeout_seconds: must be int"),
         (
@@ -440,10 +450,32 @@ def test_for_each_inner_key_stays_a_valid_task_key_for_long_ids() -> None:
     assert inner != job.settings["tasks"][0]["task_key"]
 
 
+@pytest.mark.parametrize(
+    ("tc", "expected"),
+    [
+        ({"task_type": "bash"}, "unknown task type 'bash'"),
+        ({"task_type": "notebook", "notebook_path": "rel/path"}, "absolute workspace path"),
+        ({"task_type": "sql_file", "sql_task": {"sql_file_path": "q.sql"}}, "absolute workspace path"),
+    ],
+)
+def test_bad_tasks_are_validation_issues(tc: dict[str, Any], expected: str) -> None:
+    found = validation_issues(mod("m", src("a", **tc)), default_warehouse_id="wh")
+    assert any(expected in i for i in found), found
+
+
 def test_a_chain_of_1000_tasks_compiles_and_1001_is_an_issue() -> None:
     chain = [src(f"t{i:04d}", i) for i in range(1000)]
     job = compiled(mod("m", *chain))
     assert len(job.settings["tasks"]) == 1000
     assert job.settings["tasks"][-1]["depends_on"] == [{"task_key": "t0998"}]
-    found = issues_of(mod("m", *chain, src("t1000", 1000)))
+    found = validation_issues(mod("m", *chain, src("t1000", 1000)))
     assert any("at most 1000 tasks" in i for i in found)
+
+
+def test_queue_is_always_stated_and_the_metadata_can_turn_it_off() -> None:
+    """Jobs API 2.2 queues by default; the compiled job says so, or says what the metadata says."""
+    plain = compile_module(mod("m", src("a")), CTX).job
+    assert plain is not None and plain.settings["queue"] == {"enabled": True}
+    off = compile_module(mod("m", src("a"), queue={"enabled": False}), CTX).job
+    assert off is not None and off.settings["queue"] == {"enabled": False}
+    assert plain.spec_hash != off.spec_hash

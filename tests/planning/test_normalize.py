@@ -10,7 +10,7 @@ import pytest
 from databricks.sdk.service.jobs import JobSettings
 
 from lakeflow_job_meta.planning.compiler import CompiledJob, compile_module
-from lakeflow_job_meta.planning.normalize import FieldChange, diff_settings, normalize_for_compare
+from lakeflow_job_meta.planning.normalize import FieldChange, compare_settings, normalize_for_compare
 from tests.emulator.jobs_logic import apply_server_defaults
 from tests.planning.builders import CTX, example_modules, mod, src
 
@@ -22,10 +22,7 @@ def _compiled(module) -> CompiledJob:
 
 
 def _diff(job: CompiledJob, live: dict[str, Any]) -> list[FieldChange]:
-    options = {"desired_has_run_as": "run_as" in job.settings, "explicit_pause": job.explicit_pause}
-    return diff_settings(
-        normalize_for_compare(job.settings, **options), normalize_for_compare(live, **options)
-    )
+    return compare_settings(job.settings, live, explicit_pause=job.explicit_pause)
 
 
 def _with_every_server_default(settings: dict[str, Any]) -> dict[str, Any]:
@@ -40,7 +37,6 @@ def _with_every_server_default(settings: dict[str, Any]) -> dict[str, Any]:
     for block in ("schedule", "trigger", "continuous"):
         if block in live:
             live[block].setdefault("pause_status", "UNPAUSED")
-    live.setdefault("queue", {"enabled": False})
     for cluster in live.get("job_clusters", []):
         cluster["new_cluster"].update(
             aws_attributes={"availability": "SPOT_WITH_FALLBACK", "zone_id": "auto"},
@@ -155,14 +151,12 @@ def test_user_set_cluster_values_still_compare() -> None:
     }
     live = copy.deepcopy(desired)
     live["job_clusters"][0]["new_cluster"]["data_security_mode"] = "SINGLE_USER"
-    options = {"desired_has_run_as": False, "explicit_pause": False}
-    changes = diff_settings(normalize_for_compare(desired, **options), normalize_for_compare(live, **options))
+    changes = compare_settings(desired, live, explicit_pause=False)
     assert [c.path for c in changes] == ["job_clusters[k].new_cluster.data_security_mode"]
 
 
 def test_continuous_block_survives_normalisation() -> None:
-    options = {"desired_has_run_as": False, "explicit_pause": False}
-    desired = normalize_for_compare({"name": "j", "continuous": {}}, **options)
-    assert desired == {"name": "j", "continuous": {}}
-    changes = diff_settings(desired, normalize_for_compare({"name": "j"}, **options))
+    desired = normalize_for_compare({"name": "j", "continuous": {}}, explicit_pause=False)
+    assert desired == {"name": "j", "continuous": {}, "queue": {"enabled": True}}
+    changes = compare_settings({"name": "j", "continuous": {}}, {"name": "j"}, explicit_pause=False)
     assert [c.path for c in changes] == ["continuous"]

@@ -1,5 +1,6 @@
-"""Injectable time, so the monitor's sleeps, lease expiry, backoff and debounce are testable
-without real waiting."""
+"""Injectable time (owns ``Clock`` and the real ``SystemClock``), so the monitor's sleeps, lease
+expiry, backoff and debounce are testable without real waiting. A leaf module: the engine and
+the adapters both use it; the test double lives in ``tests/fakes.py``."""
 
 from __future__ import annotations
 
@@ -33,35 +34,6 @@ class SystemClock:
         woke = wake.wait(max(0.0, seconds))
         wake.clear()
         return woke
-
-
-class FakeClock:
-    """A clock that only moves when told to: ``sleep`` advances it instantly."""
-
-    def __init__(self, start: float = 1_700_000_000.0):
-        self._now = start
-        self._mono = 1000.0
-        self.sleeps: list[float] = []
-        self._lock = threading.Lock()
-
-    def now(self) -> float:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._now += seconds
-            self._mono += seconds
-
-    def sleep(self, seconds: float, wake: threading.Event | None = None) -> bool:
-        self.sleeps.append(seconds)
-        if wake is not None and wake.is_set():
-            wake.clear()
-            return True
-        self.advance(max(0.0, seconds))
-        return False
 
 
 def utc_datetime(epoch_seconds: float) -> datetime:

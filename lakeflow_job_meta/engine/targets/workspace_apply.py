@@ -1,4 +1,5 @@
-"""Apply plans to a Databricks workspace, idempotently and without ever touching foreign jobs.
+"""``WorkspaceApplier``: one module's planned change applied to a workspace, idempotently and
+without ever touching foreign jobs.
 
 Invariants this module keeps:
 
@@ -22,20 +23,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
-from lakeflow_job_meta.engine.results import OUTCOME_ERROR, ModuleResult
+from lakeflow_job_meta.engine.results import ModuleResult
 from lakeflow_job_meta.errors import JobsApiError, NotOwnedError
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
-from lakeflow_job_meta.planning.normalize import diff_settings, normalize_for_compare
+from lakeflow_job_meta.planning.normalize import compare_settings
 from lakeflow_job_meta.planning.ownership import is_owned_by_us
 from lakeflow_job_meta.planning.plan import PlannedChange, TrackedJob
+from lakeflow_job_meta.storage.rows import TrackingRow
+from lakeflow_job_meta.vocabulary import PENDING_STATUSES, Outcome, PlanAction, TrackingStatus
 
 PERMISSIONS_KEY = "permissions:"  # reserved key in managed_files: hash of the applied ACL
-# Tracking statuses written between a create/adopt and the removal of duplicate copies. A module
-# still in one of them at the next run has its duplicates removed first, whatever its plan says.
-# "created" is a finished create, checked once more at the next run: a create whose first attempt
-# timed out on the client can still commit after our own check, as a copy with our tags.
-PENDING_STATUSES = ("creating", "adopting", "created")
 
 
 def acl_digest(acl: list[dict[str, Any]] | None) -> str | None:
@@ -90,19 +88,19 @@ class TrackingWriter:
         job_name: str | None,
         hash_version: int,
     ) -> None:
-        row = {
-            "target": self.target,
-            "module_name": tracked.module_name,
-            "job_id": tracked.job_id,
-            "job_name": job_name,
-            "spec_hash": tracked.spec_hash,
-            "hash_version": hash_version,
-            "applied_version": applied_version,
-            "status": status,
-            "last_error": last_error,
-            "paused_by_tool": bool(tracked.paused_by_tool),
-            "managed_files": json.dumps(tracked.managed_files, sort_keys=True),
-        }
+        row = TrackingRow(
+            target=self.target,
+            module_name=tracked.module_name,
+            job_id=tracked.job_id,
+            job_name=job_name,
+            spec_hash=tracked.spec_hash,
+            hash_version=hash_version,
+            applied_version=applied_version,
+            status=status,
+            last_error=last_error,
+            paused_by_tool=tracked.paused_by_tool,
+            managed_files=tracked.managed_files,
+        ).as_row()
         with self.lock:
             self.table.merge([row], [])
 
@@ -150,7 +148,11 @@ class WorkspaceApplier:
             )
 
     def _record(
-        self, tracked: TrackedJob, change: PlannedChange, status: str = "ok", error: str | None = None
+        self,
+        tracked: TrackedJob,
+        change: PlannedChange,
+        status: str = TrackingStatus.OK,
+        error: str | None = None,
     ) -> None:
         self.tracking.record(
             tracked,
@@ -236,13 +238,13 @@ class WorkspaceApplier:
                 tracked is not None
                 and tracked.status in PENDING_STATUSES
                 and tracked.job_id
-                and change.action != "create"  # a create looks for copies by itself
+                and change.action != PlanAction.CREATE  # a create looks for copies by itself
             ):
                 tracked = self._settle_pending(change, tracked, live)
             handler = getattr(self, f"_do_{change.action}")
             handler(change, tracked, live, result)
         except (JobsApiError, OSError) as error:
-            result.outcome = OUTCOME_ERROR
+            result.outcome = Outcome.ERROR
             # API errors already name the call and the SDK error; others (NotOwnedError, the
             # SDK's TimeoutError) are named here.
             result.error = str(error) if type(error) is JobsApiError else f"{type(error).__name__}: {error}"
@@ -251,7 +253,7 @@ class WorkspaceApplier:
             latest = self._latest or tracked
             if latest is not None:
                 # A create or adopt still pending keeps that status, so the next run settles it.
-                status = latest.status if latest.status in PENDING_STATUSES else "error"
+                status = latest.status if latest.status in PENDING_STATUSES else TrackingStatus.ERROR
                 try:
                     self._record(latest, change, status=status, error=str(error))
                 except Exception as record_error:  # keep the first error; the run goes on
@@ -270,14 +272,14 @@ class WorkspaceApplier:
         other = self._sync_files(change, files)
         if tracked.job_id:
             other += self._sync_permissions(tracked.job_id, change.compiled, files)
-        if other or (change.compiled is not None and tracked.status != "ok"):
+        if other or (change.compiled is not None and tracked.status != TrackingStatus.OK):
             # also clears a stale "error"/"paused" once the module is back in shape
             self._record(replace(tracked, managed_files=files), change)
 
     def _do_error(
         self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
     ) -> None:
-        result.outcome = OUTCOME_ERROR
+        result.outcome = Outcome.ERROR
         result.error = change.reason
 
     def _find_ours_by_name(self, name: str, module: str) -> list[LiveJob]:
@@ -297,8 +299,8 @@ class WorkspaceApplier:
             name = live.name if live is not None else None
         if name is not None:
             self._remove_duplicates(tracked.job_id, self._find_ours_by_name(name, change.module))
-        settled = replace(tracked, status="ok")
-        if change.action == "noop":  # other actions record their own outcome
+        settled = replace(tracked, status=TrackingStatus.OK)
+        if change.action == PlanAction.NOOP:  # other actions record their own outcome
             self._record(settled, change)
         return settled
 
@@ -308,66 +310,14 @@ class WorkspaceApplier:
         compiled = change.compiled
         assert compiled is not None
         self._require_resolved(compiled)
-        name = compiled.job_name
-        ours = self._find_ours_by_name(name, change.module)
-        files: dict[str, str] = {}
+        ours = self._find_ours_by_name(compiled.job_name, change.module)
         if ours:
             # A job we created earlier but never recorded (crash, lost reply): adopt it.
-            keep = ours[0]
-            self._remove_duplicates(keep.job_id, ours)
-            result.action = "adopt"
-            job_id = keep.job_id
-            adopted = TrackedJob(
-                module_name=change.module,
-                job_id=job_id,
-                spec_hash="",
-                paused_by_tool=False,
-                managed_files={},
-                status="adopting",
-            )
-            self._record(adopted, change, status="adopting")
-            # jobs/list carries no tasks or job clusters: compare with the whole job.
-            full = self.gateway.get(job_id)
-            if full is None:
-                raise JobsApiError(f"job {job_id} disappeared while being adopted")
-            settings = with_pause_status(
-                compiled.settings,
-                explicit_pause=compiled.explicit_pause,
-                live=full.settings,
-                paused_by_tool=False,
-                default_pause_status=None,
-            )
-            if _differs(settings, full.settings, explicit_pause=compiled.explicit_pause):
-                self.gateway.reset(job_id, settings)
+            result.action = PlanAction.ADOPT
+            job_id = self._adopt(change, compiled, ours)
         else:
-            settings = with_pause_status(
-                compiled.settings,
-                explicit_pause=compiled.explicit_pause,
-                live=None,
-                paused_by_tool=False,
-                default_pause_status=self.default_pause_status,
-            )
-            try:
-                job_id = self.gateway.create(settings)
-            except JobsApiError:
-                # The create may have landed although the reply never came back.
-                ours = self._find_ours_by_name(name, change.module)
-                if not ours:
-                    raise
-                job_id = ours[0].job_id
-            created = TrackedJob(
-                module_name=change.module,
-                job_id=job_id,
-                spec_hash=change.new_hash or "",
-                paused_by_tool=False,
-                managed_files={},
-                status="creating",
-            )
-            # Immediately: the id must never be lost. "creating" until duplicates are gone.
-            self._record(created, change, status="creating")
-            ours = self._find_ours_by_name(name, change.module)
-            self._remove_duplicates(job_id, ours)
-        files = {}
+            job_id = self._create_new(change, compiled)
+        files: dict[str, str] = {}
         self._sync_files(change, files)
         self._sync_permissions(job_id, compiled, files)
         final = TrackedJob(
@@ -376,11 +326,69 @@ class WorkspaceApplier:
             spec_hash=change.new_hash or "",
             paused_by_tool=False,
             managed_files=files,
-            status="created",
+            status=TrackingStatus.CREATED,
         )
-        self._record(final, change, status="created")
+        self._record(final, change, status=TrackingStatus.CREATED)
         result.job_id = job_id
         self._maybe_run(job_id, result)
+
+    def _adopt(self, change: PlannedChange, compiled: CompiledJob, ours: list[LiveJob]) -> int:
+        """Keep the first of our copies, delete the others, and reset it only if it differs."""
+        keep = ours[0]
+        self._remove_duplicates(keep.job_id, ours)
+        adopted = TrackedJob(
+            module_name=change.module,
+            job_id=keep.job_id,
+            spec_hash="",
+            paused_by_tool=False,
+            managed_files={},
+            status=TrackingStatus.ADOPTING,
+        )
+        self._record(adopted, change, status=TrackingStatus.ADOPTING)
+        # jobs/list carries no tasks or job clusters: compare with the whole job.
+        full = self.gateway.get(keep.job_id)
+        if full is None:
+            raise JobsApiError(f"job {keep.job_id} disappeared while being adopted")
+        settings = with_pause_status(
+            compiled.settings,
+            explicit_pause=compiled.explicit_pause,
+            live=full.settings,
+            paused_by_tool=False,
+            default_pause_status=None,
+        )
+        if _differs(settings, full.settings, explicit_pause=compiled.explicit_pause):
+            self.gateway.reset(keep.job_id, settings)
+        return keep.job_id
+
+    def _create_new(self, change: PlannedChange, compiled: CompiledJob) -> int:
+        """Create the job, record its id at once, then delete copies a resent create made."""
+        settings = with_pause_status(
+            compiled.settings,
+            explicit_pause=compiled.explicit_pause,
+            live=None,
+            paused_by_tool=False,
+            default_pause_status=self.default_pause_status,
+        )
+        try:
+            job_id = self.gateway.create(settings)
+        except JobsApiError:
+            # The create may have landed although the reply never came back.
+            ours = self._find_ours_by_name(compiled.job_name, change.module)
+            if not ours:
+                raise
+            job_id = ours[0].job_id
+        created = TrackedJob(
+            module_name=change.module,
+            job_id=job_id,
+            spec_hash=change.new_hash or "",
+            paused_by_tool=False,
+            managed_files={},
+            status=TrackingStatus.CREATING,
+        )
+        # Immediately: the id must never be lost. "creating" until duplicates are gone.
+        self._record(created, change, status=TrackingStatus.CREATING)
+        self._remove_duplicates(job_id, self._find_ours_by_name(compiled.job_name, change.module))
+        return job_id
 
     def _do_update(
         self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
@@ -392,7 +400,7 @@ class WorkspaceApplier:
             live = self.gateway.get(tracked.job_id)
         if live is None:
             # The job was deleted outside the tool: create it again (adopting if one exists).
-            result.action = "create"
+            result.action = PlanAction.CREATE
             self._do_create(change, None, None, result)
             return
         self._require_owned(live, change.module)
@@ -406,7 +414,9 @@ class WorkspaceApplier:
         self.gateway.reset(tracked.job_id, settings)
         # The job now holds the new spec: should a file or permission write fail next, the error
         # is recorded against the new hash, so the next run retries only what is left.
-        self._latest = replace(tracked, spec_hash=change.new_hash or "", paused_by_tool=False, status="ok")
+        self._latest = replace(
+            tracked, spec_hash=change.new_hash or "", paused_by_tool=False, status=TrackingStatus.OK
+        )
         files = dict(tracked.managed_files)
         self._sync_files(change, files)
         self._sync_permissions(tracked.job_id, compiled, files)
@@ -416,7 +426,7 @@ class WorkspaceApplier:
                 spec_hash=change.new_hash or "",
                 paused_by_tool=False,
                 managed_files=files,
-                status="ok",
+                status=TrackingStatus.OK,
             ),
             change,
         )
@@ -431,7 +441,7 @@ class WorkspaceApplier:
             live = self.gateway.get(tracked.job_id)
         if live is None:
             self.tracking.forget(change.module)
-            result.action = "noop"
+            result.action = PlanAction.NOOP
             return
         self._require_owned(live, change.module)
         partial = {}
@@ -442,9 +452,11 @@ class WorkspaceApplier:
         if partial:
             self.gateway.update(tracked.job_id, partial)
         self._record(
-            replace(tracked, paused_by_tool=bool(partial) or tracked.paused_by_tool, status="paused"),
+            replace(
+                tracked, paused_by_tool=bool(partial) or tracked.paused_by_tool, status=TrackingStatus.PAUSED
+            ),
             change,
-            status="paused",
+            status=TrackingStatus.PAUSED,
         )
 
     def _do_delete(
@@ -464,7 +476,4 @@ class WorkspaceApplier:
 def _differs(desired: Mapping[str, Any], live: Mapping[str, Any], *, explicit_pause: bool) -> bool:
     """Whether an adopted job needs a reset: the drift comparison, so values the service filled
     in by itself (empty notification blocks, run_if, timeouts ...) do not count."""
-    options = {"desired_has_run_as": "run_as" in desired, "explicit_pause": explicit_pause}
-    return bool(
-        diff_settings(normalize_for_compare(desired, **options), normalize_for_compare(live, **options))
-    )
+    return bool(compare_settings(desired, live, explicit_pause=explicit_pause))

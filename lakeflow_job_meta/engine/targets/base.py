@@ -1,0 +1,112 @@
+"""The ``Target`` protocol: the one seam between the orchestrator and where jobs live.
+
+The orchestrator owns the desired state, the compile, the lease and the history; a target owns
+its key, how it describes itself, how it reads the actual state, how it plans and applies one
+module's change, and what pruning means for it. The orchestrator never asks which kind it holds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lakeflow_job_meta.engine.results import ModuleResult
+from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue
+from lakeflow_job_meta.planning.compiler import CompiledJob
+from lakeflow_job_meta.planning.plan import Plan, PlannedChange
+from lakeflow_job_meta.vocabulary import PrunePolicy, TargetKind
+
+BUNDLE_PREFIX = "bundle:"
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """``workspace`` or ``bundle:DIR`` as the user wrote it."""
+
+    kind: TargetKind
+    bundle_dir: str | None = None
+
+    @staticmethod
+    def parse(text: str) -> TargetSpec:
+        if text == TargetKind.WORKSPACE:
+            return TargetSpec(TargetKind.WORKSPACE)
+        if text.startswith(BUNDLE_PREFIX) and len(text) > len(BUNDLE_PREFIX):
+            return TargetSpec(TargetKind.BUNDLE, text[len(BUNDLE_PREFIX) :])
+        raise ConfigurationError(f"invalid target {text!r}: use 'workspace' or 'bundle:DIR'")
+
+    def __str__(self) -> str:
+        return str(self.kind) if self.kind == TargetKind.WORKSPACE else f"{BUNDLE_PREFIX}{self.bundle_dir}"
+
+
+def default_target() -> TargetSpec:
+    """``workspace`` inside the Databricks Runtime, a local bundle folder elsewhere. Never guessed
+    from credentials."""
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return TargetSpec(TargetKind.WORKSPACE)
+    return TargetSpec(TargetKind.BUNDLE, "bundle")
+
+
+@dataclass(frozen=True)
+class DesiredJobs:
+    """What the orchestrator hands a target: the compiled jobs, the modules whose metadata has
+    issues (their jobs keep their last good definition), and every module name the metadata knows."""
+
+    compiled: dict[str, CompiledJob]
+    issues: dict[str, list[MetadataIssue]]
+    known: set[str]
+    # The tracking key of this target in this environment (rows of the jobs-tracking table).
+    tracking_key: str
+    # The development-mode job-name prefix (a bundle maps files back to modules by it).
+    name_prefix: str = ""
+
+
+@dataclass
+class ApplyRun:
+    """One apply, as the orchestrator runs it."""
+
+    run_id: str
+    auto_run: bool = False
+    check_drift: bool | None = None
+    # Delta version of the control table the desired state was read at.
+    applied_version: int | None = None
+    # Called before each module's change; a result means "do not apply it" (stopped, lease lost).
+    guard: Callable[[PlannedChange], ModuleResult | None] = field(default=lambda change: None)
+
+
+class Target(Protocol):
+    """Where the jobs are. Implemented by ``WorkspaceTarget`` and ``BundleTarget``."""
+
+    @property
+    def kind(self) -> TargetKind: ...
+
+    @property
+    def key(self) -> str:
+        """Identifies the target in the jobs-tracking table (``workspace:<host>``, ``bundle:<abs dir>``)."""
+
+    @property
+    def prune(self) -> PrunePolicy:
+        """What happens to the job of a module that left the metadata."""
+
+    def describe(self) -> str:
+        """One line for the user: where the jobs go."""
+
+    def scope(self, modules: set[str] | None) -> set[str] | None:
+        """The modules to read and compile for a run limited to ``modules`` (None: all)."""
+
+    def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
+        """What an apply would do, without writing anything."""
+
+    def apply(self, desired: DesiredJobs, run: ApplyRun, *, scope: set[str] | None) -> list[ModuleResult]:
+        """Apply the changes; one module's failure is its result, never an exception."""
+
+
+def tracking_key(base: str, env_name: str | None, development: bool) -> str:
+    """Production-mode environments (and no ``--env``) deploy the same job names, so they share
+    tracking rows; a development environment's prefixed jobs are tracked apart."""
+    return f"{base}#env={env_name}" if env_name and development else base
+
+
+def issue_text(issues: Mapping[str, list[MetadataIssue]], module: str) -> str:
+    return "; ".join(str(i) for i in issues[module])

@@ -1,0 +1,172 @@
+"""``BundleTarget``: the jobs as a Databricks Asset Bundle on disk (``bundle:DIR``).
+
+The actual state is the folder itself, so plan compares rendered files with the files there and
+apply writes only the files whose bytes differ: an unchanged module is not re-written. The bundle
+is always rendered whole, and a module that left the metadata loses its files (``databricks
+bundle deploy`` then deletes its job): pruning here always deletes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Iterable, Mapping
+from pathlib import Path
+
+import yaml
+
+from lakeflow_job_meta.adapters.bundle import (
+    JOB_FILE_SUFFIX,
+    RESOURCES_DIR,
+    bundle_stem,
+    is_managed_file,
+    module_of_bundle_path,
+    render_bundle,
+    write_bundle,
+)
+from lakeflow_job_meta.engine.results import ModuleResult
+from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, issue_text
+from lakeflow_job_meta.planning.plan import Plan, PlannedChange
+from lakeflow_job_meta.vocabulary import Outcome, PlanAction, PrunePolicy, TargetKind
+
+
+def _stem_names(*groups: Iterable[str]) -> dict[str, str]:
+    """Bundle file stem -> module name, for every module the metadata knows. A stem differs from
+    its module name when the name is not path-safe (``"Sales Daily"`` -> ``Sales_Daily_<hash>``)."""
+    return {bundle_stem(name): name for group in groups for name in group}
+
+
+def _name_of_job_file(path: Path, stem: str, name_prefix: str) -> str:
+    """The module name of a job file we wrote for a module the metadata no longer knows: the job's
+    ``name`` without the environment prefix, trusted only if it maps back to the file's stem."""
+    if not path.name.endswith(JOB_FILE_SUFFIX):
+        return stem
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        (job,) = document["resources"]["jobs"].values()
+        name = str(job["name"])
+    except Exception:  # a hand-edited or foreign file: fall back to the stem
+        return stem
+    if name_prefix and name.startswith(name_prefix):
+        name = name[len(name_prefix) :]
+    return name if bundle_stem(name) == stem else stem
+
+
+def _module_actions(
+    directory: str,
+    files: Mapping[str, str],
+    names: Mapping[str, str],
+    keep: Collection[str],
+    name_prefix: str = "",
+) -> dict[str, PlanAction]:
+    """create/update/noop per module (by name) from rendered files; delete for modules whose
+    managed files remain on disk but are no longer rendered. ``keep`` holds the module names whose
+    files stay as they are (modules with errors); files without our marker are never ours."""
+    root = Path(directory)
+    keep_stems = {bundle_stem(name) for name in keep}
+    actions: dict[str, PlanAction] = {}
+    rendered: set[str] = set()
+    for relpath, text in files.items():
+        stem = module_of_bundle_path(relpath)
+        if stem is None:
+            continue
+        rendered.add(stem)
+        module = names.get(stem, stem)
+        path = root / relpath
+        if not path.exists():
+            action = PlanAction.CREATE if relpath.endswith(JOB_FILE_SUFFIX) else PlanAction.UPDATE
+        elif path.read_text(encoding="utf-8") != text:
+            action = PlanAction.UPDATE
+        else:
+            action = PlanAction.NOOP
+        previous = actions.get(module, PlanAction.NOOP)
+        if previous == PlanAction.NOOP or (previous == PlanAction.UPDATE and action == PlanAction.CREATE):
+            actions[module] = action
+    resources = root / "resources"
+    if resources.is_dir():
+        for path in sorted(resources.rglob("*")):
+            relpath = path.relative_to(root).as_posix()
+            stem = module_of_bundle_path(relpath)
+            if (
+                stem is None
+                or stem in rendered
+                or stem in keep_stems
+                or not path.is_file()
+                or not is_managed_file(path)
+            ):
+                continue
+            job_file = root / RESOURCES_DIR / f"{stem}{JOB_FILE_SUFFIX}"
+            module = names.get(stem) or _name_of_job_file(job_file, stem, name_prefix)
+            actions[module] = PlanAction.DELETE
+    return actions
+
+
+class BundleTarget:
+    """Renders every module's job into ``directory``; never contacts a workspace."""
+
+    kind = TargetKind.BUNDLE
+    prune = PrunePolicy.DELETE
+
+    def __init__(self, directory: str, *, control_table_id: str):
+        self.directory = directory
+        self.bundle_name = f"lakeflow_job_meta_{control_table_id}"
+
+    @property
+    def key(self) -> str:
+        return f"bundle:{os.path.abspath(self.directory)}"
+
+    def describe(self) -> str:
+        return f"target: bundle folder {self.directory} (local; no workspace is contacted)"
+
+    def scope(self, modules: set[str] | None) -> set[str] | None:
+        return None  # the bundle is one document: always rendered whole
+
+    def _actions(self, desired: DesiredJobs) -> tuple[dict[str, str], dict[str, PlanAction]]:
+        files = render_bundle(list(desired.compiled.values()), self.bundle_name)
+        names = _stem_names(desired.known, desired.compiled, desired.issues)
+        keep = set(desired.issues)  # a module with errors keeps its last good files
+        return files, _module_actions(self.directory, files, names, keep, desired.name_prefix)
+
+    def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
+        _, actions = self._actions(desired)
+        compiled = desired.compiled
+        changes = [
+            PlannedChange(
+                module=m,
+                action=a,
+                job_name=compiled[m].job_name if m in compiled else None,
+                # The text plan lists a new module's tasks; the JSON keeps the default priority.
+                shown=compiled.get(m) if a == PlanAction.CREATE else None,
+            )
+            for m, a in sorted(actions.items())
+        ]
+        changes += [
+            PlannedChange(module=m, action=PlanAction.ERROR, reason=issue_text(desired.issues, m))
+            for m in sorted(desired.issues)
+        ]
+        return Plan(changes=changes)
+
+    def apply(self, desired: DesiredJobs, run: ApplyRun, *, scope: set[str] | None) -> list[ModuleResult]:
+        os.makedirs(self.directory, exist_ok=True)
+        files, actions = self._actions(desired)
+        written = write_bundle(self.directory, files, keep_modules=set(desired.issues))
+        writes_by_stem: dict[str, int] = {}
+        for path in [*written.written, *written.deleted]:
+            stem = module_of_bundle_path(path)
+            if stem is not None:
+                writes_by_stem[stem] = writes_by_stem.get(stem, 0) + 1
+        results = [
+            ModuleResult(
+                module=module,
+                action=action,
+                job_name=desired.compiled[module].job_name if module in desired.compiled else None,
+                other_writes=writes_by_stem.get(bundle_stem(module), 0),
+            )
+            for module, action in sorted(actions.items())
+        ]
+        results += [
+            ModuleResult(
+                module=m, action=PlanAction.ERROR, outcome=Outcome.ERROR, error=issue_text(desired.issues, m)
+            )
+            for m in sorted(desired.issues)
+        ]
+        return results

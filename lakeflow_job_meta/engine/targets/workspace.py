@@ -1,0 +1,306 @@
+"""``WorkspaceTarget``: the jobs in a Databricks workspace, through the Jobs API.
+
+Owns the actual state of the workspace target: the jobs-tracking rows under its key and the live
+jobs they name. Plans module by module (the spec hash says whether the metadata changed; the live
+settings, when read, say whether someone edited the job) and applies with a bounded worker pool in
+waves: a module named by another's ``run_job`` task goes first, so its job id is known. The
+per-module writes are :class:`~lakeflow_job_meta.engine.targets.workspace_apply.WorkspaceApplier`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
+from lakeflow_job_meta.clock import Clock
+from lakeflow_job_meta.engine.results import ModuleResult
+from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, issue_text
+from lakeflow_job_meta.engine.targets.workspace_apply import TrackingWriter, WorkspaceApplier
+from lakeflow_job_meta.errors import JobsApiError
+from lakeflow_job_meta.planning.canonical import HASH_VERSION
+from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
+from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module
+from lakeflow_job_meta.storage.base import Table
+from lakeflow_job_meta.storage.rows import TrackingRow
+from lakeflow_job_meta.vocabulary import Outcome, PlanAction, PrunePolicy, TargetKind
+
+log = logging.getLogger(__name__)
+
+# Above this many tracked jobs a full resync lists the workspace once instead of N jobs/get.
+LIST_INSTEAD_OF_GET_THRESHOLD = 50
+
+
+def resolve_run_job_refs(compiled: CompiledJob, job_ids: Mapping[str, int]) -> tuple[CompiledJob, list[str]]:
+    """Fill ``run_job_task.job_id`` for tasks naming another module. Returns the missing modules."""
+    if not compiled.run_job_refs:
+        return compiled, []
+    settings = json.loads(json.dumps(compiled.settings))
+    missing = []
+
+    def visit(tasks: list[dict[str, Any]]) -> None:
+        for task in tasks:
+            module = compiled.run_job_refs.get(task.get("task_key", ""))
+            if module is not None and "run_job_task" in task:
+                if module in job_ids:
+                    task["run_job_task"]["job_id"] = int(job_ids[module])
+                else:
+                    missing.append(module)
+            nested = (task.get("for_each_task") or {}).get("task")
+            if nested:
+                visit([nested])
+
+    visit(settings.get("tasks", []))
+    return replace(compiled, settings=settings), sorted(set(missing))
+
+
+def apply_waves(compiled: Mapping[str, CompiledJob], modules: Iterable[str]) -> list[list[str]]:
+    """Order modules so a module referenced by ``run_job`` is applied in an earlier wave."""
+    remaining = set(modules)
+    waves: list[list[str]] = []
+    done: set[str] = set()
+    while remaining:
+        ready = []
+        for module in remaining:
+            refs = set(compiled[module].run_job_refs.values()) if module in compiled else set()
+            if not (refs & remaining - {module}) or refs <= done:
+                ready.append(module)
+        if not ready:  # a reference cycle between modules: apply what is left together
+            ready = list(remaining)
+        waves.append(sorted(ready))
+        done |= set(ready)
+        remaining -= set(ready)
+    return waves
+
+
+def _tracked_job(row: TrackingRow) -> TrackedJob:
+    return TrackedJob(
+        module_name=row.module_name,
+        job_id=row.job_id or 0,
+        spec_hash=row.spec_hash,
+        paused_by_tool=row.paused_by_tool,
+        managed_files=row.managed_files,
+        status=row.status,
+    )
+
+
+@dataclass(frozen=True)
+class WorkspaceOptions:
+    """How the workspace target applies: from the run settings, never from the metadata."""
+
+    control_table_id: str
+    prune: PrunePolicy = PrunePolicy.PAUSE
+    default_pause_status: str | None = None
+    check_drift: bool = True
+    max_workers: int = 4
+
+
+@dataclass
+class _Actual:
+    """What the workspace holds for the modules of one plan."""
+
+    tracked: dict[str, TrackedJob]
+    live: dict[str, LiveJob]
+    read_errors: dict[str, str]
+
+
+class WorkspaceTarget:
+    """Jobs in a workspace; the jobs-tracking table remembers which ones are ours."""
+
+    kind = TargetKind.WORKSPACE
+
+    def __init__(
+        self,
+        gateway: Callable[[], WorkspaceJobs],
+        tracking_table: Table,
+        options: WorkspaceOptions,
+        clock: Clock,
+    ):
+        self._connect = gateway
+        self._gateway: WorkspaceJobs | None = None
+        self.tracking_table = tracking_table
+        self.options = options
+        self.clock = clock
+        self._tracking_lock = threading.Lock()
+
+    @property
+    def gateway(self) -> WorkspaceJobs:
+        """Connected on first use: building the target needs no credentials."""
+        if self._gateway is None:
+            self._gateway = self._connect()
+        return self._gateway
+
+    @property
+    def key(self) -> str:
+        return f"workspace:{self.gateway.host}"
+
+    @property
+    def prune(self) -> PrunePolicy:
+        return self.options.prune
+
+    def describe(self) -> str:
+        return f"target: workspace {self.gateway.host}"
+
+    def scope(self, modules: set[str] | None) -> set[str] | None:
+        return modules
+
+    # -- actual state --------------------------------------------------------------------------
+    def tracked(self, tracking_key: str) -> dict[str, TrackedJob]:
+        rows = (TrackingRow.from_row(row) for row in self.tracking_table.read_all())
+        return {row.module_name: _tracked_job(row) for row in rows if row.target == tracking_key}
+
+    def _read_actual(self, tracked: dict[str, TrackedJob], names: set[str], drift: bool) -> _Actual:
+        """Live jobs of tracked modules; a module whose job cannot be read goes to ``read_errors``
+        (one failed read never aborts the run)."""
+        actual = _Actual(tracked, {}, {})
+        wanted = {m: t for m, t in tracked.items() if m in names and t.job_id}
+        if not wanted or not drift:
+            return actual
+        if len(wanted) > LIST_INSTEAD_OF_GET_THRESHOLD:
+            by_id = {t.job_id: m for m, t in wanted.items()}
+            try:
+                actual.live = {by_id[j.job_id]: j for j in self.gateway.list_all() if j.job_id in by_id}
+            except (JobsApiError, OSError) as error:
+                actual.read_errors = dict.fromkeys(wanted, f"could not list the live jobs: {error}")
+            return actual
+        for module, t in wanted.items():
+            try:
+                job = self.gateway.get(t.job_id)
+            except (JobsApiError, OSError) as error:
+                actual.read_errors[module] = f"could not read job {t.job_id}: {error}"
+                continue
+            if job is not None:
+                actual.live[module] = job
+        return actual
+
+    # -- plan ----------------------------------------------------------------------------------
+    def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
+        changes, _ = self._plan(desired, self.tracked(desired.tracking_key), scope, check_drift, {})
+        return Plan(changes=changes)
+
+    def _plan(
+        self,
+        desired: DesiredJobs,
+        tracked: dict[str, TrackedJob],
+        scope: set[str] | None,
+        check_drift: bool | None,
+        job_ids: Mapping[str, int],
+    ) -> tuple[list[PlannedChange], _Actual]:
+        drift = self.options.check_drift if check_drift is None else check_drift
+        names = set(desired.compiled) | set(tracked) | set(desired.issues)
+        if scope is not None:
+            names &= scope
+        actual = self._read_actual(tracked, names, drift)
+        ids = {m: t.job_id for m, t in tracked.items() if t.job_id}
+        ids.update(job_ids)
+        changes = [self._plan_one(name, desired, actual, ids, drift) for name in sorted(names)]
+        return changes, actual
+
+    def _plan_one(
+        self, name: str, desired: DesiredJobs, actual: _Actual, job_ids: Mapping[str, int], drift: bool
+    ) -> PlannedChange:
+        t = actual.tracked.get(name)
+        known_id = t.job_id if t is not None else None
+        if name in actual.read_errors:  # this module's job could not be read: leave it for next run
+            return PlannedChange(name, PlanAction.ERROR, job_id=known_id, reason=actual.read_errors[name])
+        if name in desired.issues:
+            return PlannedChange(
+                name, PlanAction.ERROR, job_id=known_id, reason=issue_text(desired.issues, name)
+            )
+        job = desired.compiled.get(name)
+        if job is not None:
+            job, missing = resolve_run_job_refs(job, job_ids)
+            # A module the apply creates first is fine (should its create fail, the applier
+            # refuses to send the placeholder job id 0); one that will get no job is an error now.
+            missing = [m for m in missing if m not in desired.compiled]
+            if missing:
+                reason = f"run_job task names module {', '.join(missing)}, which has no job"
+                return PlannedChange(
+                    name, PlanAction.ERROR, job_id=known_id, job_name=job.job_name, reason=reason
+                )
+        live = actual.live.get(name)
+        if t is not None and drift and t.job_id and live is None and job is not None:
+            t = None  # tracked but gone from the workspace: create it again
+        return plan_module(
+            job,
+            t,
+            live.settings if live is not None else None,
+            prune=self.options.prune,
+            check_drift=drift and live is not None,
+        )
+
+    # -- apply ---------------------------------------------------------------------------------
+    def apply(self, desired: DesiredJobs, run: ApplyRun, *, scope: set[str] | None) -> list[ModuleResult]:
+        tracked = self.tracked(desired.tracking_key)
+        names = self._apply_names(desired, tracked, scope)
+        applier = self._applier(desired, run)
+        results: list[ModuleResult] = []
+        job_ids: dict[str, int] = {}
+        for wave in apply_waves(desired.compiled, names):
+            tracked = self.tracked(desired.tracking_key) if job_ids else tracked
+            changes, actual = self._plan(desired, tracked, set(wave), run.check_drift, job_ids)
+            for result in self._apply_wave(desired, changes, actual, applier, run):
+                results.append(result)
+                if result.job_id:
+                    job_ids[result.module] = result.job_id
+        return results
+
+    @staticmethod
+    def _apply_names(
+        desired: DesiredJobs, tracked: Mapping[str, TrackedJob], scope: set[str] | None
+    ) -> set[str]:
+        names = set(desired.compiled) | set(tracked) | set(desired.issues)
+        if scope is None:
+            return names
+        # A module referenced by run_job from a module in scope must exist first.
+        refs = {
+            ref for m in scope if m in desired.compiled for ref in desired.compiled[m].run_job_refs.values()
+        }
+        return names & (scope | refs)
+
+    def _applier(self, desired: DesiredJobs, run: ApplyRun) -> WorkspaceApplier:
+        return WorkspaceApplier(
+            self.gateway,
+            TrackingWriter(self.tracking_table, desired.tracking_key, self._tracking_lock),
+            control_table_id=self.options.control_table_id,
+            default_pause_status=self.options.default_pause_status,
+            applied_version=run.applied_version,
+            hash_version=HASH_VERSION,
+            auto_run=run.auto_run,
+            run_token=run.run_id,
+            clock_monotonic=self.clock.monotonic,
+        )
+
+    def _apply_wave(
+        self,
+        desired: DesiredJobs,
+        changes: list[PlannedChange],
+        actual: _Actual,
+        applier: WorkspaceApplier,
+        run: ApplyRun,
+    ) -> list[ModuleResult]:
+        def one(change: PlannedChange) -> ModuleResult:
+            refused = run.guard(change)
+            if refused is not None:
+                return refused
+            try:
+                return applier.apply(
+                    change, actual.tracked.get(change.module), actual.live.get(change.module)
+                )
+            except Exception as error:  # one module's bug never aborts the run
+                log.exception("module %s failed", change.module)
+                return ModuleResult(change.module, change.action, outcome=Outcome.ERROR, error=repr(error))
+
+        compiled = desired.compiled
+        priority = {
+            c.module: compiled[c.module].priority if c.module in compiled else DEFAULT_PRIORITY
+            for c in changes
+        }
+        ordered = sorted(changes, key=lambda c: (priority[c.module], c.module))
+        with ThreadPoolExecutor(max_workers=self.options.max_workers, thread_name_prefix="ljm-apply") as pool:
+            return list(pool.map(one, ordered))

@@ -1,0 +1,98 @@
+"""The package's words as types: plan actions, prune policies, target kinds, tracking statuses and
+outcomes. A leaf module every layer may import; the CLI takes its argparse choices from here.
+
+Each is a ``StrEnum``, so a member is its string: it compares equal to it, formats as it and is
+written to JSON and Delta rows unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # pragma: no cover - Python 3.10 (Databricks Runtime 13.3 LTS)
+
+    class StrEnum(str, enum.Enum):
+        """``enum.StrEnum`` for Python 3.10: ``str()`` and ``format()`` give the value."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
+        def __format__(self, spec: str) -> str:
+            return str(self.value).__format__(spec)
+
+
+class PlanAction(StrEnum):
+    """What a plan or an apply does to one module's job. ``adopt`` is only an outcome: a create
+    that found a job of ours by name and took it over."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    PAUSE = "pause"
+    DELETE = "delete"
+    NOOP = "noop"
+    ERROR = "error"
+    ADOPT = "adopt"
+
+
+# The actions a plan can hold, in the order its summary counts them.
+PLAN_ACTIONS: tuple[PlanAction, ...] = (
+    PlanAction.CREATE,
+    PlanAction.UPDATE,
+    PlanAction.PAUSE,
+    PlanAction.DELETE,
+    PlanAction.NOOP,
+    PlanAction.ERROR,
+)
+
+
+class PrunePolicy(StrEnum):
+    """What happens to the job of a module that left the metadata."""
+
+    PAUSE = "pause"
+    DELETE = "delete"
+    KEEP = "keep"
+
+
+class TargetKind(StrEnum):
+    WORKSPACE = "workspace"
+    BUNDLE = "bundle"
+
+
+class TrackingStatus(StrEnum):
+    """``status`` of a jobs-tracking row. The pending ones are written between a create or adopt
+    and the removal of duplicate copies; a module still in one at the next run has its duplicates
+    removed first. ``created`` is a finished create, checked once more at the next run: a create
+    whose first attempt timed out on the client can still commit after our own check."""
+
+    OK = "ok"
+    ERROR = "error"
+    PAUSED = "paused"
+    CREATING = "creating"
+    ADOPTING = "adopting"
+    CREATED = "created"
+
+
+PENDING_STATUSES = frozenset({TrackingStatus.CREATING, TrackingStatus.ADOPTING, TrackingStatus.CREATED})
+
+
+class Outcome(StrEnum):
+    """How applying one module ended."""
+
+    OK = "ok"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class EnvironmentMode(StrEnum):
+    """An environment's declared ``mode``: development prefixes job names and pauses schedules."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+def choices(enum_type: type[StrEnum]) -> list[str]:
+    """The values of ``enum_type``, for argparse ``choices`` and error messages."""
+    return [member.value for member in enum_type]

@@ -1,0 +1,96 @@
+"""Test doubles shared by the suite (never shipped)."""
+
+from __future__ import annotations
+
+import threading
+
+
+class FakeClock:
+    """A clock that only moves when told to: ``sleep`` advances it instantly."""
+
+    def __init__(self, start: float = 1_700_000_000.0):
+        self._now = start
+        self._mono = 1000.0
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+            self._mono += seconds
+
+    def sleep(self, seconds: float, wake: threading.Event | None = None) -> bool:
+        self.sleeps.append(seconds)
+        if wake is not None and wake.is_set():
+            wake.clear()
+            return True
+        self.advance(max(0.0, seconds))
+        return False
+
+
+class RecordingTarget:
+    """A ``Target`` that keeps jobs in memory and records what the orchestrator hands it: the
+    seam the orchestrator plans and applies through, without HTTP or files."""
+
+    kind = "recording"
+    key = "recording:memory"
+    prune = "delete"
+
+    def __init__(self) -> None:
+        self.applied: list[tuple[str, set[str]]] = []  # (run id, compiled modules)
+        self.jobs: dict[str, dict] = {}
+
+    def describe(self) -> str:
+        return "target: in memory"
+
+    def scope(self, modules):
+        return modules
+
+    def _changes(self, desired):
+        from lakeflow_job_meta.planning.plan import PlannedChange
+
+        changes = []
+        for name, job in sorted(desired.compiled.items()):
+            action = (
+                "noop"
+                if self.jobs.get(name) == job.settings
+                else "create"
+                if name not in self.jobs
+                else "update"
+            )
+            changes.append(PlannedChange(module=name, action=action, job_name=job.job_name, compiled=job))
+        changes += [
+            PlannedChange(module=name, action="delete")
+            for name in sorted(set(self.jobs) - set(desired.compiled))
+        ]
+        return changes
+
+    def plan(self, desired, *, scope, check_drift):
+        from lakeflow_job_meta.planning.plan import Plan
+
+        return Plan(changes=self._changes(desired))
+
+    def apply(self, desired, run, *, scope):
+        from lakeflow_job_meta.engine.results import ModuleResult
+
+        self.applied.append((run.run_id, set(desired.compiled)))
+        results = []
+        for change in self._changes(desired):
+            refused = run.guard(change)
+            if refused is not None:
+                results.append(refused)
+                continue
+            if change.action == "delete":
+                self.jobs.pop(change.module)
+            elif change.compiled is not None:
+                self.jobs[change.module] = change.compiled.settings
+            results.append(
+                ModuleResult(change.module, change.action, job_writes=int(change.action != "noop"))
+            )
+        return results
