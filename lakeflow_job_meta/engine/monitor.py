@@ -411,6 +411,22 @@ class Monitor:
         # their previously loaded rows stay as they were.
         self.scanner.commit(changes)
         self._write_state(VOLUME_KEY, self.scanner.snapshot())
+        self._remember_rejections(report)
+
+    def _remember_rejections(self, report: CycleReport) -> None:
+        """Keep the set of rejected files in the state table (``status`` lists them); written
+        only when it changes."""
+        rejected = self._read_state(StateKey.REJECTED_FILES) or {}
+        updated = {
+            path: issues
+            for path, issues in rejected.items()
+            if path not in report.files_added
+            and path not in report.files_modified
+            and path not in report.files_deleted
+        }
+        updated.update(report.files_rejected)
+        if updated != rejected:
+            self._write_state(StateKey.REJECTED_FILES, updated)
 
     # -- loop --------------------------------------------------------------------------------
     def run_continuous(self, max_iterations: int | None = None) -> None:

@@ -23,6 +23,8 @@ class StateKey(StrEnum):
     VOLUME_SNAPSHOT = "volume_snapshot"
     """What the volume scanner last acknowledged, so a restart does not reload every file."""
     LEASE = "lease"
+    REJECTED_FILES = "rejected_files"
+    """Volume files the monitor currently rejects, with their issues (for ``status``)."""
 
 
 ENVIRONMENT_KEY_PREFIX = "environment:"
