@@ -43,6 +43,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str, ensure_ascii=False)
 
 
+class CurrentStreamHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` (or ``sys.stdout``) is when a record is emitted, not the
+    object it was when the handler was made: notebooks and test runners swap them."""
+
+    def __init__(self, name: Literal["stderr", "stdout"] = "stderr"):
+        self._sys_attr = name
+        super().__init__(getattr(sys, name))
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return getattr(sys, self._sys_attr)
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # StreamHandler.__init__ sets it; always follow sys
+        pass
+
+
 def formatter(log_format: LogFormat) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else logging.Formatter(HUMAN_FORMAT)
 
@@ -53,7 +70,7 @@ def ensure_handler(stream: TextIO | None = None) -> logging.Handler | None:
     package = logging.getLogger(PACKAGE_LOGGER)
     if package.hasHandlers():
         return None
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = logging.StreamHandler(stream) if stream is not None else CurrentStreamHandler("stdout")
     handler.set_name(_NOTEBOOK_HANDLER_NAME)
     handler.setFormatter(formatter("human"))
     package.addHandler(handler)

@@ -49,6 +49,9 @@ class RecordingTarget:
     def describe(self) -> str:
         return "target: in memory"
 
+    def owner_identity(self):
+        return None
+
     def scope(self, modules):
         return modules
 

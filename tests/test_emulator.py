@@ -398,16 +398,15 @@ def test_job_permissions(workspace_client, jobs_emulator):
         for a in perms.access_control_list
     }
     assert levels == {jobs_emulator.user_name: "IS_OWNER", "g1": "CAN_VIEW", "admins": "CAN_MANAGE"}
-    w.jobs.set_permissions(
-        str(jid),
-        access_control_list=[
-            jobs.JobAccessControlRequest(
-                group_name="g2", permission_level=jobs.JobPermissionLevel.CAN_MANAGE_RUN
-            )
-        ],
+    owner = jobs.JobAccessControlRequest(
+        user_name=jobs_emulator.user_name, permission_level=jobs.JobPermissionLevel.IS_OWNER
     )
+    g2 = jobs.JobAccessControlRequest(
+        group_name="g2", permission_level=jobs.JobPermissionLevel.CAN_MANAGE_RUN
+    )
+    w.jobs.set_permissions(str(jid), access_control_list=[g2, owner])
     names = {a.group_name or a.user_name for a in w.jobs.get_permissions(str(jid)).access_control_list}
-    assert names == {jobs_emulator.user_name, "g2", "admins"}  # PUT replaces; the owner stays
+    assert names == {jobs_emulator.user_name, "g2", "admins"}  # PUT replaces
     w.jobs.update_permissions(
         str(jid),
         access_control_list=[
@@ -425,6 +424,81 @@ def test_job_permissions(workspace_client, jobs_emulator):
     with pytest.raises(NotFound):
         w.jobs.get_permissions("999999")
     assert isinstance(iam.ObjectPermissions.from_dict(jobs_emulator.permissions(jid)), iam.ObjectPermissions)
+
+
+def _put_acl(w, job_id: int, acl: list[dict]) -> None:
+    w.api_client.do("PUT", f"/api/2.0/permissions/jobs/{job_id}", body={"access_control_list": acl})
+
+
+@pytest.mark.parametrize(
+    "acl",
+    [
+        [{"group_name": "g", "permission_level": "CAN_VIEW"}],
+        [
+            {"user_name": "a@example.com", "permission_level": "IS_OWNER"},
+            {
+                "service_principal_name": "9f8e7d6c-0000-1111-2222-333344445555",
+                "permission_level": "IS_OWNER",
+            },
+        ],
+        # the same principal twice: the last level wins, so the owner is lost (CLI factcheck test)
+        [
+            {"user_name": "a@example.com", "permission_level": "IS_OWNER"},
+            {"user_name": "a@example.com", "permission_level": "CAN_MANAGE"},
+        ],
+    ],
+    ids=["no_owner", "two_owners", "owner_overridden"],
+)
+def test_permissions_put_needs_exactly_one_owner(workspace_client, jobs_emulator, acl):
+    jid = workspace_client.jobs.create(name="p").job_id
+    before = jobs_emulator.permissions(jid)
+    with pytest.raises(InvalidParameterValue, match=r"^The job must have exactly one owner\.$"):
+        _put_acl(workspace_client, jid, acl)
+    assert jobs_emulator.permissions(jid) == before  # a rejected PUT changes nothing
+
+
+def test_permissions_patch_result_needs_exactly_one_owner_and_no_group_owns(workspace_client, jobs_emulator):
+    w = workspace_client
+    jid = w.jobs.create(name="p").job_id
+    with pytest.raises(InvalidParameterValue, match="exactly one owner"):
+        w.api_client.do(
+            "PATCH",
+            f"/api/2.0/permissions/jobs/{jid}",
+            body={"access_control_list": [{"user_name": "b@example.com", "permission_level": "IS_OWNER"}]},
+        )
+    with pytest.raises(InvalidParameterValue, match="Group admins2 cannot be the owner of a job"):
+        _put_acl(w, jid, [{"group_name": "admins2", "permission_level": "IS_OWNER"}])
+    with pytest.raises(InvalidParameterValue, match="cannot be the owner"):
+        w.jobs.create(
+            name="q",
+            access_control_list=[
+                jobs.JobAccessControlRequest(
+                    group_name="g", permission_level=jobs.JobPermissionLevel.IS_OWNER
+                )
+            ],
+        )
+    assert jobs_emulator.job_ids("q") == []
+    # moving ownership in one PUT is fine: exactly one owner in the result
+    _put_acl(w, jid, [{"user_name": "b@example.com", "permission_level": "IS_OWNER"}])
+    direct = [a for a in jobs_emulator.permissions(jid)["access_control_list"] if a.get("user_name")]
+    assert direct == [
+        {
+            "user_name": "b@example.com",
+            "all_permissions": [{"permission_level": "IS_OWNER", "inherited": False}],
+        }
+    ]
+
+
+def test_current_user_me_is_configurable(make_workspace_client, jobs_emulator):
+    w = make_workspace_client()
+    assert w.current_user.me().user_name == jobs_emulator.user_name
+    jobs_emulator.user_name = "9f8e7d6c-0000-1111-2222-333344445555"
+    jobs_emulator.service_principal = True
+    me = w.current_user.me()
+    assert me.user_name == "9f8e7d6c-0000-1111-2222-333344445555"
+    jid = w.jobs.create(name="by-sp").job_id
+    owner = jobs_emulator.permissions(jid)["access_control_list"][0]
+    assert owner["service_principal_name"] == "9f8e7d6c-0000-1111-2222-333344445555"
 
 
 # ---------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from databricks.sdk.service import jobs as sdk_jobs
 from databricks.sdk.service import workspace as sdk_workspace
 
 from lakeflow_job_meta.errors import JobsApiError
+from lakeflow_job_meta.planning.acl import RunIdentity
 
 JOB_WRITE_OPERATIONS = ("create", "reset", "update", "delete")
 
@@ -96,6 +97,9 @@ class WorkspaceJobs:
     def __init__(self, client: WorkspaceClient):
         self.client = client
         self.writes = WriteCounter()
+        # current_user.me() is read once per client (scoped copies share the cache).
+        self._identity: list[RunIdentity] = []
+        self._identity_lock = threading.Lock()
 
     def scoped(self) -> WorkspaceJobs:
         """The same client with its own write counter (counting into this one's), so
@@ -109,6 +113,18 @@ class WorkspaceJobs:
         return str(self.client.config.host or "").rstrip("/")
 
     # -- reads -------------------------------------------------------------------------------
+    def current_identity(self) -> RunIdentity:
+        """Who this client acts as (``current_user.me()``), read once: the owner of every ACL
+        whose metadata names none."""
+        with self._identity_lock:
+            if not self._identity:
+                with sdk_errors("scim/v2/Me"):
+                    me = self.client.current_user.me()
+                if not me.user_name:
+                    raise JobsApiError("scim/v2/Me: the reply names no user_name")
+                self._identity.append(RunIdentity.from_user_name(me.user_name))
+            return self._identity[0]
+
     def get(self, job_id: int) -> LiveJob | None:
         """The live job with every page of tasks merged (the SDK pages), or None if it is gone."""
         job = None
@@ -136,6 +152,16 @@ class WorkspaceJobs:
             for job in self.client.jobs.list(expand_tasks=True):
                 settings = job.settings.as_dict() if job.settings else {}
                 yield LiveJob(job_id=int(job.job_id or 0), settings=settings)
+
+    def get_permissions(self, job_id: int) -> list[dict[str, Any]] | None:
+        """The job's ACL as the Permissions API returns it (``all_permissions`` form, inherited
+        entries included), or None if the job is gone."""
+        reply = None
+        with sdk_errors(f"permissions/jobs/{job_id}", missing_ok=True):
+            reply = self.client.jobs.get_permissions(job_id=str(job_id))
+        if reply is None:
+            return None
+        return [entry.as_dict() for entry in reply.access_control_list or []]
 
     def has_active_run(self, job_id: int) -> bool:
         with sdk_errors(f"jobs/runs/list {job_id}"):

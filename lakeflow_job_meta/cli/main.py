@@ -25,7 +25,7 @@ from lakeflow_job_meta.errors import (
     MissingDependencyError,
     TableNotFoundError,
 )
-from lakeflow_job_meta.vocabulary import PlanAction
+from lakeflow_job_meta.vocabulary import Outcome, PlanAction
 
 __all__ = ["DEFAULT_LOCAL_CONTROL_TABLE", "build_parser", "main"]
 
@@ -182,19 +182,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def _print_run(console: Any, result: Any) -> None:
     symbols = {
-        "create": "+",
-        "adopt": "+",
-        "update": "~",
-        "delete": "-",
-        "pause": "!",
-        "noop": " ",
-        "error": "x",
+        PlanAction.CREATE: "+",
+        PlanAction.ADOPT: "+",
+        PlanAction.UPDATE: "~",
+        PlanAction.DELETE: "-",
+        PlanAction.PAUSE: "!",
+        PlanAction.NOOP: " ",
+        PlanAction.ERROR: "x",
     }
     for r in sorted(result.results, key=lambda r: r.module):
-        if r.action == "noop" and r.ok and not r.other_writes:
+        if r.action == PlanAction.NOOP and r.ok and not r.other_writes:
             continue
-        if r.outcome == "error":
-            line = f"x {r.module}: {r.action}" + (" failed" if r.action != "error" else "")
+        if r.outcome == Outcome.ERROR:
+            line = f"x {r.module}: {r.action}" + (" failed" if r.action != PlanAction.ERROR else "")
         elif not r.ok:
             line = f"  {r.module}: {r.action} {r.outcome}"
         else:
@@ -208,8 +208,8 @@ def _print_run(console: Any, result: Any) -> None:
         console.print(line, markup=False)
     done = Counter(r.action for r in result.results if r.ok)
     parts = [f"{n} {action}" for action, n in sorted(done.items())]
-    failed = sum(1 for r in result.results if r.outcome == "error")
-    others = sum(1 for r in result.results if not r.ok and r.outcome != "error")
+    failed = sum(1 for r in result.results if r.outcome == Outcome.ERROR)
+    others = sum(1 for r in result.results if not r.ok and r.outcome != Outcome.ERROR)
     if failed:
         parts.append(f"{failed} failed")
     if others:
@@ -433,9 +433,9 @@ def configure_logging(*, debug: bool = False, monitor_format: str | None = None)
         # it is noise for a CLI user (real failures surface as exceptions).
         logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
     if monitor_format is not None:
-        from lakeflow_job_meta.logs import formatter
+        from lakeflow_job_meta.logs import CurrentStreamHandler, formatter
 
-        handler = logging.StreamHandler(sys.stderr)
+        handler = CurrentStreamHandler("stderr")
         handler.setFormatter(formatter(monitor_format))  # type: ignore[arg-type]
         logger = logging.getLogger("lakeflow_job_meta.monitor")
         logger.handlers[:] = [handler]

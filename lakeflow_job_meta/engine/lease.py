@@ -41,10 +41,9 @@ from typing import Any
 from lakeflow_job_meta.clock import Clock, SystemClock, utc_datetime
 from lakeflow_job_meta.errors import ConfigurationError, LeaseHeldError
 from lakeflow_job_meta.storage.base import Table
+from lakeflow_job_meta.storage.tables import LEASE_KEY
 
 log = logging.getLogger(__name__)
-
-LEASE_KEY = "lease"
 _CAS_ATTEMPTS = 3  # a CAS can fail on an unrelated concurrent commit; retry while the row is unchanged
 
 

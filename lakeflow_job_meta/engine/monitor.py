@@ -5,7 +5,8 @@ One cycle, cheapest first:
 1. Renew the writer lease only when a third of its TTL has passed (no table write otherwise).
 2. YAML volume: scan only when a file event woke us, when polling a FUSE mount, or when the
    periodic full scan is due; load changed files (a bad file is rejected alone).
-3. Read the Delta *versions* of the control and modules tables (no scan). Same as last processed:
+3. Read the Delta *versions* of the control and modules tables (no scan). Same as last processed,
+   or only maintenance commits since (OPTIMIZE, VACUUM, ANALYZE: read from the history):
    done - no table scan, no write, no API call. New versions: read the Change Data Feed since the
    last processed versions, reconcile only the modules it names; fall back to a full reconcile
    when the feed cannot answer.
@@ -110,7 +111,7 @@ class CycleReport:
             actions = [
                 f"{r.module}={r.action}" + ("(error)" if r.error else "")
                 for r in self.run
-                if r.action != "noop" or r.error
+                if r.action != PlanAction.NOOP or r.error
             ]
             parts.append(f"{len(self.run)} module(s) checked, {self.run.job_writes} job write(s)")
             if actions:
@@ -295,6 +296,10 @@ class Monitor:
         report.control_version, report.modules_version = control_version, modules_version
         versions = (control_version, modules_version)
         report.table_changed = versions != self._processed
+        if report.table_changed and self._maintenance_only(versions):
+            # OPTIMIZE/VACUUM/ANALYZE versions change no row: no feed read, no state write.
+            self._processed = versions
+            report.table_changed = False
 
         retry_due = self._retry_due(now)
         if not full and not report.table_changed and not retry_due:
@@ -355,6 +360,16 @@ class Monitor:
             attempts = self._retry.get(module, (0, 0.0))[0] + 1
             delay = min(self.full_resync_seconds, self.check_interval_seconds * 2 ** (attempts - 1))
             self._retry[module] = (attempts, now + delay)
+
+    def _maintenance_only(self, current: tuple[int, int]) -> bool:
+        """Every new version of both tables since the processed ones is a maintenance commit."""
+        if self._processed is None:
+            return False
+        tables = (self.tables.control, self.tables.modules)
+        return all(
+            since == now_at or table.maintenance_only(since, now_at)
+            for table, since, now_at in zip(tables, self._processed, current, strict=True)
+        )
 
     def _changed_modules(self, processed: tuple[int, int], current: tuple[int, int]) -> set[str] | None:
         """Modules named by the Change Data Feed between ``processed`` and ``current`` versions;

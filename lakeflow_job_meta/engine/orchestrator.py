@@ -24,7 +24,13 @@ from lakeflow_job_meta.engine.lease import Lease, LeaseLostError
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataStore
 from lakeflow_job_meta.engine.results import ModuleResult, RunResult
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, Target, tracking_key
-from lakeflow_job_meta.errors import LakeflowJobMetaError, MetadataIssue, MetadataValidationError
+from lakeflow_job_meta.errors import (
+    JobsApiError,
+    LakeflowJobMetaError,
+    MetadataIssue,
+    MetadataValidationError,
+)
+from lakeflow_job_meta.planning.acl import needs_owner
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 from lakeflow_job_meta.storage.rows import HistoryRow
@@ -120,8 +126,14 @@ class Orchestrator:
         issues: dict[str, list[MetadataIssue]] = {k: list(v) for k, v in desired.issues.items()}
         pending = sorted(desired.modules if scope is None else scope & set(desired.modules))
         seen = set(pending)
+        context, identity_error = self._with_owner(desired, context)
         while pending:
             name = pending.pop()
+            if identity_error and needs_owner(desired.modules[name].settings.get("permissions")):
+                issues.setdefault(name, []).append(
+                    MetadataIssue(f"module {name}", "permissions", identity_error, module=name)
+                )
+                continue
             result = compile_module(desired.modules[name], context)
             if result.issues:
                 issues.setdefault(name, []).extend(result.issues)
@@ -136,6 +148,20 @@ class Orchestrator:
                 pending.extend(fresh)
             # else: no active source - the module's job follows the prune policy.
         return compiled, issues
+
+    def _with_owner(
+        self, desired: DesiredState, context: CompileContext
+    ) -> tuple[CompileContext, str | None]:
+        """The compile context with the identity the target makes owner of an ACL naming none
+        (asked only when some module needs it; None for a target that leaves the owner to its
+        deployer). Returns an error text instead when that identity cannot be read."""
+        if not any(needs_owner(desired.modules[n].settings.get("permissions")) for n in desired.modules):
+            return context, None
+        try:
+            identity = self.target.owner_identity()
+        except (JobsApiError, OSError) as error:
+            return context, f"names no IS_OWNER and the identity running the tool is unknown: {error}"
+        return (replace(context, run_identity=identity) if identity is not None else context), None
 
     def _control_version(self) -> int | None:
         try:

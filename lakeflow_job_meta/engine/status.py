@@ -27,7 +27,7 @@ from lakeflow_job_meta.vocabulary import PlanAction
 
 RunReader = Callable[[int], dict[str, Any] | None]
 BUNDLE_PREFIX, WORKSPACE_PREFIX = "bundle:", "workspace:"
-MONITOR_HOLDER_PREFIX = "monitor@"  # default_holder_id() of the monitor
+APPLY_HOLDER_PREFIX = "orchestrator@"  # an apply's own lease (CLI, notebook); others are monitors
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -94,7 +94,7 @@ def _monitor(lease: Any, now: float) -> dict[str, Any]:
     if not isinstance(lease, dict) or "holder" not in lease:
         return {"state": "never ran", "holder": None, "since": None, "expires_at": None}
     live = float(lease.get("expires_at", 0)) > now
-    if str(lease.get("holder", "")).startswith(MONITOR_HOLDER_PREFIX):
+    if not str(lease.get("holder", "")).startswith(APPLY_HOLDER_PREFIX):
         state = "running" if live else "stopped (lease expired)"
     else:  # a CLI apply or a notebook run held it last
         state = "an apply is running" if live else "not running"

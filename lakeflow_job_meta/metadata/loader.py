@@ -21,6 +21,7 @@ from lakeflow_job_meta.metadata.locations import LineMap, Locator, YamlOrigin, s
 from lakeflow_job_meta.metadata.models import MetadataDocument, ModuleSettings, Source
 from lakeflow_job_meta.metadata.row_shape import RowShape
 from lakeflow_job_meta.metadata.schema import schema_problems
+from lakeflow_job_meta.metadata.tags import Cloud
 from lakeflow_job_meta.metadata.validation import validate_all
 from lakeflow_job_meta.metadata.variables import EnvironmentSelection, apply_variables, undeclared_overrides
 from lakeflow_job_meta.metadata.yaml_loader import LoadedYaml, YamlLimits, load_yaml
@@ -67,6 +68,7 @@ def parse_document(
     env: str | None = None,
     max_bytes: int = MAX_FILE_BYTES,
     default_warehouse_id: str | None = None,
+    cloud: Cloud | None = None,
 ) -> ParseResult:
     """Parse and validate one YAML document; ``path`` is what messages call the file.
 
@@ -84,6 +86,7 @@ def parse_document(
         default_warehouse_id=default_warehouse_id,
         locator=result.locator,
         partial=True,
+        cloud=cloud,
     )
     return replace(result, issues=issues)
 
@@ -98,6 +101,7 @@ def parse_files(
     extra_sources: Iterable[Source] = (),
     extra_modules: Iterable[ModuleSettings] = (),
     control_table: str | None = None,
+    cloud: Cloud | None = None,
 ) -> tuple[list[MetadataDocument], list[MetadataIssue]]:
     """Read, parse and cross-validate files. See :func:`parse_files_detailed`."""
     result = parse_files_detailed(
@@ -109,6 +113,7 @@ def parse_files(
         extra_sources=extra_sources,
         extra_modules=extra_modules,
         control_table=control_table,
+        cloud=cloud,
     )
     return result.documents, result.issues
 
@@ -123,6 +128,7 @@ def parse_files_detailed(
     extra_sources: Iterable[Source] = (),
     extra_modules: Iterable[ModuleSettings] = (),
     control_table: str | None = None,
+    cloud: Cloud | None = None,
 ) -> FilesParseResult:
     """Parse every file, then validate them as one set: duplicates across files, dependencies
     and ``run_job`` targets are checked together. ``extra_sources``/``extra_modules`` (rows
@@ -155,6 +161,7 @@ def parse_files_detailed(
         default_warehouse_id=default_warehouse_id,
         control_table=control_table,
         locator=locator,
+        cloud=cloud,
     )
     issues.extend(cross)
     return FilesParseResult(documents, sorted_issues(issues), selection)

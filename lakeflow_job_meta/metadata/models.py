@@ -26,6 +26,18 @@ JSON_COLUMNS: tuple[str, ...] = ("source_config", "target_config", "transformati
 # Columns of the companion modules table (module-level job settings), in order.
 MODULE_COLUMNS: tuple[str, ...] = ("module_name", "settings", "is_active")
 
+# Principal keys of an access control entry; exactly one per entry.
+PRINCIPAL_KEYS: tuple[str, ...] = ("user_name", "group_name", "service_principal_name")
+
+
+def principal_of(entry: Any) -> tuple[str, str] | None:
+    """``(key, name)`` of an ACL entry's single principal, or None when it has not exactly one."""
+    if not isinstance(entry, dict):
+        return None
+    found = [(key, str(entry[key])) for key in PRINCIPAL_KEYS if entry.get(key)]
+    return found[0] if len(found) == 1 else None
+
+
 TASK_TYPES: tuple[str, ...] = (
     "notebook",
     "sql_query",
@@ -39,6 +51,28 @@ TASK_TYPES: tuple[str, ...] = (
     "condition",
     "for_each",
 )
+
+# Task fields that choose compute. Task types that run on compute we choose (the others run on a
+# warehouse, a pipeline or nothing); serverless tasks of ENVIRONMENT_TASK_TYPES need an environment.
+COMPUTE_FIELDS: tuple[str, ...] = ("job_cluster_key", "existing_cluster_id", "environment_key", "libraries")
+CLUSTER_TASK_TYPES = frozenset({"notebook", "python_wheel", "spark_python", "spark_jar", "dbt"})
+ENVIRONMENT_TASK_TYPES = frozenset({"python_wheel", "spark_python", "dbt"})
+# The environment the compiler generates when a module declares none.
+DEFAULT_ENVIRONMENT_KEY = "default"
+
+
+def serverless_dependency(library: Any) -> str | None:
+    """A task library as a serverless environment dependency (pip requirement), if it has one."""
+    if not isinstance(library, dict) or len(library) != 1:
+        return None
+    (kind, value), *_ = library.items()
+    if kind == "whl" and isinstance(value, str):
+        return value
+    if kind == "requirements" and isinstance(value, str):
+        return f"-r {value}"
+    if kind == "pypi" and isinstance(value, dict) and set(value) == {"package"}:
+        return str(value["package"])
+    return None
 
 
 @dataclass(frozen=True)

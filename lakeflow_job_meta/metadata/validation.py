@@ -26,7 +26,17 @@ from lakeflow_job_meta.metadata.cron import quartz_cron_error
 from lakeflow_job_meta.metadata.dependencies import explicit_dependencies, find_cycles, resolve_dependencies
 from lakeflow_job_meta.metadata.limits import MAX_TASKS_PER_JOB
 from lakeflow_job_meta.metadata.locations import FieldPath, Locator, sorted_issues
-from lakeflow_job_meta.metadata.models import TASK_TYPES, ModuleSettings, Source
+from lakeflow_job_meta.metadata.models import (
+    CLUSTER_TASK_TYPES,
+    COMPUTE_FIELDS,
+    ENVIRONMENT_TASK_TYPES,
+    TASK_TYPES,
+    ModuleSettings,
+    Source,
+    principal_of,
+    serverless_dependency,
+)
+from lakeflow_job_meta.metadata.tags import Cloud, tag_issues
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
 
 SQL_WAREHOUSE_BLOCKS = {"sql_query": "sql_task", "sql_file": "sql_task", "dbt": "dbt_task"}
@@ -43,15 +53,19 @@ def validate_all(
     control_table: str | None = None,
     locator: Locator | None = None,
     partial: bool = False,
+    cloud: Cloud | None = None,
 ) -> list[MetadataIssue]:
     """Every semantic problem of this set of sources and module settings, sorted.
 
     ``default_warehouse_id`` is the run-wide fallback for SQL and dbt tasks; ``control_table``
     names the table in locations of SQL rows; ``locator`` (from the loader) gives exact lines;
-    ``partial`` is explained in the module docstring.
+    ``partial`` is explained in the module docstring; ``cloud`` picks the tag rules (None: the
+    rules every cloud accepts, see :mod:`lakeflow_job_meta.metadata.tags`).
     """
     located = (locator or Locator()).with_table(control_table)
-    return _Checker(list(sources), list(modules), located, default_warehouse_id, partial).run()
+    checker = _Checker(list(sources), list(modules), located, default_warehouse_id, partial)
+    checker.cloud = cloud
+    return checker.run()
 
 
 class _Checker:
@@ -64,6 +78,7 @@ class _Checker:
         partial: bool,
     ):
         self.partial = partial
+        self.cloud: Cloud | None = None
         self.sources = sources
         self.modules = modules
         self.locator = locator
@@ -174,12 +189,17 @@ class _Checker:
     # -- module settings -------------------------------------------------------------------------
     def _check_module_settings(self, module: ModuleSettings) -> None:
         settings = module.settings
-        triggers = [kind for kind in _TRIGGER_KINDS if settings.get(kind)]
+        # An empty ``continuous: {}`` still makes a job continuous; empty schedule/trigger say nothing.
+        triggers = [
+            k for k in _TRIGGER_KINDS if settings.get(k) or (k == "continuous" and settings.get(k) == {})
+        ]
         if len(triggers) > 1:
             self._module_issue(
                 module, (triggers[1],), f"{', '.join(triggers)} are mutually exclusive: keep one"
             )
         schedule = settings.get("schedule")
+        if isinstance(schedule, Mapping) and not schedule.get("timezone_id"):
+            self._module_issue(module, ("schedule", "timezone_id"), "is required")
         if isinstance(schedule, Mapping) and "quartz_cron_expression" in schedule:
             problem = quartz_cron_error(schedule["quartz_cron_expression"])
             if problem:
@@ -201,15 +221,51 @@ class _Checker:
                         module, (list_field, index, key_field), f"duplicate {key_field} '{value}'"
                     )
                 seen.add(value)
-        owners = [
-            i
-            for i, p in enumerate(_list(settings.get("permissions")))
-            if isinstance(p, Mapping) and p.get("permission_level") == "IS_OWNER"
-        ]
-        for index in owners[1:]:
-            self._module_issue(
-                module, ("permissions", index, "permission_level"), "a job has at most one IS_OWNER"
-            )
+        self._check_permissions(module)
+        self._check_tags(module)
+
+    def _check_permissions(self, module: ModuleSettings) -> None:
+        """A job has exactly one owner, a user or a service principal; the tool adds the one
+        that runs it when none is named. Each principal gets one level: the service keeps only
+        the last of two, which may silently drop the owner."""
+        first_owner: int | None = None
+        seen: dict[tuple[str, str], int] = {}
+        for index, entry in enumerate(_list(module.settings.get("permissions"))):
+            if not isinstance(entry, Mapping):
+                continue
+            principal = principal_of(entry)
+            if principal is not None:
+                if principal in seen:
+                    self._module_issue(
+                        module,
+                        ("permissions", index),
+                        f"{principal[0]} '{principal[1]}' is listed twice (also permissions[{seen[principal]}]); "
+                        "give each principal one permission_level",
+                    )
+                seen.setdefault(principal, index)
+            if entry.get("permission_level") != "IS_OWNER":
+                continue
+            if principal is not None and principal[0] == "group_name":
+                self._module_issue(
+                    module,
+                    ("permissions", index, "group_name"),
+                    "a group cannot own a job: make a user_name or service_principal_name the IS_OWNER",
+                )
+            elif first_owner is not None:
+                self._module_issue(
+                    module,
+                    ("permissions", index, "permission_level"),
+                    f"a job has exactly one IS_OWNER (also permissions[{first_owner}])",
+                )
+            else:
+                first_owner = index
+
+    def _check_tags(self, module: ModuleSettings) -> None:
+        tags = module.settings.get("tags")
+        if not isinstance(tags, Mapping):
+            return
+        for field, message in tag_issues(tags, self.cloud):
+            self._module_issue(module, ("tags", *field), message)
 
     # -- one source ------------------------------------------------------------------------------
     def _check_source(self, source: Source) -> None:
@@ -305,6 +361,64 @@ class _Checker:
                 listed = ", ".join(str(d) for d in defined) if defined else f"the module has no {list_field}"
                 self._source_issue(
                     source, (*path, key_field), f"names no {what} of module '{source.module_name}' ({listed})"
+                )
+        self._check_compute_placement(source, config, path, settings, task_type)
+
+    def _check_compute_placement(
+        self,
+        source: Source,
+        config: Mapping[str, Any],
+        path: FieldPath,
+        settings: Mapping[str, Any],
+        task_type: str,
+    ) -> None:
+        """Compute settings only on task types that take them; on serverless, libraries only
+        through an environment (the module's, or the one the compiler generates)."""
+        if task_type not in CLUSTER_TASK_TYPES:
+            for key in COMPUTE_FIELDS:
+                if config.get(key) not in (None, [], ""):
+                    self._source_issue(source, (*path, key), f"{task_type} tasks take no compute settings")
+            return
+        libraries = _list(config.get("libraries"))
+        if config.get("job_cluster_key") or config.get("existing_cluster_id"):
+            if config.get("environment_key"):
+                self._source_issue(
+                    source, (*path, "environment_key"), "is for serverless tasks; this task runs on a cluster"
+                )
+            return
+        if task_type not in ENVIRONMENT_TASK_TYPES:
+            if libraries:
+                self._source_issue(
+                    source,
+                    (*path, "libraries"),
+                    "libraries need a cluster; serverless tasks take dependencies from an environment",
+                )
+            return
+        environments = sorted(
+            str(e.get("environment_key"))
+            for e in _list(settings.get("environments"))
+            if isinstance(e, Mapping)
+        )
+        if environments:
+            if libraries:
+                self._source_issue(
+                    source,
+                    (*path, "libraries"),
+                    "serverless task: put these in the module environment's dependencies",
+                )
+            if not config.get("environment_key") and len(environments) > 1:
+                self._source_issue(
+                    source,
+                    (*path, "environment_key"),
+                    f"is required: the module has environments {environments}",
+                )
+            return
+        for index, library in enumerate(libraries):
+            if serverless_dependency(library) is None:
+                self._source_issue(
+                    source,
+                    (*path, "libraries", index),
+                    "only whl, pypi (package) and requirements libraries work on serverless",
                 )
 
     # -- one module's tasks ----------------------------------------------------------------------

@@ -29,10 +29,19 @@ from typing import Any, Literal
 
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.metadata.dependencies import Dependency, resolve_dependencies
-from lakeflow_job_meta.metadata.limits import MAX_CONCURRENT_RUNS, MAX_NAME_BYTES
+from lakeflow_job_meta.metadata.limits import MAX_NAME_BYTES
 from lakeflow_job_meta.metadata.locations import table_location
-from lakeflow_job_meta.metadata.models import Module, Source, canonical_json
+from lakeflow_job_meta.metadata.models import (
+    CLUSTER_TASK_TYPES,
+    DEFAULT_ENVIRONMENT_KEY,
+    ENVIRONMENT_TASK_TYPES,
+    Module,
+    Source,
+    canonical_json,
+    serverless_dependency,
+)
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
+from lakeflow_job_meta.planning.acl import PRINCIPAL_KEYS, RunIdentity, with_owner
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS, scalar_text, spec_hash
 from lakeflow_job_meta.planning.ownership import label_value, merge_tags
 
@@ -41,7 +50,6 @@ DEFAULT_EDIT_MODE = "UI_LOCKED"
 # Jobs API 2.2 queues runs by default; stating it keeps bundle output (the CLI applies the same
 # default) and the spec hash explicit.
 DEFAULT_QUEUE = {"enabled": True}
-DEFAULT_ENVIRONMENT_KEY = "default"
 DEFAULT_ENVIRONMENT_VERSION = "2"
 RUN_JOB_PLACEHOLDER_ID = 0
 
@@ -54,7 +62,6 @@ CONDITION_OPS = frozenset(
 PAUSE_STATUSES = frozenset({"PAUSED", "UNPAUSED"})
 EDIT_MODES = frozenset({"UI_LOCKED", "EDITABLE"})
 PERMISSION_LEVELS = frozenset({"CAN_VIEW", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER"})
-PRINCIPAL_KEYS: tuple[str, ...] = ("user_name", "group_name", "service_principal_name")
 
 # Module settings copied into the job settings as they are (after dropping empty containers).
 PASSTHROUGH_JOB_FIELDS: tuple[str, ...] = (
@@ -114,11 +121,6 @@ COMMON_TASK_FIELDS: dict[str, type | tuple[type, ...]] = {
     "notification_settings": dict,
     "health": dict,
 }
-COMPUTE_FIELDS: tuple[str, ...] = ("job_cluster_key", "existing_cluster_id", "environment_key", "libraries")
-# Task types that run on compute we choose; the others run on a warehouse, a pipeline or nothing.
-CLUSTER_TASK_TYPES = frozenset({"notebook", "python_wheel", "spark_python", "spark_jar", "dbt"})
-# Serverless tasks of these types need an environment_key.
-ENVIRONMENT_TASK_TYPES = frozenset({"python_wheel", "spark_python", "dbt"})
 
 _SAFE_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
@@ -137,6 +139,9 @@ class CompileContext:
     default_pause_status: Literal["PAUSED", "UNPAUSED"] | None = None
     # Added to the development name prefix (``[dev alice] name``) so developers don't collide.
     user_name_prefix: str | None = None
+    # Who runs the tool (read by the workspace adapter): the owner of an ACL that names none.
+    # None for the bundle target, where the deploying CLI adds its own identity as owner.
+    run_identity: RunIdentity | None = None
 
     @property
     def sql_root(self) -> str:
@@ -162,8 +167,11 @@ class CompiledJob:
     managed_files: dict[str, str] = field(default_factory=dict)
     # task_key -> module_name of run_job tasks whose job_id is the placeholder 0.
     run_job_refs: dict[str, str] = field(default_factory=dict)
-    # Access control list in jobs/create form, or None when the metadata sets none.
+    # Access control list in jobs/create form (owner included), or None when the metadata sets none.
     permissions: list[dict[str, str]] | None = None
+    # The ACL as declared, before the running identity was made owner: what the spec hash sees,
+    # so a different caller never looks like a metadata change (the ACL digest covers the PUT).
+    declared_permissions: list[dict[str, str]] | None = None
     priority: int = DEFAULT_PRIORITY
     # Whether settings carry a pause_status decided by the metadata (or by development mode).
     explicit_pause: bool = False
@@ -175,7 +183,7 @@ class CompiledJob:
         return spec_hash(
             self.settings,
             explicit_pause=self.explicit_pause,
-            permissions=self.permissions,
+            permissions=self.declared_permissions,
             run_job_refs=self.run_job_refs,
         )
 
@@ -228,20 +236,6 @@ def iter_tasks(settings: Mapping[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _library_dependency(library: Any) -> str | None:
-    """A task library as a serverless environment dependency (pip requirement), if it has one."""
-    if not isinstance(library, dict) or len(library) != 1:
-        return None
-    (kind, value), *_ = library.items()
-    if kind == "whl" and isinstance(value, str):
-        return value
-    if kind == "requirements" and isinstance(value, str):
-        return f"-r {value}"
-    if kind == "pypi" and isinstance(value, dict) and set(value) == {"package"}:
-        return str(value["package"])
-    return None
-
-
 class _ModuleCompiler:
     """Holds the state of one module's compilation so the per-task builders stay small."""
 
@@ -285,7 +279,6 @@ class _ModuleCompiler:
 
     def compile(self) -> CompiledJob:
         s_in = self.settings_in
-        self._check_module_fields()
         job_name = f"{self.ctx.name_prefix}{self.module.name}"
         if len(job_name.encode("utf-8")) > MAX_NAME_BYTES:
             self.module_issue("module_name", f"job name is longer than {MAX_NAME_BYTES} bytes")
@@ -297,20 +290,16 @@ class _ModuleCompiler:
                     settings[name] = value
         settings["edit_mode"] = s_in.get("edit_mode") or DEFAULT_EDIT_MODE
         settings.setdefault("queue", dict(DEFAULT_QUEUE))
-        if settings["edit_mode"] not in EDIT_MODES:
-            self.module_issue("edit_mode", f"must be one of {sorted(EDIT_MODES)}")
-        self._check_job_values(settings)
         explicit_pause = self._apply_pause(settings)
         parameters = self._parameters(s_in.get("parameters"))
         if parameters:
             settings["parameters"] = parameters
-        tags, tag_issues = merge_tags(
+        tags, _ = merge_tags(  # validation checked the user's tags
             s_in.get("tags") if isinstance(s_in.get("tags"), dict) else None,
             self.ctx.control_table_id,
             self.module.name,
             location=self.module_location,
         )
-        self.issues.extend(tag_issues)
         settings["tags"] = tags
         tasks = self._tasks()
         if tasks:
@@ -321,13 +310,17 @@ class _ModuleCompiler:
                 spec["dependencies"] = sorted(self.default_env_deps)
             settings["environments"] = [{"environment_key": DEFAULT_ENVIRONMENT_KEY, "spec": spec}]
         has_pausable = any(block in settings for block in PAUSABLE_BLOCKS)
+        declared = self._permissions(s_in.get("permissions"))
         return CompiledJob(
             module_name=self.module.name,
             job_name=job_name,
             settings=settings,
             managed_files=dict(sorted(self.managed_files.items())),
             run_job_refs=dict(sorted(self.run_job_refs.items())),
-            permissions=self._permissions(s_in.get("permissions")),
+            permissions=(
+                sorted(with_owner(declared, self.ctx.run_identity), key=canonical_json) if declared else None
+            ),
+            declared_permissions=declared,
             priority=self._priority(),
             explicit_pause=explicit_pause,
             pause_status_on_create=(
@@ -335,41 +328,8 @@ class _ModuleCompiler:
             ),
         )
 
-    def _check_module_fields(self) -> None:
-        for name, value in self.settings_in.items():
-            if name not in PASSTHROUGH_JOB_FIELDS and name not in OWN_MODULE_FIELDS:
-                self.module_issue(name, "unknown module setting")
-            elif name in _DICT_JOB_FIELDS and value is not None and not isinstance(value, dict):
-                self.module_issue(name, "must be a mapping")
-            elif name in _LIST_JOB_FIELDS and value is not None and not isinstance(value, list):
-                self.module_issue(name, "must be a list")
-
-    def _check_job_values(self, settings: dict[str, Any]) -> None:
-        for name, upper in (("timeout_seconds", None), ("max_concurrent_runs", MAX_CONCURRENT_RUNS)):
-            value = settings.get(name)
-            if value is None:
-                continue
-            if not _is_int(value) or value < 0 or (upper is not None and value > upper):
-                bound = f" and at most {upper}" if upper is not None else ""
-                self.module_issue(name, f"must be an integer >= 0{bound}")
-        run_as = settings.get("run_as")
-        if isinstance(run_as, dict) and (
-            len(run_as) != 1 or next(iter(run_as)) not in ("user_name", "service_principal_name")
-        ):
-            self.module_issue("run_as", "must set exactly one of user_name or service_principal_name")
-        present = [block for block in PAUSABLE_BLOCKS if block in settings]
-        if len(present) > 1:
-            self.module_issue(
-                present[1], f"only one of schedule, trigger or continuous may be set, got {present}"
-            )
-        schedule = settings.get("schedule")
-        if isinstance(schedule, dict) and not schedule.get("quartz_cron_expression"):
-            self.module_issue("schedule.quartz_cron_expression", "is required")
-        if isinstance(schedule, dict) and not schedule.get("timezone_id"):
-            self.module_issue("schedule.timezone_id", "is required")
-
     def _apply_pause(self, settings: dict[str, Any]) -> bool:
-        """Validate metadata pause status; pause in development. Returns whether settings carry one."""
+        """Pause in development unless the metadata says. Returns whether settings carry a status."""
         explicit = False
         for block in PAUSABLE_BLOCKS:
             value = settings.get(block)
@@ -377,8 +337,6 @@ class _ModuleCompiler:
                 continue
             if "pause_status" in value:
                 explicit = True
-                if value["pause_status"] not in PAUSE_STATUSES:
-                    self.module_issue(f"{block}.pause_status", f"must be one of {sorted(PAUSE_STATUSES)}")
             elif self.ctx.env_mode == "development":
                 value["pause_status"] = "PAUSED"
                 explicit = True
@@ -386,14 +344,7 @@ class _ModuleCompiler:
 
     def _parameters(self, value: Any) -> list[dict[str, str]]:
         result: dict[str, dict[str, str]] = {}
-        for index, item in enumerate(value if isinstance(value, list) else []):
-            if not isinstance(item, dict) or not isinstance(item.get("name"), str) or "default" not in item:
-                self.module_issue(f"parameters[{index}]", "must be a mapping with name and default")
-                continue
-            if set(item) - {"name", "default"}:
-                self.module_issue(f"parameters[{index}]", "only name and default are allowed")
-            if item["name"] in result:
-                self.module_issue(f"parameters[{index}].name", f"duplicate parameter {item['name']!r}")
+        for item in value if isinstance(value, list) else []:
             result[item["name"]] = {"name": item["name"], "default": scalar_text(item["default"])}
         return [result[name] for name in sorted(result)]
 
@@ -424,11 +375,7 @@ class _ModuleCompiler:
         return sorted(acl, key=canonical_json) or None
 
     def _priority(self) -> int:
-        value = self.settings_in.get("priority", DEFAULT_PRIORITY)
-        if not _is_int(value):
-            self.module_issue("priority", "must be an integer")
-            return DEFAULT_PRIORITY
-        return int(value)
+        return int(self.settings_in.get("priority", DEFAULT_PRIORITY))
 
     def _warehouse(self, explicit: Any) -> str | None:
         return explicit or self.settings_in.get("default_warehouse_id") or self.ctx.default_warehouse_id
@@ -436,14 +383,6 @@ class _ModuleCompiler:
     # -- tasks ------------------------------------------------------------------------------------
 
     def _tasks(self) -> list[dict[str, Any]]:
-        seen: dict[str, str] = {}
-        for source in self.sources:
-            key = self.task_keys[source.source_id]
-            if key in seen:
-                self.source_issue(
-                    source, "source_id", f"task key {key!r} is also the key of source {seen[key]!r}"
-                )
-            seen.setdefault(key, source.source_id)
         upstream = resolve_dependencies(self.sources)
         tasks: list[dict[str, Any]] = []
         for source in self.sources:
@@ -692,9 +631,7 @@ class _ModuleCompiler:
             target = block["module_name"]
             if not isinstance(target, str) or not target:
                 self.source_issue(source, f"{prefix}.{name}.module_name", "must be a module name")
-            elif target == self.module.name:
-                self.source_issue(source, f"{prefix}.{name}.module_name", "a job cannot run itself")
-            else:
+            else:  # validation refuses a module running its own job
                 self.run_job_refs[task["task_key"]] = target
         else:
             job_id = block["job_id"]
@@ -766,44 +703,28 @@ class _ModuleCompiler:
     def _compute(
         self, source: Source, tc: dict[str, Any], task: dict[str, Any], task_type: str, prefix: str
     ) -> None:
-        given = [k for k in COMPUTE_FIELDS if tc.get(k) not in (None, [], "")]
         if task_type not in CLUSTER_TASK_TYPES:
-            for key in given:
-                self.source_issue(source, f"{prefix}.{key}", f"{task_type} tasks take no compute settings")
             return
         cluster_key, cluster_id = tc.get("job_cluster_key"), tc.get("existing_cluster_id")
-        libraries = tc.get("libraries")
-        if libraries is not None and not isinstance(libraries, list):
-            self.source_issue(source, f"{prefix}.libraries", "must be a list")
-            libraries = None
+        libraries = tc.get("libraries") if isinstance(tc.get("libraries"), list) else None
         if cluster_key or cluster_id:
-            self._cluster_compute(source, tc, task, prefix, libraries)
+            self._cluster_compute(tc, task, libraries)
         else:  # serverless (validation gives spark_jar tasks a cluster)
-            self._serverless_compute(source, tc, task, task_type, prefix, libraries)
+            self._serverless_compute(tc, task, task_type, libraries)
 
-    def _cluster_compute(
-        self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str, libraries: Any
-    ) -> None:
+    def _cluster_compute(self, tc: dict[str, Any], task: dict[str, Any], libraries: list[Any] | None) -> None:
         if tc.get("job_cluster_key"):
             task["job_cluster_key"] = str(tc["job_cluster_key"])
         else:
             task["existing_cluster_id"] = str(tc["existing_cluster_id"])
-        if tc.get("environment_key"):
-            self.source_issue(
-                source, f"{prefix}.environment_key", "is for serverless tasks; this task runs on a cluster"
-            )
         if libraries:
             task["libraries"] = prune_empty(copy.deepcopy(libraries))
 
     def _serverless_compute(
-        self,
-        source: Source,
-        tc: dict[str, Any],
-        task: dict[str, Any],
-        task_type: str,
-        prefix: str,
-        libraries: Any,
+        self, tc: dict[str, Any], task: dict[str, Any], task_type: str, libraries: list[Any] | None
     ) -> None:
+        """Serverless: dbt takes the default warehouse; Python tasks get the module's environment
+        or the generated default one, which carries their libraries (validation checked them)."""
         if task_type == "dbt" and not task["dbt_task"].get("warehouse_id"):
             warehouse = self._warehouse(None)
             if warehouse:
@@ -812,50 +733,19 @@ class _ModuleCompiler:
         if env_key:
             if env_key == DEFAULT_ENVIRONMENT_KEY and not self.environment_keys:
                 self.default_env_used = True
-            elif env_key not in self.environment_keys:
-                self.source_issue(
-                    source,
-                    f"{prefix}.environment_key",
-                    f"no environment {env_key!r} in the module's environments",
-                )
             task["environment_key"] = str(env_key)
         if task_type not in ENVIRONMENT_TASK_TYPES:
-            if libraries:
-                self.source_issue(
-                    source,
-                    f"{prefix}.libraries",
-                    "libraries need a cluster; serverless tasks take dependencies from an environment",
-                )
             return
         if self.environment_keys:
-            if libraries:
-                self.source_issue(
-                    source,
-                    f"{prefix}.libraries",
-                    "serverless task: put these in the module environment's dependencies",
-                )
-            if not env_key:
-                if len(self.environment_keys) == 1:
-                    task["environment_key"] = self.environment_keys[0]
-                else:
-                    self.source_issue(
-                        source,
-                        f"{prefix}.environment_key",
-                        f"is required: the module has environments {self.environment_keys}",
-                    )
+            if not env_key and len(self.environment_keys) == 1:
+                task["environment_key"] = self.environment_keys[0]
             return
         # No module environments: the generated default environment carries the libraries.
         self.default_env_used = True
         task["environment_key"] = DEFAULT_ENVIRONMENT_KEY
-        for index, library in enumerate(libraries or []):
-            dependency = _library_dependency(library)
-            if dependency is None:
-                self.source_issue(
-                    source,
-                    f"{prefix}.libraries[{index}]",
-                    "only whl, pypi (package) and requirements libraries work on serverless",
-                )
-            else:
+        for library in libraries or []:
+            dependency = serverless_dependency(library)
+            if dependency is not None:
                 self.default_env_deps.add(dependency)
 
 

@@ -15,18 +15,19 @@ import re
 from collections.abc import Mapping
 
 from lakeflow_job_meta.errors import MetadataIssue
+from lakeflow_job_meta.metadata.tags import MAX_JOB_TAGS, MODULE_TAG, OWNERSHIP_TAG_KEYS, TABLE_TAG, TOOL_TAG
 from lakeflow_job_meta.planning.canonical import scalar_text
 
-TOOL_TAG = "lakeflow_job_meta"
 TOOL_TAG_VALUE = "managed"
-TABLE_TAG = "ljm_table"
-MODULE_TAG = "ljm_module"
-OWNER_TAG_KEYS: tuple[str, ...] = (TOOL_TAG, TABLE_TAG, MODULE_TAG)
-
-MAX_TAGS = 25
+OWNER_TAG_KEYS: tuple[str, ...] = OWNERSHIP_TAG_KEYS
+MAX_TAGS = MAX_JOB_TAGS
 MAX_LABEL_LENGTH = 63
 _HASH_CHARS = 8
-_LABEL_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
+# GCP label rule (databricks/cli libs/tags/gcp.go) in lowercase: start and end alphanumeric.
+_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$")
+# Earlier versions only required this, so a name like ``sales_`` was its own label; jobs
+# tagged so are still recognised (and get the compliant tag at their next reset).
+_LEGACY_LABEL_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
 _INVALID_LABEL_CHARS = re.compile(r"[^a-z0-9_-]+")
 
 
@@ -62,7 +63,12 @@ def is_owned_by_us(tags: Mapping[str, str] | None, control_table_id: str, module
     if not tags:
         return False
     expected = owner_tags(control_table_id, module_name)
-    return all(tags.get(key) == value for key, value in expected.items())
+    legacy = {TABLE_TAG: control_table_id, MODULE_TAG: module_name}
+    return all(
+        tags.get(key) == value
+        or (key in legacy and tags.get(key) == legacy[key] and bool(_LEGACY_LABEL_RE.match(legacy[key])))
+        for key, value in expected.items()
+    )
 
 
 def merge_tags(

@@ -11,17 +11,22 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
 from lakeflow_job_meta.planning.graph import task_graph, task_lines
 from lakeflow_job_meta.planning.normalize import FieldChange, compare_settings
+from lakeflow_job_meta.vocabulary import PLAN_ACTIONS, PlanAction, PrunePolicy
 
-Action = Literal["create", "update", "pause", "delete", "noop", "error"]
-PrunePolicy = Literal["pause", "delete", "keep"]
-ACTIONS: tuple[str, ...] = ("create", "update", "pause", "delete", "noop", "error")
-_SYMBOLS = {"create": "+", "update": "~", "delete": "-", "pause": "!", "error": "x", "noop": "="}
+_SYMBOLS = {
+    PlanAction.CREATE: "+",
+    PlanAction.UPDATE: "~",
+    PlanAction.DELETE: "-",
+    PlanAction.PAUSE: "!",
+    PlanAction.ERROR: "x",
+    PlanAction.NOOP: "=",
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class PlannedChange:
     # The job the text plan draws for a new module when ``compiled`` is not carried (bundle
     # plans, whose JSON keeps the default priority); never part of the JSON.
     shown: CompiledJob | None = None
+    # Direct ACL entries that differ from what we send (see planning.acl.acl_drift): re-sent.
+    acl_drift: list[str] = field(default_factory=list)
 
     @property
     def priority(self) -> int:
@@ -63,6 +70,11 @@ class PlannedChange:
     @property
     def has_file_changes(self) -> bool:
         return bool(self.file_writes or self.file_deletes)
+
+    @property
+    def writes_outside_the_job(self) -> bool:
+        """Files or permissions to write although the job settings may be unchanged."""
+        return self.has_file_changes or bool(self.acl_drift)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +90,7 @@ class PlannedChange:
             "diff": [change.as_dict() for change in self.diff],
             "file_writes": sorted(self.file_writes),
             "file_deletes": sorted(self.file_deletes),
+            "acl_drift": list(self.acl_drift),
         }
 
 
@@ -91,7 +104,7 @@ class Plan:
         self.changes = sorted(self.changes, key=lambda c: (c.priority, c.module))
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(ACTIONS, 0)
+        counts: dict[str, int] = {action.value: 0 for action in PLAN_ACTIONS}
         for change in self.changes:
             counts[change.action] = counts.get(change.action, 0) + 1
         counts["file_writes"] = sum(len(c.file_writes) for c in self.changes)
@@ -105,11 +118,15 @@ class Plan:
         """A Terraform-like plan: one block per change, noops only when they write files."""
         lines: list[str] = []
         for change in self.changes:
-            if change.action == "noop" and not change.has_file_changes:
+            if change.action == PlanAction.NOOP and not change.writes_outside_the_job:
                 continue
             job = f" (job {change.job_id})" if change.job_id else ""
             name = f" {json.dumps(change.job_name, ensure_ascii=False)}" if change.job_name else ""
-            label = "files" if change.action == "noop" else change.action
+            label = (
+                ("files" if change.has_file_changes else "permissions")
+                if change.action == PlanAction.NOOP
+                else change.action
+            )
             head = f"  {_SYMBOLS.get(change.action, '?')} {label} {change.module}{name}{job}"
             if change.drift:
                 head += "  [drift]"
@@ -123,6 +140,7 @@ class Plan:
             lines += [f"      {item}" for item in change.diff]
             lines += [f"      + file {path}" for path in sorted(change.file_writes)]
             lines += [f"      - file {path}" for path in sorted(change.file_deletes)]
+            lines += [f"      ~ {item}" for item in change.acl_drift]
         counts = self.counts()
         summary = (
             f"Plan: {counts['create']} to create, {counts['update']} to update, "
@@ -142,7 +160,7 @@ def plan_module(
     tracked: TrackedJob | None,
     live_settings: Mapping[str, Any] | None,
     *,
-    prune: PrunePolicy = "pause",
+    prune: PrunePolicy = PrunePolicy.PAUSE,
     check_drift: bool = False,
 ) -> PlannedChange:
     """One module's change.
@@ -159,7 +177,7 @@ def plan_module(
     if tracked is None or not tracked.job_id:
         return PlannedChange(
             module=desired.module_name,
-            action="create",
+            action=PlanAction.CREATE,
             job_name=desired.job_name,
             reason="new module",
             new_hash=new_hash,
@@ -169,7 +187,7 @@ def plan_module(
     writes, deletes = _file_changes(desired, tracked)
     change = PlannedChange(
         module=desired.module_name,
-        action="noop",
+        action=PlanAction.NOOP,
         job_id=tracked.job_id,
         job_name=desired.job_name,
         new_hash=new_hash,
@@ -179,19 +197,19 @@ def plan_module(
         compiled=desired,
     )
     if tracked.spec_hash != new_hash:
-        change.action = "update"
+        change.action = PlanAction.UPDATE
         change.reason = "metadata changed"
         if live_settings is not None:
             change.diff = _diff_desired(desired, live_settings)
         return change
     if tracked.paused_by_tool:
-        change.action = "update"
+        change.action = PlanAction.UPDATE
         change.reason = "module is back: unpause the job the tool paused"
         return change
     if check_drift and live_settings is not None:
         diff = _diff_desired(desired, live_settings)
         if diff:
-            change.action = "update"
+            change.action = PlanAction.UPDATE
             change.drift = True
             change.reason = "the job was changed outside the metadata"
             change.diff = diff
@@ -223,21 +241,24 @@ def _file_changes(desired: CompiledJob, tracked: TrackedJob) -> tuple[dict[str, 
 
 def _plan_removed(tracked: TrackedJob, live: Mapping[str, Any] | None, prune: PrunePolicy) -> PlannedChange:
     change = PlannedChange(
-        module=tracked.module_name, action="noop", job_id=tracked.job_id or None, old_hash=tracked.spec_hash
+        module=tracked.module_name,
+        action=PlanAction.NOOP,
+        job_id=tracked.job_id or None,
+        old_hash=tracked.spec_hash,
     )
     if not tracked.job_id:
         change.reason = "module removed; it has no job"
-    elif prune == "keep":
+    elif prune == PrunePolicy.KEEP:
         change.reason = "module removed; prune=keep leaves its job as it is"
-    elif prune == "delete":
-        change.action = "delete"
+    elif prune == PrunePolicy.DELETE:
+        change.action = PlanAction.DELETE
         change.reason = "module removed (prune=delete)"
         change.file_deletes = sorted(path for path in tracked.managed_files if path.startswith("/"))
-    elif prune == "pause":
+    elif prune == PrunePolicy.PAUSE:
         # Without live settings the applier reads them; only a pause we already made is skipped.
         needs_pause = _has_unpaused_trigger(live) if live is not None else not tracked.paused_by_tool
         if needs_pause:
-            change.action = "pause"
+            change.action = PlanAction.PAUSE
             change.reason = "module removed (prune=pause)"
         else:
             change.reason = "module removed; its job has nothing left to pause"

@@ -7,7 +7,7 @@ Delta commit, so readers never see half of a load.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -48,6 +48,29 @@ class Commit:
     user: str | None
 
 
+# DESCRIBE HISTORY operations that change no row: auto-compaction, predictive optimization and
+# VACUUM add such versions on their own. delta-rs names its optimize/vacuum commits the same way.
+MAINTENANCE_OPERATIONS = frozenset(
+    {"OPTIMIZE", "VACUUM START", "VACUUM END", "ANALYZE", "COMPUTE STATS", "REORG"}
+)
+# Ranges longer than this are not inspected commit by commit: reading the feed is cheaper.
+MAINTENANCE_SCAN_LIMIT = 50
+
+
+def maintenance_only(history: Callable[[int], Sequence[Commit]], since: int, until: int) -> bool:
+    """True when every commit in ``(since, until]`` is a maintenance operation. False when one
+    is not, when the range is empty, too long, or the history cannot show all of it (a commit
+    may have landed after ``until``: we then read a little more, never assume)."""
+    if until <= since or until - since > MAINTENANCE_SCAN_LIMIT:
+        return False
+    wanted = set(range(since + 1, until + 1))
+    # Newest first; a few commits may have landed after ``until`` since it was read.
+    commits = [c for c in history(until - since + 10) if c.version in wanted]
+    if {c.version for c in commits} != wanted:
+        return False
+    return all(c.operation.upper() in MAINTENANCE_OPERATIONS for c in commits)
+
+
 class Table(Protocol):
     """One Delta table, local (delta-rs) or on Databricks (Spark)."""
 
@@ -56,9 +79,11 @@ class Table(Protocol):
 
     def exists(self) -> bool: ...
 
-    def create_or_migrate(self) -> None:
+    def create_or_migrate(self, seed: Sequence[Mapping[str, Any]] = ()) -> None:
         """Create the table if missing; add missing columns (never drop) if its schema version is
-        older than ``spec.schema_version``; record the new schema version."""
+        older than ``spec.schema_version``; record the new schema version. ``seed`` rows are
+        written in the creating commit itself (so no two creators can both add them), or inserted
+        into an existing table when their key is absent (tables created before seeding)."""
 
     def version(self) -> int:
         """Current Delta version, without scanning data. Raises TableNotFoundError."""
@@ -97,3 +122,8 @@ class Table(Protocol):
 
     def history(self, limit: int = 20) -> list[Commit]:
         """Latest commits, newest first."""
+
+    def maintenance_only(self, since: int, until: int) -> bool:
+        """True when the versions in ``(since, until]`` are all maintenance commits (OPTIMIZE,
+        VACUUM, ANALYZE, REORG) that change no row, so a reader of the data can skip them; see
+        :func:`maintenance_only`."""

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from lakeflow_job_meta.errors import MissingDependencyError, StorageError, TableNotFoundError
-from lakeflow_job_meta.storage.base import Commit, TableSpec
+from lakeflow_job_meta.storage.base import Commit, TableSpec, maintenance_only
 from lakeflow_job_meta.storage.merge_rows import (
     OP_COLUMN,
     fill_row,
@@ -137,6 +137,7 @@ class DeltaRsTable:
         self._cached: DeltaTable | None = None
         # Lowest version known to have been written with the change data feed on.
         self._cdf_from: int | None = None
+        self._seeded = False  # seed rows known to be present (checked once per object)
 
     def __repr__(self) -> str:
         return f"DeltaRsTable({self.name!r}, kind={self.spec.kind!r})"
@@ -258,6 +259,13 @@ class DeltaRsTable:
         commits.sort(key=lambda c: c.version, reverse=True)
         return commits[:limit]
 
+    def maintenance_only(self, since: int, until: int) -> bool:
+        try:
+            return maintenance_only(self.history, since, until)
+        except Exception as exc:  # an unreadable log: let the caller read the feed instead
+            log.debug("history of %s unreadable: %s", self.name, exc)
+            return False
+
     # -- writing -------------------------------------------------------------------------------
 
     def _commit_properties(self, **kwargs: Any) -> Any:
@@ -366,6 +374,9 @@ class DeltaRsTable:
         return rows[0] if rows else None
 
     def compare_and_set(self, row: Mapping[str, Any], expected: Mapping[str, Any] | None) -> bool:
+        return self._compare_and_set(row, expected)
+
+    def _compare_and_set(self, row: Mapping[str, Any], expected: Mapping[str, Any] | None) -> bool:
         dl = _deltalake()
         key = self._key_of(row)
         update_columns = self._update_columns([row])
@@ -391,14 +402,21 @@ class DeltaRsTable:
 
     # -- schema --------------------------------------------------------------------------------
 
-    def create_or_migrate(self) -> None:
+    def create_or_migrate(self, seed: Sequence[Mapping[str, Any]] = ()) -> None:
         dl = _deltalake()
         last: Exception | None = None
         for _attempt in range(CREATE_ATTEMPTS):
             try:
                 if not self.exists():
-                    self._create()
+                    self._create(seed)
+                    self._seeded = True
                 self._migrate()
+                if seed and not self._seeded:
+                    # A table created before seeding: insert the rows whose key is absent (the
+                    # CAS refuses when the key exists, and commits at exactly version n+1).
+                    for row in seed:
+                        self._compare_and_set(row, None)
+                    self._seeded = True
                 return
             except (dl.exceptions.CommitFailedError, dl.exceptions.DeltaError) as exc:
                 # Most likely another process created or migrated the table at the same moment:
@@ -416,8 +434,25 @@ class DeltaRsTable:
             props[CDF_PROPERTY] = "true"
         return props
 
-    def _create(self) -> None:
+    def _create(self, seed: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Version 0, with the seed rows in the same commit: ``mode="error"`` makes a concurrent
+        creator fail (and retry as a migration) instead of adding the rows twice.
+        ``write_deltalake`` refuses non-Delta property keys, so ours follow in ``_migrate``."""
         dl = _deltalake()
+        if seed:
+            now = self._now()
+            data = _pyarrow().Table.from_pylist(
+                [self._fill(r, now) for r in seed], schema=arrow_schema(self.spec)
+            )
+            dl.write_deltalake(
+                self.path,
+                data,
+                mode="error",
+                configuration={k: v for k, v in self._properties().items() if k.startswith("delta.")},
+                # Without this a losing creator's write is rebased into an append of the rows.
+                commit_properties=self._commit_properties(max_commit_retries=0),
+            )
+            return
         dl.DeltaTable.create(
             self.path,
             arrow_schema(self.spec),

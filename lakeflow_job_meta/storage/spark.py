@@ -2,24 +2,27 @@
 
 SQL text is built only by the pure ``*_sql`` functions below, which take validated
 :class:`TableReference` names (every identifier backquoted) and spec column names; every value
-is passed as a named parameter (``spark.sql(query, args=...)``, Spark 3.4+) or through a temp view
-of a DataFrame (MERGE and INSERT sources). ``pyspark`` is imported only inside methods.
+travels through a temp view of a DataFrame with an explicit schema (MERGE, CAS, INSERT and seed
+sources, and a CAS's expected values). No parameter markers: with Delta's SQL extension on Spark
+4.2 they are left unbound (UNBOUND_SQL_PARAMETER). ``pyspark`` is imported only inside methods.
 
-Much of this cannot run on a plain local Spark (no Delta there); docs/STORAGE.md lists exactly
-what is tested and what is not.
+The storage contract suite runs this adapter on local Spark with Delta Lake (tests/storage);
+docs/STORAGE.md lists what still differs from Databricks.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import re
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from lakeflow_job_meta.errors import MissingDependencyError, StorageError, TableNotFoundError
-from lakeflow_job_meta.storage.base import Column, Commit, TableSpec
+from lakeflow_job_meta.storage.base import Column, Commit, TableSpec, maintenance_only
 from lakeflow_job_meta.storage.merge_rows import (
     OP_COLUMN,
     fill_row,
@@ -31,6 +34,7 @@ from lakeflow_job_meta.storage.naming import TableReference
 from lakeflow_job_meta.storage.tables import CDF_PROPERTY, KIND_PROPERTY, SCHEMA_VERSION_PROPERTY
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 INSTALL_HINT = "pip install 'lakeflow-job-meta[spark]' (or run on a Databricks cluster)"
 DEFAULTS_FEATURE = "delta.feature.allowColumnDefaults"
@@ -44,21 +48,21 @@ _SQL_TYPES = {
     "double": "DOUBLE",
     "timestamp": "TIMESTAMP",
 }
-# Substrings of Delta errors meaning "the change data feed cannot answer": fall back to a read.
-_CDF_UNAVAILABLE = (
-    "change_data_feed_not_enabled",
-    "change data feed",
-    "missing_change_data",
-    "versionnotfound",
-    "version_not_found",
-    "filenotfound",
-    "file_not_found",
-    "cannot time travel",
-    "timestamp_earlier_than_commit_retention",
-)
-# Substrings of Delta's optimistic-concurrency failures (ConcurrentAppendException, ...).
-_CONCURRENT = ("concurrent", "delta_concurrent")
-CAS_ATTEMPTS = 5
+# Error classes of Delta's optimistic-concurrency failures: another commit won; re-running an
+# idempotent statement on the new snapshot is correct. ``DELTA_CONCURRENT_*`` covers
+# ConcurrentAppend/DeleteRead/DeleteDelete/Transaction/WriteException.
+_CONFLICT_PREFIX = "DELTA_CONCURRENT_"
+_CONFLICT_CLASSES = frozenset({"DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED"})
+CONFLICT_ATTEMPTS = 5
+CAS_ATTEMPTS = CONFLICT_ATTEMPTS
+
+
+class DeltaConflictError(StorageError):
+    """A Delta commit lost an optimistic-concurrency race (see :func:`conflict_class`)."""
+
+    def __init__(self, message: str, error_class: str):
+        super().__init__(message)
+        self.error_class = error_class
 
 
 # -- pure SQL generation ----------------------------------------------------------------------
@@ -156,17 +160,6 @@ def select_sql(ref: TableReference, columns: Sequence[str]) -> str:
     return f"SELECT {', '.join(quote(c) for c in columns)} FROM {ref.sql_name}"
 
 
-def changes_sql(columns: Sequence[str]) -> str:
-    """Change Data Feed between two versions; table name and versions are parameters
-    (``:table_name``, ``:start``, ``:end``)."""
-    cols = ", ".join(quote(c) for c in (*columns, "_change_type", "_commit_version"))
-    return f"SELECT {cols} FROM table_changes(:table_name, :start, :end)"
-
-
-def changes_args(ref: TableReference, version: int, current: int) -> dict[str, Any]:
-    return {"table_name": ref.sql_name, "start": int(version) + 1, "end": int(current)}
-
-
 def _key_condition(spec: TableSpec) -> str:
     return " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in spec.key)
 
@@ -193,28 +186,38 @@ def merge_sql(ref: TableReference, view: str, spec: TableSpec, update_columns: S
     )
 
 
+def cas_expected_columns(
+    ref: TableReference, spec: TableSpec, expected: Mapping[str, Any]
+) -> list[tuple[str, str, Any]]:
+    """``(source column, type, value)`` per expected column, in name order: the expected values
+    travel in the CAS's source view as ``_expected_<i>``, like every other value."""
+    out = []
+    by_name = {c.name: c for c in spec.columns}
+    for i, (column, value) in enumerate(sorted(expected.items())):
+        if column not in by_name:
+            raise StorageError(f"{ref.name}: unknown column {column!r} in expected")
+        out.append((f"_expected_{i}", by_name[column].type, value))
+    return out
+
+
 def cas_sql(
     ref: TableReference,
     view: str,
     spec: TableSpec,
     update_columns: Sequence[str],
     expected: Mapping[str, Any] | None,
-) -> tuple[str, dict[str, Any]]:
+) -> str:
     """MERGE writing the single row in ``view`` only if the stored row equals ``expected`` on
-    its columns (null-safe), or is absent when ``expected`` is None. Returns (sql, args)."""
+    its columns (null-safe, against the view's ``_expected_<i>`` columns), or is absent when
+    ``expected`` is None."""
     head = f"MERGE INTO {ref.sql_name} AS t USING {quote(view)} AS s ON {_key_condition(spec)}\n"
     if expected is None:
-        return head + f"WHEN NOT MATCHED THEN {_insert_clause(spec)}", {}
-    args: dict[str, Any] = {}
-    terms = []
-    for i, (column, value) in enumerate(sorted(expected.items())):
-        if column not in spec.column_names:
-            raise StorageError(f"{ref.name}: unknown column {column!r} in expected")
-        args[f"expected_{i}"] = value
-        terms.append(f"t.{quote(column)} <=> :expected_{i}")
+        return head + f"WHEN NOT MATCHED THEN {_insert_clause(spec)}"
+    names = [column for column, _type, _value in cas_expected_columns(ref, spec, expected)]
+    terms = [f"t.{quote(c)} <=> s.{quote(n)}" for c, n in zip(sorted(expected), names, strict=True)]
     condition = " AND ".join(terms) or "TRUE"
     update = _update_clause(update_columns) if update_columns else "UPDATE SET *"
-    return head + f"WHEN MATCHED AND {condition} THEN {update}", args
+    return head + f"WHEN MATCHED AND {condition} THEN {update}"
 
 
 def insert_sql(ref: TableReference, view: str, columns: Sequence[str]) -> str:
@@ -239,6 +242,76 @@ def spark_schema(spec: TableSpec, extra: Sequence[tuple[str, str]] = ()) -> Any:
     return T.StructType(fields)
 
 
+def error_class(exc: BaseException) -> str | None:
+    """The Spark error class (condition) of ``exc`` or of an exception it wraps, e.g.
+    ``DELTA_CONCURRENT_APPEND``. pyspark exceptions expose it as ``getCondition()`` (Spark 4)
+    or ``getErrorClass()`` (3.4+); messages are not parsed."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        # pyspark re-raises exceptions it has no Python class for (Delta's Concurrent*Exception
+        # unless delta-spark's converter was imported) as a bare Py4JJavaError: ask the Java
+        # exception, a SparkThrowable, directly.
+        for source in (current, getattr(current, "java_exception", None)):
+            value = _condition_of(source)
+            if value:
+                return value
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _condition_of(source: Any) -> str | None:
+    for getter in ("getCondition", "getErrorClass"):
+        try:
+            method = getattr(source, getter, None)
+            value = method() if callable(method) else None
+        except Exception:  # not a SparkThrowable, or a half-converted JVM exception
+            value = None
+        if value:
+            return str(value)
+    return None
+
+
+def conflict_class(exc: BaseException) -> str | None:
+    """The error class when ``exc`` is a Delta concurrency conflict, else None. Sub-classes
+    (``DELTA_CONCURRENT_APPEND.WITH_PARTITION_HINT``) count as their parent."""
+    cls = error_class(exc)
+    if cls is None:
+        return None
+    base = cls.split(".", 1)[0].upper()
+    return cls if base.startswith(_CONFLICT_PREFIX) or base in _CONFLICT_CLASSES else None
+
+
+def changes_options(version: int, current: int) -> dict[str, str]:
+    """Reader options for the Change Data Feed after ``version`` up to ``current`` (inclusive).
+    The ``readChangeFeed`` reader works on every supported runtime; ``table_changes`` accepts
+    parameter markers only from DBR 18."""
+    return {
+        "readChangeFeed": "true",
+        "startingVersion": str(int(version) + 1),
+        "endingVersion": str(int(current)),
+    }
+
+
+def key_count_sql(ref: TableReference, view: str, spec: TableSpec) -> str:
+    """Rows sharing the key of the row in ``view``: a CAS checks it is exactly one."""
+    return f"SELECT count(*) AS n FROM {ref.sql_name} AS t JOIN {quote(view)} AS s ON {_key_condition(spec)}"
+
+
+def seed_create_sql(ref: TableReference, spec: TableSpec, view: str) -> str:
+    """CREATE TABLE ... AS SELECT: the table and its seed rows in one commit, so two creators
+    cannot both insert them. Only for specs without column DEFAULTs (CTAS cannot declare them)."""
+    if any(c.default_sql for c in spec.columns):
+        raise StorageError(f"{ref.name}: a seeded table cannot have column DEFAULTs")
+    cols = ", ".join(quote(c) for c in spec.column_names)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {ref.sql_name} USING DELTA\n"
+        f"TBLPROPERTIES ({properties_clause(table_properties(spec))})\n"
+        f"AS SELECT {cols} FROM {quote(view)}"
+    )
+
+
 # -- adapter -----------------------------------------------------------------------------------
 
 
@@ -251,15 +324,22 @@ def _types() -> Any:
 
 
 def active_session() -> Any:
-    """The active SparkSession (on Databricks: the notebook's or job's)."""
+    """The active SparkSession (on Databricks: the notebook's or job's), else the builder's:
+    used as a library (a wheel task, another thread, Databricks Connect) there may be no active
+    session in this thread although one exists or can be made."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise MissingDependencyError(f"Unity Catalog tables need pyspark: {INSTALL_HINT}") from exc
     session = SparkSession.getActiveSession()
-    if session is None:
-        raise StorageError("no active SparkSession; catalog.schema.table names need Spark (Databricks)")
-    return session
+    if session is not None:
+        return session
+    try:
+        return SparkSession.builder.getOrCreate()
+    except Exception as exc:
+        raise StorageError(
+            f"no SparkSession and none could be created ({exc}); catalog.schema.table names need Spark"
+        ) from exc
 
 
 def _utc(value: Any) -> Any:
@@ -285,6 +365,8 @@ class SparkTable:
         self.spec = spec
         self.spark = spark
         self._actor = actor
+        self._warned_fallback = False
+        self._seeded = False  # seed rows known to be present (checked once per object)
 
     def __repr__(self) -> str:
         return f"SparkTable({self.name!r}, kind={self.spec.kind!r})"
@@ -295,13 +377,32 @@ class SparkTable:
             self._actor = str(self.spark.sql("SELECT current_user() AS u").collect()[0]["u"])
         return self._actor
 
-    def _sql(self, query: str, args: Mapping[str, Any] | None = None) -> Any:
+    def _sql(self, query: str) -> Any:
         try:
-            return self.spark.sql(query, args=dict(args)) if args else self.spark.sql(query)
+            return self.spark.sql(query)
         except Exception as exc:
-            if _not_found(exc):
-                raise TableNotFoundError(self.name) from exc
-            raise StorageError(f"{self.name}: {exc}") from exc
+            raise self._error(exc) from exc
+
+    def _error(self, exc: Exception) -> StorageError:
+        if _not_found(exc):
+            return TableNotFoundError(self.name)
+        conflict = conflict_class(exc)
+        if conflict is not None:
+            return DeltaConflictError(f"{self.name}: {exc}", conflict)
+        return StorageError(f"{self.name}: {exc}")
+
+    def _retrying(self, what: str, action: Callable[[], _T]) -> _T:
+        """Run an idempotent ``action`` again when a concurrent commit won (bounded, with a short
+        random backoff so racing writers spread out). The last conflict is raised."""
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                return action()
+            except DeltaConflictError as exc:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
+                log.debug("%s on %s lost a commit race (%s), retrying", what, self.name, exc.error_class)
+                time.sleep(random.uniform(0, 0.05 * attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -344,25 +445,33 @@ class SparkTable:
         if version >= current:
             return []
         if self._properties().get(CDF_PROPERTY, "false").lower() != "true":
+            self._fallback(f"{CDF_PROPERTY} is not true")
             return None
         present = set(self._present_columns())
         columns = [c for c in self.spec.column_names if c in present]
         try:
-            rows = self._sql(changes_sql(columns), changes_args(self.ref, version, current)).collect()
-        except TableNotFoundError:
-            raise
+            reader = self.spark.read.options(**changes_options(version, current))
+            frame = reader.table(self.ref.sql_name).select(*columns, "_change_type", "_commit_version")
+            rows = frame.collect()
         except Exception as exc:
-            text = str(exc).lower()
-            if any(marker in text for marker in _CDF_UNAVAILABLE):
-                log.debug("change data feed of %s unavailable: %s", self.name, exc)
-            else:
-                log.warning("change data feed of %s failed, falling back to a full read: %s", self.name, exc)
+            if _not_found(exc):
+                raise TableNotFoundError(self.name) from exc
+            self._fallback(str(exc))
             return None
         out = self._rows(rows, extra=("_change_type", "_commit_version"))
         for row in out:
             row["_commit_version"] = int(row["_commit_version"])
         out.sort(key=lambda r: r["_commit_version"])
         return out
+
+    def _fallback(self, reason: str) -> None:
+        """Say once per table, at WARNING, that the feed cannot answer (then at DEBUG): a silent
+        fallback would turn every change into a full reconcile without anyone noticing."""
+        level = logging.DEBUG if self._warned_fallback else logging.WARNING
+        self._warned_fallback = True
+        log.log(
+            level, "change data feed of %s cannot answer; falling back to a full read: %s", self.name, reason
+        )
 
     def history(self, limit: int = 20) -> list[Commit]:
         rows = self._sql(history_sql(self.ref, limit)).collect()
@@ -376,6 +485,13 @@ class SparkTable:
             for r in rows
         ]
 
+    def maintenance_only(self, since: int, until: int) -> bool:
+        try:
+            return maintenance_only(self.history, since, until)
+        except StorageError as exc:  # history unreadable: let the caller read the feed instead
+            log.debug("history of %s unreadable: %s", self.name, exc)
+            return False
+
     # -- writing -------------------------------------------------------------------------------
 
     def _fill(self, row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -387,10 +503,12 @@ class SparkTable:
     def _update_columns(self, upserts: Sequence[Mapping[str, Any]]) -> list[str]:
         return update_columns(self.spec, upserts)
 
-    def source_view(self, rows: Sequence[Mapping[str, Any]], *, with_op: bool = True) -> str:
-        """Register ``rows`` (full spec rows, plus ``_op``) as a uniquely named temp view."""
+    def source_view(
+        self, rows: Sequence[Mapping[str, Any]], extra: Sequence[tuple[str, str]] = ((OP_COLUMN, "string"),)
+    ) -> str:
+        """Register ``rows`` (full spec rows, plus the ``extra`` columns, by default ``_op``) as a
+        uniquely named temp view."""
         name = f"lakeflow_job_meta_src_{uuid.uuid4().hex}"
-        extra = [(OP_COLUMN, "string")] if with_op else []
         schema = spark_schema(self.spec, extra)
         frame = self.spark.createDataFrame(
             [tuple(r.get(f.name) for f in schema.fields) for r in rows], schema
@@ -414,8 +532,10 @@ class SparkTable:
         now = datetime.now(timezone.utc)
         rows = merge_source_rows(self.spec, self.name, upserts, deletes, now, self.actor)
         view = self.source_view(rows)
+        query = merge_sql(self.ref, view, self.spec, self._update_columns(upserts))
         try:
-            result = self._sql(merge_sql(self.ref, view, self.spec, self._update_columns(upserts))).collect()
+            # Re-running the MERGE from the same source rows is idempotent.
+            result = self._retrying("merge", lambda: self._sql(query).collect())
         finally:
             self._drop_view(view)
         return _affected(result) > 0
@@ -424,36 +544,58 @@ class SparkTable:
         if not rows:
             return
         now = datetime.now(timezone.utc)
-        view = self.source_view([self._fill(r, now) for r in rows], with_op=False)
+        view = self.source_view([self._fill(r, now) for r in rows], extra=())
         try:
             self._sql(insert_sql(self.ref, view, self.spec.column_names))
         finally:
             self._drop_view(view)
 
     def compare_and_set(self, row: Mapping[str, Any], expected: Mapping[str, Any] | None) -> bool:
-        self._key_of(row)
-        view = self.source_view([self._fill(row, datetime.now(timezone.utc))], with_op=False)
+        return self._compare_and_set(row, expected)
+
+    def _compare_and_set(self, row: Mapping[str, Any], expected: Mapping[str, Any] | None) -> bool:
+        key = self._key_of(row)
+        checks = cas_expected_columns(self.ref, self.spec, expected or {})
+        source = {**self._fill(row, datetime.now(timezone.utc)), **{n: v for n, _t, v in checks}}
+        view = self.source_view([source], extra=[(n, t) for n, t, _v in checks])
         try:
-            query, args = cas_sql(self.ref, view, self.spec, self._update_columns([row]), expected)
-            for _attempt in range(CAS_ATTEMPTS):
-                try:
-                    return _affected(self._sql(query, args).collect()) > 0
-                except StorageError as exc:
-                    if not any(marker in str(exc).lower() for marker in _CONCURRENT):
-                        raise
-                    # A concurrent commit won; the MERGE re-checks ``expected`` on the new
-                    # snapshot, so simply running it again is still a compare-and-set.
-                    log.debug("compare_and_set on %s lost a commit race, retrying: %s", self.name, exc)
-            return False
+            query = cas_sql(self.ref, view, self.spec, self._update_columns([row]), expected)
+            try:
+                # On a conflict the MERGE is run again: it re-checks ``expected`` on the new
+                # snapshot, so it is still a compare-and-set.
+                affected = _affected(self._retrying("compare_and_set", lambda: self._sql(query).collect()))
+            except DeltaConflictError:
+                return False
+            if affected == 0:
+                return False
+            # Verify one row after writing: an insert racing another insert of the same key may
+            # both commit under row-level concurrency; two rows for one key is a broken lease.
+            counted = self._sql(key_count_sql(self.ref, view, self.spec)).collect()
+            count = int(counted[0]["n"]) if counted else 0
         finally:
             self._drop_view(view)
+        if affected != 1 or count != 1:
+            raise StorageError(
+                f"{self.name}: {count} rows share the key {key} (compare_and_set wrote {affected}); "
+                "delete all but one"
+            )
+        return True
 
     # -- schema --------------------------------------------------------------------------------
 
-    def create_or_migrate(self) -> None:
+    def create_or_migrate(self, seed: Sequence[Mapping[str, Any]] = ()) -> None:
+        # A concurrent creator or migrator may win a commit race; every step re-reads the table.
+        self._retrying("create_or_migrate", lambda: self._create_or_migrate(seed))
+
+    def _create_or_migrate(self, seed: Sequence[Mapping[str, Any]]) -> None:
         if not self.exists():
-            # IF NOT EXISTS makes a concurrent creation harmless.
-            self._sql(create_table_sql(self.ref, self.spec))
+            if seed:
+                self._create_seeded(seed)
+            else:
+                # IF NOT EXISTS makes a concurrent creation harmless.
+                self._sql(create_table_sql(self.ref, self.spec))
+            if self._properties().get(SCHEMA_VERSION_PROPERTY) == str(self.spec.schema_version):
+                return  # ours, complete (or a concurrent creator's, equally complete)
         present = set(self._present_columns())
         missing = [c for c in self.spec.columns if c.name not in present]
         props = self._properties()
@@ -464,6 +606,20 @@ class SparkTable:
         wanted = {k: v for k, v in table_properties(self.spec).items() if props.get(k) != v}
         for statement in migrate_sql(self.ref, missing, wanted):
             self._sql(statement)
+        if seed and not self._seeded:
+            # A table created before seeding: insert the rows whose key is absent.
+            for row in seed:
+                self._compare_and_set(row, None)
+            self._seeded = True
+
+    def _create_seeded(self, seed: Sequence[Mapping[str, Any]]) -> None:
+        now = datetime.now(timezone.utc)
+        view = self.source_view([self._fill(r, now) for r in seed], extra=())
+        try:
+            self._sql(seed_create_sql(self.ref, self.spec, view))
+        finally:
+            self._drop_view(view)
+        self._seeded = True
 
 
 def _affected(result: Sequence[Any]) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 from lakeflow_job_meta.clock import utc_datetime
 from lakeflow_job_meta.storage.base import Table
 from lakeflow_job_meta.storage.rows import StateRow
+from lakeflow_job_meta.storage.tables import LEASE_KEY
 from lakeflow_job_meta.vocabulary import StrEnum
 
 
@@ -22,7 +23,8 @@ class StateKey(StrEnum):
     """The monitor's processed Delta versions, applied version and retries."""
     VOLUME_SNAPSHOT = "volume_snapshot"
     """What the volume scanner last acknowledged, so a restart does not reload every file."""
-    LEASE = "lease"
+    LEASE = LEASE_KEY
+    """The writer lease (written with compare-and-set by the lease; seeded with the table)."""
     REJECTED_FILES = "rejected_files"
     """Volume files the monitor currently rejects, with their issues (for ``status``)."""
 

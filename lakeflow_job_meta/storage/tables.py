@@ -12,12 +12,15 @@ from collections.abc import Callable
 
 from lakeflow_job_meta.errors import TableNotFoundError
 from lakeflow_job_meta.storage.base import Column, Table, TableSpec
-from lakeflow_job_meta.storage.naming import TableReference
+from lakeflow_job_meta.storage.naming import TableReference, control_table_id
 
 # Table properties every tool table carries.
 SCHEMA_VERSION_PROPERTY = "lakeflow_job_meta.schema_version"
 KIND_PROPERTY = "lakeflow_job_meta.kind"
 CDF_PROPERTY = "delta.enableChangeDataFeed"
+
+# The writer lease's row in the state table: ``(control_table_id, LEASE_KEY)``.
+LEASE_KEY = "lease"
 
 # Audit columns. On Databricks they carry SQL DEFAULTs so that a user's INSERT that names only the
 # reference columns still fills them; locally the delta-rs adapter fills them on merge.
@@ -142,10 +145,19 @@ class ToolTables:
     def all(self) -> tuple[Table, ...]:
         return (self.control, self.modules, self.jobs, self.history, self.state)
 
+    def lease_seed(self) -> dict[str, str | None]:
+        """The lease row the state table is created with (value NULL: free). Taking the lease is
+        then always an UPDATE of this one existing row: on Databricks with row-level concurrency
+        two insert-only MERGEs of the same key may both commit, two UPDATEs of one row may not."""
+        return {"scope": control_table_id(self.reference), "key": LEASE_KEY, "value": None}
+
     def ensure_exists(self) -> None:
         """Create missing tables and migrate old ones (write commands call this first)."""
         for table in self.all():
-            table.create_or_migrate()
+            if table is self.state:
+                table.create_or_migrate(seed=[self.lease_seed()])
+            else:
+                table.create_or_migrate()
 
     def exists(self) -> bool:
         return all(table.exists() for table in self.all())

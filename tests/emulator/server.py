@@ -48,6 +48,14 @@ JOB_WRITE_ENDPOINTS = ("jobs/create", "jobs/reset", "jobs/update", "jobs/delete"
 PERMISSION_LEVELS = ("CAN_VIEW", "CAN_MANAGE_RUN", "IS_OWNER", "CAN_MANAGE")
 PRINCIPAL_KEYS = ("user_name", "group_name", "service_principal_name")
 DEFAULT_USER = "emulator-user@example.com"
+# databricks/cli libs/testserver/permissions.go, "verified against the backend".
+ONE_OWNER_MESSAGE = "The job must have exactly one owner."
+# Wording not found in any source (docs/API_FACTS.md): only that a group cannot own a job.
+GROUP_OWNER_MESSAGE = (
+    "Group {} cannot be the owner of a job: only a user or a service principal can be IS_OWNER."
+)
+SERVICE_PRINCIPAL_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 
 
 @dataclass
@@ -104,6 +112,9 @@ class JobsEmulator:
     ``token``: if set, only ``Bearer <token>`` is accepted; otherwise any Bearer token.
     ``host_metadata``: JSON served at ``/.well-known/databricks-config`` (default: 404, which
     the SDK accepts, logging one warning).
+    ``user_name`` / ``service_principal``: the caller, as ``/preview/scim/v2/Me`` reports it
+    (a service principal's user name is its application id) and as the creator and owner of
+    the jobs it creates.
     ``fill_run_as``: also store ``settings.run_as = {"user_name": creator}`` on create when
     the request has none (off by default: see docs/API_FACTS.md).
     ``cluster_policies``: ``{policy_id: {field: value}}``, values a cluster policy injects into a
@@ -117,6 +128,7 @@ class JobsEmulator:
         port: int = 0,
         *,
         user_name: str = DEFAULT_USER,
+        service_principal: bool = False,
         token: str | None = None,
         fill_run_as: bool = False,
         page_size: int = 100,
@@ -126,6 +138,7 @@ class JobsEmulator:
         self._host = host
         self._port = port
         self.user_name = user_name
+        self.service_principal = service_principal
         self.token = token
         self.fill_run_as = fill_run_as
         self.page_size = page_size
@@ -341,7 +354,7 @@ class JobsEmulator:
     def _stored(self, settings: dict, creator: str) -> dict:
         return apply_server_defaults(settings, user_name=creator, cluster_policies=self.cluster_policies)
 
-    def _store_new_job(self, settings: dict, creator: str) -> int:
+    def _store_new_job(self, settings: dict, creator: str, *, keep_acl: bool = False) -> int:
         settings.pop("access_control_list", None)
         if self.fill_run_as and not settings.get("run_as"):
             settings["run_as"] = {"user_name": creator}
@@ -355,7 +368,8 @@ class JobsEmulator:
             "created_time": _now_ms(),
             "settings": self._stored(settings, creator),
         }
-        self._acls[job_id] = [{"user_name": creator, "permission_level": "IS_OWNER"}]
+        if not keep_acl:
+            self._acls[job_id] = [self._creator_entry("IS_OWNER")]
         return job_id
 
     def _new_run(self, job_id: int, body: dict) -> int:
@@ -434,10 +448,13 @@ class JobsEmulator:
         validate_settings(settings)
         acl = body.get("access_control_list") or []
         self._validate_acl(acl)
+        if acl and not any(e["permission_level"] == "IS_OWNER" for e in acl):
+            acl = [*acl, self._creator_entry("IS_OWNER")]  # the creator owns a job created without one
         with self._lock:
-            job_id = self._store_new_job(settings, self.user_name)
+            job_id = self._next_job_id
             if acl:
-                self._set_acl(job_id, acl)
+                self._set_acl(job_id, acl)  # checked before the job exists: a rejected create stores nothing
+            self._store_new_job(settings, self.user_name, keep_acl=bool(acl))
             self._writes["jobs/create"] += 1
         return 200, {"job_id": job_id}, {}
 
@@ -612,9 +629,9 @@ class JobsEmulator:
 
     # permissions -------------------------------------------------------------------------
     def _validate_acl(self, acl: Any) -> None:
+        """Shape, levels and group owners; the one-owner count is checked on the result."""
         if not isinstance(acl, list):
             raise invalid("access_control_list must be an array")
-        owners = 0
         for entry in acl:
             if not isinstance(entry, dict) or sum(1 for k in PRINCIPAL_KEYS if entry.get(k)) != 1:
                 raise invalid(
@@ -623,30 +640,27 @@ class JobsEmulator:
             level = entry.get("permission_level")
             if level not in PERMISSION_LEVELS:
                 raise invalid(f"Invalid permission level {level!r} for a job")
-            owners += level == "IS_OWNER"
-        if owners > 1:
-            raise invalid("A job can have only one owner (IS_OWNER)")
+            if level == "IS_OWNER" and entry.get("group_name"):
+                raise invalid(GROUP_OWNER_MESSAGE.format(entry["group_name"]))
+
+    @staticmethod
+    def _principal(entry: dict) -> tuple:
+        return tuple((k, entry.get(k)) for k in PRINCIPAL_KEYS)
 
     def _set_acl(self, job_id: int, acl: list[dict], *, replace: bool = True) -> None:
-        current = self._acls.get(job_id, [])
-        owner = [e for e in current if e["permission_level"] == "IS_OWNER"]
-        new = [copy.deepcopy(e) for e in acl]
-        if replace:
-            result = new
-        else:
-
-            def principal(e: dict) -> tuple:
-                return tuple((k, e.get(k)) for k in PRINCIPAL_KEYS)
-
-            by_p = {principal(e): e for e in current}
-            for e in new:
-                by_p[principal(e)] = e
-            result = list(by_p.values())
-        if not any(e["permission_level"] == "IS_OWNER" for e in result):
-            result = owner + result
-        elif any(e["permission_level"] == "IS_OWNER" for e in new):
-            result = [e for e in result if e["permission_level"] != "IS_OWNER" or e in new]
+        """PUT (``replace``) or PATCH: entries are upserted by principal, the last level of a
+        principal listed twice wins, and the result must name exactly one owner."""
+        by_principal = {} if replace else {self._principal(e): e for e in self._acls.get(job_id, [])}
+        for entry in acl:
+            by_principal[self._principal(entry)] = copy.deepcopy(entry)
+        result = list(by_principal.values())
+        if sum(e["permission_level"] == "IS_OWNER" for e in result) != 1:
+            raise invalid(ONE_OWNER_MESSAGE)
         self._acls[job_id] = result
+
+    def _creator_entry(self, level: str) -> dict:
+        key = "service_principal_name" if self.service_principal else "user_name"
+        return {key: self.user_name, "permission_level": level}
 
     def _permissions(self, method: str, endpoint: str, body: Any) -> tuple:
         rest = endpoint[len("permissions/jobs/") :]
@@ -718,11 +732,14 @@ class JobsEmulator:
         return 200, out, {}
 
     def _scim_me(self, q, body, raw, headers):
-        return (
-            200,
-            {"id": "100", "userName": self.user_name, "displayName": self.user_name, "active": True},
-            {},
-        )
+        """The caller: a user, or a service principal whose userName is its application id."""
+        me = {"id": "100", "userName": self.user_name, "displayName": self.user_name, "active": True}
+        if self.service_principal:
+            me["schemas"] = [SERVICE_PRINCIPAL_SCHEMA]
+            me["applicationId"] = self.user_name
+        else:
+            me["schemas"] = [USER_SCHEMA]
+        return 200, me, {}
 
 
 _ROUTES: dict[tuple[str, str], Callable] = {

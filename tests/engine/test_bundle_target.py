@@ -328,3 +328,29 @@ def test_module_name_that_is_not_path_safe(tmp_path: Path) -> None:
     result = orchestrator.run_all_modules()
     assert {r.module: r.action for r in result.results} == {"Sales Daily": "delete", "plain": "noop"}
     assert not stem_file.exists()
+
+
+# -- owners (issue 7): the deployer is unknown offline ----------------------------------------
+
+
+def test_bundle_permissions_leave_the_owner_to_the_deploying_cli(
+    world: World, schema: dict[str, Any]
+) -> None:
+    """No owner in the metadata: the bundle names none, and ``databricks bundle deploy`` makes the
+    deploying identity IS_OWNER (CLI FixPermissions), promoting its CAN_MANAGE entry."""
+    assert world.apply().ok
+    job = yaml.safe_load(world.snapshot()[job_file("sales_daily")][0])["resources"]["jobs"]["sales_daily"]
+    assert schema_errors(job, schema, JOB_REF) == []
+    assert sorted(p["level"] for p in job["permissions"]) == ["CAN_MANAGE", "CAN_MANAGE_RUN", "CAN_VIEW"]
+
+
+def test_a_declared_owner_is_written_to_the_bundle(world: World, schema: dict[str, Any]) -> None:
+    world.edit(
+        "{group_name: analysts, permission_level: CAN_VIEW}",
+        "{group_name: analysts, permission_level: CAN_VIEW}\n      - {user_name: lead@example.com, permission_level: IS_OWNER}",
+    )
+    assert world.apply().ok
+    job = yaml.safe_load(world.snapshot()[job_file("sales_daily")][0])["resources"]["jobs"]["sales_daily"]
+    assert schema_errors(job, schema, JOB_REF) == []
+    owners = [p for p in job["permissions"] if p["level"] == "IS_OWNER"]
+    assert owners == [{"user_name": "lead@example.com", "level": "IS_OWNER"}]

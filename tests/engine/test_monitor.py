@@ -287,6 +287,41 @@ def test_idle_cycles_scan_nothing_write_nothing_call_nothing(
     assert env.emu.request_counts() == Counter()
 
 
+def test_maintenance_only_versions_are_idle(env: MonitorEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OPTIMIZE and VACUUM (auto-compaction, predictive optimization on Databricks) add versions
+    that change no row: no feed read, no state write, no reconcile, no API call."""
+    from deltalake import DeltaTable
+
+    env.tables.control.merge([notebook_row("a1", "alpha")])
+    env.tables.control.merge([notebook_row("b1", "beta")])
+    monitor = env.monitor(volume=False)
+    converge(monitor)
+    ids = tracked_job_ids(env.tables)
+    env.emu.reset_counters()
+    state_version = env.tables.state.version()
+    spy = TableSpy(monkeypatch, monitor.tables)
+
+    control = DeltaTable(env.ctl)
+    control.optimize.compact()
+    control.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    operations = [c.operation for c in env.tables.control.history(3)]
+    assert operations == ["VACUUM END", "VACUUM START", "OPTIMIZE"]
+    env.clock.advance(3)
+    report = monitor.check_and_update()
+
+    assert report.error is None and report.idle and not report.table_changed
+    assert report.control_version == env.tables.control.version()
+    assert spy.calls == Counter(), spy.calls
+    assert env.tables.state.version() == state_version
+    assert env.emu.request_counts() == Counter()
+
+    # A real change after them is still seen, from the feed, for that module only.
+    env.tables.control.merge([notebook_row("b1", "beta", "/Workspace/b2")])
+    report = monitor.check_and_update()
+    assert report.table_changed and report.modules_reconciled == ["beta"]
+    assert notebook_paths(env.emu.job(ids["beta"])) == ["/Workspace/b2"]
+
+
 # ---------------------------------------------------------------------------------- 3. YAML
 
 
@@ -660,15 +695,15 @@ def test_status_reports_versions_lag_and_lease(env: MonitorEnv) -> None:
     env.tables.control.merge([notebook_row("a1", "alpha")])
     monitor = env.monitor(volume=False, holder_id="status-test")
     converge(monitor)
-    status = read_status(env.ctl)
+    status = read_status(env.tables, env.ctl, now=env.clock.now())
     assert status["lag_versions"] == 0
     assert status["applied_control_version"] == env.tables.control.version()
-    assert "status-test" in status["lease"]["holder"]
-    assert status["modules"][next(iter(status["modules"]))]["module"] == "alpha"
+    assert status["monitor"]["holder"] == "status-test" and status["monitor"]["state"] == "running"
+    assert [m["module"] for m in status["modules"]] == ["alpha"]
     env.tables.control.merge([notebook_row("a1", "alpha", "/Workspace/v2")])
-    status = read_status(env.ctl)
+    status = read_status(env.tables, env.ctl, now=env.clock.now())
     assert status["lag_versions"] == 1
-    assert "lag 1" in render_status(status)
+    assert "(lag 1 version)" in render_status(status)
 
 
 def test_volume_path_removed_and_recreated_is_polled_then_watched_again(env: MonitorEnv) -> None:

@@ -32,7 +32,7 @@ TOKEN = "dapi-notebook-test"
 
 
 @pytest.fixture(scope="module")
-def control_table(spark: Any, table_format: str) -> str:
+def control_table(spark: Any) -> str:
     """The examples' rows in a Spark table shaped like the control table's reference columns."""
     result = parse_files_detailed([str(EXAMPLES / "metadata_examples.yaml")])
     assert result.issues == []
@@ -42,7 +42,7 @@ def control_table(spark: Any, table_format: str) -> str:
         "source_config STRING, target_config STRING, transformation_config STRING, is_active BOOLEAN"
     )
     spark.sql(f"DROP TABLE IF EXISTS {CONTROL_TABLE}")
-    spark.createDataFrame(rows, schema).write.format(table_format).saveAsTable(CONTROL_TABLE)
+    spark.createDataFrame(rows, schema).write.format("delta").saveAsTable(CONTROL_TABLE)
     return CONTROL_TABLE
 
 

@@ -459,14 +459,18 @@ CASES = [
     ),
     Case(
         "invalid_cron",
-        module(NOTEBOOK_A, settings=f"    schedule:\n      quartz_cron_expression: '0 5 * * *'  {MARK}\n"),
+        module(
+            NOTEBOOK_A,
+            settings=f"    schedule:\n      timezone_id: UTC\n      quartz_cron_expression: '0 5 * * *'  {MARK}\n",
+        ),
         "invalid Quartz cron expression: expected 6 or 7 fields",
         field="modules[0].schedule.quartz_cron_expression",
     ),
     Case(
         "cron_both_day_fields",
         module(
-            NOTEBOOK_A, settings=f"    schedule:\n      quartz_cron_expression: '0 0 5 * * MON'  {MARK}\n"
+            NOTEBOOK_A,
+            settings=f"    schedule:\n      timezone_id: UTC\n      quartz_cron_expression: '0 0 5 * * MON'  {MARK}\n",
         ),
         "exactly one of day-of-month and day-of-week must be '?'",
         field="modules[0].schedule.quartz_cron_expression",
@@ -475,7 +479,7 @@ CASES = [
         "schedule_and_continuous",
         module(
             NOTEBOOK_A,
-            settings=f"    schedule: {{quartz_cron_expression: '0 0 5 * * ?'}}\n    continuous: {{pause_status: PAUSED}}  {MARK}\n",
+            settings=f"    schedule: {{quartz_cron_expression: '0 0 5 * * ?', timezone_id: UTC}}\n    continuous: {{pause_status: PAUSED}}  {MARK}\n",
         ),
         "schedule, continuous are mutually exclusive",
         field="modules[0].continuous",
@@ -520,6 +524,85 @@ CASES = [
         module(src("a", 1, nb(), f"          job_cluster_key: big  {MARK}\n")),
         "names no job cluster of module 'm1' (the module has no job_clusters)",
         field=f"{TC0}.job_cluster_key",
+    ),
+    Case(
+        "group_owner",
+        module(
+            NOTEBOOK_A,
+            settings=(
+                "    permissions:\n"
+                "      - {user_name: a@example.com, permission_level: CAN_MANAGE}\n"
+                f"      - {{group_name: data-engineers, permission_level: IS_OWNER}}  {MARK}\n"
+            ),
+        ),
+        "a group cannot own a job: make a user_name or service_principal_name the IS_OWNER",
+        field="modules[0].permissions[1].group_name",
+    ),
+    Case(
+        "two_owners",
+        module(
+            NOTEBOOK_A,
+            settings=(
+                "    permissions:\n"
+                "      - {user_name: a@example.com, permission_level: IS_OWNER}\n"
+                f"      - {{service_principal_name: 9f8e7d6c-0000-1111-2222-333344445555, permission_level: IS_OWNER}}  {MARK}\n"
+            ),
+        ),
+        "a job has exactly one IS_OWNER (also permissions[0])",
+        field="modules[0].permissions[1].permission_level",
+    ),
+    Case(
+        "principal_listed_twice",
+        module(
+            NOTEBOOK_A,
+            settings=(
+                "    permissions:\n"
+                "      - {user_name: a@example.com, permission_level: IS_OWNER}\n"
+                "      - {group_name: analysts, permission_level: CAN_VIEW}\n"
+                f"      - {{user_name: a@example.com, permission_level: CAN_MANAGE}}  {MARK}\n"
+            ),
+        ),
+        "user_name 'a@example.com' is listed twice (also permissions[0]); give each principal one permission_level",
+        field="modules[0].permissions[2]",
+    ),
+    Case(
+        "tag_key_not_a_label",
+        module(NOTEBOOK_A, settings=f"    tags:\n      Cost Center: '1234'  {MARK}\n"),
+        "tag key 'Cost Center' does not match GCP's pattern ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]",
+        field='modules[0].tags["Cost Center"]',
+    ),
+    Case(
+        "tag_value_ends_with_dash",
+        module(NOTEBOOK_A, settings=f"    tags:\n      team: sales-  {MARK}\n"),
+        "tag value 'sales-' does not match GCP's pattern",
+        field="modules[0].tags.team",
+    ),
+    Case(
+        "tag_value_too_long",
+        module(NOTEBOOK_A, settings=f"    tags:\n      team: {'x' * 64}  {MARK}\n"),
+        "tag value is 64 bytes; GCP allows at most 63",
+        field="modules[0].tags.team",
+    ),
+    Case(
+        "tag_value_outside_latin1",
+        module(NOTEBOOK_A, settings=f"    tags:\n      team: 営業  {MARK}\n"),
+        "tag value has characters outside Latin-1, which GCP does not allow",
+        field="modules[0].tags.team",
+    ),
+    Case(
+        "tag_reserved_for_ownership",
+        module(NOTEBOOK_A, settings=f"    tags:\n      ljm_module: other  {MARK}\n"),
+        "is reserved for the tool's ownership tags",
+        field="modules[0].tags.ljm_module",
+    ),
+    Case(
+        "too_many_tags",
+        module(
+            NOTEBOOK_A,
+            settings=f"    tags:  {MARK}\n" + "".join(f"      t{i}: v\n" for i in range(23)),
+        ),
+        "at most 22 tags: a job holds 25 and the tool adds 3 ownership tags",
+        field="modules[0].tags",
     ),
     Case(
         "duplicate_module_in_file",

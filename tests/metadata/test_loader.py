@@ -192,7 +192,7 @@ def test_validate_all_locates_sql_rows_by_table() -> None:
 
 
 def test_validate_all_module_rows_and_duplicate_sql_rows() -> None:
-    settings = ModuleSettings("m", {"schedule": {"quartz_cron_expression": "bad"}})
+    settings = ModuleSettings("m", {"schedule": {"quartz_cron_expression": "bad", "timezone_id": "UTC"}})
     row = Source("a", "m", "sql", 1, transformation_config={"task_type": "notebook", "notebook_path": "/n"})
     issues = validate_all([row, row], [settings], control_table="ctl")
     assert [str(i) for i in issues] == [

@@ -26,7 +26,7 @@ modules:
     job_clusters:
       - job_cluster_key: c
         new_cluster: "${var.cluster}"
-    tags: {note: "retries=${var.retries} flag=${var.flag}", literal: "${bundle.target} {{job.id}}"}
+    parameters: [{name: note, default: "retries=${var.retries} flag=${var.flag}"}, {name: literal, default: "${bundle.target} {{job.id}}"}]
     sources:
       - source_id: q
         source_type: sql
@@ -72,13 +72,13 @@ def test_whole_string_reference_keeps_type_and_embedded_renders_text() -> None:
     assert source.transformation_config["retry_on_timeout"] is False
     assert source.target_config["ratio"] == 0.5
     assert module.settings["job_clusters"][0]["new_cluster"] == {"spark_version": "15.4.x", "num_workers": 1}
-    assert module.settings["tags"]["note"] == "retries=2 flag=false"
+    assert module.settings["parameters"][0]["default"] == "retries=2 flag=false"
     assert module.module_name == "m_main"
 
 
 def test_other_references_are_left_alone() -> None:
     _, _, module = _parse()
-    assert module.settings["tags"]["literal"] == "${bundle.target} {{job.id}}"
+    assert module.settings["parameters"][1]["default"] == "${bundle.target} {{job.id}}"
 
 
 def test_variables_may_reference_variables() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from lakeflow_job_meta.metadata.loader import validate_all
 from lakeflow_job_meta.metadata.models import ModuleSettings
+from lakeflow_job_meta.metadata.rows import module_settings_from_row
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from tests.planning.builders import CTX, JOB_CLUSTERS, TASK_TYPE_SOURCES, all_types_module, mod, src
 
@@ -24,6 +25,14 @@ def issues_of(module, ctx: CompileContext = CTX) -> list[str]:
     result = compile_module(module, ctx)
     assert result.job is None, "a module with issues must not yield a job"
     return [f"{i.field}: {i.message}" for i in result.issues]
+
+
+def validation_rows_issues(module) -> list[str]:
+    """Schema and semantic checks, as a module read back from the tables gets them."""
+    row = ModuleSettings(module.name, dict(module.settings)).content_row()
+    parsed = module_settings_from_row(row, "ctl_modules")
+    schema = [f"{i.field}: {i.message}" for i in parsed] if isinstance(parsed, list) else []
+    return schema + validation_issues(module, default_warehouse_id="wh")
 
 
 def validation_issues(module, default_warehouse_id: str | None = None) -> list[str]:
@@ -208,7 +217,7 @@ def test_python_tasks_use_the_module_environment() -> None:
     assert job.settings["tasks"][0]["environment_key"] == "py"
     assert job.settings["environments"] == envs
     two = [*envs, {"environment_key": "other", "spec": {"environment_version": "2"}}]
-    found = issues_of(
+    found = validation_issues(
         mod(
             "m",
             src("p", task_type="spark_python", spark_python_task={"python_file": "/x.py"}),
@@ -216,7 +225,7 @@ def test_python_tasks_use_the_module_environment() -> None:
         )
     )
     assert any("environment_key: is required" in i for i in found)
-    found = issues_of(
+    found = validation_issues(
         mod(
             "m",
             src(
@@ -228,7 +237,7 @@ def test_python_tasks_use_the_module_environment() -> None:
             environments=envs,
         )
     )
-    assert any("no environment 'nope'" in i for i in found)
+    assert any("names no environment of module 'm' (py)" in i for i in found)
 
 
 def test_spark_jar_on_serverless_is_a_validation_issue() -> None:
@@ -240,7 +249,7 @@ def test_spark_jar_on_serverless_is_a_validation_issue() -> None:
 
 
 def test_libraries_only_on_cluster_tasks() -> None:
-    found = issues_of(mod("m", src("n", libraries=[{"pypi": {"package": "x"}}])))
+    found = validation_issues(mod("m", src("n", libraries=[{"pypi": {"package": "x"}}])))
     assert any("libraries need a cluster" in i for i in found)
     job = compiled(mod("m", src("n", existing_cluster_id="c-1", libraries=[{"pypi": {"package": "x"}}])))
     task = job.settings["tasks"][0]
@@ -249,7 +258,7 @@ def test_libraries_only_on_cluster_tasks() -> None:
     assert "environments" not in job.settings
     found = validation_issues(mod("m", src("n", job_cluster_key="missing")))
     assert any("names no job cluster of module 'm'" in i for i in found)
-    found = issues_of(
+    found = validation_issues(
         mod(
             "m",
             src("q", task_type="sql_file", sql_task={"sql_file_path": "/a.sql"}, job_cluster_key="big"),
@@ -273,10 +282,8 @@ def test_run_job_with_a_literal_job_id_passes_through() -> None:
     job = compiled(mod("m", src("r", task_type="run_job", run_job_task={"job_id": 42})))
     assert job.settings["tasks"][0]["run_job_task"] == {"job_id": 42}
     assert job.run_job_refs == {}
-    assert any(
-        "cannot run itself" in i
-        for i in issues_of(mod("m", src("r", task_type="run_job", run_job_task={"module_name": "m"})))
-    )
+    module = mod("m", src("r", task_type="run_job", run_job_task={"module_name": "m"}))
+    assert any("a module cannot run its own job" in i for i in validation_issues(module))
 
 
 def test_module_settings_map_to_job_settings() -> None:
@@ -343,28 +350,29 @@ def test_development_mode_prefixes_the_name_and_pauses() -> None:
     ("settings", "expected"),
     [
         ({"tags": {"ljm_module": "x"}}, "tags.ljm_module: is reserved"),
-        ({"tags": {f"t{i}": "v" for i in range(23)}}, "a job allows at most 25"),
+        ({"tags": {f"t{i}": "v" for i in range(23)}}, "at most 22 tags"),
         (
             {"schedule": {"quartz_cron_expression": "x", "timezone_id": "UTC", "pause_status": "OFF"}},
-            "must be one of",
+            "pause_status: must be one of",
         ),
         ({"edit_mode": "LOCKED"}, "edit_mode: must be one of"),
-        ({"max_concurrent_runs": 5000}, "at most 1000"),
-        ({"bogus": 1}, "bogus: unknown module setting"),
+        ({"max_concurrent_runs": 5000}, "between 0 and 1000"),
+        ({"bogus": 1}, "unknown field 'bogus'"),
         (
             {"schedule": {"quartz_cron_expression": "x", "timezone_id": "UTC"}, "continuous": {}},
-            "only one of",
+            "are mutually exclusive",
         ),
+        ({"schedule": {"quartz_cron_expression": "0 0 5 * * ?"}}, "schedule.timezone_id: is required"),
         ({"permissions": [{"user_name": "a", "permission_level": "CAN_EAT"}]}, "must be one of"),
-        ({"permissions": [{"permission_level": "CAN_VIEW"}]}, "exactly one of user_name"),
+        ({"permissions": [{"permission_level": "CAN_VIEW"}]}, "exactly one of: user_name"),
         (
             {"run_as": {"user_name": "a", "service_principal_name": "b"}},
-            "exactly one of user_name or service_principal_name",
+            "exactly one of: user_name, service_principal_name",
         ),
     ],
 )
-def test_bad_module_settings_are_issues(settings: dict[str, Any], expected: str) -> None:
-    found = issues_of(mod("m", src("a"), **settings))
+def test_bad_module_settings_are_validation_issues(settings: dict[str, Any], expected: str) -> None:
+    found = validation_rows_issues(mod("m", src("a"), **settings))
     assert any(expected in i for i in found), found
 
 
@@ -402,8 +410,8 @@ def test_bad_tasks_are_issues(tc: dict[str, Any], expected: str) -> None:
 
 
 def test_duplicate_task_keys_are_an_issue() -> None:
-    found = issues_of(mod("m", src("a.b"), src("a_b")))
-    assert any("is also the key of source" in i for i in found)
+    found = validation_issues(mod("m", src("a.b"), src("a_b")))
+    assert any("becomes task key 'a_b', like source 'a.b'" in i for i in found)
 
 
 def test_issue_locations_name_the_source_and_module() -> None:

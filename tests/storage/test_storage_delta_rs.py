@@ -26,24 +26,9 @@ from lakeflow_job_meta.storage.tables import (
     SPECS,
     ToolTables,
 )
+from tests.storage.rows import source
 
 WORKER = Path(__file__).with_name("race_worker.py")
-
-
-def source(source_id: str, **overrides):
-    row = {
-        "source_id": source_id,
-        "module_name": "m1",
-        "source_type": "sql",
-        "execution_order": 1,
-        "source_config": "{}",
-        "target_config": "{}",
-        "transformation_config": '{"task_type":"notebook"}',
-        "is_active": True,
-        "source_file": "m1.yaml",
-    }
-    row.update(overrides)
-    return row
 
 
 @pytest.fixture
@@ -170,7 +155,7 @@ def test_keyword_columns_of_the_state_table(tables):
     st = tables.state
     st.merge([{"scope": "s", "key": "k", "value": '{"a":1}'}])
     st.merge([{"scope": "s", "key": "k", "value": '{"a":2}'}, {"scope": "s", "key": "k2", "value": "null"}])
-    rows = {r["key"]: r for r in st.read_all()}
+    rows = {r["key"]: r for r in st.read_all() if r["scope"] == "s"}
     assert rows["k"]["value"] == '{"a":2}' and rows["k"]["updated_at"] is not None
     assert set(rows) == {"k", "k2"}
 
@@ -311,7 +296,7 @@ def test_compare_and_set_semantics(tables):
     assert st.compare_and_set({**lease, "value": "b"}, {"value": "zzz"}) is False
     assert st.compare_and_set({**lease, "value": "b"}, {"value": "a"}) is True
     assert st.compare_and_set({"scope": "lease", "key": "absent", "value": "x"}, {"value": None}) is False
-    (row,) = st.read_all()
+    (row,) = [r for r in st.read_all() if r["scope"] == "lease"]
     assert row["value"] == "b"
 
 
@@ -399,6 +384,8 @@ def test_concurrent_ensure_exists_in_processes(tmp_path, subprocess_env):
     t = open_tables(path)
     t.require_exists()
     assert DeltaTable(t.control.path).schema().to_arrow().names == list(CONTROL_SPEC.column_names)
+    # The lease row was seeded once, by the creator that won version 0.
+    assert [(r["key"], r["value"]) for r in t.state.read_all()] == [("lease", None)]
 
 
 # -- cheapness and dependencies ---------------------------------------------------------------
@@ -450,5 +437,5 @@ def test_delta_rs_table_refuses_uc_names():
 def test_timestamps_are_utc(tables):
     fixed = datetime(2030, 1, 1, tzinfo=timezone(timedelta(hours=2)))
     tables.state.merge([{"scope": "s", "key": "k", "value": "1", "updated_at": fixed}])
-    (row,) = tables.state.read_all()
+    (row,) = [r for r in tables.state.read_all() if r["scope"] == "s"]
     assert row["updated_at"] == fixed and row["updated_at"].utcoffset() == timedelta(0)

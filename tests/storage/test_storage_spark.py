@@ -1,28 +1,33 @@
-"""The Spark backend: generated SQL (pure) and the parts a local Spark without Delta can run.
+"""The Spark backend: generated SQL (pure), error-class mapping, and the adapter on local Spark.
 
-Local Spark has no Delta (its jars come from Maven, unreachable here), so MERGE, CDF, DESCRIBE
-HISTORY and Delta table features are checked only as SQL text or as "parses and binds"; see
-docs/STORAGE.md for the list of what stays untested.
+The session (tests/conftest.py ``spark``) has Delta Lake; what Delta executes (MERGE, the change
+feed, history, defaults, the lease) is covered by the storage contract suite that runs on both
+backends (test_storage_contract.py). Here: the SQL text, a fake session for the retry paths, and
+a few checks that need no Delta (the same DDL on parquet).
 """
 
 from __future__ import annotations
 
 import importlib.util
-from datetime import datetime, timezone
 
 import pytest
 
 from lakeflow_job_meta.errors import StorageError
 from lakeflow_job_meta.storage.naming import parse_table_reference
 from lakeflow_job_meta.storage.spark import (
+    DeltaConflictError,
+    cas_expected_columns,
     cas_sql,
-    changes_args,
-    changes_sql,
+    changes_options,
+    conflict_class,
     create_table_sql,
+    error_class,
     insert_sql,
+    key_count_sql,
     merge_sql,
     migrate_sql,
     quote,
+    seed_create_sql,
     select_sql,
     table_properties,
     version_sql,
@@ -91,8 +96,79 @@ def test_read_sql():
         select_sql(REF, ["source_id", "is_active"])
         == "SELECT `source_id`, `is_active` FROM `main`.`meta`.`ctl`"
     )
-    assert changes_sql(["key"]).endswith("FROM table_changes(:table_name, :start, :end)")
-    assert changes_args(REF, 4, 9) == {"table_name": "`main`.`meta`.`ctl`", "start": 5, "end": 9}
+    assert changes_options(4, 9) == {"readChangeFeed": "true", "startingVersion": "5", "endingVersion": "9"}
+    assert key_count_sql(REF.sibling("_state"), "v", STATE_SPEC) == (
+        "SELECT count(*) AS n FROM `main`.`meta`.`ctl_state` AS t JOIN `v` AS s"
+        " ON t.`scope` = s.`scope` AND t.`key` = s.`key`"
+    )
+
+
+def test_seeded_create_is_one_ctas_and_refuses_defaults():
+    sql = seed_create_sql(REF.sibling("_state"), STATE_SPEC, "v")
+    assert sql.startswith("CREATE TABLE IF NOT EXISTS `main`.`meta`.`ctl_state` USING DELTA\n")
+    assert "'delta.isolationLevel' = 'Serializable'" in sql
+    assert sql.endswith("AS SELECT `scope`, `key`, `value`, `updated_at` FROM `v`")
+    with pytest.raises(StorageError, match="DEFAULT"):
+        seed_create_sql(REF, CONTROL_SPEC, "v")
+
+
+class _Classy(Exception):
+    """An exception exposing only the Spark 3.4 accessor."""
+
+    def __init__(self, cls):
+        super().__init__("a message that never says the c-word")
+        self.cls = cls
+
+    def getErrorClass(self):
+        return self.cls
+
+
+@pytest.mark.parametrize(
+    ("cls", "conflict"),
+    [
+        ("DELTA_CONCURRENT_APPEND", True),
+        ("DELTA_CONCURRENT_DELETE_READ", True),
+        ("DELTA_CONCURRENT_APPEND.WITH_PARTITION_HINT", True),
+        ("DELTA_METADATA_CHANGED", True),
+        ("DELTA_PROTOCOL_CHANGED", True),
+        ("TABLE_OR_VIEW_NOT_FOUND", False),
+        ("DELTA_MERGE_MULTIPLE_SOURCE_ROWS_MATCHING_TARGET_ROW_IN_MERGE", False),
+        (None, False),
+    ],
+)
+def test_conflicts_are_classified_by_error_class(cls, conflict):
+    exc = _Classy(cls)
+    assert error_class(exc) == cls
+    assert (conflict_class(exc) is not None) is conflict
+    # Found through the chain too (the adapter wraps errors), and never from the message.
+    try:
+        raise StorageError("wrapped") from exc
+    except StorageError as wrapped:
+        assert (conflict_class(wrapped) is not None) is conflict
+    assert conflict_class(RuntimeError("ConcurrentAppendException: concurrent update")) is None
+
+
+class _JavaThrowable:
+    def __init__(self, cls):
+        self.cls = cls
+
+    def getErrorClass(self):
+        return self.cls
+
+
+class _Py4JJavaErrorLike(Exception):
+    """What pyspark re-raises for a JVM exception it has no Python class for."""
+
+    def __init__(self, cls):
+        super().__init__("An error occurred while calling o57.sql.")
+        self.java_exception = _JavaThrowable(cls)
+
+
+def test_conflict_class_is_read_from_a_bare_java_exception():
+    assert (
+        conflict_class(_Py4JJavaErrorLike("DELTA_CONCURRENT_TRANSACTION")) == "DELTA_CONCURRENT_TRANSACTION"
+    )
+    assert conflict_class(_Py4JJavaErrorLike(None)) is None
 
 
 def test_merge_sql():
@@ -107,14 +183,17 @@ def test_merge_sql():
     assert "WHEN NOT MATCHED AND s.`_op` = 'u' THEN INSERT (`target`, `module_name`, `job_id`" in sql
 
 
-def test_cas_sql_binds_expected_values_as_parameters():
+def test_cas_sql_compares_against_expected_values_in_the_source_view():
     evil = "x' OR 1=1 --"
-    sql, args = cas_sql(REF.sibling("_state"), "v", STATE_SPEC, ["value", "updated_at"], {"value": evil})
+    state = REF.sibling("_state")
+    sql = cas_sql(state, "v", STATE_SPEC, ["value", "updated_at"], {"value": evil})
     assert evil not in sql
-    assert "WHEN MATCHED AND t.`value` <=> :expected_0 THEN UPDATE SET" in sql
-    assert args == {"expected_0": evil}
-    sql, args = cas_sql(REF.sibling("_state"), "v", STATE_SPEC, ["value"], None)
-    assert "WHEN NOT MATCHED THEN INSERT" in sql and "WHEN MATCHED" not in sql and args == {}
+    assert "WHEN MATCHED AND t.`value` <=> s.`_expected_0` THEN UPDATE SET" in sql
+    assert cas_expected_columns(state, STATE_SPEC, {"value": evil}) == [("_expected_0", "string", evil)]
+    sql = cas_sql(state, "v", STATE_SPEC, ["value"], {"value": None, "key": "k"})
+    assert "WHEN MATCHED AND t.`key` <=> s.`_expected_0` AND t.`value` <=> s.`_expected_1` THEN" in sql
+    sql = cas_sql(state, "v", STATE_SPEC, ["value"], None)
+    assert "WHEN NOT MATCHED THEN INSERT" in sql and "WHEN MATCHED" not in sql
     with pytest.raises(StorageError):
         cas_sql(REF, "v", STATE_SPEC, ["value"], {"value; DROP": 1})
 
@@ -135,30 +214,7 @@ def test_insert_sql_names_columns():
     )
 
 
-# -- local Spark (no Delta) ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def spark(tmp_path_factory):
-    if not HAVE_PYSPARK:
-        pytest.skip("pyspark is not installed")
-    from pyspark.sql import SparkSession
-
-    warehouse = tmp_path_factory.mktemp("warehouse")
-    session = (
-        SparkSession.builder.master("local[1]")
-        .appName("lakeflow_job_meta-storage-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.memory", "512m")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.sql.catalogImplementation", "in-memory")
-        .config("spark.sql.warehouse.dir", str(warehouse))
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+# -- local Spark -------------------------------------------------------------------------------
 
 
 def _local_ref(name: str):
@@ -167,114 +223,7 @@ def _local_ref(name: str):
 
 @pytest.mark.spark
 @pytest.mark.skipif(not HAVE_PYSPARK, reason="pyspark is not installed")
-def test_same_ddl_runs_on_parquet_and_read_path_works(spark):
-    from lakeflow_job_meta.storage.spark import SparkTable
-
-    ref = _local_ref("ctl_ddl")
-    spark.sql(create_table_sql(ref, CONTROL_SPEC, provider="parquet"))
-    table = SparkTable(ref, CONTROL_SPEC, spark, actor="tester")
-    assert table.exists()
-    assert not SparkTable(_local_ref("nope"), CONTROL_SPEC, spark).exists()
-    assert spark.table(ref.sql_name).columns == list(CONTROL_SPEC.column_names)
-    # append = INSERT with a column list from a temp view of a DataFrame.
-    when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    table.append(
-        [
-            {
-                "source_id": "a",
-                "module_name": "m",
-                "source_type": "sql",
-                "execution_order": 1,
-                "source_config": "{}",
-                "target_config": "{}",
-                "transformation_config": "{}",
-                "is_active": True,
-                "created_at": when,
-            }
-        ]
-    )
-    (row,) = table.read_all()
-    assert row["source_id"] == "a" and row["execution_order"] == 1 and row["is_active"] is True
-    assert row["created_at"] == when and row["created_at"].tzinfo is not None
-    assert row["created_by"] == "tester" and row["source_file"] is None
-    assert not [v for v in spark.catalog.listTables() if v.name.startswith("lakeflow_job_meta_src_")]
-
-
-@pytest.mark.spark
-@pytest.mark.skipif(not HAVE_PYSPARK, reason="pyspark is not installed")
-def test_user_inserts_against_defaults(spark):
-    """Which user INSERT forms fill the DEFAULTs. Local Spark 4.2, parquet (not Delta)."""
-    ref = _local_ref("ctl_ins")
-    spark.sql(create_table_sql(ref, CONTROL_SPEC, provider="parquet"))
-    values = "'s1', 'm', 'sql', 1, '{}', '{}', '{}', true"
-    cols = ", ".join(f"`{c}`" for c in CONTROL_SPEC.column_names[:8])
-    spark.sql(f"INSERT INTO {ref.sql_name} ({cols}) VALUES ({values})")
-    spark.sql(
-        f"INSERT INTO {ref.sql_name} VALUES ({values.replace('s1', 's2')}, DEFAULT, DEFAULT, DEFAULT, DEFAULT, DEFAULT)"
-    )
-    # The reference's positional 8-value INSERT: refused by open-source Spark 4.2.
-    with pytest.raises(Exception, match="NOT_ENOUGH_DATA_COLUMNS"):
-        spark.sql(f"INSERT INTO {ref.sql_name} VALUES ({values.replace('s1', 's3')})")
-    rows = {r["source_id"]: r for r in spark.table(ref.sql_name).collect()}
-    assert set(rows) == {"s1", "s2"}
-    for r in rows.values():
-        assert r["created_at"] is not None and r["created_by"] and r["source_file"] is None
-
-
-@pytest.mark.spark
-@pytest.mark.skipif(not HAVE_PYSPARK, reason="pyspark is not installed")
-def test_merge_and_cas_sql_parse_and_bind(spark):
-    """MERGE needs Delta; on a parquet table Spark must get past parsing and parameter binding
-    and fail only because the table cannot MERGE."""
-    from lakeflow_job_meta.storage.spark import SparkTable
-
-    ref = _local_ref("state_merge")
-    spark.sql(create_table_sql(ref, STATE_SPEC, provider="parquet"))
-    table = SparkTable(ref, STATE_SPEC, spark, actor="tester")
-    view = table.source_view([{"scope": "s", "key": "k", "value": "v", "_op": "u"}])
-    assert spark.table(view).collect()[0]["_op"] == "u"
-    for sql, args in (
-        (merge_sql(ref, view, STATE_SPEC, ["value", "updated_at"]), {}),
-        cas_sql(ref, view, STATE_SPEC, ["value"], {"value": "x' OR 1=1 --", "updated_at": None}),
-        cas_sql(ref, view, STATE_SPEC, ["value"], None),
-    ):
-        with pytest.raises(Exception, match=r"TABLE_OPERATION|does not support MERGE"):
-            spark.sql(sql, args=args or None)
-    with pytest.raises(StorageError, match="MERGE"):
-        table.merge([{"scope": "s", "key": "k", "value": "1"}])
-    spark.catalog.dropTempView(view)
-    # merge() dropped its own temp view although the MERGE failed.
-    assert not [v for v in spark.catalog.listTables() if v.name.startswith("lakeflow_job_meta_src_")]
-
-
-@pytest.mark.spark
-@pytest.mark.skipif(not HAVE_PYSPARK, reason="pyspark is not installed")
-def test_migration_statements_on_parquet(spark):
-    """ADD COLUMNS + SET DEFAULT run on parquet; the Delta feature property is only stored."""
-    from lakeflow_job_meta.storage.spark import SparkTable
-
-    ref = _local_ref("ctl_old")
-    old_cols = ", ".join(f"`{c.name}` {c.type.upper()}" for c in CONTROL_SPEC.columns[:8])
-    spark.sql(f"CREATE TABLE {ref.sql_name} ({old_cols}) USING parquet")
-    spark.sql(f"INSERT INTO {ref.sql_name} VALUES ('old', 'm', 'sql', 1, '{{}}', '{{}}', '{{}}', true)")
-    missing = list(CONTROL_SPEC.columns[8:])
-    for statement in migrate_sql(ref, missing, table_properties(CONTROL_SPEC)):
-        spark.sql(statement)
-    table = SparkTable(ref, CONTROL_SPEC, spark, actor="t")
-    assert table._properties()["lakeflow_job_meta.schema_version"] == "2"
-    (row,) = table.read_all()
-    assert row["source_id"] == "old" and row["created_at"] is None
-    cols = ", ".join(f"`{c}`" for c in CONTROL_SPEC.column_names[:8])
-    spark.sql(
-        f"INSERT INTO {ref.sql_name} ({cols}) VALUES ('new', 'm', 'sql', 2, '{{}}', '{{}}', '{{}}', true)"
-    )
-    new = next(r for r in table.read_all() if r["source_id"] == "new")
-    assert new["created_at"] is not None  # the default set by ALTER COLUMN applies
-
-
-@pytest.mark.spark
-@pytest.mark.skipif(not HAVE_PYSPARK, reason="pyspark is not installed")
-def test_delta_only_reads_fail_clearly_without_delta(spark):
+def test_missing_and_non_delta_tables_fail_clearly(spark):
     from lakeflow_job_meta.errors import TableNotFoundError
     from lakeflow_job_meta.storage.spark import SparkTable
 
@@ -303,9 +252,13 @@ class FakeSpark:
         self.outcomes = list(merge_outcomes)
         self.views: set[str] = set()
         self.catalog = self
+        self.key_rows = 1
+        self.frames: list[list[dict]] = []
 
     def sql(self, query, args=None):
         self.queries.append((query, args))
+        if query.startswith("SELECT count"):
+            return _Result([{"n": self.key_rows}])
         if query.startswith("MERGE"):
             outcome = self.outcomes.pop(0)
             if isinstance(outcome, Exception):
@@ -315,6 +268,7 @@ class FakeSpark:
 
     def createDataFrame(self, rows, schema):
         spark = self
+        self.frames.append([dict(zip(schema.names, row, strict=True)) for row in rows])
 
         class Frame:
             def createOrReplaceTempView(self, name):
@@ -326,21 +280,63 @@ class FakeSpark:
         self.views.discard(name)
 
 
+def _conflict(cls: str = "DELTA_CONCURRENT_APPEND") -> Exception:
+    from pyspark.errors import AnalysisException
+
+    return AnalysisException(message=f"[{cls}] Files were added by a concurrent update", errorClass=cls)
+
+
 @pytest.mark.skipif(not HAVE_PYSPARK, reason="pyspark is not installed")
-def test_spark_cas_retries_concurrent_failures_and_reads_affected_rows():
+def test_spark_cas_retries_conflicts_by_class_and_verifies_one_row():
     from lakeflow_job_meta.storage.spark import SparkTable
 
     ref = REF.sibling("_state")
-    conflict = RuntimeError("[DELTA_CONCURRENT_APPEND] ConcurrentAppendException: Files were added")
-    fake = FakeSpark([conflict, 1, 0, RuntimeError("boom")])
+    fake = FakeSpark([_conflict(), 1, 0, RuntimeError("concurrent, but no error class")])
     table = SparkTable(ref, STATE_SPEC, fake, actor="me")
     assert table.compare_and_set({"scope": "l", "key": "w", "value": "a"}, None) is True
     merges = [q for q in fake.queries if q[0].startswith("MERGE")]
     assert len(merges) == 2 and merges[0] == merges[1]
+    assert (
+        fake.queries[-1][0].startswith("SELECT count")
+        and " JOIN `lakeflow_job_meta_src_" in fake.queries[-1][0]
+    )
     assert table.compare_and_set({"scope": "l", "key": "w", "value": "b"}, {"value": "zz"}) is False
-    assert fake.queries[-1][1] == {"expected_0": "zz"}
-    with pytest.raises(StorageError, match="boom"):
+    assert fake.queries[-1][1] is None and "s.`_expected_0`" in fake.queries[-1][0]
+    assert fake.frames[-1] == [
+        {
+            "scope": "l",
+            "key": "w",
+            "value": "b",
+            "updated_at": fake.frames[-1][0]["updated_at"],
+            "_expected_0": "zz",
+        }
+    ]
+    # A message mentioning "concurrent" without a conflict class is an error, not a retry.
+    with pytest.raises(StorageError, match="no error class"):
         table.compare_and_set({"scope": "l", "key": "w", "value": "b"}, {"value": "a"})
+    # Conflicts every time: bounded, then "not won".
+    fake.outcomes = [_conflict("DELTA_METADATA_CHANGED")] * 5
+    assert table.compare_and_set({"scope": "l", "key": "w", "value": "c"}, {"value": "a"}) is False
+    assert fake.outcomes == []
+    # Two rows for the key after the write: a broken lease, said so.
+    fake.outcomes, fake.key_rows = [1], 2
+    with pytest.raises(StorageError, match="2 rows share the key"):
+        table.compare_and_set({"scope": "l", "key": "w", "value": "d"}, None)
+    assert fake.views == set()
+
+
+@pytest.mark.skipif(not HAVE_PYSPARK, reason="pyspark is not installed")
+def test_spark_merge_retries_conflicts_with_a_bound():
+    from lakeflow_job_meta.storage.spark import SparkTable
+
+    fake = FakeSpark([_conflict("DELTA_CONCURRENT_DELETE_READ"), 2])
+    table = SparkTable(REF, CONTROL_SPEC, fake, actor="me")
+    assert table.merge([{"source_id": "a", "module_name": "m"}]) is True
+    assert len([q for q in fake.queries if q[0].startswith("MERGE")]) == 2
+    fake.outcomes = [_conflict()] * 5
+    with pytest.raises(DeltaConflictError) as raised:
+        table.merge([{"source_id": "a", "module_name": "m"}])
+    assert raised.value.error_class == "DELTA_CONCURRENT_APPEND" and fake.outcomes == []
     assert fake.views == set()
 
 

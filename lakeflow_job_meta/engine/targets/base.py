@@ -14,6 +14,7 @@ from typing import Protocol
 
 from lakeflow_job_meta.engine.results import ModuleResult
 from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue
+from lakeflow_job_meta.planning.acl import RunIdentity
 from lakeflow_job_meta.planning.compiler import CompiledJob
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 from lakeflow_job_meta.vocabulary import PrunePolicy, TargetKind
@@ -91,6 +92,10 @@ class Target(Protocol):
 
     def describe(self) -> str:
         """One line for the user: where the jobs go."""
+
+    def owner_identity(self) -> RunIdentity | None:
+        """Who owns a job whose ACL names no ``IS_OWNER``: the identity running the tool, read
+        once (may raise JobsApiError); None when the target leaves it to its deployer."""
 
     def scope(self, modules: set[str] | None) -> set[str] | None:
         """The modules to read and compile for a run limited to ``modules`` (None: all)."""

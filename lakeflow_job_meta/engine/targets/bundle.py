@@ -25,6 +25,7 @@ from lakeflow_job_meta.adapters.bundle import (
 )
 from lakeflow_job_meta.engine.results import ModuleResult
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, issue_text
+from lakeflow_job_meta.planning.acl import RunIdentity
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 from lakeflow_job_meta.vocabulary import Outcome, PlanAction, PrunePolicy, TargetKind
 
@@ -119,6 +120,9 @@ class BundleTarget:
 
     def scope(self, modules: set[str] | None) -> set[str] | None:
         return None  # the bundle is one document: always rendered whole
+
+    def owner_identity(self) -> RunIdentity | None:
+        return None  # `databricks bundle deploy` makes its own identity the owner
 
     def _actions(self, desired: DesiredJobs) -> tuple[dict[str, str], dict[str, PlanAction]]:
         files = render_bundle(list(desired.compiled.values()), self.bundle_name)

@@ -23,6 +23,7 @@ from lakeflow_job_meta.engine.results import ModuleResult
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, issue_text
 from lakeflow_job_meta.engine.targets.workspace_apply import TrackingWriter, WorkspaceApplier
 from lakeflow_job_meta.errors import JobsApiError
+from lakeflow_job_meta.planning.acl import RunIdentity, acl_drift
 from lakeflow_job_meta.planning.canonical import HASH_VERSION
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module
@@ -149,6 +150,9 @@ class WorkspaceTarget:
     def scope(self, modules: set[str] | None) -> set[str] | None:
         return modules
 
+    def owner_identity(self) -> RunIdentity | None:
+        return self.gateway.current_identity()
+
     # -- actual state --------------------------------------------------------------------------
     def tracked(self, tracking_key: str) -> dict[str, TrackedJob]:
         rows = (TrackingRow.from_row(row) for row in self.tracking_table.read_all())
@@ -199,7 +203,26 @@ class WorkspaceTarget:
         ids = {m: t.job_id for m, t in tracked.items() if t.job_id}
         ids.update(job_ids)
         changes = [self._plan_one(name, desired, actual, ids, drift) for name in sorted(names)]
+        for change in changes:
+            if drift and change.module in actual.live:
+                self._check_acl_drift(change)
         return changes, actual
+
+    def _check_acl_drift(self, change: PlannedChange) -> None:
+        """Compare the live ACL of a job we keep with the one we send (inherited grants and the
+        owner we added ourselves are not drift). An ACL that cannot be read is left alone: the
+        next full resync looks again."""
+        acl = change.compiled.permissions if change.compiled is not None else None
+        if change.action not in (PlanAction.NOOP, PlanAction.UPDATE) or not acl or not change.job_id:
+            return
+        try:
+            live = self.gateway.get_permissions(change.job_id)
+        except (JobsApiError, OSError) as error:
+            log.warning("could not read the permissions of job %s: %s", change.job_id, error)
+            return
+        if live is not None:
+            change.acl_drift = acl_drift(acl, live)
+            change.drift = change.drift or bool(change.acl_drift)
 
     def _plan_one(
         self, name: str, desired: DesiredJobs, actual: _Actual, job_ids: Mapping[str, int], drift: bool

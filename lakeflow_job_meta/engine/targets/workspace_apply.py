@@ -176,10 +176,13 @@ class WorkspaceApplier:
             writes += 1
         return writes
 
-    def _sync_permissions(self, job_id: int, compiled: CompiledJob | None, files: dict[str, str]) -> int:
+    def _sync_permissions(
+        self, job_id: int, compiled: CompiledJob | None, files: dict[str, str], *, drifted: bool = False
+    ) -> int:
+        """PUT the ACL when it changed since we last sent it, or when the live one drifted."""
         acl = compiled.permissions if compiled is not None else None
         digest = acl_digest(acl)
-        if digest is None or files.get(PERMISSIONS_KEY) == digest:
+        if digest is None or (files.get(PERMISSIONS_KEY) == digest and not drifted):
             return 0
         self.gateway.set_permissions(job_id, acl or [])
         files[PERMISSIONS_KEY] = digest
@@ -229,7 +232,7 @@ class WorkspaceApplier:
             job_id=change.job_id,
             job_name=change.job_name,
             drift=change.drift,
-            diff=[str(d) for d in change.diff],
+            diff=[*(str(d) for d in change.diff), *change.acl_drift],
             old_hash=change.old_hash,
             new_hash=change.new_hash,
         )
@@ -271,7 +274,9 @@ class WorkspaceApplier:
         files = dict(tracked.managed_files)
         other = self._sync_files(change, files)
         if tracked.job_id:
-            other += self._sync_permissions(tracked.job_id, change.compiled, files)
+            other += self._sync_permissions(
+                tracked.job_id, change.compiled, files, drifted=bool(change.acl_drift)
+            )
         if other or (change.compiled is not None and tracked.status != TrackingStatus.OK):
             # also clears a stale "error"/"paused" once the module is back in shape
             self._record(replace(tracked, managed_files=files), change)
@@ -419,7 +424,7 @@ class WorkspaceApplier:
         )
         files = dict(tracked.managed_files)
         self._sync_files(change, files)
-        self._sync_permissions(tracked.job_id, compiled, files)
+        self._sync_permissions(tracked.job_id, compiled, files, drifted=bool(change.acl_drift))
         self._record(
             replace(
                 tracked,
