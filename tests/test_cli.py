@@ -121,7 +121,7 @@ def test_validate_json_shape(cli: Cli, tmp_path: Path) -> None:
         {
             "location": f"{bad}:6",
             "field": "modules[0].sources[0].execution_order",
-            "message": "must be an integer >= 0",
+            "message": "must be an integer >= 0, got -1",
         }
     ]
 
