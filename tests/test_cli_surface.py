@@ -16,6 +16,7 @@ import pytest
 from lakeflow_job_meta import __version__
 from lakeflow_job_meta.cli.main import main
 from lakeflow_job_meta.cli.parser import COMMANDS, build_parser
+from tests.cli_run import run_cli as _run
 from tests.example_files import EXAMPLE_MODULES, EXAMPLES, REPO
 
 pytest.importorskip("deltalake")
@@ -30,13 +31,6 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
     env.update({"PYTHONPATH": str(REPO), "HOME": str(tmp_path), "NO_COLOR": "1", **extra})
     return env
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from lakeflow_job_meta.cli.main import main
 from lakeflow_job_meta.errors import MetadataIssue, MetadataValidationError
 from lakeflow_job_meta.metadata.loader import parse_files
+from tests.cli_run import run_cli as _run
 
 THREE_MISTAKES = """\
 modules:
@@ -64,13 +64,6 @@ def _triples(lines: list[str]) -> list[tuple[str, str, str]]:
         assert match, text
         found.append((match["line"], match["field"], match["message"]))
     return found
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_three_mistakes_three_errors_the_same_from_validate_load_and_monitor(
