@@ -264,62 +264,30 @@ class Monitor:
 
     def _cycle(self, report: CycleReport, force_full: bool) -> None:
         self.start()
-        if not self.lease.held:
-            if not self.lease.try_acquire():
-                report.lease_held = False
-                self._on_wait(self.lease.holder_info())
-                return
-            if self._was_waiting:
-                log.warning("took over the writer lease for %s", self.control_table)
-                self._was_waiting = False
-            info = self.lease.info
-            generation = info.generation if info is not None else None
-            if generation is None or generation != self._lease_generation:
-                # A new holder starts from a full reconcile: the previous one may have died
-                # mid-apply. Taking back our own lapsed lease that nobody else wrote in between
-                # (same generation) needs no full reconcile: nobody else applied anything.
-                self._last_full = None
-            self._lease_generation = generation
-        elif not self.lease.renew_if_due():
-            report.lease_held = False
+        if not self._hold_lease(report):
             return
-
         now = self.clock.monotonic()
         full = force_full or self._last_full is None or now - self._last_full >= self.full_resync_seconds
         report.full = full
-
         if self.scanner is not None:
             self._sync_volume(report, full)
-
-        control_version = self.tables.control.version()
-        modules_version = self.tables.modules.version()
-        report.control_version, report.modules_version = control_version, modules_version
-        versions = (control_version, modules_version)
-        report.table_changed = versions != self._processed
-        if report.table_changed and self._maintenance_only(versions):
-            # OPTIMIZE/VACUUM/ANALYZE versions change no row: no feed read, no state write.
-            self._processed = versions
-            report.table_changed = False
-
+        versions = self._read_versions(report)
         retry_due = self._retry_due(now)
         if not full and not report.table_changed and not retry_due:
             return  # idle: two version reads, nothing else
         if not self.auto_update_jobs:
             self._processed = versions
             return
-
         modules: set[str] | None = None
         if not full and self._processed is not None:
             changed = self._changed_modules(self._processed, versions) if report.table_changed else set()
             modules = None if changed is None else changed | retry_due
         report.modules_reconciled = sorted(modules) if modules is not None else None
-        if modules is not None and not modules:
-            run = None
-        else:
-            run = self.orchestrator.reconcile(
+        if modules is None or modules:
+            report.run = self.orchestrator.reconcile(
                 modules=modules, auto_run=self.auto_run, check_drift=True if full else None
             )
-        report.run = run
+        run = report.run
         if self.stop_event.is_set() and run is not None and any(r.outcome == Outcome.SKIPPED for r in run):
             return  # stopped mid-run: do not mark these versions processed
         self._schedule_retries(run, modules, now)
@@ -327,12 +295,47 @@ class Monitor:
         if full:
             self._last_full = now
         if run is None or run.ok:
-            self._applied_version = control_version
+            self._applied_version = versions[0]
+        self._save_progress(versions, run)
+
+    def _hold_lease(self, report: CycleReport) -> bool:
+        """Take the lease (a new holder starts from a full reconcile) or renew it when due."""
+        if self.lease.held:
+            report.lease_held = self.lease.renew_if_due()
+            return report.lease_held
+        if not self.lease.try_acquire():
+            report.lease_held = False
+            self._on_wait(self.lease.holder_info())
+            return False
+        if self._was_waiting:
+            log.warning("took over the writer lease for %s", self.control_table)
+            self._was_waiting = False
+        info = self.lease.info
+        generation = info.generation if info is not None else None
+        if generation is None or generation != self._lease_generation:
+            # The previous holder may have died mid-apply. Taking back our own lapsed lease that
+            # nobody else wrote in between (same generation) needs no full reconcile.
+            self._last_full = None
+        self._lease_generation = generation
+        return True
+
+    def _read_versions(self, report: CycleReport) -> tuple[int, int]:
+        """The two tables' Delta versions; maintenance-only commits (OPTIMIZE, VACUUM, ANALYZE)
+        change no row, so they count as processed at once: no feed read, no state write."""
+        versions = (self.tables.control.version(), self.tables.modules.version())
+        report.control_version, report.modules_version = versions
+        report.table_changed = versions != self._processed
+        if report.table_changed and self._maintenance_only(versions):
+            self._processed = versions
+            report.table_changed = False
+        return versions
+
+    def _save_progress(self, versions: tuple[int, int], run: RunResult | None) -> None:
         self._write_state(
             PROGRESS_KEY,
             {
-                "control_version": control_version,
-                "modules_version": modules_version,
+                "control_version": versions[0],
+                "modules_version": versions[1],
                 # The lag: versions seen but with a module whose apply failed (being retried).
                 "applied_control_version": self._applied_version,
                 "last_good_cycle_at": self.clock.now(),
