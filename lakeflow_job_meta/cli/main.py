@@ -161,7 +161,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if not orchestrator.tables.control.exists():
         # apply creates the tool's own tables, but never an empty control table from a typo.
         raise TableNotFoundError(orchestrator.tables.control.name)
-    result = orchestrator.run_all_modules(auto_run=args.auto_run)
+    from lakeflow_job_meta.cli.progress import ProgressBar
+
+    with ProgressBar(sys.stderr) as progress:
+        result = orchestrator.run_all_modules(
+            auto_run=args.auto_run, progress=None if args.json else progress
+        )
     if args.json:
         doc = result.as_dict()
         doc["changes"] = [

@@ -23,7 +23,14 @@ from lakeflow_job_meta.clock import Clock, utc_datetime
 from lakeflow_job_meta.engine.lease import Lease, LeaseLostError
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataStore
 from lakeflow_job_meta.engine.results import ModuleResult, RunResult
-from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, Target, tracking_key
+from lakeflow_job_meta.engine.targets.base import (
+    ApplyProgress,
+    ApplyRun,
+    DesiredJobs,
+    NoProgress,
+    Target,
+    tracking_key,
+)
 from lakeflow_job_meta.errors import (
     JobsApiError,
     LakeflowJobMetaError,
@@ -191,9 +198,9 @@ class Orchestrator:
             raise LakeflowJobMetaError(f"module {module!r} is inactive or has no active source: no job")
         return desired.compiled[module]
 
-    def run_all_modules(self, auto_run: bool = False) -> RunResult:
+    def run_all_modules(self, auto_run: bool = False, *, progress: ApplyProgress | None = None) -> RunResult:
         """Create or update the job of every module; prune jobs of removed modules."""
-        return self.reconcile(modules=None, auto_run=auto_run)
+        return self.reconcile(modules=None, auto_run=auto_run, progress=progress)
 
     def create_or_update_job(self, module_name: str, auto_run: bool = False) -> ModuleResult:
         """Reconcile a single module (and nothing else)."""
@@ -204,7 +211,12 @@ class Orchestrator:
         return ModuleResult(module_name, PlanAction.NOOP, outcome=Outcome.SKIPPED, error="module not found")
 
     def reconcile(
-        self, modules: Iterable[str] | None = None, *, auto_run: bool = False, check_drift: bool | None = None
+        self,
+        modules: Iterable[str] | None = None,
+        *,
+        auto_run: bool = False,
+        check_drift: bool | None = None,
+        progress: ApplyProgress | None = None,
     ) -> RunResult:
         """Plan and apply under the writer lease. ``modules`` limits the run to those modules
         (the monitor passes the ones whose metadata changed); None means all."""
@@ -219,6 +231,7 @@ class Orchestrator:
                 check_drift=check_drift,
                 applied_version=self._control_version(),
                 guard=lambda change: self._refuse(change, lease),
+                progress=progress or NoProgress(),
             )
             result = RunResult(run_id=run.run_id, target=desired.tracking_key)
             result.results = self.target.apply(desired, run, scope=scope)

@@ -63,6 +63,23 @@ class DesiredJobs:
     name_prefix: str = ""
 
 
+class ApplyProgress(Protocol):
+    """Told how many modules an apply will go through and each one's result as it finishes
+    (from worker threads). The CLI draws a progress bar with it; the default does nothing."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, result: ModuleResult) -> None: ...
+
+
+class NoProgress:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, result: ModuleResult) -> None:
+        pass
+
+
 @dataclass
 class ApplyRun:
     """One apply, as the orchestrator runs it."""
@@ -74,6 +91,7 @@ class ApplyRun:
     applied_version: int | None = None
     # Called before each module's change; a result means "do not apply it" (stopped, lease lost).
     guard: Callable[[PlannedChange], ModuleResult | None] = field(default=lambda change: None)
+    progress: ApplyProgress = field(default_factory=NoProgress)
 
 
 class Target(Protocol):

@@ -173,4 +173,7 @@ class BundleTarget:
             )
             for m in sorted(desired.issues)
         ]
+        run.progress.start(len(results))  # one write of the whole bundle: done at once
+        for result in results:
+            run.progress.advance(result)
         return results
