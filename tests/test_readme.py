@@ -46,3 +46,16 @@ def test_every_runnable_readme_command_works(tmp_path: Path) -> None:
         assert proc.returncode == 0, f"{line}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
         assert "Traceback" not in proc.stderr, line
     assert (tmp_path / "bundle" / "databricks.yml").is_file()
+
+
+def test_the_readmes_coverage_command_works(tmp_path: Path) -> None:
+    """``pytest --cov=lakeflow_job_meta`` (the reference's test command): pytest-cov is in dev."""
+    pytest.importorskip("pytest_cov")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--cov=lakeflow_job_meta", "--cov-report=term", "-q",
+         "-p", "no:cacheprovider", "tests/metadata/test_cron.py"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+        env={**os.environ, "COVERAGE_FILE": str(tmp_path / ".coverage")},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "lakeflow_job_meta/metadata/cron.py" in proc.stdout and "TOTAL" in proc.stdout
