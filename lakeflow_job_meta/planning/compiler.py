@@ -1,9 +1,13 @@
 """Compile one :class:`Module` into Jobs API 2.2 job settings.
 
 The output is exactly the JSON body ``jobs/create`` takes (minus ``access_control_list``), so the
-applier can send it unchanged and the hash of it is stable. Every problem found on the way is a
-:class:`MetadataIssue`; a module with any issue yields no job, so a half-compiled job never reaches
-the workspace, and one bad module never stops the others.
+applier can send it unchanged and the hash of it is stable.
+
+The compiler is a translator: it takes a module that passed the schema and
+:mod:`lakeflow_job_meta.metadata.validation` and checks none of their rules again. It reports only
+what depends on the run rather than the metadata: the job name, once the environment's prefix is
+added, must fit the Jobs API limit, and a notebook's ``base_parameters`` may not override the
+``source_id``/``control_table`` the tool sets. A module with such an issue yields no job.
 
 Decisions worth knowing:
 - ``format`` is never emitted: the service sets ``MULTI_TASK`` for every Jobs API 2.2 job by itself.
@@ -53,16 +57,6 @@ DEFAULT_QUEUE = {"enabled": True}
 DEFAULT_ENVIRONMENT_VERSION = "2"
 RUN_JOB_PLACEHOLDER_ID = 0
 
-RUN_IF_VALUES = frozenset(
-    {"ALL_SUCCESS", "ALL_DONE", "NONE_FAILED", "AT_LEAST_ONE_SUCCESS", "ALL_FAILED", "AT_LEAST_ONE_FAILED"}
-)
-CONDITION_OPS = frozenset(
-    {"EQUAL_TO", "NOT_EQUAL", "GREATER_THAN", "GREATER_THAN_OR_EQUAL", "LESS_THAN", "LESS_THAN_OR_EQUAL"}
-)
-PAUSE_STATUSES = frozenset({"PAUSED", "UNPAUSED"})
-EDIT_MODES = frozenset({"UI_LOCKED", "EDITABLE"})
-PERMISSION_LEVELS = frozenset({"CAN_VIEW", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER"})
-
 # Module settings copied into the job settings as they are (after dropping empty containers).
 PASSTHROUGH_JOB_FIELDS: tuple[str, ...] = (
     "description",
@@ -80,47 +74,19 @@ PASSTHROUGH_JOB_FIELDS: tuple[str, ...] = (
     "job_clusters",
     "environments",
 )
-# Module settings the compiler reads itself; loaders may also leave the identity keys in.
-OWN_MODULE_FIELDS: tuple[str, ...] = (
-    "tags",
-    "parameters",
-    "edit_mode",
-    "permissions",
-    "priority",
-    "default_warehouse_id",
-    "is_active",
-    "module_name",
-    "sources",
+# Task-level keys of transformation_config copied into the task as they are.
+COMMON_TASK_FIELDS: tuple[str, ...] = (
+    "description",
+    "timeout_seconds",
+    "max_retries",
+    "min_retry_interval_millis",
+    "retry_on_timeout",
+    "disabled",
+    "email_notifications",
+    "webhook_notifications",
+    "notification_settings",
+    "health",
 )
-_DICT_JOB_FIELDS = frozenset(
-    {
-        "schedule",
-        "trigger",
-        "continuous",
-        "email_notifications",
-        "webhook_notifications",
-        "notification_settings",
-        "health",
-        "queue",
-        "run_as",
-        "tags",
-    }
-)
-_LIST_JOB_FIELDS = frozenset({"job_clusters", "environments", "parameters", "permissions"})
-
-# Task-level keys of transformation_config copied into the task, with the type they must have.
-COMMON_TASK_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "description": str,
-    "timeout_seconds": int,
-    "max_retries": int,
-    "min_retry_interval_millis": int,
-    "retry_on_timeout": bool,
-    "disabled": bool,
-    "email_notifications": dict,
-    "webhook_notifications": dict,
-    "notification_settings": dict,
-    "health": dict,
-}
 
 _SAFE_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
@@ -250,17 +216,9 @@ class _ModuleCompiler:
         self.default_env_deps: set[str] = set()
         self.sources = sorted(module.active_sources, key=lambda s: sanitize_task_key(s.source_id))
         self.task_keys = {s.source_id: sanitize_task_key(s.source_id) for s in self.sources}
-        self.inactive_ids = {s.source_id for s in module.sources if not s.is_active}
         self.module_location = f"module {module.name}"
-        self.job_cluster_keys = {
-            c.get("job_cluster_key")
-            for c in self.settings_in.get("job_clusters") or []
-            if isinstance(c, dict)
-        }
         self.environment_keys = sorted(
-            str(e.get("environment_key"))
-            for e in self.settings_in.get("environments") or []
-            if isinstance(e, dict)
+            str(e["environment_key"]) for e in self.settings_in.get("environments") or []
         )
 
     # -- issues -------------------------------------------------------------------------------
@@ -349,29 +307,12 @@ class _ModuleCompiler:
         return [result[name] for name in sorted(result)]
 
     def _permissions(self, value: Any) -> list[dict[str, str]] | None:
+        """The declared ACL in jobs/create form (validation checked every entry)."""
         if value is None:
             return None
-        acl: list[dict[str, str]] = []
-        for index, item in enumerate(value if isinstance(value, list) else []):
-            principals = [k for k in PRINCIPAL_KEYS if isinstance(item, dict) and k in item]
-            if (
-                not isinstance(item, dict)
-                or len(principals) != 1
-                or set(item) != {principals[0], "permission_level"}
-            ):
-                self.module_issue(
-                    f"permissions[{index}]",
-                    "must have exactly one of user_name, group_name, service_principal_name and permission_level",
-                )
-                continue
-            if item["permission_level"] not in PERMISSION_LEVELS:
-                self.module_issue(
-                    f"permissions[{index}].permission_level", f"must be one of {sorted(PERMISSION_LEVELS)}"
-                )
-                continue
-            acl.append(
-                {principals[0]: str(item[principals[0]]), "permission_level": item["permission_level"]}
-            )
+        acl = [
+            {k: str(item[k]) for k in (*PRINCIPAL_KEYS, "permission_level") if k in item} for item in value
+        ]
         return sorted(acl, key=canonical_json) or None
 
     def _priority(self) -> int:
@@ -388,79 +329,36 @@ class _ModuleCompiler:
         for source in self.sources:
             tc = source.transformation_config
             task = self._task(source, tc, self.task_keys[source.source_id], "transformation_config")
-            depends_on = self._depends_on(source, tc.get("depends_on"), upstream[source.source_id])
+            depends_on = self._depends_on(upstream[source.source_id])
             if depends_on:
                 task["depends_on"] = depends_on
             tasks.append(task)
         return sorted(tasks, key=lambda t: t["task_key"])
 
-    def _depends_on(
-        self, source: Source, explicit: Any, upstream: tuple[Dependency, ...]
-    ) -> list[dict[str, str]]:
-        """``depends_on`` of a task from the resolved upstream sources (execution_order or the
-        explicit list), checked against this module's active sources."""
-        field_name = "transformation_config.depends_on"
-        if explicit is not None and (not isinstance(explicit, list) or len(explicit) != len(upstream)):
-            self.source_issue(source, field_name, "must be a list of source_id or {source_id, outcome}")
-            return []
-        by_id = {s.source_id: s for s in self.sources}
+    def _depends_on(self, upstream: tuple[Dependency, ...]) -> list[dict[str, str]]:
+        """``depends_on`` of a task from its resolved upstream sources (execution_order or the
+        explicit list; validation checked they are active sources of this module, not a cycle)."""
         result: dict[str, dict[str, str]] = {}
-        for index, dependency in enumerate(upstream):
-            item_field = f"{field_name}[{index}]"
-            target = dependency.source_id
-            if target == source.source_id:
-                self.source_issue(source, item_field, "a task cannot depend on itself")
-                continue
-            if target not in by_id:
-                reason = "is inactive" if target in self.inactive_ids else "is not a source of this module"
-                self.source_issue(source, item_field, f"source {target!r} {reason}")
-                continue
-            dep = {"task_key": self.task_keys[target]}
+        for dependency in upstream:
+            dep = {"task_key": self.task_keys[dependency.source_id]}
             if dependency.outcome is not None:
-                outcome = dependency.outcome.lower()  # YAML true arrives as "True"
-                if outcome not in ("true", "false"):
-                    self.source_issue(source, f"{item_field}.outcome", 'must be "true" or "false"')
-                elif by_id[target].task_type != "condition":
-                    self.source_issue(
-                        source, f"{item_field}.outcome", f"source {target!r} is not a condition task"
-                    )
-                dep["outcome"] = outcome
+                dep["outcome"] = dependency.outcome
             result[dep["task_key"]] = dep
         return [result[k] for k in sorted(result)]
 
-    def _task(
-        self, source: Source, tc: dict[str, Any], task_key: str, prefix: str, *, nested: bool = False
-    ) -> dict[str, Any]:
+    def _task(self, source: Source, tc: dict[str, Any], task_key: str, prefix: str) -> dict[str, Any]:
         """One task from a transformation_config (or the inner task of a for_each)."""
-        task_type = tc.get("task_type")
+        task_type = str(tc["task_type"])
         task: dict[str, Any] = {"task_key": task_key}
-        builder = self._builders()[str(task_type)]
-        if nested and task_type == "for_each":
-            self.source_issue(
-                source, f"{prefix}.task_type", "a for_each task cannot contain another for_each"
-            )
-            return task
-        if nested and "depends_on" in tc:
-            self.source_issue(
-                source, f"{prefix}.depends_on", "the inner task of a for_each has no dependencies"
-            )
-        builder(source, tc, task, prefix)
-        for name, kind in COMMON_TASK_FIELDS.items():
-            if name not in tc or tc[name] is None:
-                continue
-            value = tc[name]
-            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                self.source_issue(source, f"{prefix}.{name}", f"must be {getattr(kind, '__name__', kind)}")
-                continue
-            value = prune_empty(copy.deepcopy(value))
-            if value not in ({}, []):
-                task[name] = value
+        self._builders()[task_type](source, tc, task, prefix)
+        for name in COMMON_TASK_FIELDS:
+            if tc.get(name) is not None:
+                value = prune_empty(copy.deepcopy(tc[name]))
+                if value not in ({}, []):
+                    task[name] = value
         if "run_if" in tc:
-            if tc["run_if"] not in RUN_IF_VALUES:
-                self.source_issue(source, f"{prefix}.run_if", f"must be one of {sorted(RUN_IF_VALUES)}")
-            else:
-                task["run_if"] = tc["run_if"]
-        self._compute(source, tc, task, str(task_type), prefix)
+            task["run_if"] = tc["run_if"]
+        self._compute(tc, task, task_type)
         return task
 
     def _builders(self) -> dict[str, Callable[[Source, dict[str, Any], dict[str, Any], str], None]]:
@@ -478,231 +376,133 @@ class _ModuleCompiler:
             "for_each": self._for_each,
         }
 
-    def _block(
-        self, source: Source, tc: dict[str, Any], name: str, prefix: str, allowed: set[str]
-    ) -> dict[str, Any]:
-        """The task-type block (``sql_task`` ...), checked for unknown keys so typos surface."""
-        block = tc.get(name)
-        if not isinstance(block, dict):
-            self.source_issue(source, f"{prefix}.{name}", "is required and must be a mapping")
-            return {}
-        for key in sorted(set(block) - allowed):
-            self.source_issue(source, f"{prefix}.{name}.{key}", "unknown key")
-        return block
+    @staticmethod
+    def _str_map(value: Any) -> dict[str, str]:
+        return {str(k): scalar_text(v) for k, v in sorted((value or {}).items(), key=lambda kv: str(kv[0]))}
 
-    def _require_str(self, source: Source, block: dict[str, Any], key: str, field_name: str) -> str | None:
-        value = block.get(key)
-        if not isinstance(value, str) or not value:
-            self.source_issue(source, field_name, "is required and must be a non-empty string")
-            return None
-        return value
-
-    def _str_map(self, source: Source, value: Any, field_name: str) -> dict[str, str]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.source_issue(source, field_name, "must be a mapping")
-            return {}
-        return {str(k): scalar_text(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-
-    def _str_list(self, source: Source, value: Any, field_name: str) -> list[str]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self.source_issue(source, field_name, "must be a list")
-            return []
-        return [scalar_text(v) for v in value]
+    @staticmethod
+    def _str_list(value: Any) -> list[str]:
+        return [scalar_text(v) for v in value or []]
 
     def _notebook(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
-        path = self._require_str(source, tc, "notebook_path", f"{prefix}.notebook_path")
-        user_params = self._str_map(source, tc.get("base_parameters"), f"{prefix}.base_parameters")
+        user_params = self._str_map(tc.get("base_parameters"))
         ours = {"source_id": source.source_id, "control_table": self.ctx.control_table}
-        for key, value in ours.items():
+        for key, value in ours.items():  # the control table's name is the run's, not the metadata's
             if key in user_params and user_params[key] != value:
                 self.source_issue(
                     source, f"{prefix}.base_parameters.{key}", "is set by the tool and cannot be overridden"
                 )
         params = dict(sorted({**user_params, **ours}.items()))
-        task["notebook_task"] = {"notebook_path": path or "", "base_parameters": params}
+        task["notebook_task"] = {"notebook_path": tc["notebook_path"], "base_parameters": params}
 
-    def _sql_common(self, source: Source, block: dict[str, Any], prefix: str) -> dict[str, Any]:
+    def _sql_common(self, block: dict[str, Any]) -> dict[str, Any]:
         sql_task: dict[str, Any] = {}
         warehouse = self._warehouse(block.get("warehouse_id"))
         if warehouse:  # validation guarantees one (the block's, the module's or the run's)
             sql_task["warehouse_id"] = str(warehouse)
-        params = self._str_map(source, block.get("parameters"), f"{prefix}.sql_task.parameters")
+        params = self._str_map(block.get("parameters"))
         if params:
             sql_task["parameters"] = params
         return sql_task
 
     def _sql_query(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
-        block = self._block(source, tc, "sql_task", prefix, {"warehouse_id", "sql_query", "parameters"})
-        sql = self._require_str(source, block, "sql_query", f"{prefix}.sql_task.sql_query")
-        sql_task = self._sql_common(source, block, prefix)
+        block = tc["sql_task"]
+        sql_task = self._sql_common(block)
         module_dir = (
             self.module.name if _SAFE_PATH_SEGMENT.match(self.module.name) else label_value(self.module.name)
         )
         path = f"{self.ctx.sql_root}/{module_dir}/{task['task_key']}.sql"
-        if sql is not None:
-            self.managed_files[path] = sql
+        self.managed_files[path] = block["sql_query"]
         sql_task["file"] = {"path": path, "source": "WORKSPACE"}
         task["sql_task"] = sql_task
 
     def _sql_file(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
-        block = self._block(source, tc, "sql_task", prefix, {"warehouse_id", "sql_file_path", "parameters"})
-        path = self._require_str(source, block, "sql_file_path", f"{prefix}.sql_task.sql_file_path")
-        sql_task = self._sql_common(source, block, prefix)
-        sql_task["file"] = {"path": path or "", "source": "WORKSPACE"}
+        block = tc["sql_task"]
+        sql_task = self._sql_common(block)
+        sql_task["file"] = {"path": block["sql_file_path"], "source": "WORKSPACE"}
         task["sql_task"] = sql_task
 
     def _python_wheel(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
-        name = "python_wheel_task"
-        block = self._block(
-            source, tc, name, prefix, {"package_name", "entry_point", "parameters", "named_parameters"}
-        )
-        out: dict[str, Any] = {}
-        for key in ("package_name", "entry_point"):
-            value = self._require_str(source, block, key, f"{prefix}.{name}.{key}")
-            if value:
-                out[key] = value
-        if "parameters" in block and "named_parameters" in block:
-            self.source_issue(source, f"{prefix}.{name}", "set parameters or named_parameters, not both")
-        params = self._str_list(source, block.get("parameters"), f"{prefix}.{name}.parameters")
-        named = self._str_map(source, block.get("named_parameters"), f"{prefix}.{name}.named_parameters")
+        block = tc["python_wheel_task"]
+        out: dict[str, Any] = {"package_name": block["package_name"], "entry_point": block["entry_point"]}
+        params = self._str_list(block.get("parameters"))
+        named = self._str_map(block.get("named_parameters"))
         if params:
             out["parameters"] = params
         if named:
             out["named_parameters"] = named
-        task[name] = out
+        task["python_wheel_task"] = out
 
     def _spark_python(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
-        name = "spark_python_task"
-        block = self._block(source, tc, name, prefix, {"python_file", "parameters", "source"})
-        out: dict[str, Any] = {
-            "python_file": self._require_str(source, block, "python_file", f"{prefix}.{name}.python_file")
-            or ""
-        }
-        params = self._str_list(source, block.get("parameters"), f"{prefix}.{name}.parameters")
+        block = tc["spark_python_task"]
+        out: dict[str, Any] = {"python_file": block["python_file"]}
+        params = self._str_list(block.get("parameters"))
         if params:
             out["parameters"] = params
-        if "source" in block:
-            if block["source"] != "WORKSPACE":
-                self.source_issue(
-                    source, f"{prefix}.{name}.source", "only WORKSPACE is supported (no git_source)"
-                )
-            out["source"] = "WORKSPACE"
-        task[name] = out
+        task["spark_python_task"] = out
 
     def _spark_jar(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
-        name = "spark_jar_task"
-        block = self._block(source, tc, name, prefix, {"main_class_name", "parameters"})
-        out: dict[str, Any] = {
-            "main_class_name": self._require_str(
-                source, block, "main_class_name", f"{prefix}.{name}.main_class_name"
-            )
-            or ""
-        }
-        params = self._str_list(source, block.get("parameters"), f"{prefix}.{name}.parameters")
+        block = tc["spark_jar_task"]
+        out: dict[str, Any] = {"main_class_name": block["main_class_name"]}
+        params = self._str_list(block.get("parameters"))
         if params:
             out["parameters"] = params
-        task[name] = out
+        task["spark_jar_task"] = out
 
     def _pipeline(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
-        name = "pipeline_task"
-        block = self._block(source, tc, name, prefix, {"pipeline_id", "full_refresh"})
-        out: dict[str, Any] = {
-            "pipeline_id": self._require_str(source, block, "pipeline_id", f"{prefix}.{name}.pipeline_id")
-            or ""
-        }
+        block = tc["pipeline_task"]
+        out: dict[str, Any] = {"pipeline_id": block["pipeline_id"]}
         if "full_refresh" in block:
-            if not isinstance(block["full_refresh"], bool):
-                self.source_issue(source, f"{prefix}.{name}.full_refresh", "must be true or false")
-            else:
-                out["full_refresh"] = block["full_refresh"]
-        task[name] = out
+            out["full_refresh"] = block["full_refresh"]
+        task["pipeline_task"] = out
 
     def _run_job(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
-        name = "run_job_task"
-        block = self._block(source, tc, name, prefix, {"module_name", "job_id", "job_parameters"})
+        """``module_name`` compiles to the placeholder job id the applier resolves; ``job_id``
+        (an integer or a string of digits) passes through."""
+        block = tc["run_job_task"]
         out: dict[str, Any] = {"job_id": RUN_JOB_PLACEHOLDER_ID}
-        if ("module_name" in block) == ("job_id" in block):
-            self.source_issue(source, f"{prefix}.{name}", "set exactly one of module_name or job_id")
-        elif "module_name" in block:
-            target = block["module_name"]
-            if not isinstance(target, str) or not target:
-                self.source_issue(source, f"{prefix}.{name}.module_name", "must be a module name")
-            else:  # validation refuses a module running its own job
-                self.run_job_refs[task["task_key"]] = target
+        if "module_name" in block:
+            self.run_job_refs[task["task_key"]] = block["module_name"]
         else:
-            job_id = block["job_id"]
-            if isinstance(job_id, str) and job_id.isdigit():
-                job_id = int(job_id)
-            if not _is_int(job_id) or job_id <= 0:
-                self.source_issue(source, f"{prefix}.{name}.job_id", "must be a positive integer")
-            else:
-                out["job_id"] = job_id
-        params = self._str_map(source, block.get("job_parameters"), f"{prefix}.{name}.job_parameters")
+            out["job_id"] = int(block["job_id"])
+        params = self._str_map(block.get("job_parameters"))
         if params:
             out["job_parameters"] = params
-        task[name] = out
+        task["run_job_task"] = out
 
     def _dbt(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
-        name = "dbt_task"
-        optional = ("project_directory", "warehouse_id", "catalog", "schema", "profiles_directory")
-        block = self._block(source, tc, name, prefix, {"commands", *optional})
-        commands = self._str_list(source, block.get("commands"), f"{prefix}.{name}.commands")
-        if not commands:
-            self.source_issue(source, f"{prefix}.{name}.commands", "needs at least one dbt command")
-        out: dict[str, Any] = {"commands": commands} if commands else {}
-        for key in optional:
+        block = tc["dbt_task"]
+        out: dict[str, Any] = {"commands": self._str_list(block["commands"])}
+        for key in ("project_directory", "warehouse_id", "catalog", "schema", "profiles_directory"):
             if block.get(key) is not None:
                 out[key] = scalar_text(block[key])
-        task[name] = out
+        task["dbt_task"] = out
 
     def _condition(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
-        name = "condition_task"
-        block = self._block(source, tc, name, prefix, {"op", "left", "right"})
-        if block.get("op") not in CONDITION_OPS:
-            self.source_issue(source, f"{prefix}.{name}.op", f"must be one of {sorted(CONDITION_OPS)}")
-        for key in ("left", "right"):
-            if block.get(key) is None:
-                self.source_issue(source, f"{prefix}.{name}.{key}", "is required")
-        task[name] = {
-            "op": str(block.get("op")),
-            "left": scalar_text(block.get("left")),
-            "right": scalar_text(block.get("right")),
+        block = tc["condition_task"]
+        task["condition_task"] = {
+            "op": block["op"],
+            "left": scalar_text(block["left"]),
+            "right": scalar_text(block["right"]),
         }
 
     def _for_each(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
-        name = "for_each_task"
-        block = self._block(source, tc, name, prefix, {"inputs", "concurrency", "task"})
-        inputs = block.get("inputs")
+        """A YAML list of inputs becomes the JSON string the Jobs API takes; the inner task
+        (never a for_each, never with dependencies) gets a key of its own."""
+        block = tc["for_each_task"]
+        inputs = block["inputs"]
         if isinstance(inputs, list):
             inputs = json.dumps(inputs, ensure_ascii=False, separators=(",", ":"))
-        if not isinstance(inputs, str) or not inputs:
-            self.source_issue(
-                source, f"{prefix}.{name}.inputs", "is required: a list or a JSON/reference string"
-            )
-            inputs = ""
         out: dict[str, Any] = {"inputs": inputs}
         if "concurrency" in block:
-            if not _is_int(block["concurrency"]) or block["concurrency"] < 1:
-                self.source_issue(source, f"{prefix}.{name}.concurrency", "must be an integer >= 1")
-            else:
-                out["concurrency"] = block["concurrency"]
-        inner = block.get("task")
-        if not isinstance(inner, dict):
-            self.source_issue(source, f"{prefix}.{name}.task", "is required and must be a mapping")
-        else:
-            inner_key = sanitize_task_key(f"{task['task_key']}_iteration")
-            out["task"] = self._task(source, inner, inner_key, f"{prefix}.{name}.task", nested=True)
-        task[name] = out
+            out["concurrency"] = block["concurrency"]
+        inner_key = sanitize_task_key(f"{task['task_key']}_iteration")
+        out["task"] = self._task(source, block["task"], inner_key, f"{prefix}.for_each_task.task")
+        task["for_each_task"] = out
 
     # -- compute ----------------------------------------------------------------------------------
 
-    def _compute(
-        self, source: Source, tc: dict[str, Any], task: dict[str, Any], task_type: str, prefix: str
-    ) -> None:
+    def _compute(self, tc: dict[str, Any], task: dict[str, Any], task_type: str) -> None:
         if task_type not in CLUSTER_TASK_TYPES:
             return
         cluster_key, cluster_id = tc.get("job_cluster_key"), tc.get("existing_cluster_id")
@@ -747,7 +547,3 @@ class _ModuleCompiler:
             dependency = serverless_dependency(library)
             if dependency is not None:
                 self.default_env_deps.add(dependency)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

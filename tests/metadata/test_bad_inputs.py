@@ -604,6 +604,131 @@ CASES = [
         "at most 22 tags: a job holds 25 and the tool adds 3 ownership tags",
         field="modules[0].tags",
     ),
+    # -- task rules the compiler once repeated (the other four: depends_on_unknown,
+    # depends_on_inactive, outcome_on_non_condition, nested_for_each) -----------------------------
+    Case(
+        "depends_on_itself",
+        module(NOTEBOOK_A + src("b", 2, nb(), f"          depends_on: [b]  {MARK}\n")),
+        "dependency cycle: b -> b (each waits for the next)",
+        field=f"{S1}.transformation_config.depends_on",
+    ),
+    Case(
+        "outcome_neither_true_nor_false",
+        module(
+            src(
+                "c",
+                1,
+                "          task_type: condition\n          condition_task: {op: EQUAL_TO, left: '1', right: '1'}\n",
+            )
+            + src(
+                "d",
+                2,
+                nb(),
+                f"          depends_on:\n            - {{source_id: c, outcome: maybe}}  {MARK}\n",
+            )
+        ),
+        'must be one of: "true", "false"',
+        field=f"{S1}.transformation_config.depends_on[0].outcome",
+    ),
+    Case(
+        "depends_on_not_a_list",
+        module(NOTEBOOK_A + src("b", 2, nb(), f"          depends_on: a  {MARK}\n")),
+        "must be a list",
+        field=f"{S1}.transformation_config.depends_on",
+    ),
+    Case(
+        "depends_on_entry_typo",
+        module(NOTEBOOK_A + src("b", 2, nb(), f"          depends_on: [{{sourceid: a}}]  {MARK}\n")),
+        "unknown field 'sourceid' (did you mean 'source_id'?)",
+        field=f"{S1}.transformation_config.depends_on[0]",
+        count=2,  # and source_id is required
+    ),
+    Case(
+        "empty_sql_query",
+        module(
+            src(
+                "a",
+                1,
+                f"          task_type: sql_query\n          sql_task:\n            warehouse_id: w\n            sql_query: ''  {MARK}\n",
+            )
+        ),
+        "must not be empty",
+        field=f"{TC0}.sql_task.sql_query",
+    ),
+    Case(
+        "sql_query_typo",
+        module(
+            src(
+                "a",
+                1,
+                f"          task_type: sql_query\n          sql_task:\n            warehouse_id: w\n            sql_qeury: SELECT 1  {MARK}\n",
+            )
+        ),
+        "unknown field 'sql_qeury' (did you mean 'sql_query'?)",
+        field=f"{TC0}.sql_task",
+        count=2,  # and sql_query is required
+    ),
+    Case(
+        "run_if_enum",
+        module(src("a", 1, nb(), f"          run_if: SOMETIMES  {MARK}\n")),
+        "must be one of: ALL_SUCCESS, ALL_DONE, NONE_FAILED, AT_LEAST_ONE_SUCCESS, ALL_FAILED, AT_LEAST_ONE_FAILED",
+        field=f"{TC0}.run_if",
+    ),
+    Case(
+        "timeout_seconds_string",
+        module(src("a", 1, nb(), f"          timeout_seconds: '10'  {MARK}\n")),
+        "must be an integer >= 0",
+        field=f"{TC0}.timeout_seconds",
+    ),
+    Case(
+        "condition_op_enum",
+        module(
+            src(
+                "a",
+                1,
+                "          task_type: condition\n          condition_task:\n"
+                f"            op: LIKE  {MARK}\n            left: a\n            right: b\n",
+            )
+        ),
+        "must be one of: EQUAL_TO, NOT_EQUAL, GREATER_THAN, GREATER_THAN_OR_EQUAL, LESS_THAN, LESS_THAN_OR_EQUAL",
+        field=f"{TC0}.condition_task.op",
+    ),
+    Case(
+        "run_job_both_targets",
+        module(
+            src(
+                "a",
+                1,
+                f"          task_type: run_job\n          run_job_task: {{job_id: 1, module_name: x}}  {MARK}\n",
+            )
+        ),
+        "must set exactly one of: module_name, job_id",
+        field=f"{TC0}.run_job_task",
+    ),
+    Case(
+        "dbt_without_commands",
+        module(
+            src(
+                "a",
+                1,
+                f"          task_type: dbt\n          dbt_task:\n            warehouse_id: w\n            commands: []  {MARK}\n",
+            )
+        ),
+        "must not be empty",
+        field=f"{TC0}.dbt_task.commands",
+    ),
+    Case(
+        "full_refresh_not_bool",
+        module(
+            src(
+                "a",
+                1,
+                f"          task_type: pipeline\n          pipeline_task:\n            pipeline_id: p\n            full_refresh: 'yes'  {MARK}\n",
+            )
+        ),
+        "must be true or false",
+        field=f"{TC0}.pipeline_task.full_refresh",
+    ),
     Case(
         "duplicate_module_in_file",
         module(NOTEBOOK_A) + f"  - module_name: m1  {MARK}\n",

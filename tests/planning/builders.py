@@ -46,7 +46,9 @@ TASK_TYPE_SOURCES: dict[str, dict[str, Any]] = {
         "python_wheel_task": {"package_name": "pkg", "entry_point": "main", "named_parameters": {"a": "1"}},
         "libraries": [{"whl": "/Volumes/c/s/v/pkg.whl"}, {"pypi": {"package": "requests==2.32.0"}}],
     },
-    "spark_python": {"spark_python_task": {"python_file": "/Workspace/py/run.py", "parameters": ["--x", 1]}},
+    "spark_python": {
+        "spark_python_task": {"python_file": "/Workspace/py/run.py", "parameters": ["--x", "1"]}
+    },
     "spark_jar": {"spark_jar_task": {"main_class_name": "com.x.Main"}, "job_cluster_key": "big"},
     "pipeline": {"pipeline_task": {"pipeline_id": "p-123", "full_refresh": False}},
     "run_job": {"run_job_task": {"module_name": "other", "job_parameters": {"d": "x"}}},
@@ -118,7 +120,7 @@ def example_modules() -> list[Module]:
             webhook_notifications={"on_failure": [{"id": "hook-1"}]},
             notification_settings={"no_alert_for_skipped_runs": True},
             health={"rules": [{"metric": "RUN_DURATION_SECONDS", "op": "GREATER_THAN", "value": 3600}]},
-            tags={"team": "sales", "cost_center": 42},
+            tags={"team": "sales", "cost_center": "42"},
             parameters=[{"name": "run_date", "default": ""}, {"name": "env", "default": "prod"}],
             timeout_seconds=7200,
             max_concurrent_runs=2,

@@ -129,7 +129,7 @@ def test_explicit_depends_on_overrides_order_and_carries_outcome() -> None:
             src(
                 "b",
                 3,
-                depends_on=[{"source_id": "check", "outcome": True}, "a"],
+                depends_on=[{"source_id": "check", "outcome": "true"}, "a"],
                 run_if="AT_LEAST_ONE_SUCCESS",
             ),
             src("c", 3, depends_on=[]),
@@ -141,21 +141,8 @@ def test_explicit_depends_on_overrides_order_and_carries_outcome() -> None:
     assert "depends_on" not in tasks["c"]
 
 
-@pytest.mark.parametrize(
-    ("depends_on", "expected"),
-    [
-        (["nope"], "is not a source of this module"),
-        (["off"], "is inactive"),
-        (["b"], "cannot depend on itself"),
-        ([{"source_id": "a", "outcome": "true"}], "is not a condition task"),
-        ([{"source_id": "a", "outcome": "maybe"}], 'must be "true" or "false"'),
-        ("a", "must be a list"),
-        ([{"sourceid": "a"}], "must be a list of source_id or {source_id, outcome}"),
-    ],
-)
-def test_bad_depends_on_is_an_issue(depends_on: Any, expected: str) -> None:
-    found = issues_of(mod("m", src("a", 1), src("off", 1, active=False), src("b", 2, depends_on=depends_on)))
-    assert any(expected in i for i in found), found
+# Bad dependencies and bad task blocks are validation's: tests/metadata/test_task_rules.py (rows)
+# and tests/metadata/test_bad_inputs.py (file:line). The compiler assumes valid input.
 
 
 def test_dependency_cycle_is_a_validation_issue() -> None:
@@ -376,49 +363,28 @@ def test_bad_module_settings_are_validation_issues(settings: dict[str, Any], exp
     assert any(expected in i for i in found), found
 
 
-@pytest.mark.parametrize(
-    ("tc", "expected"),
-    [
-        ({"task_type": "sql_query", "sql_task": {"sql_query": ""}}, "sql_query: is required"),
-        ({"task_type": "sql_query", "sql_task": {"sql_qeury": "x"}}, "sql_qeury: unknown key"),
-        ({"task_type": "notebook", "run_if": "SOMETIMES"}, "run_if: must be one of"),
-        ({"task_type": "notebook", "timeout_seconds": "10"}, "timeout_seconds: must be int"),
-        (
-            {"task_type": "condition", "condition_task": {"op": "LIKE", "left": "a", "right": "b"}},
-            "op: must be one of",
-        ),
-        (
-            {"task_type": "run_job", "run_job_task": {"job_id": 1, "module_name": "x"}},
-            "exactly one of module_name or job_id",
-        ),
-        ({"task_type": "dbt", "dbt_task": {"commands": []}}, "at least one dbt command"),
-        (
-            {"task_type": "for_each", "for_each_task": {"inputs": "[1]", "task": {"task_type": "for_each"}}},
-            "cannot contain another for_each",
-        ),
-        (
-            {"task_type": "pipeline", "pipeline_task": {"pipeline_id": "p", "full_refresh": "yes"}},
-            "must be true or false",
-        ),
-    ],
-)
-def test_bad_tasks_are_issues(tc: dict[str, Any], expected: str) -> None:
-    if tc["task_type"] == "notebook":
-        tc.setdefault("notebook_path", "/Workspace/nb")
-    found = issues_of(mod("m", src("a", **tc)))
-    assert any(expected in i for i in found), found
-
-
 def test_duplicate_task_keys_are_an_issue() -> None:
     found = validation_issues(mod("m", src("a.b"), src("a_b")))
     assert any("becomes task key 'a_b', like source 'a.b'" in i for i in found)
 
 
 def test_issue_locations_name_the_source_and_module() -> None:
-    result = compile_module(mod("m", src("a", run_if="SOMETIMES")), CTX)
+    result = compile_module(mod("m", src("a", base_parameters={"control_table": "other.t"})), CTX)
     (issue,) = result.issues
     assert issue.location == "table main.meta.etl_control source_id=a"
+    assert issue.field == "transformation_config.base_parameters.control_table"
     assert issue.module == "m"
+
+
+def test_the_job_name_with_the_environment_prefix_must_fit() -> None:
+    """One of the two checks left to the compiler: the prefix comes from the run, not the
+    metadata (the other is base_parameters overriding what the tool sets, above)."""
+    name = "m" * (4096 - len("[dev] "))
+    assert compiled(mod(name, src("a", module=name))).job_name == name
+    dev = replace(CTX, env_mode="development")
+    assert compiled(mod(name, src("a", module=name)), dev).job_name == f"[dev] {name}"
+    found = issues_of(mod(name + "x", src("a", module=name + "x")), dev)
+    assert found == ["module_name: job name is longer than 4096 bytes"]
 
 
 def test_module_without_active_sources_or_inactive_gives_no_job_and_no_issue() -> None:
