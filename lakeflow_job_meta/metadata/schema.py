@@ -116,18 +116,7 @@ def _describe(error: ValidationError, validator: Any) -> Iterator[SchemaProblem]
 
 # Messages about a value say what the value was: `must be an integer >= 0, got the string "1"`.
 _GOT_KEYWORDS = frozenset(
-    {
-        "type",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "enum",
-        "const",
-        "pattern",
-        "minLength",
-        "maxLength",
-    }
+    {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const", "pattern"}
 )
 
 
