@@ -14,7 +14,9 @@ dbutils.widgets.text("max_iterations", "")
 from lakeflow_job_meta import MetadataMonitor  # noqa: E402
 from lakeflow_job_meta.engine.monitor import install_signal_handlers  # noqa: E402
 
-control_table = dbutils.widgets.get("control_table")
+control_table = dbutils.widgets.get("control_table").strip()
+if not control_table:
+    raise ValueError("the control_table parameter is required (catalog.schema.table)")
 volume_path = dbutils.widgets.get("volume_path") or None
 check_interval_seconds = float(dbutils.widgets.get("check_interval_seconds") or 60)
 max_iterations_text = dbutils.widgets.get("max_iterations")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lakeflow_job_meta.clock import Clock
+from lakeflow_job_meta.engine.cycle_log import HEARTBEAT_SECONDS
 
 if TYPE_CHECKING:
     from lakeflow_job_meta.adapters.retrying import RetryPolicy
@@ -19,6 +20,7 @@ from lakeflow_job_meta.engine.metadata_manager import MetadataStore
 from lakeflow_job_meta.engine.monitor import Monitor, MonitorOptions
 from lakeflow_job_meta.engine.orchestrator import Orchestrator
 from lakeflow_job_meta.engine.targets.base import TargetSpec
+from lakeflow_job_meta.logs import ensure_handler
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 from lakeflow_job_meta.metadata.policy import Policy
 from lakeflow_job_meta.storage.tables import ToolTables
@@ -118,6 +120,7 @@ class JobOrchestrator(Orchestrator):
         if isinstance(policy, Policy):  # a policy already loaded (e.g. from a notebook widget)
             arguments["policy"] = policy
         super().__init__(**arguments)
+        ensure_handler()  # from a notebook: the log goes to the cell's output
 
 
 class MetadataMonitor(Monitor):
@@ -147,6 +150,7 @@ class MetadataMonitor(Monitor):
         holder_id: str | None = None,
         log_format: str = "human",
         spark: Any = None,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ):
         settings = RunSettings(
             control_table,
@@ -165,6 +169,7 @@ class MetadataMonitor(Monitor):
                 wait_for_lease=wait_for_lease,
                 full_resync_seconds=full_resync_seconds,
                 log_format=log_format,
+                heartbeat_seconds=heartbeat_seconds,
             ),
             lease_ttl_seconds=lease_ttl_seconds,
             watch_mode=watch_mode,

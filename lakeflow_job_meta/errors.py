@@ -48,6 +48,14 @@ class MetadataIssue:
         return {"location": self.location, "field": self.field, "message": self.message}
 
 
+def reading_order(issue: MetadataIssue) -> tuple[str, int, str, str]:
+    """By file, then line as a number (``a.yaml:9`` before ``a.yaml:10``), then field."""
+    place, colon, line = issue.location.rpartition(":")
+    if colon and line.isdigit():
+        return place, int(line), issue.field, issue.message
+    return issue.location, 0, issue.field, issue.message
+
+
 class LakeflowJobMetaError(Exception):
     """Base class of every error this package raises on purpose."""
 
@@ -56,7 +64,7 @@ class MetadataValidationError(LakeflowJobMetaError):
     """Metadata failed validation; carries every issue found, not only the first."""
 
     def __init__(self, issues: list[MetadataIssue]):
-        self.issues = sorted(set(issues))
+        self.issues = sorted(set(issues), key=reading_order)
         super().__init__(self._summary())
 
     def _summary(self) -> str:

@@ -49,20 +49,46 @@ def workspace_client(
     *,
     retry_timeout_seconds: int = CLI_RETRY_TIMEOUT_SECONDS,
     http_timeout_seconds: int = CLI_HTTP_TIMEOUT_SECONDS,
+    check: bool = True,
 ) -> Any:
-    """A WorkspaceClient using Databricks unified auth (env vars, ``~/.databrickscfg``)."""
+    """A WorkspaceClient using Databricks unified auth (env vars, ``~/.databrickscfg``).
+
+    With ``check``, the client is first built with the short preflight budget (the SDK probes
+    the host while building it) and one cheap authenticated call must succeed: an unreachable
+    host or refused credentials fail fast with ConfigurationError naming the host."""
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.core import Config
+
+    from lakeflow_job_meta.adapters import preflight
 
     try:
         config = Config(
             profile=profile,
-            retry_timeout_seconds=retry_timeout_seconds,
-            http_timeout_seconds=http_timeout_seconds,
+            retry_timeout_seconds=preflight.HOST_PROBE_RETRY_TIMEOUT_SECONDS
+            if check
+            else retry_timeout_seconds,
+            http_timeout_seconds=preflight.HOST_PROBE_HTTP_TIMEOUT_SECONDS if check else http_timeout_seconds,
         )
     except ValueError as error:  # the SDK's message names what is missing; it never holds a token
         raise ConfigurationError(f"cannot authenticate to Databricks: {error}") from error
-    return WorkspaceClient(config=config)
+    if not check:
+        return WorkspaceClient(config=config)
+    preflight.check_access(
+        WorkspaceClient(
+            config=_with_timeouts(
+                config, preflight.PREFLIGHT_RETRY_TIMEOUT_SECONDS, preflight.PREFLIGHT_HTTP_TIMEOUT_SECONDS
+            )
+        )
+    )
+    # The run itself gets the full budget; copies keep the resolved host and credentials.
+    return WorkspaceClient(config=_with_timeouts(config, retry_timeout_seconds, http_timeout_seconds))
+
+
+def _with_timeouts(config: Any, retry_timeout_seconds: int, http_timeout_seconds: int) -> Any:
+    copied = config.copy()
+    copied.retry_timeout_seconds = retry_timeout_seconds
+    copied.http_timeout_seconds = http_timeout_seconds
+    return copied
 
 
 def sdk_default_client() -> Any:

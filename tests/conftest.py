@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -32,3 +33,16 @@ def _no_ambient_databricks_config(
         if key.startswith("DATABRICKS_"):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture(autouse=True)
+def _restore_package_loggers() -> Iterator[None]:
+    """The CLI's monitor command configures the monitor logger (its own handler, no
+    propagation); give every test the loggers as they were, so caplog keeps working."""
+    loggers = [logging.getLogger(name) for name in ("lakeflow_job_meta", "lakeflow_job_meta.monitor")]
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    yield
+    for lg, handlers, level, propagate in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate

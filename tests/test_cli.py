@@ -80,8 +80,8 @@ def run_subprocess(*argv: str, cwd: Path, env: dict[str, str] | None = None, tim
 def test_validate_ok(cli: Cli) -> None:
     rc, out, err = cli("validate", str(EXAMPLES))
     assert rc == 0
-    assert out == ""
-    assert "valid" in err and "1 file(s)" in err
+    assert err == ""  # the findings are validate's result: stdout
+    assert "valid" in out and "1 file(s)" in out
 
 
 def test_validate_lists_every_error_of_every_file(cli: Cli, tmp_path: Path) -> None:
@@ -95,12 +95,12 @@ def test_validate_lists_every_error_of_every_file(cli: Cli, tmp_path: Path) -> N
     b.write_text("modules: [\n")
     rc, out, err = cli("validate", str(a), str(b))
     assert rc == 1
-    assert out == ""
-    assert f"{a}:3: modules[0]: unknown field 'schedual'" in err
-    assert f"{a}:7: modules[0].sources[0].execution_order: must be an integer >= 0" in err
-    assert f"{b}:" in err and "invalid YAML" in err
-    assert "3 error(s) in 2 file(s)" in err
-    assert "Traceback" not in err
+    assert err == ""
+    assert f"{a}:3: modules[0]: unknown field 'schedual'" in out
+    assert f"{a}:7: modules[0].sources[0].execution_order: must be an integer >= 0" in out
+    assert f"{b}:" in out and "invalid YAML" in out
+    assert "error(s) in 2 file(s)" in out
+    assert "Traceback" not in out
 
 
 def test_validate_json_shape(cli: Cli, tmp_path: Path) -> None:
@@ -121,7 +121,7 @@ def test_validate_json_shape(cli: Cli, tmp_path: Path) -> None:
         {
             "location": f"{bad}:6",
             "field": "modules[0].sources[0].execution_order",
-            "message": "must be an integer >= 0",
+            "message": "must be an integer >= 0, got -1",
         }
     ]
 
@@ -134,11 +134,11 @@ def test_validate_variables_and_environment(cli: Cli, tmp_path: Path) -> None:
         "        execution_order: 1\n"
         "        transformation_config: {task_type: notebook, notebook_path: '${var.root}/nb'}\n"
     )
-    rc, _, err = cli("validate", str(path))
-    assert rc == 1 and "variable 'root' has no value" in err
+    rc, out, _ = cli("validate", str(path))
+    assert rc == 1 and "variable 'root' has no value" in out
     assert cli("validate", str(path), "--var", "root=/Workspace/x")[0] == 0
-    rc, _, err = cli("validate", str(path), "--var", "root=/Workspace/x", "--env", "stage")
-    assert rc == 1 and "environment 'stage' is not defined (dev)" in err
+    rc, out, _ = cli("validate", str(path), "--var", "root=/Workspace/x", "--env", "stage")
+    assert rc == 1 and "environment 'stage' is not defined (dev)" in out
 
 
 def test_validate_missing_path_is_one_line(cli: Cli, tmp_path: Path) -> None:
@@ -156,7 +156,7 @@ def test_load_creates_the_tables_and_reload_changes_nothing(cli: Cli, tmp_path: 
     ctl = str(tmp_path / "t" / "etl_control")
     rc, out, err = cli("load", str(EXAMPLES), "--control-table", ctl)
     assert rc == 0, err
-    assert "17 source row(s) written" in err
+    assert "18 source row(s) written" in out
     tables = open_tables(ctl)
     assert tables.exists()
     versions = [t.version() for t in tables.all()]
@@ -191,8 +191,8 @@ def test_load_sync_deletes_rows_of_removed_files(cli: Cli, tmp_path: Path) -> No
     ctl = str(tmp_path / "etl_control")
     assert cli("load", str(volume), "--control-table", ctl, "--sync")[0] == 0
     (volume / "b.yaml").unlink()
-    rc, _, err = cli("load", str(volume), "--control-table", ctl, "--sync")
-    assert rc == 0 and "1 deleted" in err
+    rc, out, _ = cli("load", str(volume), "--control-table", ctl, "--sync")
+    assert rc == 0 and "1 deleted" in out
 
 
 # -- read-only commands on a missing table ------------------------------------------------------
@@ -211,7 +211,10 @@ def test_read_only_command_on_missing_table_is_one_line(cli: Cli, tmp_path: Path
     ctl = tmp_path / "missing" / "etl_control"
     rc, out, err = cli(*argv, "--control-table", str(ctl))
     assert rc == 1
-    assert out == ""
+    if "--json" in argv:  # stdout still holds exactly one document, saying what failed
+        assert json.loads(out)["ok"] is False
+    else:
+        assert out == ""
     errors = [line for line in err.splitlines() if line.startswith("error")]
     assert errors == [f"error: table {ctl} does not exist (run `lakeflow-job-meta load` to create it)"]
     assert "Traceback" not in err
@@ -258,8 +261,11 @@ def test_plan_and_apply_bundle(cli: Cli, loaded: str, tmp_path: Path) -> None:
 
     rc, out, err = cli("apply", "--control-table", loaded, "--target", target)
     assert rc == 0, err
-    assert "target: bundle folder" in err
-    assert "Apply complete: 5 create" in err
+    assert err.splitlines() == [
+        f"target: bundle folder {tmp_path / 'out'} (local; no workspace is contacted)",
+        "warning: no policy given (--policy): every run_as identity, code path and permission is allowed",
+    ]
+    assert "Apply complete: 5 create" in out  # results on stdout
     assert (tmp_path / "out" / "databricks.yml").is_file()
 
     rc, out, err = cli("plan", "--control-table", loaded, "--target", target)
@@ -272,7 +278,7 @@ def test_plan_json_stdout_is_only_the_document_bundle(cli: Cli, loaded: str, tmp
     rc, out, err = cli("plan", "--control-table", loaded, "--target", target, "--json")
     assert rc == 0
     doc = json.loads(out)  # the whole of stdout parses
-    assert "target:" in err and "target:" not in out
+    assert err == ""  # --json: nothing but the document, anywhere
     assert {c["module"] for c in doc["changes"]} == EXAMPLE_MODULES
     assert all({"module", "action", "job_id"} <= set(c) for c in doc["changes"])
     assert {c["action"] for c in doc["changes"]} == {"create"}
@@ -290,7 +296,7 @@ def test_apply_json_stdout_is_only_the_document(cli: Cli, loaded: str, tmp_path:
     assert rc == 0
     doc = json.loads(out)
     assert {c["module"]: c["action"] for c in doc["changes"]} == dict.fromkeys(EXAMPLE_MODULES, "create")
-    assert "target:" in err
+    assert err == "" and doc["target"].startswith("bundle:")
 
 
 def test_target_defaults_to_the_bundle_folder_outside_databricks(
@@ -350,13 +356,16 @@ def test_apply_and_plan_workspace(cli: Cli, loaded: str, jobs_emulator, workspac
     assert {(c["module"], c["action"], c["job_id"]) for c in doc["changes"]} == {
         (m, "create", None) for m in EXAMPLE_MODULES
     }
-    assert f"target: workspace {jobs_emulator.url}" in err
+    assert err == ""  # --json: the document only
     assert jobs_emulator.writes() == 0
 
     rc, out, err = cli("apply", "--control-table", loaded, "--target", "workspace")
     assert rc == 0, err
-    assert f"target: workspace {jobs_emulator.url}" in err
-    assert "Apply complete: 5 create; 5 job write(s)" in err
+    assert err.splitlines() == [
+        f"target: workspace {jobs_emulator.url}",
+        "warning: no policy given (--policy): every run_as identity, code path and permission is allowed",
+    ]
+    assert "Apply complete: 5 create; 5 job write(s)" in out
     assert jobs_emulator.writes() == 5
     ids = {jobs_emulator.job(i)["settings"]["name"]: i for i in jobs_emulator.jobs()}
     assert set(ids) == EXAMPLE_MODULES
@@ -372,14 +381,17 @@ def test_apply_and_plan_workspace(cli: Cli, loaded: str, jobs_emulator, workspac
 
     # A second apply sends no write.
     before = jobs_emulator.writes()
-    rc, _, err = cli("apply", "--control-table", loaded, "--target", "workspace")
+    rc, out, err = cli("apply", "--control-table", loaded, "--target", "workspace")
     assert rc == 0 and jobs_emulator.writes() == before
-    assert "Apply complete: 5 noop; 0 job write(s)" in err
+    assert "Apply complete: 5 noop; 0 job write(s)" in out
 
     rc, out, err = cli("status", "--control-table", loaded, "--json")
     assert rc == 0
     status = json.loads(out)
-    assert {m["module"] for m in status["modules"].values()} == EXAMPLE_MODULES
+    applied = {m["module"] for m in status["modules"] if m["targets"]}
+    assert applied == EXAMPLE_MODULES
+    urls = {t["url"] for m in status["modules"] for t in m["targets"]}
+    assert urls == {f"{jobs_emulator.url}/jobs/{ids[m]}" for m in EXAMPLE_MODULES}
 
     assert all(TOKEN not in text for text in cli.outputs)
 
@@ -420,7 +432,7 @@ def test_apply_prune_delete(cli: Cli, tmp_path: Path, jobs_emulator, workspace_e
 
     rc, out, err = cli("apply", "--control-table", ctl, "--target", "workspace", "--prune", "delete")
     assert rc == 0, err
-    assert f"- drop_me: delete (job {ids['drop_me']})" in err
+    assert f"- drop_me: delete (job {ids['drop_me']})" in out
     assert jobs_emulator.job(ids["drop_me"]) is None
     assert jobs_emulator.job(ids["keep_me"]) is not None
 
@@ -460,6 +472,8 @@ def test_subprocess_round_trip_never_prints_the_token(tmp_path: Path, jobs_emula
     proc = run("plan", "--control-table", ctl, "--json")  # default target: ./bundle
     assert proc.returncode == 0
     json.loads(proc.stdout)
+    assert proc.stderr == ""  # --json: nothing but the document
+    proc = run("plan", "--control-table", ctl)
     assert "target: bundle folder bundle" in proc.stderr
     proc = run("--debug", "status", "--control-table", ctl)
     assert proc.returncode == 0
@@ -497,24 +511,18 @@ def test_load_sync_of_a_missing_folder_is_a_usage_error(cli: Cli, tmp_path: Path
     assert [r["source_id"] for r in open_tables(ctl).control.read_all()] == ["a1"]
 
 
-def test_apply_with_a_rejected_token_reports_failures(cli: Cli, loaded: str, monkeypatch) -> None:
+def test_apply_with_a_rejected_token_fails_before_any_module(cli: Cli, loaded: str, monkeypatch) -> None:
     from tests.emulator.server import JobsEmulator
 
     with JobsEmulator(token="the-right-token") as emulator:
         monkeypatch.setenv("DATABRICKS_HOST", emulator.url)
         monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
         rc, out, err = cli("apply", "--control-table", loaded, "--target", "workspace")
-    assert rc == 1 and out == ""
-    failures = [line for line in err.splitlines() if line.startswith("x ")]
-    assert len(failures) == 5
-    # sales_daily's ACL needs the caller as owner, and the caller cannot be read: it fails before
-    # any write, and nightly_umbrella, which runs its job, with it
-    by_module = {line.split(":", 1)[0][2:]: line for line in failures}
-    assert "identity running the tool is unknown: scim/v2/Me: Unauthenticated" in by_module.pop("sales_daily")
-    assert "names module sales_daily, which has no job" in by_module.pop("nightly_umbrella")
-    assert all(": create failed: " in line for line in by_module.values())
-    assert "Apply complete: 5 failed; 0 job write(s), 0 other write(s)." in err
-    assert "+ " not in err
+    # The preflight call fails first: one line, exit 2, no module attempted.
+    assert rc == 2 and out == ""
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [err.strip()]
+    assert "refused the credentials" in err
+    assert "x " not in err and "Apply complete" not in err
     assert TOKEN not in err
 
 

@@ -18,7 +18,7 @@ PACKAGE = "lakeflow_job_meta"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 # What each layer may import from the package (its own layer always). Leaf modules anyone may use.
-LEAVES = {"errors", "vocabulary", "clock"}
+LEAVES = {"errors", "vocabulary", "clock", "logs"}
 ALLOWED = {
     "metadata": {"metadata"},
     "planning": {"planning", "metadata"},

@@ -79,6 +79,9 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path) -> None:
             next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         ).decode()
         schema = json.loads(archive.read("lakeflow_job_meta/metadata/schema.json"))
+        # `init --with-examples` loads the examples shipped inside the package.
+        shipped_examples = archive.read("lakeflow_job_meta/data/metadata_examples.yaml")
+    assert shipped_examples == EXAMPLES.read_bytes()
     assert "lakeflow_job_meta/py.typed" in names
     assert "lakeflow_job_meta/__main__.py" in names
     assert "$schema" in schema or "$defs" in schema
@@ -128,7 +131,18 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path) -> None:
     helped = _run([str(script), "--help"], cwd=work)
     assert helped.returncode == 0, helped.stderr
     assert "usage: lakeflow-job-meta" in helped.stdout
-    for command in ("validate", "load", "plan", "apply", "monitor", "status"):
+    for command in (
+        "init",
+        "validate",
+        "load",
+        "plan",
+        "apply",
+        "export-bundle",
+        "monitor",
+        "status",
+        "history",
+        "graph",
+    ):
         assert command in helped.stdout
 
     # validate needs no table: it works without the [local] extra.

@@ -16,6 +16,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from lakeflow_job_meta.cli.parser import (
+    DEFAULT_LEASE_TIMEOUT_SECONDS,
+    DEFAULT_LOCAL_CONTROL_TABLE,
+    build_parser,
+)
 from lakeflow_job_meta.errors import (
     ConfigurationError,
     LakeflowJobMetaError,
@@ -24,125 +29,30 @@ from lakeflow_job_meta.errors import (
     MissingDependencyError,
     TableNotFoundError,
 )
-from lakeflow_job_meta.vocabulary import Outcome, PlanAction, PrunePolicy, choices
+from lakeflow_job_meta.vocabulary import Outcome, PlanAction
 
-DEFAULT_LOCAL_CONTROL_TABLE = ".lakeflow_job_meta/etl_control"
+__all__ = ["DEFAULT_LOCAL_CONTROL_TABLE", "build_parser", "main"]
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LEASE = 0, 1, 2, 3
-DEFAULT_LEASE_TIMEOUT_SECONDS = 60.0
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
 
 
 def _console(stderr: bool = True):
+    """Results go to stdout, logs and progress to stderr (``stderr=True``)."""
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
-def _add_metadata_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--var", action="append", default=[], metavar="K=V", help="set a ${var.K} value")
-    parser.add_argument(
-        "--env", default=None, help="deployment environment defined in the YAML (e.g. dev, prod)"
-    )
+def _emit_json(document: Any) -> None:
+    """The one JSON document of ``--json`` on stdout."""
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
-def _add_table_arg(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    parser.add_argument(
-        "--control-table",
-        required=required,
-        default=None if required else DEFAULT_LOCAL_CONTROL_TABLE,
-        help="local path (delta-rs) or catalog.schema.table (Spark); default: %(default)s",
-    )
-
-
-def _add_target_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--target",
-        default=None,
-        help="workspace | bundle:DIR (default: workspace inside Databricks, bundle:bundle elsewhere)",
-    )
-    parser.add_argument(
-        "--env", default=None, help="deployment environment (non-production: prefixed, paused)"
-    )
-    parser.add_argument("--profile", default=None, help="~/.databrickscfg profile")
-    parser.add_argument("--default-warehouse-id", default=None)
-    parser.add_argument("--managed-sql-root", default=None, help="workspace folder for inline-SQL files")
-    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    parser.add_argument(
-        "--policy", default=None, metavar="PATH", help="identity and code policy YAML (may be in a volume)"
-    )
-    parser.add_argument(
-        "--allow-mass-change",
-        action="store_true",
-        help="apply pauses and deletes beyond the blast-radius limit (default max(2, 20%%) of the jobs)",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lakeflow-job-meta",
-        description="Keep Databricks Lakeflow Jobs equal to metadata in a Delta control table and YAML.",
-        epilog="Exit codes: 0 ok, 1 metadata errors or a failed module, 2 bad usage or configuration, "
-        "3 writer lease held (after --lease-timeout, default 60 s). --debug shows tracebacks.",
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("validate", help="check YAML files without writing anything")
-    p.add_argument("paths", nargs="+")
-    _add_metadata_args(p)
-    p.add_argument("--default-warehouse-id", default=None)
-    p.add_argument("--json", action="store_true")
-
-    p = sub.add_parser("load", help="load YAML files into the control table (adds and updates)")
-    p.add_argument("paths", nargs="+")
-    _add_table_arg(p)
-    _add_metadata_args(p)
-    p.add_argument("--sync", action="store_true", help="for folders: also delete rows whose file is gone")
-    p.add_argument(
-        "--allow-mass-change", action="store_true", help="with --sync: accept a folder that lists no files"
-    )
-    p.add_argument("--default-warehouse-id", default=None)
-    p.add_argument("--json", action="store_true")
-
-    for name, help_text in (("plan", "show what apply would change"), ("apply", "create/update/prune jobs")):
-        p = sub.add_parser(name, help=help_text)
-        _add_table_arg(p)
-        _add_target_args(p)
-        p.add_argument("--prune", choices=choices(PrunePolicy), default=PrunePolicy.PAUSE.value)
-        if name == "apply":
-            p.add_argument("--auto-run", action="store_true", help="run jobs just created or changed")
-            p.add_argument(
-                "--lease-timeout",
-                type=float,
-                default=DEFAULT_LEASE_TIMEOUT_SECONDS,
-                metavar="SECONDS",
-                help="wait at most this long for the writer lease, then exit 3 (default: %(default)s)",
-            )
-            p.add_argument(
-                "--no-wait", action="store_true", help="fail at once if another process holds the lease"
-            )
-            p.add_argument("--default-pause-status", choices=("PAUSED", "UNPAUSED"), default=None)
-        else:
-            p.add_argument("--no-drift", action="store_true", help="skip reading live jobs")
-
-    p = sub.add_parser("monitor", help="watch the control table and a YAML folder; keep jobs in step")
-    _add_table_arg(p)
-    _add_target_args(p)
-    p.add_argument("--volume-path", default=None, help="folder (or /Volumes/...) of YAML files to sync")
-    p.add_argument("--check-interval-seconds", type=float, default=60.0)
-    p.add_argument("--max-iterations", type=int, default=None)
-    p.add_argument("--once", action="store_true", help="one full cycle, then exit")
-    p.add_argument("--prune", choices=choices(PrunePolicy), default=PrunePolicy.PAUSE.value)
-    p.add_argument("--auto-run", action="store_true")
-    p.add_argument("--no-wait", action="store_true")
-    p.add_argument("--var", action="append", default=[], metavar="K=V")
-    p.add_argument("--log-format", choices=("human", "json"), default="human")
-    p.add_argument("--full-resync-seconds", type=float, default=600.0)
-    p.add_argument("--lease-ttl-seconds", type=float, default=60.0)
-
-    p = sub.add_parser("status", help="show the monitor state and per-module outcomes")
-    _add_table_arg(p)
-    p.add_argument("--json", action="store_true")
-    return parser
+def _note(args: argparse.Namespace, text: str) -> None:
+    """A progress note on stderr (which target, ...); silent with --json, whose stdout says it."""
+    if not args.json:
+        print(text, file=sys.stderr)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -153,6 +63,7 @@ def _variables(args: argparse.Namespace) -> dict[str, str]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """The findings are validate's result: stdout."""
     from lakeflow_job_meta.metadata.loader import parse_files
 
     paths = _expand_paths(args.paths)
@@ -160,13 +71,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         paths, variables=_variables(args), env=args.env, default_warehouse_id=args.default_warehouse_id
     )
     if args.json:
-        print(
-            json.dumps(
-                {"valid": not issues, "files": paths, "errors": [i.as_dict() for i in issues]}, indent=2
-            )
-        )
+        _emit_json({"valid": not issues, "files": paths, "errors": [i.as_dict() for i in issues]})
     else:
-        console = _console()
+        console = _console(stderr=False)
         for issue in issues:
             console.print(f"[red]error[/red] {issue}", markup=True)
         if not issues:
@@ -206,15 +113,16 @@ def cmd_load(args: argparse.Namespace) -> int:
     else:
         results = [manager.load_files(_expand_paths(args.paths), var=variables, env=args.env)]
     if args.json:
-        print(json.dumps({"results": [r.as_dict() for r in results]}, indent=2))
+        _emit_json({"results": [r.as_dict() for r in results]})
     else:
-        console = _console()
+        console = _console(stderr=False)
         for r in results:
             console.print(
                 f"loaded {len(r.files)} file(s) into {args.control_table}: "
                 f"{r.sources_upserted} source row(s) written, {r.sources_deleted} deleted, "
                 f"{r.modules_upserted} module row(s) written, {r.modules_deleted} deleted"
-                + ("" if r.changed else " (nothing changed)")
+                + ("" if r.changed else " (nothing changed)"),
+                markup=False,
             )
     return EXIT_OK
 
@@ -240,7 +148,7 @@ def _run_settings(args: argparse.Namespace):
 
 def _warn_without_policy(args: argparse.Namespace) -> None:
     """With no policy every run says, in one line, that nothing is restricted."""
-    if not args.policy:
+    if not args.policy and not args.json:  # --json: stdout carries the one document, stderr stays quiet
         from lakeflow_job_meta.metadata.policy import NO_POLICY_WARNING
 
         print(f"warning: {NO_POLICY_WARNING}", file=sys.stderr)
@@ -250,31 +158,41 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.wiring import build_orchestrator
 
     orchestrator = build_orchestrator(_run_settings(args))
-    _console().print(orchestrator.describe_target())
+    _note(args, orchestrator.describe_target())
     _warn_without_policy(args)
     plan = orchestrator.plan(check_drift=not args.no_drift)
     if args.json:
-        print(json.dumps(plan.as_json(), indent=2, default=str))
+        _emit_json(plan.as_json())
     else:
-        print(plan.render_text())
+        sys.stdout.write(plan.render_text() + "\n")
     return EXIT_OK if not any(c.action == PlanAction.ERROR for c in plan.changes) else EXIT_FAILED
+
+
+def cmd_export_bundle(args: argparse.Namespace) -> int:
+    args.target = f"bundle:{args.output}"
+    return cmd_apply(args)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.wiring import build_orchestrator
 
-    if args.lease_timeout < 0:
-        raise ConfigurationError(f"--lease-timeout must be >= 0, got {args.lease_timeout:g}")
+    lease_timeout = getattr(args, "lease_timeout", DEFAULT_LEASE_TIMEOUT_SECONDS)
+    if lease_timeout < 0:
+        raise ConfigurationError(f"--lease-timeout must be >= 0, got {lease_timeout:g}")
     settings = _run_settings(args)
-    settings.lease_timeout = 0.0 if args.no_wait else args.lease_timeout
+    settings.lease_timeout = 0.0 if args.no_wait else lease_timeout
     orchestrator = build_orchestrator(settings)
-    console = _console()
-    console.print(orchestrator.describe_target())
+    _note(args, orchestrator.describe_target())
     _warn_without_policy(args)
     if not orchestrator.tables.control.exists():
         # apply creates the tool's own tables, but never an empty control table from a typo.
         raise TableNotFoundError(orchestrator.tables.control.name)
-    result = orchestrator.run_all_modules(auto_run=args.auto_run)
+    from lakeflow_job_meta.cli.progress import ProgressBar
+
+    with ProgressBar(sys.stderr) as progress:
+        result = orchestrator.run_all_modules(
+            auto_run=args.auto_run, progress=None if args.json else progress
+        )
     if args.json:
         doc = result.as_dict()
         doc["changes"] = [
@@ -287,9 +205,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
             }
             for r in sorted(result.results, key=lambda r: r.module)
         ]
-        print(json.dumps(doc, indent=2, default=str))
+        _emit_json(doc)
     else:
-        _print_run(console, result)
+        _print_run(_console(stderr=False), result)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -337,8 +255,8 @@ def _print_run(console: Any, result: Any) -> None:
         f"{result.job_writes} job write(s), {result.other_writes} other write(s).",
         markup=False,
     )
-    for warning in result.warnings:
-        console.print(f"warning: {warning}", markup=False)
+    for warning in result.warnings:  # held-back changes and the like: problems go to stderr
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -357,37 +275,155 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         lease_ttl_seconds=args.lease_ttl_seconds,
     )
     monitor = build_monitor(_run_settings(args), watch)
-    _console().print(monitor.orchestrator.describe_target())
+    _note(args, monitor.orchestrator.describe_target())
     _warn_without_policy(args)
     install_signal_handlers(monitor)
     configure_logging(debug=args.debug, monitor_format=args.log_format)
     if args.once:
         report = monitor.run_once()
+        if args.json:
+            _emit_json(report.as_dict())
         return EXIT_OK if report.ok else EXIT_FAILED
     monitor.run_continuous(max_iterations=args.max_iterations)
     return EXIT_OK
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from lakeflow_job_meta.engine.status import read_status
+def cmd_graph(args: argparse.Namespace) -> int:
+    from lakeflow_job_meta.planning.graph import render_graph, task_graph
+    from lakeflow_job_meta.wiring import RunSettings, build_orchestrator
 
-    status = read_status(args.control_table)
+    # A bundle target: drawing a graph never contacts a workspace.
+    settings = RunSettings(
+        args.control_table,
+        target="bundle:bundle",
+        env=args.env,
+        default_warehouse_id=args.default_warehouse_id,
+        cli=True,
+    )
+    job = build_orchestrator(settings).compile_one(args.module)
+    graph = task_graph(job.job_name, job.settings, job.managed_files)
     if args.json:
-        print(json.dumps(status, indent=2, default=str))
+        _emit_json(
+            {
+                "module": args.module,
+                "job_name": graph.name,
+                "tasks": [
+                    {"task_key": n.task_key, "task_type": n.task_type, "run_if": n.run_if}
+                    for n in graph.nodes
+                ],
+                "dependencies": [
+                    {"upstream": e.upstream, "downstream": e.downstream, "outcome": e.outcome}
+                    for e in graph.edges
+                ],
+                args.format: render_graph(graph, args.format),
+            }
+        )
     else:
-        from lakeflow_job_meta.engine.status import render_status
-
-        print(render_status(status))
+        sys.stdout.write(render_graph(graph, args.format))
     return EXIT_OK
 
 
+def _table_parts(args: argparse.Namespace):
+    from lakeflow_job_meta.wiring import RunSettings, build_manager, build_parts
+
+    settings = RunSettings(args.control_table, profile=args.profile, cli=True)
+    parts = build_parts(settings)
+    return settings, parts, build_manager(settings, parts)
+
+
+def _run_reader(profile: str | None):
+    """The latest run of a job (``runs/list``, one call per job), for ``status --runs``."""
+    from lakeflow_job_meta.wiring import workspace_client
+
+    client = workspace_client(profile)
+
+    def latest(job_id: int) -> dict[str, Any] | None:
+        run = next(iter(client.jobs.list_runs(job_id=job_id, limit=1)), None)
+        if run is None:
+            return None
+        state = run.state
+        phases = [getattr(state, "life_cycle_state", None), getattr(state, "result_state", None)]
+        return {
+            "run_id": run.run_id,
+            "state": " ".join(str(getattr(p, "value", p)) for p in phases if p is not None) or None,
+            "start_time": run.start_time / 1000 if run.start_time else None,
+            "url": run.run_page_url,
+        }
+
+    return latest
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from lakeflow_job_meta.engine.status import read_status, render_status
+
+    _, parts, manager = _table_parts(args)
+    parts.tables.require_exists()
+    runs = _run_reader(args.profile) if args.runs else None
+    status = read_status(parts.tables, args.control_table, desired=manager.desired_state(), runs=runs)
+    if args.json:
+        _emit_json(status)
+    else:
+        sys.stdout.write(render_status(status) + "\n")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from lakeflow_job_meta.engine.status import read_history, render_history
+
+    _, parts, _ = _table_parts(args)
+    rows = read_history(parts.tables, module=args.module, since=args.since, limit=args.limit)
+    if args.json:
+        _emit_json({"control_table": args.control_table, "history": rows})
+    else:
+        sys.stdout.write(render_history(rows) + "\n")
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    _, parts, manager = _table_parts(args)
+    manager.ensure_exists()
+    tables = {table.spec.kind: table.name for table in parts.tables.all()}
+    loaded = None
+    if args.with_examples:
+        loaded = manager.load_files([_examples_file()])
+    if args.json:
+        _emit_json(
+            {
+                "control_table": args.control_table,
+                "tables": tables,
+                "examples": loaded.as_dict() if loaded else None,
+            }
+        )
+    else:
+        console = _console(stderr=False)
+        for kind, name in tables.items():
+            console.print(f"{kind:8} {name}", markup=False)
+        if loaded is not None:
+            console.print(
+                f"examples loaded: {loaded.sources_upserted} source row(s), {loaded.modules_upserted} module row(s)",
+                markup=False,
+            )
+    return EXIT_OK
+
+
+def _examples_file() -> str:
+    """The shipped example metadata (``examples/metadata_examples.yaml``, packaged as data)."""
+    from importlib.resources import files
+
+    return os.path.realpath(str(files("lakeflow_job_meta") / "data" / "metadata_examples.yaml"))
+
+
 COMMANDS = {
+    "init": cmd_init,
     "validate": cmd_validate,
     "load": cmd_load,
     "plan": cmd_plan,
     "apply": cmd_apply,
+    "export-bundle": cmd_export_bundle,
     "monitor": cmd_monitor,
     "status": cmd_status,
+    "history": cmd_history,
+    "graph": cmd_graph,
 }
 
 
@@ -401,28 +437,31 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
 )
 
 
-def _report(error: Exception) -> int:
-    """Print one line per problem (no traceback) and return the exit code."""
+def _report(error: Exception, *, as_json: bool = False) -> int:
+    """Print one line per problem (no traceback) on stderr and return the exit code; with
+    ``--json`` stdout still gets its one document, saying what failed."""
+    code = next((c for kind, c in EXIT_CODES if isinstance(error, kind)), EXIT_FAILED)
     if isinstance(error, MetadataValidationError):
-        console = _console()
-        for issue in error.issues:
-            console.print(f"error: {issue}", markup=False)
-        return EXIT_FAILED
-    for kind, code in EXIT_CODES:
-        if isinstance(error, kind):
-            print(f"error: {error}", file=sys.stderr)
-            return code
-    # An unexpected failure still prints one line without --debug.
-    first_line = (str(error).strip().splitlines() or [""])[0]
-    print(
-        f"error: {type(error).__name__}: {first_line} (run with --debug for the traceback)", file=sys.stderr
-    )
-    return EXIT_FAILED
+        lines = [f"error: {issue}" for issue in error.issues]
+        issues = [i.as_dict() for i in error.issues]
+    elif isinstance(error, LakeflowJobMetaError):
+        lines, issues = [f"error: {error}"], []
+    else:  # an unexpected failure still prints one line without --debug
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        lines = [f"error: {type(error).__name__}: {first_line} (run with --debug for the traceback)"]
+        issues = []
+    for line in lines:
+        print(line, file=sys.stderr)
+    if as_json:
+        _emit_json(
+            {"ok": False, "exit_code": code, "error": lines[0].removeprefix("error: "), "errors": issues}
+        )
+    return code
 
 
 def configure_logging(*, debug: bool = False, monitor_format: str | None = None) -> None:
     """The one logging setup: warnings (or everything with ``--debug``) on stderr; the monitor
-    adds one line per cycle, plain text or the bare JSON document per line."""
+    adds its cycle lines (idle ones at DEBUG), plain text or one JSON document per line."""
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -433,13 +472,27 @@ def configure_logging(*, debug: bool = False, monitor_format: str | None = None)
         # it is noise for a CLI user (real failures surface as exceptions).
         logging.getLogger("databricks.sdk").setLevel(logging.ERROR)
     if monitor_format is not None:
-        handler = logging.StreamHandler(sys.stderr)
-        fmt = "%(message)s" if monitor_format == "json" else "%(asctime)s %(levelname)s %(message)s"
-        handler.setFormatter(logging.Formatter(fmt))
+        from lakeflow_job_meta.logs import CurrentStreamHandler, formatter
+
+        handler = CurrentStreamHandler("stderr")
+        handler.setFormatter(formatter(monitor_format))  # type: ignore[arg-type]
         logger = logging.getLogger("lakeflow_job_meta.monitor")
         logger.handlers[:] = [handler]
-        logger.setLevel(logging.INFO)
+        logger.setLevel(logging.DEBUG if debug else logging.INFO)
         logger.propagate = False
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader went away (``| head``): stop quietly. Point stdout at /dev/null so the
+    interpreter's final flush does not raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (captured in tests)
+        pass
+    finally:
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -447,13 +500,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(debug=args.debug)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except KeyboardInterrupt:
         return 130
     except Exception as error:
         if args.debug:
             raise
-        return _report(error)
+        try:
+            return _report(error, as_json=args.json)
+        except BrokenPipeError:
+            return _quiet_broken_pipe()
 
 
 if __name__ == "__main__":

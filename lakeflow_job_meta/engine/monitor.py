@@ -19,7 +19,6 @@ injectable clock.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -31,10 +30,12 @@ from typing import Any
 
 from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
 from lakeflow_job_meta.clock import Clock
+from lakeflow_job_meta.engine.cycle_log import HEARTBEAT_SECONDS, CycleLogger
 from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.engine.metadata_manager import MetadataStore
 from lakeflow_job_meta.engine.orchestrator import Orchestrator
 from lakeflow_job_meta.engine.results import RunResult
+from lakeflow_job_meta.logs import ensure_handler
 from lakeflow_job_meta.planning.blast_radius import emptied_volume_message, volume_emptied
 from lakeflow_job_meta.storage.state_store import StateKey, StateStore
 from lakeflow_job_meta.vocabulary import Outcome, PlanAction
@@ -124,7 +125,7 @@ class CycleReport:
             parts.append(f"{len(self.run)} module(s) checked, {self.run.job_writes} job write(s)")
             if actions:
                 parts.append("; ".join(actions))
-        elif self.error is None:
+        elif self.error is None and not self.files_rejected:
             parts.append("idle")
         if self.error:
             parts.append(f"error: {self.error}")
@@ -147,6 +148,8 @@ class MonitorOptions:
     wait_for_lease: bool = True
     full_resync_seconds: float = 600.0
     log_format: str = "human"
+    # An INFO heartbeat this often; idle cycles log at DEBUG.
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
 
 
 class Monitor:
@@ -188,6 +191,7 @@ class Monitor:
         self.stop_event = threading.Event()
         self.scanner = scanner
         self.watcher = watcher
+        self.cycle_log = CycleLogger(log, self.clock, heartbeat_seconds=options.heartbeat_seconds)
         self.iteration = 0
         self._processed: tuple[int, int] | None = None
         self._last_full: float | None = None
@@ -236,7 +240,7 @@ class Monitor:
         self.state.put(key, value)
 
     # -- one cycle ---------------------------------------------------------------------------
-    def check_and_update(self, *, force_full: bool = False) -> CycleReport:
+    def check_and_update(self, *, force_full: bool = False, log_always: bool = False) -> CycleReport:
         """One cycle. Returns what it saw and did; never raises for a module's failure."""
         self.iteration += 1
         started = self.clock.monotonic()
@@ -249,16 +253,17 @@ class Monitor:
             report.error = f"{error.__class__.__name__}: {error}"
             log.debug("cycle failed", exc_info=True)
         report.duration_ms = int((self.clock.monotonic() - started) * 1000)
-        self._log(report)
+        self._log(report, always=log_always)
         return report
 
     def run_once(self) -> CycleReport:
         """One full cycle (``monitor --once``): for triggered deployments."""
+        ensure_handler()
         self.start()
         try:
             if not self.lease.held:
                 self.lease.acquire(wait=self.wait_for_lease, stop=self.stop_event, on_wait=self._on_wait)
-            return self.check_and_update(force_full=True)
+            return self.check_and_update(force_full=True, log_always=True)
         finally:
             self.close()
 
@@ -449,10 +454,27 @@ class Monitor:
         # their previously loaded rows stay as they were.
         self.scanner.commit(changes)
         self._write_state(VOLUME_KEY, self.scanner.snapshot())
+        self._remember_rejections(report)
+
+    def _remember_rejections(self, report: CycleReport) -> None:
+        """Keep the set of rejected files in the state table (``status`` lists them); written
+        only when it changes."""
+        rejected = self._read_state(StateKey.REJECTED_FILES) or {}
+        updated = {
+            path: issues
+            for path, issues in rejected.items()
+            if path not in report.files_added
+            and path not in report.files_modified
+            and path not in report.files_deleted
+        }
+        updated.update(report.files_rejected)
+        if updated != rejected:
+            self._write_state(StateKey.REJECTED_FILES, updated)
 
     # -- loop --------------------------------------------------------------------------------
     def run_continuous(self, max_iterations: int | None = None) -> None:
         """Cycle until stopped (SIGTERM/SIGINT) or ``max_iterations`` cycles ran."""
+        ensure_handler()  # from a notebook: the log goes to the cell's output
         self.start()
         try:
             while not self.stop_event.is_set():
@@ -486,19 +508,11 @@ class Monitor:
             return min(self.check_interval_seconds, until_renewal)
         return self.check_interval_seconds
 
-    def _log(self, report: CycleReport) -> None:
-        if self.log_format == "json":
-            log.info(json.dumps(report.as_dict(), default=str))
-            return
-        level = logging.WARNING if (report.error or report.files_rejected or report.held) else logging.INFO
-        log.log(level, report.summary())
-        for path, issues in report.files_rejected.items():
-            for issue in issues:
-                log.warning("rejected %s: %s", path, issue)
-        if report.run is not None:
-            for r in report.run:
-                if r.error:
-                    log.warning("module %s: %s", r.module, r.error)
+    def _log(self, report: CycleReport, *, always: bool = False) -> None:
+        lag = None
+        if report.control_version is not None and self._applied_version is not None:
+            lag = max(0, report.control_version - int(self._applied_version))
+        self.cycle_log.record(report, lag=lag, always=always)
 
 
 def install_signal_handlers(monitor: Monitor) -> None:

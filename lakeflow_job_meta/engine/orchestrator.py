@@ -23,8 +23,21 @@ from lakeflow_job_meta.clock import Clock, utc_datetime
 from lakeflow_job_meta.engine.lease import Lease, LeaseInfo, LeaseLostError
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataStore
 from lakeflow_job_meta.engine.results import ModuleResult, RunResult
-from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, Target, tracking_key
-from lakeflow_job_meta.errors import JobsApiError, LeaseHeldError, MetadataIssue
+from lakeflow_job_meta.engine.targets.base import (
+    ApplyProgress,
+    ApplyRun,
+    DesiredJobs,
+    NoProgress,
+    Target,
+    tracking_key,
+)
+from lakeflow_job_meta.errors import (
+    JobsApiError,
+    LakeflowJobMetaError,
+    LeaseHeldError,
+    MetadataIssue,
+    MetadataValidationError,
+)
 from lakeflow_job_meta.metadata.models import Module
 from lakeflow_job_meta.metadata.policy import Policy, policy_issues, with_policy_defaults
 from lakeflow_job_meta.planning.acl import needs_owner
@@ -223,9 +236,24 @@ class Orchestrator:
             plan.warnings.append(guard.message())
         return plan
 
-    def run_all_modules(self, auto_run: bool = False) -> RunResult:
+    def compile_one(self, module: str) -> CompiledJob:
+        """One module's job as it would be deployed (for ``graph``); reads no workspace.
+        Raises MetadataValidationError with the module's issues, LakeflowJobMetaError when the
+        module is unknown or has no active source."""
+        self.tables.require_exists()
+        desired = self._desired({module})
+        if module not in desired.known:
+            known = ", ".join(sorted(self.manager.desired_state().known)) or "none"
+            raise LakeflowJobMetaError(f"no module {module!r} in {self.control_table} (modules: {known})")
+        if desired.issues.get(module):
+            raise MetadataValidationError(desired.issues[module])
+        if module not in desired.compiled:
+            raise LakeflowJobMetaError(f"module {module!r} is inactive or has no active source: no job")
+        return desired.compiled[module]
+
+    def run_all_modules(self, auto_run: bool = False, *, progress: ApplyProgress | None = None) -> RunResult:
         """Create or update the job of every module; prune jobs of removed modules."""
-        return self.reconcile(modules=None, auto_run=auto_run)
+        return self.reconcile(modules=None, auto_run=auto_run, progress=progress)
 
     def create_or_update_job(self, module_name: str, auto_run: bool = False) -> ModuleResult:
         """Reconcile a single module (and nothing else)."""
@@ -236,7 +264,12 @@ class Orchestrator:
         return ModuleResult(module_name, PlanAction.NOOP, outcome=Outcome.SKIPPED, error="module not found")
 
     def reconcile(
-        self, modules: Iterable[str] | None = None, *, auto_run: bool = False, check_drift: bool | None = None
+        self,
+        modules: Iterable[str] | None = None,
+        *,
+        auto_run: bool = False,
+        check_drift: bool | None = None,
+        progress: ApplyProgress | None = None,
     ) -> RunResult:
         """Plan and apply under the writer lease. ``modules`` limits the run to those modules
         (the monitor passes the ones whose metadata changed); None means all."""
@@ -252,6 +285,7 @@ class Orchestrator:
                 applied_version=self._control_version(),
                 guard=lambda change: self._refuse(change, lease),
                 mass_change=self.mass_change_guard(desired),
+                progress=progress or NoProgress(),
             )
             result = RunResult(run_id=run.run_id, target=desired.tracking_key)
             result.results = self.target.apply(desired, run, scope=scope)

@@ -1,75 +1,298 @@
-"""``lakeflow-job-meta status``: what the monitor has seen and done, read from the tool's tables.
+"""``status`` and ``history``: what the tool has done, read from its own tables.
 
-Shows, per control table, the latest Delta version seen and the one applied (the lag), the last
-good cycle, the lease holder, and per module the last outcome, error and who changed its
-metadata last.
+``status`` has one row per module of the control table (plus orphaned jobs: tracked or applied
+but gone from the metadata), whatever the target: a workspace job's id and URL, a bundle job's
+file. Per target it shows the last apply (version, time, outcome), whether the metadata changed
+since (lag), whether the last apply restored drift, the last error (metadata errors carry
+``file:line``) and who changed the module's metadata last. The header says whether a monitor
+holds the writer lease (and since when) or stopped (the lease expired), and lists the YAML files
+the monitor rejects. Times are ISO 8601 in JSON and local time in the text.
+
+History rows are the record of every apply, workspace and bundle alike; the tracking table adds
+job ids. ``runs`` (a callable, one API call per job) adds each workspace job's latest run.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime, timezone
 from typing import Any
 
+from lakeflow_job_meta.adapters.bundle import bundle_stem
+from lakeflow_job_meta.engine.metadata_manager import DesiredState
 from lakeflow_job_meta.planning.plan import ORPHANED_REASON, ORPHANED_STATUS
-from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.naming import control_table_id
 from lakeflow_job_meta.storage.state_store import StateKey, StateStore
+from lakeflow_job_meta.vocabulary import PlanAction
+
+RunReader = Callable[[int], dict[str, Any] | None]
+BUNDLE_PREFIX, WORKSPACE_PREFIX = "bundle:", "workspace:"
+APPLY_HOLDER_PREFIX = "orchestrator@"  # an apply's own lease (CLI, notebook); others are monitors
 
 
-def read_status(control_table: str, *, tables: Any = None) -> dict[str, Any]:
-    tables = tables if tables is not None else open_tables(control_table)
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(float(value), timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def iso(value: Any) -> str | None:
+    moment = _as_datetime(value)
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def local_time(value: Any) -> str:
+    """``2026-01-05 06:30:00 CET``: the reader's time zone."""
+    moment = _as_datetime(value)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "never"
+
+
+def _target_place(target: str, job_id: int | None, job_name: str | None, module: str) -> dict[str, Any]:
+    """Where the job lives: URL of a workspace job, file of a bundle job."""
+    base = target.split("#env=", 1)[0]
+    if base.startswith(WORKSPACE_PREFIX):
+        host = base[len(WORKSPACE_PREFIX) :].rstrip("/")
+        return {"kind": "workspace", "host": host, "url": f"{host}/jobs/{job_id}" if job_id else None}
+    directory = base[len(BUNDLE_PREFIX) :] if base.startswith(BUNDLE_PREFIX) else base
+
+    return {"kind": "bundle", "file": os.path.join(directory, "resources", f"{bundle_stem(module)}.job.yml")}
+
+
+def _latest_by(
+    rows: Iterable[Mapping[str, Any]], key: Callable[[Mapping[str, Any]], Any]
+) -> dict[Any, Mapping[str, Any]]:
+    latest: dict[Any, Mapping[str, Any]] = {}
+    for row in rows:
+        k = key(row)
+        when = _as_datetime(row.get("started_at"))
+        seen = latest.get(k)
+        if seen is None or (when is not None and (_as_datetime(seen.get("started_at")) or when) <= when):
+            latest[k] = row
+    return latest
+
+
+def _authors(control_rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    last: dict[str, dict[str, Any]] = {}
+    for row in control_rows:
+        module = row.get("module_name")
+        when = _as_datetime(row.get("updated_at") or row.get("created_at"))
+        seen = last.get(module)
+        if seen is None or (when is not None and (seen["at"] is None or when > seen["at"])):
+            last[module] = {"at": when, "by": row.get("updated_by") or row.get("created_by")}
+    return last
+
+
+def _monitor(lease: Any, now: float) -> dict[str, Any]:
+    if not isinstance(lease, dict) or "holder" not in lease:
+        return {"state": "never ran", "holder": None, "since": None, "expires_at": None}
+    live = float(lease.get("expires_at", 0)) > now
+    if not str(lease.get("holder", "")).startswith(APPLY_HOLDER_PREFIX):
+        state = "running" if live else "stopped (lease expired)"
+    else:  # a CLI apply or a notebook run held it last
+        state = "an apply is running" if live else "not running"
+    return {
+        "state": state,
+        "holder": lease.get("holder"),
+        "since": iso(lease.get("acquired_at")),
+        "renewed_at": iso(lease.get("renewed_at")),
+        "expires_at": iso(lease.get("expires_at")),
+    }
+
+
+def read_status(
+    tables: Any,
+    control_table: str,
+    *,
+    desired: DesiredState | None = None,
+    runs: RunReader | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Everything ``status`` shows, JSON-able. ``desired`` adds the metadata's own issues."""
     tables.require_exists()
-    store = StateStore(tables.state, control_table_id(control_table), now=lambda: 0.0)
-    state = store.get_many([StateKey.PROGRESS, StateKey.LEASE])
-    progress = state.get("progress") or {}
+    now = now if now is not None else datetime.now(timezone.utc).timestamp()
+    store = StateStore(tables.state, control_table_id(control_table), now=lambda: now)
+    state = store.get_many([StateKey.PROGRESS, StateKey.LEASE, StateKey.REJECTED_FILES])
+    progress = state.get(StateKey.PROGRESS) or {}
     current = tables.control.version()
     applied = progress.get("applied_control_version")
-    last_change: dict[str, dict[str, Any]] = {}
-    for row in tables.control.read_all():
-        module = row.get("module_name")
-        when = row.get("updated_at") or row.get("created_at")
-        seen = last_change.get(module)
-        if seen is None or (when is not None and (seen["at"] is None or when > seen["at"])):
-            last_change[module] = {"at": when, "by": row.get("updated_by") or row.get("created_by")}
-    modules = {}
-    for row in tables.jobs.read_all():
-        module = row["module_name"]
-        modules[f"{module} [{row.get('target')}]"] = {
-            "module": module,
-            "target": row.get("target"),
-            "job_id": row.get("job_id"),
-            "status": row.get("status"),
-            "last_error": row.get("last_error"),
-            "updated_at": row.get("updated_at"),
-            "metadata_changed_at": (last_change.get(module) or {}).get("at"),
-            "metadata_changed_by": (last_change.get(module) or {}).get("by"),
+    control_rows = tables.control.read_all()
+    module_rows = tables.modules.read_all()
+    metadata = {r.get("module_name") for r in control_rows} | {r.get("module_name") for r in module_rows}
+    active = {r.get("module_name") for r in control_rows if r.get("is_active") is not False}
+    authors = _authors(control_rows)
+    tracking = {(r["target"], r["module_name"]): r for r in tables.jobs.read_all()}
+    history = _latest_by(tables.history.read_all(), lambda r: (r.get("target"), r.get("module_name")))
+    issues = {m: [str(i) for i in found] for m, found in (desired.issues if desired else {}).items()}
+
+    modules: dict[str, dict[str, Any]] = {}
+    for name in sorted(str(m) for m in metadata | {k[1] for k in tracking} | {k[1] for k in history} if m):
+        author = authors.get(name) or {}
+        modules[name] = {
+            "module": name,
+            "in_metadata": name in metadata,
+            "active": name in active,
+            "orphaned": name not in metadata,
+            "metadata_changed_at": iso(author.get("at")),
+            "metadata_changed_by": author.get("by"),
+            "metadata_errors": issues.get(name, []),
+            "targets": [],
         }
+    for key in sorted(set(tracking) | set(history), key=lambda k: (str(k[1]), str(k[0]))):
+        target, name = key
+        if name not in modules:
+            continue
+        track, last = tracking.get(key) or {}, history.get(key) or {}
+        job_id = track.get("job_id") or last.get("job_id")
+        applied_at = _as_datetime(last.get("started_at")) or _as_datetime(track.get("updated_at"))
+        changed_at = _as_datetime(authors.get(name, {}).get("at"))
+        entry = {
+            "target": target,
+            **_target_place(str(target), job_id, track.get("job_name"), name),
+            "job_id": int(job_id) if job_id is not None else None,
+            "job_name": track.get("job_name"),
+            "status": track.get("status") or None,
+            "applied_version": track.get("applied_version"),
+            "applied_at": iso(applied_at),
+            "last_action": last.get("action"),
+            "last_outcome": last.get("outcome"),
+            # An update that kept the hash restored a job edited outside the tool.
+            "drift": bool(
+                last.get("action") == PlanAction.UPDATE
+                and last.get("old_hash")
+                and last.get("old_hash") == last.get("new_hash")
+            ),
+            "lag": bool(changed_at and applied_at and changed_at > applied_at),
+            "last_error": track.get("last_error") or last.get("error"),
+        }
+        if runs is not None and entry["kind"] == "workspace" and entry["job_id"]:
+            entry["latest_run"] = runs(entry["job_id"])
+        modules[name]["targets"].append(entry)
     return {
         "control_table": control_table,
         "control_version": current,
         "applied_control_version": applied,
         "lag_versions": None if applied is None else max(0, current - int(applied)),
-        "last_good_cycle_at": progress.get("last_good_cycle_at"),
-        "lease": state.get("lease"),
-        "modules": modules,
+        "last_good_cycle_at": iso(progress.get("last_good_cycle_at")),
+        "monitor": _monitor(state.get(StateKey.LEASE), now),
+        "rejected_files": state.get(StateKey.REJECTED_FILES) or {},
+        "modules": list(modules.values()),
     }
 
 
-def render_status(status: dict[str, Any]) -> str:
+def render_status(status: Mapping[str, Any]) -> str:
+    monitor = status["monitor"]
+    lag = status["lag_versions"]
     lines = [
-        f"control table {status['control_table']}: version {status['control_version']}, "
-        f"applied {status['applied_control_version']} (lag {status['lag_versions']})",
-        f"last good cycle: {status['last_good_cycle_at']}",
-        f"lease: {status['lease']}",
+        f"Control table {status['control_table']}: version {status['control_version']}, "
+        + (
+            f"applied {status['applied_control_version']} (lag {lag} version{'s' if lag != 1 else ''})"
+            if status["applied_control_version"] is not None
+            else "never applied by a monitor"
+        ),
     ]
-    for key, info in sorted(status["modules"].items()):
-        line = f"  {key}: job {info['job_id']} {info['status']}"
-        if info["status"] == ORPHANED_STATUS:
-            line = f"! {key.strip()}: job {info['job_id']} {ORPHANED_REASON}"
-        if info["last_error"]:
-            line += f" error: {info['last_error']}"
-        if info["metadata_changed_by"]:
-            line += (
-                f" (metadata last changed by {info['metadata_changed_by']} at {info['metadata_changed_at']})"
+    if monitor["state"] == "running":
+        lines.append(
+            f"Monitor: running, {monitor['holder']} holds the lease since {local_time(monitor['since'])}"
+        )
+    elif monitor["state"].startswith("stopped"):
+        lines.append(
+            f"Monitor: STOPPED, the lease of {monitor['holder']} expired {local_time(monitor['expires_at'])}"
+        )
+    elif monitor["holder"]:
+        lines.append(
+            f"Monitor: {monitor['state']} (last writer {monitor['holder']}, {local_time(monitor['renewed_at'])})"
+        )
+    else:
+        lines.append("Monitor: never ran on this control table")
+    if status["last_good_cycle_at"]:
+        lines.append(f"Last good monitor cycle: {local_time(status['last_good_cycle_at'])}")
+    for path, issues in sorted(status["rejected_files"].items()):
+        lines.append(f"Rejected file {path}:")
+        lines += [f"    {issue}" for issue in issues]
+    lines.append("")
+    for module in status["modules"]:
+        flags = [] if module["active"] or module["orphaned"] else ["inactive"]
+        if module["orphaned"]:
+            flags.append("orphaned: not in the metadata")
+        head = module["module"] + (f" ({', '.join(flags)})" if flags else "")
+        if module["metadata_changed_by"]:
+            head += (
+                f"  changed by {module['metadata_changed_by']} {local_time(module['metadata_changed_at'])}"
             )
+        lines.append(head)
+        for error in module["metadata_errors"]:
+            lines.append(f"    error: {error}")
+        if not module["targets"]:
+            lines.append("    not applied yet")
+        for t in module["targets"]:
+            where = t.get("url") or f"job {t['job_id']}" if t["kind"] == "workspace" else t["file"]
+            line = f"    {where}: {t['last_action'] or t['status'] or 'tracked'}"
+            if t["status"] == ORPHANED_STATUS:
+                line = f"    ! {module['module']}: {where}: {ORPHANED_REASON}"
+            if t["last_outcome"] and t["last_outcome"] != "ok":
+                line += f" ({t['last_outcome']})"
+            line += f", applied {local_time(t['applied_at'])}"
+            if t["applied_version"] is not None:
+                line += f" (v{t['applied_version']})"
+            if t["lag"]:
+                line += ", metadata changed since"
+            if t["drift"]:
+                line += ", drift restored"
+            lines.append(line)
+            if t.get("latest_run"):
+                run = t["latest_run"]
+                lines.append(
+                    f"        latest run {run.get('run_id')}: {run.get('state')} {local_time(run.get('start_time'))}"
+                )
+            if t["last_error"]:
+                lines.append(f"        error: {t['last_error']}")
+    return "\n".join(lines).rstrip()
+
+
+def read_history(
+    tables: Any, *, module: str | None = None, since: str | None = None, limit: int | None = 50
+) -> list[dict[str, Any]]:
+    """History rows, newest first, filtered by module and start date (``YYYY-MM-DD``, UTC)."""
+    tables.require_exists()
+    start = None
+    if since:
+        try:
+            start = datetime.combine(date.fromisoformat(since), datetime.min.time(), timezone.utc)
+        except ValueError as error:
+            from lakeflow_job_meta.errors import ConfigurationError
+
+            raise ConfigurationError(f"--since must be a date YYYY-MM-DD, got {since!r}") from error
+    rows = []
+    for row in tables.history.read_all():
+        started = _as_datetime(row.get("started_at"))
+        if module is not None and row.get("module_name") != module:
+            continue
+        if start is not None and (started is None or started < start):
+            continue
+        rows.append({**{k: v for k, v in row.items()}, "started_at": iso(started)})
+    rows.sort(key=lambda r: (r["started_at"] or "", r.get("module_name") or ""), reverse=True)
+    return rows[:limit] if limit is not None and limit >= 0 else rows
+
+
+def render_history(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "No history."
+    lines = []
+    for r in rows:
+        line = f"{local_time(r['started_at'])}  {r.get('module_name')}: {r.get('action')} {r.get('outcome')}"
+        if r.get("job_id"):
+            line += f" (job {r['job_id']})"
+        line += f"  [{r.get('target')}]"
+        if r.get("error"):
+            line += f"  error: {r['error']}"
         lines.append(line)
     return "\n".join(lines)

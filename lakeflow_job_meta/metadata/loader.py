@@ -17,8 +17,9 @@ from typing import Any
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.metadata.files import read_yaml_file
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
-from lakeflow_job_meta.metadata.locations import Locator, YamlOrigin, sorted_issues, yaml_issue
+from lakeflow_job_meta.metadata.locations import LineMap, Locator, YamlOrigin, sorted_issues, yaml_issue
 from lakeflow_job_meta.metadata.models import MetadataDocument, ModuleSettings, Source
+from lakeflow_job_meta.metadata.row_shape import RowShape
 from lakeflow_job_meta.metadata.schema import schema_problems
 from lakeflow_job_meta.metadata.tags import Cloud
 from lakeflow_job_meta.metadata.validation import validate_all
@@ -76,7 +77,7 @@ def parse_document(
     file or a SQL row could satisfy (``depends_on`` targets, ``run_job`` modules) are left to
     :func:`validate_all` over the whole set.
     """
-    result = _parse(text, path, variables, env, max_bytes)
+    result = _parse(text, path, variables, env, max_bytes, default_warehouse_id)
     if result.document is None:
         return result
     issues = validate_all(
@@ -144,7 +145,7 @@ def parse_files_detailed(
         if isinstance(content, MetadataIssue):
             issues.append(content)
             continue
-        result = _parse(content, path, overrides, env, max_bytes)
+        result = _parse(content, path, overrides, env, max_bytes, default_warehouse_id)
         issues.extend(result.issues)
         declared |= result.declared_variables
         if result.environment is not None:
@@ -192,11 +193,29 @@ def _parse(
     overrides: Mapping[str, str] | None,
     env: str | None,
     max_bytes: int,
+    default_warehouse_id: str | None = None,
 ) -> ParseResult:
     loaded = load_yaml(content, path, YamlLimits(max_bytes=max_bytes))
     if not isinstance(loaded, LoadedYaml):
         return ParseResult(None, loaded)
-    data, lines = loaded.data, loaded.lines
+    if isinstance(loaded.data, list):
+        rows = RowShape.from_rows(loaded.data, loaded.lines)
+        result = _parse_data(rows.document, rows.lines, path, overrides, env, rows, default_warehouse_id)
+        return replace(result, issues=sorted_issues(rows.restore_all(result.issues)))
+    return _parse_data(loaded.data, loaded.lines, path, overrides, env, None, default_warehouse_id)
+
+
+def _parse_data(
+    data: dict[str, Any],
+    lines: LineMap,
+    path: str,
+    overrides: Mapping[str, str] | None,
+    env: str | None,
+    rows: RowShape | None,
+    default_warehouse_id: str | None = None,
+) -> ParseResult:
+    """Schema, variables and models of one parsed document. ``rows`` is set for a row-shaped
+    file: its modules carry no settings, and its models are located at the file's own rows."""
     header = schema_problems(data, "header")
     if header:
         return ParseResult(
@@ -215,17 +234,81 @@ def _parse(
     problems = schema_problems(full)
     if problems:
         issues = [yaml_issue(path, lines, p.path, p.message, p.line_path) for p in problems]
+        issues += _semantic_issues_of_the_rest(
+            full, lines, path, rows, [p.path for p in problems], default_warehouse_id
+        )
         return ParseResult(
             None,
             sorted_issues(_with_modules(issues, full)),
             substituted.environment,
             declared_variables=declared,
         )
+    sources, modules, locator = _models(full, lines, path, rows)
+    document = MetadataDocument(path=path, sources=tuple(sources), modules=tuple(modules))
+    return ParseResult(document, [], substituted.environment, locator, declared)
+
+
+def _semantic_issues_of_the_rest(
+    full: Mapping[str, Any],
+    lines: LineMap,
+    path: str,
+    rows: RowShape | None,
+    bad_paths: list[tuple],
+    default_warehouse_id: str | None,
+) -> list[MetadataIssue]:
+    """Every problem of a file in one pass: the semantic checks of the parts the schema accepted
+    run too. A source with a schema problem is left out (its ids still count as known, so nothing
+    that depends on it is blamed); a module whose own settings have one is checked without them
+    (settings-dependent checks skipped), so one mistake never invents another."""
+    raw_modules = full.get("modules")
+    if not isinstance(raw_modules, list):
+        return []
+    bad_sources = {(p[1], p[3]) for p in bad_paths if len(p) >= 4 and p[0] == "modules" and p[2] == "sources"}
+    bad_settings = {
+        p[1]
+        for p in bad_paths
+        if len(p) >= 2 and p[0] == "modules" and not (len(p) >= 3 and p[2] == "sources" and len(p) >= 4)
+    }
+    if any(len(p) < 2 or p[0] != "modules" for p in bad_paths):
+        return []  # the document's own shape is wrong: nothing below it can be judged
+    named = {
+        str(raw["source_id"])
+        for entry in raw_modules
+        if isinstance(entry, Mapping) and isinstance(entry.get("sources"), list)
+        for raw in entry["sources"]
+        if isinstance(raw, Mapping) and isinstance(raw.get("source_id"), str)
+    }
+    sources, modules, locator = _models(
+        full, lines, path, rows, bad_sources=bad_sources, bad_settings=bad_settings
+    )
+    return validate_all(
+        sources,
+        modules,
+        default_warehouse_id=default_warehouse_id,
+        locator=locator,
+        partial=True,
+        known_source_ids=named,
+    )
+
+
+def _models(
+    full: Mapping[str, Any],
+    lines: LineMap,
+    path: str,
+    rows: RowShape | None,
+    *,
+    bad_sources: set[tuple[int, int]] = frozenset(),  # type: ignore[assignment]
+    bad_settings: set[int] = frozenset(),  # type: ignore[assignment]
+) -> tuple[list[Source], list[ModuleSettings], Locator]:
+    """Models of a schema-valid document (or of its valid parts: ``bad_sources`` are left out,
+    modules in ``bad_settings`` contribute their sources but no settings)."""
     locator = Locator()
     sources: list[Source] = []
     modules: list[ModuleSettings] = []
     for module_index, entry in enumerate(full["modules"]):
         module_path = ("modules", module_index)
+        if module_index in bad_settings and not isinstance(entry.get("module_name"), str):
+            continue  # no name: its sources belong to nothing that can be checked
         settings = ModuleSettings(
             module_name=entry["module_name"],
             settings={key: value for key, value in entry.items() if key not in _MODULE_KEYS},
@@ -233,9 +316,13 @@ def _parse(
             source_file=path,
             line=lines.line_of(module_path),
         )
-        modules.append(settings)
-        locator.add_module(settings, YamlOrigin(module_path, lines))
-        for source_index, raw in enumerate(entry.get("sources") or []):
+        if rows is None and module_index not in bad_settings:
+            modules.append(settings)
+            locator.add_module(settings, YamlOrigin(module_path, lines))
+        raw_sources = entry.get("sources") if isinstance(entry.get("sources"), list) else []
+        for source_index, raw in enumerate(raw_sources):
+            if (module_index, source_index) in bad_sources:
+                continue
             source_path = (*module_path, "sources", source_index)
             source = Source(
                 source_id=raw["source_id"],
@@ -250,9 +337,13 @@ def _parse(
                 line=lines.line_of(source_path),
             )
             sources.append(source)
-            locator.add_source(source, YamlOrigin(source_path, lines))
-    document = MetadataDocument(path=path, sources=tuple(sources), modules=tuple(modules))
-    return ParseResult(document, [], substituted.environment, locator, declared)
+            if rows is None:
+                locator.add_source(source, YamlOrigin(source_path, lines))
+            else:
+                locator.add_source(
+                    source, YamlOrigin(rows.original_path(module_index, source_index), rows.original_lines)
+                )
+    return sources, modules, locator
 
 
 def _with_modules(issues: list[MetadataIssue], data: Mapping[str, Any]) -> list[MetadataIssue]:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from lakeflow_job_meta.errors import MetadataIssue
+from lakeflow_job_meta.errors import MetadataIssue, reading_order
 from lakeflow_job_meta.metadata.models import ModuleSettings, Source
 
 PathPart = str | int
@@ -57,6 +57,9 @@ class LineMap:
             key = key[:-1]
         return self._lines.get((), 1)
 
+    def items(self) -> list[tuple[FieldPath, int]]:
+        return list(self._lines.items())
+
     def __contains__(self, path: object) -> bool:
         return path in self._lines
 
@@ -73,14 +76,7 @@ def yaml_issue(
 def sorted_issues(issues: Iterable[MetadataIssue]) -> list[MetadataIssue]:
     """Distinct issues in reading order: by file, then line as a number (``a.yaml:9`` before
     ``a.yaml:10``), then field and message."""
-
-    def key(issue: MetadataIssue) -> tuple[str, int, str, str]:
-        place, colon, line = issue.location.rpartition(":")
-        if colon and line.isdigit():
-            return place, int(line), issue.field, issue.message
-        return issue.location, 0, issue.field, issue.message
-
-    return sorted(set(issues), key=key)
+    return sorted(set(issues), key=reading_order)
 
 
 def table_location(table: str | None, key_column: str, key: object) -> str:

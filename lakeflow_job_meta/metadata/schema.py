@@ -155,7 +155,33 @@ def _describe(error: ValidationError, validator: Any) -> Iterator[SchemaProblem]
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 yield SchemaProblem(path, f"unknown field '{key}'{hint}", (*path, key))
         return
-    yield SchemaProblem(path, _keyword_message(error, schema), path)
+    message = _keyword_message(error, schema)
+    if keyword in _GOT_KEYWORDS:
+        message += f", got {_got(error.instance)}"
+    yield SchemaProblem(path, message, path)
+
+
+# Messages about a value say what the value was: `must be an integer >= 0, got the string "1"`.
+_GOT_KEYWORDS = frozenset(
+    {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "const", "pattern"}
+)
+
+
+def _got(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null (nothing)"
+    if isinstance(value, str):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return f"the string {json.dumps(shown, ensure_ascii=False)}"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
 
 
 def _keyword_message(error: ValidationError, schema: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ declaration, so cluster, environment and warehouse checks stay exact.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -54,17 +55,21 @@ def validate_all(
     locator: Locator | None = None,
     partial: bool = False,
     cloud: Cloud | None = None,
+    known_source_ids: set[str] | None = None,
 ) -> list[MetadataIssue]:
     """Every semantic problem of this set of sources and module settings, sorted.
 
     ``default_warehouse_id`` is the run-wide fallback for SQL and dbt tasks; ``control_table``
     names the table in locations of SQL rows; ``locator`` (from the loader) gives exact lines;
     ``partial`` is explained in the module docstring; ``cloud`` picks the tag rules (None: the
-    rules every cloud accepts, see :mod:`lakeflow_job_meta.metadata.tags`).
+    rules every cloud accepts, see :mod:`lakeflow_job_meta.metadata.tags`). ``known_source_ids``
+    (the checked part of a file whose other sources have schema errors): a ``depends_on`` target
+    among them is not judged, one outside them is unknown even when ``partial``.
     """
     located = (locator or Locator()).with_table(control_table)
     checker = _Checker(list(sources), list(modules), located, default_warehouse_id, partial)
     checker.cloud = cloud
+    checker.known_source_ids = known_source_ids
     return checker.run()
 
 
@@ -85,6 +90,9 @@ class _Checker:
         self.default_warehouse_id = default_warehouse_id
         self.issues: list[MetadataIssue] = []
         self.settings_of: dict[str, ModuleSettings] = {}
+        self.known_source_ids: set[str] | None = None
+        declared = Counter(module.module_name for module in modules)
+        self.declared_twice = {name for name, count in declared.items() if count > 1}
         for module in modules:
             self.settings_of.setdefault(module.module_name, module)
         self.by_id: dict[str, Source] = {}
@@ -287,6 +295,13 @@ class _Checker:
             )
             return
         settings = self._module_settings(source.module_name)
+        # A row-shaped file checked on its own carries no module settings: they live in the
+        # modules table or another file, so checks that need them wait for the whole set.
+        # A module declared twice (reported as a duplicate) has no settings to trust either:
+        # checking against the first copy would blame sources for the other copy's settings.
+        settings_elsewhere = (
+            self.partial and source.module_name not in self.settings_of
+        ) or source.module_name in self.declared_twice
         if task_type == "notebook":
             self._check_absolute(source, config.get("notebook_path"), (*path, "notebook_path"))
         sql_task = _mapping(config.get("sql_task"))
@@ -295,13 +310,17 @@ class _Checker:
         if task_type in SQL_WAREHOUSE_BLOCKS:
             block = SQL_WAREHOUSE_BLOCKS[task_type]
             has_default = settings.get("default_warehouse_id") or self.default_warehouse_id
-            if not _mapping(config.get(block)).get("warehouse_id") and not has_default:
+            if (
+                not _mapping(config.get(block)).get("warehouse_id")
+                and not has_default
+                and not settings_elsewhere
+            ):
                 self._source_issue(
                     source,
                     (*path, block, "warehouse_id"),
                     f"is required for {task_type} tasks (or set default_warehouse_id on the module or for the run)",
                 )
-        self._check_compute(source, config, path, settings, task_type)
+        self._check_compute(source, config, path, None if settings_elsewhere else settings, task_type)
         if task_type == "run_job":
             target = _mapping(config.get("run_job_task")).get("module_name")
             field = (*path, "run_job_task", "module_name")
@@ -325,9 +344,10 @@ class _Checker:
         source: Source,
         config: Mapping[str, Any],
         path: FieldPath,
-        settings: Mapping[str, Any],
+        settings: Mapping[str, Any] | None,
         task_type: str,
     ) -> None:
+        """``settings`` None: the module's settings are not in the set; skip key lookups."""
         cluster_key, cluster_id = config.get("job_cluster_key"), config.get("existing_cluster_id")
         if cluster_key and cluster_id:
             self._source_issue(
@@ -343,6 +363,8 @@ class _Checker:
             ("job_cluster_key", "job_clusters", "job cluster"),
             ("environment_key", "environments", "environment"),
         ):
+            if settings is None:
+                break
             wanted = config.get(key_field)
             if wanted is None:
                 continue
@@ -456,7 +478,10 @@ class _Checker:
                 self._source_issue(source, field, f"lists '{dependency.source_id}' more than once")
             seen.add(dependency.source_id)
             if upstream is None:
-                if not self.partial:
+                known = self.known_source_ids
+                if (known is None and not self.partial) or (
+                    known is not None and dependency.source_id not in known
+                ):
                     self._source_issue(source, field, f"depends on unknown source '{dependency.source_id}'")
                 continue
             if upstream.module_name != source.module_name:

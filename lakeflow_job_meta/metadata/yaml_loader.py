@@ -28,6 +28,8 @@ _CORE = "tag:yaml.org,2002:"
 _MAP_TAG = _CORE + "map"
 _SEQ_TAG = _CORE + "seq"
 _STR_TAG = _CORE + "str"
+TOP_LEVEL_EXPECTED = "expected a mapping with a 'modules' list, or a list of sources (control-table rows)"
+TOP_LEVEL_MESSAGE = "the top level must be a mapping with a 'modules' list, or a list of sources"
 _MERGE_TAG = _CORE + "merge"
 _SCALAR_TYPE_NAMES = {
     _CORE + "int": "an integer",
@@ -50,9 +52,10 @@ class YamlLimits:
 
 @dataclass(frozen=True)
 class LoadedYaml:
-    """A parsed file: its top-level mapping and the line of every node in it."""
+    """A parsed file: its top level (a mapping, or a list of control-table rows) and the line of
+    every node in it."""
 
-    data: dict[str, Any]
+    data: dict[str, Any] | list[Any]
     lines: LineMap
 
 
@@ -354,13 +357,12 @@ def load_yaml(
         loader = TrackingLoader(content, limits)
         root = loader.get_single_node()
         if root is None:
-            return [MetadataIssue(f"{file}:1", "", "file is empty: expected a mapping with a 'modules' list")]
-        if not (isinstance(root, MappingNode) and root.tag == _MAP_TAG):
-            return [
-                MetadataIssue(
-                    f"{file}:{_line(root)}", "", "the top level must be a mapping with a 'modules' list"
-                )
-            ]
+            return [MetadataIssue(f"{file}:1", "", f"file is empty: {TOP_LEVEL_EXPECTED}")]
+        if not (
+            (isinstance(root, MappingNode) and root.tag == _MAP_TAG)
+            or (isinstance(root, SequenceNode) and root.tag == _SEQ_TAG)
+        ):
+            return [MetadataIssue(f"{file}:{_line(root)}", "", TOP_LEVEL_MESSAGE)]
         data = loader.build(root)
     except _Refused as exc:
         return [MetadataIssue(f"{file}:{exc.line}", format_path(exc.path), exc.message)]

@@ -15,6 +15,7 @@ from typing import Any
 
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
+from lakeflow_job_meta.planning.graph import task_graph, task_lines
 from lakeflow_job_meta.planning.normalize import FieldChange, compare_settings
 from lakeflow_job_meta.vocabulary import PLAN_ACTIONS, PlanAction, PrunePolicy, TrackingStatus
 
@@ -64,6 +65,9 @@ class PlannedChange:
     compiled: CompiledJob | None = None
     # An "error" that is not the metadata's fault (the live job could not be read this time).
     transient: bool = False
+    # The job the text plan draws for a new module when ``compiled`` is not carried (bundle
+    # plans, whose JSON keeps the default priority); never part of the JSON.
+    shown: CompiledJob | None = None
     # Direct ACL entries that differ from what we send (see planning.acl.acl_drift): re-sent.
     acl_drift: list[str] = field(default_factory=list)
 
@@ -146,6 +150,10 @@ class Plan:
             lines.append(head)
             if change.reason:
                 lines.append(f"      # {change.reason}")
+            compiled = change.compiled or change.shown
+            if change.action == "create" and compiled is not None:
+                graph = task_graph(compiled.job_name, compiled.settings, compiled.managed_files)
+                lines += [f"      {line}" for line in task_lines(graph)]
             lines += [f"      {item}" for item in change.diff]
             lines += [f"      + file {path}" for path in sorted(change.file_writes)]
             lines += [f"      - file {path}" for path in sorted(change.file_deletes)]

@@ -25,6 +25,8 @@ class StateKey(StrEnum):
     """What the volume scanner last acknowledged, so a restart does not reload every file."""
     LEASE = LEASE_KEY
     """The writer lease (written with compare-and-set by the lease; seeded with the table)."""
+    REJECTED_FILES = "rejected_files"
+    """Volume files the monitor currently rejects, with their issues (for ``status``)."""
 
 
 ENVIRONMENT_KEY_PREFIX = "environment:"

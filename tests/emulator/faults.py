@@ -7,6 +7,7 @@ were added), then the random mode, if enabled.
 
 Kinds (see ``docs/API_FACTS.md`` for what the SDK does with each):
 
+* ``"403"``: 403 ``PERMISSION_DENIED`` (a missing permission); not retried.
 * ``"429"``: 429 ``REQUEST_LIMIT_EXCEEDED`` with ``Retry-After`` (``retry_after``, default 0).
   The SDK sleeps ``Retry-After`` + up to 1 s of jitter and resends.
 * ``"503"``: 503 ``TEMPORARILY_UNAVAILABLE`` with ``Retry-After``; retried like 429.
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 KIND_429 = "429"
 KIND_503 = "503"
 KIND_500 = "500"
+KIND_403 = "403"
 KIND_500_TRANSIENT = "500_transient"
 KIND_SLOW = "slow"
 KIND_400 = "400"
@@ -44,6 +46,7 @@ KIND_DROP_BEFORE = "drop_before"
 KIND_DROP_AFTER_COMMIT = "drop_after_commit"
 
 ALL_KINDS = (
+    KIND_403,
     KIND_429,
     KIND_503,
     KIND_500,
@@ -64,6 +67,7 @@ _ALIASES = {
     "500_permanent": KIND_500,
     "transient_500": KIND_500_TRANSIENT,
     "throttle": KIND_429,
+    403: KIND_403,
     429: KIND_429,
     500: KIND_500,
     503: KIND_503,

@@ -919,6 +919,11 @@ class _Handler(BaseHTTPRequestHandler):
         """Apply a fault that acts before the request is handled. True if the reply is done."""
         kind = fault.kind
         retry_hdr = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+        if kind == F.KIND_403:  # the caller may not do this (a missing permission)
+            record.status = 403
+            msg = fault.message or "You do not have permission to perform this action."
+            self._send(403, {"error_code": "PERMISSION_DENIED", "message": msg})
+            return True
         if kind == F.KIND_429:
             record.status = 429
             msg = fault.message or "Too many requests. Please wait a moment and try again."

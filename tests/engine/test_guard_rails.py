@@ -253,6 +253,7 @@ def test_workspace_prune_keeps_its_word(tmp_path, jobs_emulator, make_workspace_
     from collections import Counter
 
     from lakeflow_job_meta.engine.status import read_status, render_status
+    from lakeflow_job_meta.storage import open_tables
     from tests.engine.test_reconciler import World
 
     world = World(tmp_path, jobs_emulator, make_workspace_client, nine_modules_yaml())
@@ -282,8 +283,9 @@ def test_workspace_prune_keeps_its_word(tmp_path, jobs_emulator, make_workspace_
     assert world.settings(job0)["tags"]["ljm_removed"] == "true"
     assert world.settings(job0)["tasks"] == before[job0]["tasks"]
     assert world.settings(adhoc) == before[adhoc]  # nothing to pause: left as it is
-    status = read_status(world.control)
-    assert status["modules"][f"adhoc_report [{paused.target}]"]["status"] == "orphaned"
+    status = read_status(open_tables(world.control), world.control)
+    [entry] = next(m for m in status["modules"] if m["module"] == "adhoc_report")["targets"]
+    assert entry["target"] == paused.target and entry["status"] == "orphaned"
     assert "! adhoc_report" in render_status(status) and "--prune delete removes it" in render_status(status)
 
     # shown on every run, never "No changes", and no write
@@ -648,4 +650,4 @@ def test_adopt_existing_must_be_a_boolean(tmp_path, capsys):
     path = tmp_path / "m.yaml"
     path.write_text(modules_yaml(module_yaml("m", extra='    adopt_existing: "yes"\n')))
     assert cli_main(["validate", str(path)]) == 1
-    assert f"{path}:4: modules[0].adopt_existing: must be true or false" in capsys.readouterr().err
+    assert f"{path}:4: modules[0].adopt_existing: must be true or false" in capsys.readouterr().out

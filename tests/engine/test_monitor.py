@@ -697,15 +697,15 @@ def test_status_reports_versions_lag_and_lease(env: MonitorEnv) -> None:
     env.tables.control.merge([notebook_row("a1", "alpha")])
     monitor = env.monitor(volume=False, holder_id="status-test")
     converge(monitor)
-    status = read_status(env.ctl)
+    status = read_status(env.tables, env.ctl, now=env.clock.now())
     assert status["lag_versions"] == 0
     assert status["applied_control_version"] == env.tables.control.version()
-    assert "status-test" in status["lease"]["holder"]
-    assert status["modules"][next(iter(status["modules"]))]["module"] == "alpha"
+    assert status["monitor"]["holder"] == "status-test" and status["monitor"]["state"] == "running"
+    assert [m["module"] for m in status["modules"]] == ["alpha"]
     env.tables.control.merge([notebook_row("a1", "alpha", "/Workspace/v2")])
-    status = read_status(env.ctl)
+    status = read_status(env.tables, env.ctl, now=env.clock.now())
     assert status["lag_versions"] == 1
-    assert "lag 1" in render_status(status)
+    assert "(lag 1 version)" in render_status(status)
 
 
 def test_volume_path_removed_and_recreated_is_polled_then_watched_again(env: MonitorEnv) -> None:

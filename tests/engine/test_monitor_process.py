@@ -313,7 +313,8 @@ def test_translate_parameters_underscores_and_empty_means_unset() -> None:
 def test_signal_counts_are_not_confused_by_idle_cycles(ctl: str, spawn, jobs_emulator: JobsEmulator) -> None:
     """A running monitor with nothing to do makes no API request at all after its first cycle."""
     insert_modules(ctl, 1)
-    child = spawn(*monitor_args(ctl, "--check-interval-seconds", "0.2"))
+    # Idle cycles log at DEBUG: --debug shows them.
+    child = spawn("--debug", *monitor_args(ctl, "--check-interval-seconds", "0.2"))
     child.wait_log("cycle 1,", 60)
     jobs_emulator.reset_counters()
     child.wait_log("cycle 10,", 30)

@@ -112,7 +112,15 @@ CASES = [
     ),
     Case("empty", "", "file is empty", line=1),
     Case("only_comments", "# nothing here\n\n# still nothing\n", "file is empty", line=1),
-    Case("top_level_list", "- module_name: m1  " + MARK + "\n", "top level must be a mapping"),
+    # A top-level list is the control table's row shape: each row needs a source's fields.
+    Case(
+        "top_level_list_of_rows",
+        "- module_name: m1  " + MARK + "\n",
+        "is required",
+        field="[0].execution_order",
+        count=4,  # source_id, source_type, execution_order, transformation_config
+    ),
+    Case("top_level_list_of_scalars", "- just text  " + MARK + "\n", "must be", field="[0]", count=None),
     Case("top_level_scalar", "\n\njust text  " + MARK + "\n", "top level must be a mapping"),
     Case(
         "unsafe_python_tag",

@@ -69,7 +69,7 @@ def test_schema_issue_message_format_from_the_brief() -> None:
     result = parse_document(text, "metadata/sales.yaml")
     assert result.document is None
     assert [str(i) for i in result.issues] == [
-        "metadata/sales.yaml:8: modules[0].sources[0].execution_order: must be an integer >= 0"
+        "metadata/sales.yaml:8: modules[0].sources[0].execution_order: must be an integer >= 0, got -2"
     ]
     assert result.issues[0].module == "sales"
 

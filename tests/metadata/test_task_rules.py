@@ -44,9 +44,9 @@ DEPENDS = "transformation_config.depends_on"
         ),
         (
             [{"source_id": "a", "outcome": "maybe"}],
-            [f'{DEPENDS}[0].outcome: must be one of: "true", "false"'],
+            [f'{DEPENDS}[0].outcome: must be one of: "true", "false", got the string "maybe"'],
         ),
-        ("a", [f"{DEPENDS}: must be a list"]),
+        ("a", [f'{DEPENDS}: must be a list, got the string "a"']),
         (
             [{"sourceid": "a"}],
             [
@@ -83,14 +83,17 @@ INNER_TYPES = (
                 f"{TC}.sql_task.sql_query: is required",
             ],
         ),
-        ({"task_type": "notebook", "run_if": "SOMETIMES"}, [f"{TC}.run_if: must be one of: {RUN_IFS}"]),
+        (
+            {"task_type": "notebook", "run_if": "SOMETIMES"},
+            [f'{TC}.run_if: must be one of: {RUN_IFS}, got the string "SOMETIMES"'],
+        ),
         (
             {"task_type": "notebook", "timeout_seconds": "10"},
-            [f"{TC}.timeout_seconds: must be an integer >= 0"],
+            [f'{TC}.timeout_seconds: must be an integer >= 0, got the string "10"'],
         ),
         (
             {"task_type": "condition", "condition_task": {"op": "LIKE", "left": "a", "right": "b"}},
-            [f"{TC}.condition_task.op: must be one of: {OPS}"],
+            [f'{TC}.condition_task.op: must be one of: {OPS}, got the string "LIKE"'],
         ),
         (
             {"task_type": "run_job", "run_job_task": {"job_id": 1, "module_name": "x"}},
@@ -99,11 +102,11 @@ INNER_TYPES = (
         ({"task_type": "dbt", "dbt_task": {"commands": []}}, [f"{TC}.dbt_task.commands: must not be empty"]),
         (
             {"task_type": "for_each", "for_each_task": {"inputs": "[1]", "task": {"task_type": "for_each"}}},
-            [f"{TC}.for_each_task.task.task_type: must be one of: {INNER_TYPES}"],
+            [f'{TC}.for_each_task.task.task_type: must be one of: {INNER_TYPES}, got the string "for_each"'],
         ),
         (
             {"task_type": "pipeline", "pipeline_task": {"pipeline_id": "p", "full_refresh": "yes"}},
-            [f"{TC}.pipeline_task.full_refresh: must be true or false"],
+            [f'{TC}.pipeline_task.full_refresh: must be true or false, got the string "yes"'],
         ),
     ],
 )

@@ -97,7 +97,7 @@ def test_override_that_does_not_parse_stays_text_and_the_schema_reports_it() -> 
     result = parse_document(DOC, "vars.yaml", variables={"retries": "many"})
     assert result.document is None
     assert [str(i) for i in result.issues] == [
-        "vars.yaml:28: modules[0].sources[0].transformation_config.max_retries: must be an integer >= -1"
+        'vars.yaml:28: modules[0].sources[0].transformation_config.max_retries: must be an integer >= -1, got the string "many"'
     ]
 
 

@@ -64,6 +64,23 @@ class DesiredJobs:
     name_prefix: str = ""
 
 
+class ApplyProgress(Protocol):
+    """Told how many modules an apply will go through and each one's result as it finishes
+    (from worker threads). The CLI draws a progress bar with it; the default does nothing."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, result: ModuleResult) -> None: ...
+
+
+class NoProgress:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self, result: ModuleResult) -> None:
+        pass
+
+
 @dataclass
 class ApplyRun:
     """One apply, as the orchestrator runs it."""
@@ -78,6 +95,7 @@ class ApplyRun:
     # The blast-radius limit: targets screen their planned changes through it before writing,
     # and leave the pauses and deletes it holds back as ``held`` results.
     mass_change: MassChangeGuard = field(default_factory=lambda: MassChangeGuard(0, allow=True))
+    progress: ApplyProgress = field(default_factory=NoProgress)
 
 
 class Target(Protocol):

@@ -213,7 +213,13 @@ class BundleTarget:
         _, actions, _, _ = self._actions(desired, load_manifest(self.state, self.directory))
         compiled = desired.compiled
         changes = [
-            PlannedChange(module=m, action=a, job_name=compiled[m].job_name if m in compiled else None)
+            PlannedChange(
+                module=m,
+                action=a,
+                job_name=compiled[m].job_name if m in compiled else None,
+                # The text plan lists a new module's tasks; the JSON keeps the default priority.
+                shown=compiled.get(m) if a == PlanAction.CREATE else None,
+            )
             for m, a in sorted(actions.items())
         ]
         changes += [
@@ -253,4 +259,7 @@ class BundleTarget:
             )
             for m in sorted(desired.issues)
         ]
+        run.progress.start(len(results))  # one write of the whole bundle: done at once
+        for result in results:
+            run.progress.advance(result)
         return results

@@ -298,6 +298,7 @@ class WorkspaceTarget:
         self.gateway.retry.start_run()  # the retry budget is per run
         tracked = self.tracked(desired.tracking_key)
         names = self._apply_names(desired, tracked, scope)
+        run.progress.start(len(names))
         applier = self._applier(desired, run)
         results: list[ModuleResult] = []
         job_ids: dict[str, int] = {}
@@ -347,6 +348,11 @@ class WorkspaceTarget:
         run: ApplyRun,
     ) -> list[ModuleResult]:
         def one(change: PlannedChange) -> ModuleResult:
+            result = apply_one(change)
+            run.progress.advance(result)
+            return result
+
+        def apply_one(change: PlannedChange) -> ModuleResult:
             refused = run.guard(change)
             if refused is not None:
                 return refused
