@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 from databricks.sdk import WorkspaceClient  # noqa: E402
 from databricks.sdk.config import Config  # noqa: E402
 
+from benchmarks.docs_section import replace_section  # noqa: E402
 from lakeflow_job_meta import JobOrchestrator, MetadataMonitor  # noqa: E402
 from lakeflow_job_meta.clock import SystemClock  # noqa: E402
 from lakeflow_job_meta.storage import open_tables  # noqa: E402
@@ -299,15 +300,7 @@ def render(r: dict[str, Any], args: argparse.Namespace) -> str:
 
 
 def write_docs(section: str) -> None:
-    path = REPO / "docs" / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION_START in text and SECTION_END in text:
-        head, rest = text.split(SECTION_START, 1)
-        _, tail = rest.split(SECTION_END, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    replace_section(section, SECTION_START, SECTION_END)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,13 @@ hands them to the engine class it extends. The engine classes themselves only ta
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakeflow_job_meta.clock import Clock
 from lakeflow_job_meta.engine.cycle_log import HEARTBEAT_SECONDS
+
+if TYPE_CHECKING:
+    from lakeflow_job_meta.adapters.retrying import RetryPolicy
 from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.engine.metadata_manager import MetadataStore
 from lakeflow_job_meta.engine.monitor import Monitor, MonitorOptions
@@ -88,6 +91,7 @@ class JobOrchestrator(Orchestrator):
         lease_timeout: float | None = None,
         policy: Policy | str | None = None,
         allow_mass_change: bool = False,
+        retry_policy: RetryPolicy | None = None,
     ):
         settings = RunSettings(
             control_table,
@@ -106,7 +110,12 @@ class JobOrchestrator(Orchestrator):
         )
         parts = build_parts(settings, tables=tables, clock=clock, spark=spark)
         arguments = orchestrator_parts(
-            settings, parts, lease=lease, lease_wait=lease_wait, workspace=workspace_client
+            settings,
+            parts,
+            lease=lease,
+            lease_wait=lease_wait,
+            workspace=workspace_client,
+            retry_policy=retry_policy,
         )
         if isinstance(policy, Policy):  # a policy already loaded (e.g. from a notebook widget)
             arguments["policy"] = policy

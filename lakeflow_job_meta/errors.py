@@ -92,11 +92,17 @@ class TableNotFoundError(StorageError):
 
 
 class JobsApiError(LakeflowJobMetaError):
-    """A Jobs API call failed after the SDK's own retries."""
+    """A Jobs API call failed after the SDK's own retries (and ours, for an idempotent call)."""
+
+    # True when sending the same request again cannot help (a 4xx other than 429): the monitor
+    # then waits for the module's metadata to change instead of retrying.
+    permanent: bool = False
 
 
 class NotOwnedError(JobsApiError):
     """The job exists but lacks our ownership tags, so we never modify it."""
+
+    permanent = True
 
 
 class NameConflictError(NotOwnedError):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs
+from lakeflow_job_meta.adapters.retrying import RetryPolicy
 from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
 from lakeflow_job_meta.clock import Clock, SystemClock
 from lakeflow_job_meta.engine.lease import Lease
@@ -24,7 +24,6 @@ from lakeflow_job_meta.engine.monitor import Monitor, MonitorOptions, default_ho
 from lakeflow_job_meta.engine.orchestrator import Orchestrator
 from lakeflow_job_meta.engine.targets.base import Target, TargetSpec, default_target
 from lakeflow_job_meta.engine.targets.bundle import BundleTarget
-from lakeflow_job_meta.engine.targets.workspace import WorkspaceOptions, WorkspaceTarget
 from lakeflow_job_meta.errors import ConfigurationError
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 from lakeflow_job_meta.metadata.policy import load_policy
@@ -189,13 +188,23 @@ def _client_factory(settings: RunSettings, workspace: Any) -> Callable[[], Any]:
     return sdk_default_client
 
 
-def build_target(settings: RunSettings, parts: Parts, *, workspace: Any = None) -> Target:
-    """The target the settings name; the workspace client is built on first use."""
+def build_target(
+    settings: RunSettings, parts: Parts, *, workspace: Any = None, retry_policy: RetryPolicy | None = None
+) -> Target:
+    """The target the settings name; the workspace client is built on first use. Idempotent
+    calls are retried by ``retry_policy`` (default: :class:`RetryPolicy` sleeping on the clock)."""
     spec = _target_spec(settings)
     if spec.kind == TargetKind.BUNDLE:
         return BundleTarget(
-            spec.bundle_dir or "bundle", control_table_id=parts.table_id, prune=PrunePolicy(settings.prune)
+            spec.bundle_dir or "bundle",
+            control_table_id=parts.table_id,
+            prune=PrunePolicy(settings.prune),
+            state=parts.state,
         )
+    # Imported here: the SDK costs about 2 s of CPU to import, and a bundle run never needs it.
+    from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs
+    from lakeflow_job_meta.engine.targets.workspace import WorkspaceOptions, WorkspaceTarget
+
     options = WorkspaceOptions(
         control_table_id=parts.table_id,
         prune=PrunePolicy(settings.prune),
@@ -204,7 +213,10 @@ def build_target(settings: RunSettings, parts: Parts, *, workspace: Any = None) 
         max_workers=max(1, settings.max_workers),
     )
     client = _client_factory(settings, workspace)
-    return WorkspaceTarget(lambda: WorkspaceJobs(client()), parts.tables.jobs, options, parts.clock)
+    policy = retry_policy or RetryPolicy(sleep=parts.clock.sleep)
+    return WorkspaceTarget(
+        lambda: WorkspaceJobs(client(), retry=policy), parts.tables.jobs, options, parts.clock
+    )
 
 
 def _check(settings: RunSettings) -> None:
@@ -224,6 +236,7 @@ def orchestrator_parts(
     lease: Lease | None = None,
     lease_wait: bool = True,
     workspace: Any = None,
+    retry_policy: RetryPolicy | None = None,
 ) -> dict[str, Any]:
     """The constructor arguments of an :class:`Orchestrator`."""
     _check(settings)
@@ -238,7 +251,7 @@ def orchestrator_parts(
     return {
         "tables": parts.tables,
         "manager": manager or build_manager(settings, parts),
-        "target": build_target(settings, parts, workspace=workspace),
+        "target": build_target(settings, parts, workspace=workspace, retry_policy=retry_policy),
         "context": context,
         "state": parts.state,
         "clock": parts.clock,

@@ -685,3 +685,16 @@ def test_workspace_upload_is_not_retried_by_the_sdk(workspace_client, jobs_emula
     with pytest.raises(TooManyRequests):
         workspace_client.workspace.upload("/Shared/u.txt", b"x", format=ImportFormat.AUTO)
     assert jobs_emulator.count("workspace/import") == 1
+
+
+def test_rate_limit_throttles_beyond_the_limit_within_a_second_and_can_be_lifted():
+    from tests.emulator.faults import FaultSet
+
+    faults = FaultSet()
+    faults.rate_limit(5, retry_after=2)
+    picked = [faults.pick("GET", "jobs/get") for _ in range(8)]  # well within one second
+    assert picked[:5] == [None] * 5
+    assert all(f is not None and f.kind == "429" and f.retry_after == 2 for f in picked[5:])
+    assert faults.fired_count("429") == 3
+    faults.rate_limit(None)
+    assert faults.pick("GET", "jobs/get") is None

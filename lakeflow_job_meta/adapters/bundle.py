@@ -19,7 +19,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,10 +143,17 @@ def render_bundle(
         )
     }
     for job in sorted(compiled_jobs, key=lambda j: j.module_name):
-        resource = _job_resource(job, files)
-        document = {"resources": {"jobs": {resource_key(job.module_name): resource}}}
-        files[f"{RESOURCES_DIR}/{bundle_stem(job.module_name)}{JOB_FILE_SUFFIX}"] = _dump(document)
+        files.update(render_job_files(job))
     return dict(sorted(files.items()))
+
+
+def render_job_files(job: CompiledJob) -> dict[str, str]:
+    """One module's files: its job file and its SQL files (a module's files depend on it alone)."""
+    files: dict[str, str] = {}
+    resource = _job_resource(job, files)
+    document = {"resources": {"jobs": {resource_key(job.module_name): resource}}}
+    files[f"{RESOURCES_DIR}/{bundle_stem(job.module_name)}{JOB_FILE_SUFFIX}"] = _dump(document)
+    return files
 
 
 def paused_job_file(text: str, removed_tag: tuple[str, str]) -> str | None:
@@ -189,9 +196,10 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def write_bundle(
-    directory: str | os.PathLike[str], files: dict[str, str], *, keep_modules: Collection[str] = ()
+    directory: str | os.PathLike[str], files: Mapping[str, str | None], *, keep_modules: Collection[str] = ()
 ) -> BundleWriteResult:
     """Write ``files`` under ``directory``, only where bytes differ; remove stale managed files.
+    A None text is a file known to be unchanged (its recorded hash matches): left alone.
 
     Stale means: a marked ``resources/*.job.yml`` or ``resources/sql/<module>/*.sql`` not in
     ``files``, whose module is not in ``keep_modules`` (modules with errors keep their last good
@@ -201,6 +209,9 @@ def write_bundle(
     result = BundleWriteResult()
     for relpath, text in sorted(files.items()):
         path = root / relpath
+        if text is None:
+            result.unchanged.append(relpath)
+            continue
         data = text.encode("utf-8")
         if path.is_file() and path.read_bytes() == data:
             result.unchanged.append(relpath)

@@ -1,8 +1,9 @@
 """The Databricks side, through the SDK only: jobs, managed workspace files and permissions.
 
-The SDK already retries 429/503, connection errors and some transient 500s, so this layer adds
-no retry loop of its own. It does two things the SDK cannot: it turns SDK errors into
-:class:`JobsApiError`, and it counts writes so the engine can report (and tests can assert)
+The SDK already retries 429/503, connection errors and some transient 500s. This layer adds what
+the SDK cannot: idempotent calls are retried on any transient failure (a plain 500 included)
+through :class:`RetryPolicy` (``jobs/create`` never is), SDK errors become :class:`JobsApiError`
+marked permanent or not, and writes are counted so the engine can report (and tests can assert)
 "exactly one write per changed job".
 """
 
@@ -22,6 +23,7 @@ from databricks.sdk.errors import DatabricksError, NotFound
 from databricks.sdk.service import jobs as sdk_jobs
 from databricks.sdk.service import workspace as sdk_workspace
 
+from lakeflow_job_meta.adapters.retrying import RetryPolicy, is_permanent
 from lakeflow_job_meta.errors import JobsApiError
 from lakeflow_job_meta.planning.acl import RunIdentity
 
@@ -86,17 +88,25 @@ def sdk_errors(action: str, *, missing_ok: bool = False) -> Iterator[None]:
         yield
     except NotFound as error:
         if not missing_ok:
-            raise JobsApiError(f"{action}: {error.__class__.__name__}: {error}") from error
+            raise _api_error(action, error) from error
     except DatabricksError as error:
-        raise JobsApiError(f"{action}: {error.__class__.__name__}: {error}") from error
+        raise _api_error(action, error) from error
+
+
+def _api_error(action: str, error: DatabricksError) -> JobsApiError:
+    wrapped = JobsApiError(f"{action}: {error.__class__.__name__}: {error}")
+    wrapped.permanent = is_permanent(error)  # a 4xx other than 429: the monitor does not retry it
+    return wrapped
 
 
 class WorkspaceJobs:
     """Jobs API 2.2 and workspace-file calls for one workspace."""
 
-    def __init__(self, client: WorkspaceClient):
+    def __init__(self, client: WorkspaceClient, retry: RetryPolicy | None = None):
         self.client = client
         self.writes = WriteCounter()
+        # Shared by scoped copies: the retry budget is per run, not per module.
+        self.retry = retry if retry is not None else RetryPolicy()
         # current_user.me() is read once per client (scoped copies share the cache).
         self._identity: list[RunIdentity] = []
         self._identity_lock = threading.Lock()
@@ -119,7 +129,7 @@ class WorkspaceJobs:
         with self._identity_lock:
             if not self._identity:
                 with sdk_errors("scim/v2/Me"):
-                    me = self.client.current_user.me()
+                    me = self.retry.call(self.client.current_user.me)
                 if not me.user_name:
                     raise JobsApiError("scim/v2/Me: the reply names no user_name")
                 self._identity.append(RunIdentity.from_user_name(me.user_name))
@@ -129,7 +139,7 @@ class WorkspaceJobs:
         """The live job with every page of tasks merged (the SDK pages), or None if it is gone."""
         job = None
         with sdk_errors(f"jobs/get {job_id}", missing_ok=True):
-            job = self.client.jobs.get(job_id=job_id)
+            job = self.retry.call(lambda: self.client.jobs.get(job_id=job_id))
         if job is None:
             return None
         settings = job.settings.as_dict() if job.settings else {}
@@ -138,7 +148,7 @@ class WorkspaceJobs:
     def list_by_name(self, name: str) -> list[LiveJob]:
         """Jobs whose name equals ``name`` exactly (the API matches case-insensitively)."""
         with sdk_errors(f"jobs/list name={name!r}"):
-            found = list(self.client.jobs.list(name=name))
+            found = self.retry.call(lambda: list(self.client.jobs.list(name=name)))
         result = []
         for job in found:
             settings = job.settings.as_dict() if job.settings else {}
@@ -149,26 +159,33 @@ class WorkspaceJobs:
     def list_all(self) -> Iterable[LiveJob]:
         """Every job with its full task list (``expand_tasks``; the SDK fetches pages > 100)."""
         with sdk_errors("jobs/list"):
-            for job in self.client.jobs.list(expand_tasks=True):
-                settings = job.settings.as_dict() if job.settings else {}
-                yield LiveJob(job_id=int(job.job_id or 0), settings=settings)
+            # Whole list per attempt: resuming a half-read listing could skip or repeat jobs.
+            jobs = self.retry.call(lambda: list(self.client.jobs.list(expand_tasks=True)))
+        for job in jobs:
+            settings = job.settings.as_dict() if job.settings else {}
+            yield LiveJob(job_id=int(job.job_id or 0), settings=settings)
 
     def get_permissions(self, job_id: int) -> list[dict[str, Any]] | None:
         """The job's ACL as the Permissions API returns it (``all_permissions`` form, inherited
         entries included), or None if the job is gone."""
         reply = None
         with sdk_errors(f"permissions/jobs/{job_id}", missing_ok=True):
-            reply = self.client.jobs.get_permissions(job_id=str(job_id))
+            reply = self.retry.call(lambda: self.client.jobs.get_permissions(job_id=str(job_id)))
         if reply is None:
             return None
         return [entry.as_dict() for entry in reply.access_control_list or []]
 
     def has_active_run(self, job_id: int) -> bool:
         with sdk_errors(f"jobs/runs/list {job_id}"):
-            return any(True for _ in self.client.jobs.list_runs(job_id=job_id, active_only=True, limit=1))
+            return self.retry.call(
+                lambda: any(
+                    True for _ in self.client.jobs.list_runs(job_id=job_id, active_only=True, limit=1)
+                )
+            )
 
     # -- job writes --------------------------------------------------------------------------
     def create(self, settings: dict[str, Any]) -> int:
+        """Never retried here: a lost reply may hide a job that landed (the caller adopts it)."""
         js = _job_settings(settings)
         kwargs = {name: getattr(js, name) for name in js.as_dict()}
         self.writes.add("create")
@@ -178,18 +195,21 @@ class WorkspaceJobs:
 
     def reset(self, job_id: int, settings: dict[str, Any]) -> None:
         self.writes.add("reset")
-        with sdk_errors(f"jobs/reset {job_id}"):
-            self.client.jobs.reset(job_id=job_id, new_settings=_job_settings(settings))
+        typed = _job_settings(settings)
+        with sdk_errors(f"jobs/reset {job_id}"):  # the same body again: idempotent
+            self.retry.call(lambda: self.client.jobs.reset(job_id=job_id, new_settings=typed))
 
     def update(self, job_id: int, partial_settings: dict[str, Any]) -> None:
         self.writes.add("update")
+        typed = _job_settings(partial_settings)
         with sdk_errors(f"jobs/update {job_id}"):
-            self.client.jobs.update(job_id=job_id, new_settings=_job_settings(partial_settings))
+            self.retry.call(lambda: self.client.jobs.update(job_id=job_id, new_settings=typed))
 
     def delete(self, job_id: int) -> None:
         self.writes.add("delete")
         with sdk_errors(f"jobs/delete {job_id}", missing_ok=True):
-            self.client.jobs.delete(job_id=job_id)
+            # a 404 after a lost reply means an earlier attempt deleted it
+            self.retry.call(lambda: self.client.jobs.delete(job_id=job_id))
 
     def run_now(self, job_id: int, idempotency_token: str) -> int:
         """Trigger a run; the token makes a resent request start no second run."""
@@ -203,7 +223,9 @@ class WorkspaceJobs:
         acl = [sdk_jobs.JobAccessControlRequest.from_dict(entry) for entry in access_control_list]
         self.writes.add("permissions")
         with sdk_errors(f"permissions/jobs/{job_id}"):
-            self.client.jobs.set_permissions(job_id=str(job_id), access_control_list=acl)
+            self.retry.call(
+                lambda: self.client.jobs.set_permissions(job_id=str(job_id), access_control_list=acl)
+            )
 
     def write_file(self, path: str, content: str) -> None:
         """Write a workspace file (not a notebook), creating its folder."""
@@ -211,15 +233,15 @@ class WorkspaceJobs:
         self.writes.add("file_write")
         with sdk_errors(f"workspace/import {path}"):
             if folder:
-                self.client.workspace.mkdirs(folder)
-            self.client.workspace.import_(
-                path,
-                content=base64.b64encode(content.encode("utf-8")).decode("ascii"),
-                format=sdk_workspace.ImportFormat.RAW,
-                overwrite=True,
+                self.retry.call(lambda: self.client.workspace.mkdirs(folder))
+            encoded = base64.b64encode(content.encode("utf-8")).decode("ascii")
+            self.retry.call(  # overwrite: idempotent
+                lambda: self.client.workspace.import_(
+                    path, content=encoded, format=sdk_workspace.ImportFormat.RAW, overwrite=True
+                )
             )
 
     def delete_file(self, path: str) -> None:
         self.writes.add("file_delete")
         with sdk_errors(f"workspace/delete {path}", missing_ok=True):
-            self.client.workspace.delete(path)
+            self.retry.call(lambda: self.client.workspace.delete(path))

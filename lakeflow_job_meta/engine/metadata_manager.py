@@ -478,9 +478,15 @@ class MetadataStore:
         """Valid modules from the tables, plus the issues of modules that are not valid. A bad
         module (invalid JSON in an INSERTed row, a cycle, ...) is reported and skipped; the
         others proceed."""
+        if only_modules is not None:
+            from lakeflow_job_meta.engine.scoped_rows import read_module_rows
+
+            control_rows, module_rows = read_module_rows(self.tables, only_modules)
+        else:
+            control_rows, module_rows = self.tables.control.read_all(), self.tables.modules.read_all()
         return desired_state_from_rows(
-            self.tables.control.read_all(),
-            self.tables.modules.read_all(),
+            control_rows,
+            module_rows,
             control_table=self.control_table,
             modules_table=self.tables.modules.name,
             default_warehouse_id=self.default_warehouse_id,

@@ -361,12 +361,14 @@ class Monitor:
         return {module for module, (_, due) in self._retry.items() if due <= now}
 
     def _schedule_retries(self, run: RunResult | None, scope: set[str] | None, now: float) -> None:
-        """A module whose *apply* failed (an API error, not invalid metadata, which waits for a
-        metadata change) is retried on later cycles with exponential backoff, capped at the full
-        resync period, even though its Delta versions count as processed."""
+        """A module whose apply failed *transiently* (5xx, 429, timeouts, connection errors) is
+        retried on later cycles with exponential backoff, capped, even though its Delta versions
+        count as processed. Invalid metadata and permanent API errors (a 4xx other than 429)
+        are not: sending the same request again would fail the same way, so they wait for the
+        module's metadata to change (the change feed names it) or the next full resync."""
         if run is None:
             return
-        failed = {r.module for r in run if r.outcome == Outcome.ERROR and r.action != PlanAction.ERROR}
+        failed = {r.module for r in run if r.outcome == Outcome.ERROR and r.transient}
         held = {r.module for r in run if r.outcome == Outcome.HELD}
         reconciled = {r.module for r in run}
         for module in reconciled if scope is None else reconciled | scope:
@@ -376,7 +378,8 @@ class Monitor:
             self._retry[module] = (0, now)
         for module in failed:
             attempts = self._retry.get(module, (0, 0.0))[0] + 1
-            delay = min(self.full_resync_seconds, self.check_interval_seconds * 2 ** (attempts - 1))
+            cap = min(self.full_resync_seconds, MAX_BACKOFF_SECONDS)
+            delay = min(cap, self.check_interval_seconds * 2 ** min(attempts - 1, 16))
             self._retry[module] = (attempts, now + delay)
 
     def _maintenance_only(self, current: tuple[int, int]) -> bool:

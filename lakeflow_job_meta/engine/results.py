@@ -29,6 +29,9 @@ class ModuleResult:
     old_hash: str | None = None
     new_hash: str | None = None
     duration_ms: int = 0
+    # The failure may pass by itself (a transient API error): the monitor retries it with backoff.
+    # False for invalid metadata and permanent API errors, which wait for a metadata change.
+    transient: bool = False
 
     @property
     def ok(self) -> bool:

@@ -63,6 +63,8 @@ class PlannedChange:
     file_writes: dict[str, str] = field(default_factory=dict)
     file_deletes: list[str] = field(default_factory=list)
     compiled: CompiledJob | None = None
+    # An "error" that is not the metadata's fault (the live job could not be read this time).
+    transient: bool = False
     # The job the text plan draws for a new module when ``compiled`` is not carried (bundle
     # plans, whose JSON keeps the default priority); never part of the JSON.
     shown: CompiledJob | None = None

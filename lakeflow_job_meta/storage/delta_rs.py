@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -179,13 +179,26 @@ class DeltaRsTable:
             return int(self._snapshot().version())
 
     def read_all(self) -> list[dict[str, Any]]:
+        return self._rows(self._scan())
+
+    def _scan(self) -> pa.Table:
         with self._lock:
             dataset = self._snapshot().to_pyarrow_dataset()
         try:
-            data = dataset.to_table(use_threads=False)
+            return dataset.to_table(use_threads=False)
         except (_deltalake().exceptions.DeltaError, OSError) as exc:
             raise StorageError(f"cannot read {self.name}: {exc}") from exc
-        return self._rows(data)
+
+    def read_matching(self, column: str, values: Collection[str]) -> list[dict[str, Any]]:
+        """Rows whose ``column`` is one of ``values``: Arrow reads and filters, only the matches
+        become Python objects (converting 10,000 rows costs about 40 ms; a module's few rows,
+        microseconds). The filter runs after the scan: a scan filter trips over the string_view
+        columns delta-rs declares against the files' plain strings."""
+        import pyarrow.compute as pc
+
+        data = self._scan()
+        keys = data.column(column).cast(_pyarrow().string())
+        return self._rows(data.filter(pc.is_in(keys, value_set=_pyarrow().array(sorted(values)))))
 
     def _rows(self, data: pa.Table, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Rows of an Arrow table projected onto the spec's columns (missing ones None) plus

@@ -32,6 +32,14 @@ class StateKey(StrEnum):
 ENVIRONMENT_KEY_PREFIX = "environment:"
 
 
+BUNDLE_MANIFEST_KEY_PREFIX = "bundle_manifest:"
+
+
+def bundle_manifest_key(directory: str) -> str:
+    """Where the hashes of a bundle folder's files as written are kept (one per absolute folder)."""
+    return f"{BUNDLE_MANIFEST_KEY_PREFIX}{directory}"
+
+
 def environment_key(name: str) -> str:
     """Where a loaded environment's declared ``mode`` is kept (plan and apply read no YAML)."""
     return f"{ENVIRONMENT_KEY_PREFIX}{name}"

@@ -15,6 +15,8 @@ Kinds (see ``docs/API_FACTS.md`` for what the SDK does with each):
   so the call fails at once with ``databricks.sdk.errors.InternalError``.
 * ``"500_transient"``: 500 whose message contains ``"Unexpected error"``, one of the
   SDK's transient substrings: it is retried after ``min(10, attempt)`` s + jitter.
+* ``"400"``: 400 ``INVALID_PARAMETER_VALUE``, a permanent error: neither the SDK nor the tool
+  retries it (the same request would fail the same way).
 * ``"slow"``: wait ``delay`` seconds, then handle the request normally (the change
   commits even if the client has given up and resends).
 * ``"drop_before"``: close the connection without a reply, before any change is applied.
@@ -28,6 +30,8 @@ from __future__ import annotations
 import fnmatch
 import random as _random
 import threading
+import time as _time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -37,6 +41,7 @@ KIND_500 = "500"
 KIND_403 = "403"
 KIND_500_TRANSIENT = "500_transient"
 KIND_SLOW = "slow"
+KIND_400 = "400"
 KIND_DROP_BEFORE = "drop_before"
 KIND_DROP_AFTER_COMMIT = "drop_after_commit"
 
@@ -49,6 +54,7 @@ ALL_KINDS = (
     KIND_SLOW,
     KIND_DROP_BEFORE,
     KIND_DROP_AFTER_COMMIT,
+    KIND_400,
 )
 # Kinds the SDK recovers from by itself (it retries them). "500" is not among them.
 RETRIED_KINDS = (KIND_429, KIND_503, KIND_500_TRANSIENT, KIND_DROP_BEFORE, KIND_DROP_AFTER_COMMIT)
@@ -65,6 +71,7 @@ _ALIASES = {
     429: KIND_429,
     500: KIND_500,
     503: KIND_503,
+    400: KIND_400,
 }
 
 TRANSIENT_500_MESSAGE = "Unexpected error while handling the request. Please retry."
@@ -143,6 +150,8 @@ class FaultSet:
         self._faults: list[Fault] = []
         self._random: _RandomMode | None = None
         self._fired: list[FiredFault] = []
+        self._limit: tuple[int, int] | None = None  # (requests per second, Retry-After)
+        self._admitted: deque[float] = deque()
 
     # -- configuration -------------------------------------------------------------
     def add(self, fault: Fault | None = None, /, **kwargs) -> Fault:
@@ -182,6 +191,13 @@ class FaultSet:
                 rate, kinds_t, _random.Random(seed), eps, meths, delay, retry_after, max_faults
             )
 
+    def rate_limit(self, per_second: int | None, retry_after: int = 1) -> None:
+        """Answer 429 (with ``Retry-After``) to any request beyond ``per_second`` admitted in the
+        last second, like the service's per-endpoint limits. ``None`` lifts the limit."""
+        with self._lock:
+            self._limit = None if per_second is None else (per_second, retry_after)
+            self._admitted.clear()
+
     def stop_random(self) -> None:
         with self._lock:
             self._random = None
@@ -219,6 +235,15 @@ class FaultSet:
     def pick(self, method: str, endpoint: str) -> Fault | None:
         """Return the fault to apply to this request (consuming it), or ``None``."""
         with self._lock:
+            if self._limit is not None:
+                per_second, retry_after = self._limit
+                now = _time.monotonic()
+                while self._admitted and now - self._admitted[0] >= 1.0:
+                    self._admitted.popleft()
+                if len(self._admitted) >= per_second:
+                    self._fired.append(FiredFault(method, endpoint, KIND_429))
+                    return Fault(endpoint=endpoint, kind=KIND_429, method=method, retry_after=retry_after)
+                self._admitted.append(now)
             for fault in self._faults:
                 if fault.exhausted or not fault.matches(method, endpoint):
                     continue

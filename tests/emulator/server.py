@@ -940,6 +940,11 @@ class _Handler(BaseHTTPRequestHandler):
                 500, {"error_code": "INTERNAL_ERROR", "message": fault.message or F.PERMANENT_500_MESSAGE}
             )
             return True
+        if kind == F.KIND_400:
+            record.status = 400
+            msg = fault.message or "Invalid parameter: the emulator was told to reject this request."
+            self._send(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": msg})
+            return True
         if kind == F.KIND_500_TRANSIENT:
             record.status = 500
             self._send(

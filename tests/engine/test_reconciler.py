@@ -21,6 +21,7 @@ import pytest
 from databricks.sdk.service.jobs import JobSettings
 
 from lakeflow_job_meta import JobOrchestrator, MetadataManager
+from lakeflow_job_meta.adapters.retrying import RetryPolicy
 from lakeflow_job_meta.clock import SystemClock
 from lakeflow_job_meta.planning.ownership import MODULE_TAG, TABLE_TAG, TOOL_TAG, owner_tags
 from lakeflow_job_meta.storage.naming import control_table_id
@@ -36,6 +37,8 @@ EXAMPLE_MODULES = {
     "clickstream_continuous",
 }
 FILE_WRITE = ("POST", "workspace/import")
+# A fault that outlasts our retries of an idempotent call (one call's attempts).
+ATTEMPTS = RetryPolicy().max_attempts
 
 
 class World:
@@ -66,6 +69,7 @@ class World:
 
     def orchestrator(self, **kwargs: Any) -> JobOrchestrator:
         kwargs.setdefault("target", "workspace")
+        kwargs.setdefault("retry_policy", RetryPolicy(sleep=lambda seconds: None))  # no waiting
         return JobOrchestrator(self.control, self.client, **kwargs)
 
     def ours(self) -> dict[str, list[int]]:
@@ -276,13 +280,13 @@ def test_a_failed_list_after_a_doubled_create_is_settled_by_the_next_run(world: 
     """The create lands twice (lost reply) and the list that would find the copy fails: the row
     stays 'creating', and the next run removes the copy before anything else."""
     world.emu.faults.add(Fault(endpoint="jobs/create", kind="drop_after_commit", times=1))
-    world.emu.faults.add(Fault(endpoint="jobs/list", kind="500", after=1, times=1))
+    world.emu.faults.add(Fault(endpoint="jobs/list", kind="500", after=1, times=ATTEMPTS))
     first = world.orchestrator().create_or_update_job("warehouse_refresh")
     assert first.outcome == "error" and "jobs/list" in (first.error or "")
     assert len(world.ours()["warehouse_refresh"]) == 2
     assert world.tracked()["warehouse_refresh"]["status"] == "creating"
     # a failure while settling keeps the row pending
-    world.emu.faults.add(Fault(endpoint="jobs/list", kind="500", times=1))
+    world.emu.faults.add(Fault(endpoint="jobs/list", kind="500", times=ATTEMPTS))
     assert world.orchestrator().create_or_update_job("warehouse_refresh").outcome == "error"
     assert world.tracked()["warehouse_refresh"]["status"] == "creating"
 
@@ -296,7 +300,8 @@ def test_a_failed_list_after_a_doubled_create_is_settled_by_the_next_run(world: 
 def test_a_failed_read_of_one_job_is_that_modules_error_not_the_runs(world: World):
     converge(world)
     world.edit_yaml("base_parameters: {load_mode: streaming}", "base_parameters: {load_mode: batch}")
-    world.emu.faults.add(Fault(endpoint="jobs/get", kind="500", times=1))  # a non-retried 500
+    # a 500 the SDK does not retry, on every attempt of ours
+    world.emu.faults.add(Fault(endpoint="jobs/get", kind="500", times=ATTEMPTS))
     world.emu.reset_counters()
     result = world.orchestrator(max_workers=1).run_all_modules()
     (failed,) = [r for r in result if not r.ok]
@@ -857,7 +862,7 @@ def test_a_removed_inline_sql_source_leaves_the_job_and_its_file_goes(world: Wor
 def test_a_failure_after_the_reset_keeps_the_new_hash_so_no_second_reset(world: World):
     converge(world)
     world.edit_yaml("base_parameters: {load_mode: streaming}", "base_parameters: {load_mode: batch}")
-    world.emu.faults.add(Fault(endpoint="jobs/runs/list", kind="500", times=1))
+    world.emu.faults.add(Fault(endpoint="jobs/runs/list", kind="500", times=ATTEMPTS))
     world.emu.reset_counters()
     result = world.orchestrator().run_all_modules(auto_run=True)
     failed = result["clickstream_continuous"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.engine.targets.workspace_apply import WorkspaceApplier
-from tests.engine.test_reconciler import World, world  # noqa: F401
+from tests.engine.test_reconciler import ATTEMPTS, World, world  # noqa: F401
 from tests.fakes import FakeClock
 
 
@@ -51,7 +51,7 @@ def test_an_apply_that_failed_in_a_monitor_cycle_is_retried_without_a_new_versio
     )
     assert monitor.check_and_update().run.ok
     world.edit_yaml("base_parameters: {load_mode: streaming}", "base_parameters: {load_mode: batch}")
-    world.emu.faults.add(Fault(endpoint="jobs/reset", kind="500", times=1))
+    world.emu.faults.add(Fault(endpoint="jobs/reset", kind="500", times=ATTEMPTS))  # outlasts our retries
     world.emu.reset_counters()
 
     failed = monitor.check_and_update()

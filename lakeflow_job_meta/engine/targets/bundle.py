@@ -24,15 +24,22 @@ from lakeflow_job_meta.adapters.bundle import (
     is_managed_file,
     module_of_bundle_path,
     paused_job_file,
-    render_bundle,
     write_bundle,
 )
 from lakeflow_job_meta.engine.results import ModuleResult, held_result
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, issue_text
+from lakeflow_job_meta.engine.targets.bundle_manifest import (
+    Manifest,
+    load_manifest,
+    render_changed,
+    save_manifest,
+    updated_manifest,
+)
 from lakeflow_job_meta.planning.acl import RunIdentity
 from lakeflow_job_meta.planning.blast_radius import MassChangeGuard
 from lakeflow_job_meta.planning.ownership import REMOVED_TAG, REMOVED_TAG_VALUE
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
+from lakeflow_job_meta.storage.state_store import StateStore
 from lakeflow_job_meta.vocabulary import Outcome, PlanAction, PrunePolicy, TargetKind
 
 
@@ -60,7 +67,7 @@ def _name_of_job_file(path: Path, stem: str, name_prefix: str) -> str:
 
 def _module_actions(
     directory: str,
-    files: Mapping[str, str],
+    files: Mapping[str, str | None],
     names: Mapping[str, str],
     keep: Collection[str],
     name_prefix: str = "",
@@ -79,7 +86,9 @@ def _module_actions(
         rendered.add(stem)
         module = names.get(stem, stem)
         path = root / relpath
-        if not path.exists():
+        if text is None:  # recorded as written and still on disk as it was
+            action = PlanAction.NOOP
+        elif not path.exists():
             action = PlanAction.CREATE if relpath.endswith(JOB_FILE_SUFFIX) else PlanAction.UPDATE
         elif path.read_text(encoding="utf-8") != text:
             action = PlanAction.UPDATE
@@ -143,10 +152,19 @@ class BundleTarget:
 
     kind = TargetKind.BUNDLE
 
-    def __init__(self, directory: str, *, control_table_id: str, prune: PrunePolicy = PrunePolicy.PAUSE):
+    def __init__(
+        self,
+        directory: str,
+        *,
+        control_table_id: str,
+        prune: PrunePolicy = PrunePolicy.PAUSE,
+        state: StateStore | None = None,
+    ):
         self.directory = directory
         self.bundle_name = f"lakeflow_job_meta_{control_table_id}"
         self._prune = PrunePolicy(prune)
+        # Where the hashes of the files as written are kept (None: render every module, always).
+        self.state = state
 
     @property
     def prune(self) -> PrunePolicy:
@@ -173,11 +191,12 @@ class BundleTarget:
         return None  # `databricks bundle deploy` makes its own identity the owner
 
     def _actions(
-        self, desired: DesiredJobs, mass_change: MassChangeGuard | None = None
-    ) -> tuple[dict[str, str], dict[str, PlanAction], set[str], list[PlannedChange]]:
-        """Every file to write, the action per module, the modules whose files stay as they are
-        (errors, and removed modules unless the policy deletes), and the held pauses and deletes."""
-        files = render_bundle(list(desired.compiled.values()), self.bundle_name)
+        self, desired: DesiredJobs, manifest: Manifest, mass_change: MassChangeGuard | None = None
+    ) -> tuple[dict[str, str | None], dict[str, PlanAction], set[str], list[PlannedChange]]:
+        """Every file to write (None: known unchanged, not rendered), the action per module, the
+        modules whose files stay as they are (errors, and removed modules unless the policy
+        deletes), and the held pauses and deletes."""
+        files = render_changed(desired.compiled.values(), self.bundle_name, self.directory, manifest)
         names = _stem_names(desired.known, desired.compiled, desired.issues)
         keep = set(desired.issues)  # a module with errors keeps its last good files
         actions = _module_actions(self.directory, files, names, keep, desired.name_prefix)
@@ -191,7 +210,7 @@ class BundleTarget:
         return {**files, **paused_files}, actions, keep | kept, held
 
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
-        _, actions, _, _ = self._actions(desired)
+        _, actions, _, _ = self._actions(desired, load_manifest(self.state, self.directory))
         compiled = desired.compiled
         changes = [
             PlannedChange(
@@ -211,8 +230,12 @@ class BundleTarget:
 
     def apply(self, desired: DesiredJobs, run: ApplyRun, *, scope: set[str] | None) -> list[ModuleResult]:
         os.makedirs(self.directory, exist_ok=True)
-        files, actions, keep, held = self._actions(desired, run.mass_change)
+        manifest = load_manifest(self.state, self.directory)
+        files, actions, keep, held = self._actions(desired, manifest, run.mass_change)
         written = write_bundle(self.directory, files, keep_modules=keep)
+        recorded = updated_manifest(manifest, desired.compiled.values(), files, keep=keep)
+        if recorded != manifest:
+            save_manifest(self.state, self.directory, recorded)
         held_modules = {change.module for change in held}
         writes_by_stem: dict[str, int] = {}
         for path in [*written.written, *written.deleted]:

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
@@ -109,6 +109,8 @@ class _Actual:
     tracked: dict[str, TrackedJob]
     live: dict[str, LiveJob]
     read_errors: dict[str, str]
+    # Modules whose read failed for good (a 4xx other than 429): retrying cannot help.
+    permanent: set[str] = field(default_factory=set)
 
 
 class WorkspaceTarget:
@@ -175,12 +177,16 @@ class WorkspaceTarget:
                 actual.live = {by_id[j.job_id]: j for j in self.gateway.list_all() if j.job_id in by_id}
             except (JobsApiError, OSError) as error:
                 actual.read_errors = dict.fromkeys(wanted, f"could not list the live jobs: {error}")
+                if getattr(error, "permanent", False):
+                    actual.permanent.update(wanted)
             return actual
         for module, t in wanted.items():
             try:
                 job = self.gateway.get(t.job_id)
             except (JobsApiError, OSError) as error:
                 actual.read_errors[module] = f"could not read job {t.job_id}: {error}"
+                if getattr(error, "permanent", False):
+                    actual.permanent.add(module)
                 continue
             if job is not None:
                 actual.live[module] = job
@@ -188,6 +194,7 @@ class WorkspaceTarget:
 
     # -- plan ----------------------------------------------------------------------------------
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
+        self.gateway.retry.start_run()  # the retry budget is per run
         changes, _ = self._plan(desired, self.tracked(desired.tracking_key), scope, check_drift, {})
         return Plan(changes=[self._with_name_conflict(change) for change in changes])
 
@@ -253,7 +260,13 @@ class WorkspaceTarget:
         t = actual.tracked.get(name)
         known_id = t.job_id if t is not None else None
         if name in actual.read_errors:  # this module's job could not be read: leave it for next run
-            return PlannedChange(name, PlanAction.ERROR, job_id=known_id, reason=actual.read_errors[name])
+            return PlannedChange(
+                name,
+                PlanAction.ERROR,
+                job_id=known_id,
+                reason=actual.read_errors[name],
+                transient=name not in actual.permanent,
+            )
         if name in desired.issues:
             return PlannedChange(
                 name, PlanAction.ERROR, job_id=known_id, reason=issue_text(desired.issues, name)
@@ -282,6 +295,7 @@ class WorkspaceTarget:
 
     # -- apply ---------------------------------------------------------------------------------
     def apply(self, desired: DesiredJobs, run: ApplyRun, *, scope: set[str] | None) -> list[ModuleResult]:
+        self.gateway.retry.start_run()  # the retry budget is per run
         tracked = self.tracked(desired.tracking_key)
         names = self._apply_names(desired, tracked, scope)
         run.progress.start(len(names))

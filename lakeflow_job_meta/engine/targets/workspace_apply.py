@@ -257,6 +257,7 @@ class WorkspaceApplier:
             # API errors already name the call and the SDK error; others (NotOwnedError, the
             # SDK's TimeoutError) are named here.
             result.error = str(error) if type(error) is JobsApiError else f"{type(error).__name__}: {error}"
+            result.transient = not getattr(error, "permanent", False)
             # Mark the row this module last recorded (not the one read before the run: a failure
             # after a successful reset must not bring back the old hash and cost another reset).
             latest = self._latest or tracked
@@ -292,6 +293,7 @@ class WorkspaceApplier:
     ) -> None:
         result.outcome = Outcome.ERROR
         result.error = change.reason
+        result.transient = change.transient
 
     def _find_ours_by_name(self, name: str, module: str) -> list[LiveJob]:
         return [job for job in self.gateway.list_by_name(name) if self._owned(job, module)]

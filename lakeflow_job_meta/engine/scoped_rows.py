@@ -1,0 +1,49 @@
+"""The rows a scoped reconcile needs, read by module name instead of the whole tables.
+
+A row change makes the monitor reconcile one module; it used to read (and convert to Python)
+every row of the control and modules tables to find that module's few. The closure is the same
+as :func:`desired_state_from_rows` walks: the modules asked for and, transitively, the modules
+their ``run_job`` tasks name (everything their validity depends on, since source ids and module
+names are the tables' keys).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any
+
+from lakeflow_job_meta.metadata.validation import run_job_targets
+
+
+def _read(table: Any, modules: Collection[str]) -> list[dict[str, Any]]:
+    reader = getattr(table, "read_matching", None)
+    if reader is not None:
+        return reader("module_name", modules)
+    return [row for row in table.read_all() if row.get("module_name") in modules]  # e.g. Spark
+
+
+def _run_job_targets(row: dict[str, Any]) -> set[str]:
+    try:
+        config = json.loads(row.get("transformation_config") or "null")
+    except (TypeError, ValueError):
+        return set()  # the row is reported as invalid JSON by the parser
+    return {target for target, _ in run_job_targets(config)}
+
+
+def read_module_rows(
+    tables: Any, modules: Collection[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(control rows, modules-table rows) of ``modules`` and the modules they run, transitively."""
+    wanted = set(modules)
+    pending = set(modules)
+    control: list[dict[str, Any]] = []
+    settings: list[dict[str, Any]] = []
+    while pending:
+        rows = _read(tables.control, pending)
+        control += rows
+        settings += _read(tables.modules, pending)
+        named = set().union(*(_run_job_targets(row) for row in rows)) if rows else set()
+        pending = named - wanted
+        wanted |= pending
+    return control, settings
