@@ -14,6 +14,7 @@ before or just after one API call or one tracking-table write). Prints one JSON 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -29,6 +30,10 @@ from lakeflow_job_meta import JobOrchestrator
 from lakeflow_job_meta.adapters import databricks_jobs
 from lakeflow_job_meta.clock import SystemClock
 from lakeflow_job_meta.engine.targets import workspace_apply as workspace_target
+
+# stdout is this worker's protocol (one JSON line per command): the package's logs go to stderr,
+# and a configured handler keeps JobOrchestrator from adding its notebook handler on stdout.
+logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
 
 INSTRUMENTED = {
     databricks_jobs.WorkspaceJobs: (
