@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -83,11 +84,44 @@ def module_of_bundle_path(relpath: str) -> str | None:
     return None
 
 
-def _dump(document: dict[str, Any]) -> str:
-    body = yaml.safe_dump(
-        document, sort_keys=True, default_flow_style=False, allow_unicode=True, width=YAML_WIDTH, indent=2
+_EMIT_OPTIONS: dict[str, Any] = {
+    "sort_keys": True,
+    "default_flow_style": False,
+    "allow_unicode": True,
+    "width": YAML_WIDTH,
+    "indent": 2,
+}
+_CSafeDumper: Any = getattr(yaml, "CSafeDumper", None)  # libyaml's emitter, in the pyyaml wheels
+# What json.dumps writes for a control character other than newline and tab.
+_JSON_CONTROL_ESCAPE = re.compile(r"\\[ubfr]")
+
+
+def _emitters_agree(document: Any) -> bool:
+    """Whether libyaml's emitter writes ``document`` byte for byte as PyYAML's does: they choose
+    different quoting for non-ASCII and control characters and for an empty key, fold long lines
+    differently, and agree on everything else (a hypothesis test checks this). A false "no" only
+    costs speed."""
+    try:
+        text = json.dumps(document, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return False
+    return (
+        text.isascii()
+        and "\x7f" not in text
+        and '"": ' not in text
+        and _JSON_CONTROL_ESCAPE.search(text) is None
     )
-    return YAML_HEADER + body
+
+
+def _dump(document: dict[str, Any]) -> str:
+    """The document as YAML, always PyYAML's bytes. libyaml's emitter (about 4x faster) writes
+    it when the two agree: printable ASCII with newlines and tabs, and no line reaching the width
+    where their folding differs."""
+    if _CSafeDumper is not None and _emitters_agree(document):
+        body = yaml.dump(document, Dumper=_CSafeDumper, **_EMIT_OPTIONS)
+        if max(map(len, body.split("\n"))) < YAML_WIDTH:
+            return YAML_HEADER + body
+    return YAML_HEADER + yaml.safe_dump(document, **_EMIT_OPTIONS)
 
 
 def _bundle_permissions(acl: list[dict[str, str]]) -> list[dict[str, str]]:
