@@ -18,6 +18,7 @@ from typing import Any
 from lakeflow_job_meta.adapters.retrying import RetryPolicy
 from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
 from lakeflow_job_meta.clock import Clock, SystemClock
+from lakeflow_job_meta.engine.desired_cache import DesiredStateCache, default_cache_dir
 from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.engine.metadata_manager import MetadataStore
 from lakeflow_job_meta.engine.monitor import Monitor, MonitorOptions, default_holder_id
@@ -134,6 +135,9 @@ class RunSettings:
     lease_timeout: float | None = None
     # Short SDK timeouts and ``--profile`` (the CLI); the public API keeps the SDK's defaults.
     cli: bool = False
+    # Keep the compiled desired state between processes (engine/desired_cache.py). The monitor
+    # keeps it in memory instead: writing it after every change would only cost it time.
+    desired_cache: bool = True
 
 
 @dataclass
@@ -261,7 +265,13 @@ def orchestrator_parts(
         "lease_timeout": settings.lease_timeout,
         "policy": load_policy(settings.policy_path) if settings.policy_path else None,
         "allow_mass_change": settings.allow_mass_change,
+        "desired_cache": _desired_cache(settings),
     }
+
+
+def _desired_cache(settings: RunSettings) -> DesiredStateCache | None:
+    directory = default_cache_dir() if settings.desired_cache else None
+    return DesiredStateCache(directory) if directory is not None else None
 
 
 def build_orchestrator(
@@ -306,7 +316,9 @@ def monitor_parts(
     if orchestrator is None:
         parts = parts or build_parts(settings)
         manager = build_manager(settings, parts)
-        orchestrator = build_orchestrator(settings, parts=parts, manager=manager, workspace=workspace)
+        orchestrator = build_orchestrator(
+            replace(settings, desired_cache=False), parts=parts, manager=manager, workspace=workspace
+        )
     else:
         # An orchestrator built apart: its tables, and its default warehouse unless given here.
         clock = clock or orchestrator.clock

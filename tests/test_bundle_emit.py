@@ -18,8 +18,13 @@ ASCII_TEXT = string.printable.replace("\r", "").replace("\x0b", "").replace("\x0
 # Characters where the two emitters differ (quoting style or escapes), mixed into some strings.
 AWKWARD = "\r\x0b\x0c\x00\x7f\x85\u2028\xa0é€😀\ufeff"
 
+# Long words (paths, URLs) make lines over the width that cannot fold.
+WORD = ASCII_TEXT.replace(" ", "").replace("\n", "").replace("\t", "")
+
 scalars = st.one_of(
     st.text(ASCII_TEXT, max_size=130),
+    st.text(WORD, min_size=60, max_size=160),
+    st.text(WORD + " ", min_size=90, max_size=160),
     st.text(ASCII_TEXT + AWKWARD, max_size=40),
     st.sampled_from(["", " ", "null", "true", "1.0", "0x1F", "-", "? x", "a: b", "#c", "'q'", '"d"', "x\n"]),
     st.integers(),
@@ -27,7 +32,11 @@ scalars = st.one_of(
     st.booleans(),
     st.none(),
 )
-keys = st.one_of(st.text(ASCII_TEXT, max_size=30), st.text(ASCII_TEXT + AWKWARD, max_size=10))
+keys = st.one_of(
+    st.text(ASCII_TEXT, max_size=30),
+    st.text(ASCII_TEXT + AWKWARD, max_size=10),
+    st.text(WORD, min_size=60, max_size=140),
+)
 documents = st.recursive(
     scalars,
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)),
@@ -56,7 +65,18 @@ def test_libyaml_writes_plain_ascii_documents(mocker) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["caf\u00e9", "line\rbreak", "x" * 120, {"": None}, "\x7f", "tab\there and a \\u escape"]
+    "value",
+    [
+        "caf\u00e9",
+        "line\rbreak",
+        "x " * 60,
+        {"": None},
+        "\x7f",
+        "tab\there and a \\u escape",
+        {"k" * 120: "v w"},
+        ["- " + "y" * 120],
+        "q'" + "z" * 120,
+    ],
 )
 def test_documents_the_emitters_disagree_on_are_written_by_pyyaml(value: Any) -> None:
     document = {"resources": {"jobs": {"k": value}}}

@@ -113,13 +113,25 @@ def _emitters_agree(document: Any) -> bool:
     )
 
 
+def _unfoldable(line: str) -> bool:
+    """A line at or over the width that neither emitter could have folded: folding happens only
+    at a space inside a scalar (or anywhere in a double-quoted one). Its key must be short: they
+    disagree on when a long key becomes a ``? key`` complex key."""
+    text = line.lstrip(" ")
+    text = text.removeprefix("- ")
+    key, separator, value = text.partition(": ")
+    if not separator:
+        key, value = "", text
+    return '"' not in line and " " not in key and " " not in value and len(key) <= 80
+
+
 def _dump(document: dict[str, Any]) -> str:
     """The document as YAML, always PyYAML's bytes. libyaml's emitter (about 4x faster) writes
-    it when the two agree: printable ASCII with newlines and tabs, and no line reaching the width
-    where their folding differs."""
+    it when the two agree: printable ASCII with newlines and tabs, no empty key, and no line at
+    the width that could fold (their folding differs)."""
     if _CSafeDumper is not None and _emitters_agree(document):
         body = yaml.dump(document, Dumper=_CSafeDumper, **_EMIT_OPTIONS)
-        if max(map(len, body.split("\n"))) < YAML_WIDTH:
+        if all(len(line) < YAML_WIDTH or _unfoldable(line) for line in body.split("\n")):
             return YAML_HEADER + body
     return YAML_HEADER + yaml.safe_dump(document, **_EMIT_OPTIONS)
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from lakeflow_job_meta.clock import Clock, utc_datetime
+from lakeflow_job_meta.engine.desired_cache import DesiredStateCache, fingerprint
 from lakeflow_job_meta.engine.lease import Lease, LeaseInfo, LeaseLostError
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataStore
 from lakeflow_job_meta.engine.results import ModuleResult, RunResult
@@ -27,6 +28,7 @@ from lakeflow_job_meta.engine.targets.base import (
     ApplyProgress,
     ApplyRun,
     DesiredJobs,
+    JobSummary,
     NoProgress,
     Target,
     tracking_key,
@@ -50,6 +52,9 @@ from lakeflow_job_meta.storage.tables import ToolTables
 from lakeflow_job_meta.vocabulary import EnvironmentMode, Outcome, PlanAction
 
 log = logging.getLogger(__name__)
+
+# The owner identity could not be read: such a desired state is never cached.
+_IDENTITY_UNKNOWN = object()
 
 
 def process_id() -> str:
@@ -75,6 +80,7 @@ class Orchestrator:
         policy: Policy | None = None,
         allow_mass_change: bool = False,
         mass_change_limit: MassChangeLimit | None = None,
+        desired_cache: DesiredStateCache | None = None,
     ):
         self.tables = tables
         self.manager = manager
@@ -97,6 +103,8 @@ class Orchestrator:
             if policy is not None
             else MassChangeLimit()
         )
+        # The whole desired state kept between processes (None: always computed from the tables).
+        self.desired_cache = desired_cache
         self.table_id = context.control_table_id
         self.control_table = context.control_table
         # Set by SIGTERM/SIGINT: modules not yet started are skipped, the one in flight finishes.
@@ -132,14 +140,80 @@ class Orchestrator:
     # -- desired state -----------------------------------------------------------------------
     def _desired(self, scope: set[str] | None) -> DesiredJobs:
         context = self._run_context()
+        stamp = self._cache_stamp(context) if scope is None else None
+        if stamp is not None:
+            cached = self._cached_desired(stamp, context)
+            if cached is not None:
+                return cached
         desired = self._with_policy(self.manager.desired_state(only_modules=scope))
-        compiled, issues = self._compile(desired, scope, context)
-        return DesiredJobs(
+        compiled, issues, identity = self._compile(desired, scope, context)
+        result = DesiredJobs(
             compiled=compiled,
             issues=issues,
             known=desired.known,
             tracking_key=self._target_key(context.env_mode),
             name_prefix=context.name_prefix,
+            summaries={name: JobSummary.of(job) for name, job in compiled.items()},
+        )
+        if stamp is not None and identity is not _IDENTITY_UNKNOWN and stamp == self._cache_stamp(context):
+            # Stored only when the tables did not move while they were read.
+            assert self.desired_cache is not None
+            self.desired_cache.store(
+                self._cache_key(context),
+                stamp,
+                compiled,
+                result.summaries or {},
+                issues,
+                desired.known,
+                identity,
+            )
+        return result
+
+    # -- the desired-state cache -------------------------------------------------------------
+    def _cache_key(self, context: CompileContext) -> str:
+        return f"{self.control_table}|{self._target_key(context.env_mode)}"
+
+    def _cache_stamp(self, context: CompileContext) -> str | None:
+        """The fingerprint of everything the whole desired state is computed from, or None when
+        there is no cache (or a manager that computes it its own way)."""
+        if self.desired_cache is None or type(self.manager).desired_state is not MetadataStore.desired_state:
+            return None
+        try:
+            control, modules = self.tables.control.snapshot_id(), self.tables.modules.snapshot_id()
+        except Exception:  # a table missing or unreadable: no cache; the read itself will say why
+            return None
+        return fingerprint(
+            {
+                "control": control,
+                "modules": modules,
+                "control_table": self.control_table,
+                "modules_table": self.tables.modules.name,
+                "default_warehouse_id": self.manager.default_warehouse_id,
+                "context": repr(replace(context, run_identity=None)),
+                "policy": repr(self.policy),
+            }
+        )
+
+    def _cached_desired(self, stamp: str, context: CompileContext) -> DesiredJobs | None:
+        assert self.desired_cache is not None
+        cached = self.desired_cache.load(self._cache_key(context), stamp)
+        if cached is None:
+            return None
+        if cached.identity is not None:  # owners were compiled in: the caller must be the same
+            try:
+                identity = self.target.owner_identity()
+            except (JobsApiError, OSError):
+                return None
+            if repr(identity) != cached.identity:
+                return None
+        log.debug("desired state of %s from the cache (%d jobs)", self.control_table, len(cached.compiled))
+        return DesiredJobs(
+            compiled=cached.compiled,
+            issues=cached.issues,
+            known=cached.known,
+            tracking_key=self._target_key(context.env_mode),
+            name_prefix=context.name_prefix,
+            summaries=cached.summaries,
         )
 
     def _with_policy(self, desired: DesiredState) -> DesiredState:
@@ -171,9 +245,11 @@ class Orchestrator:
 
     def _compile(
         self, desired: DesiredState, scope: set[str] | None, context: CompileContext
-    ) -> tuple[dict[str, CompiledJob], dict[str, list[MetadataIssue]]]:
+    ) -> tuple[dict[str, CompiledJob], dict[str, list[MetadataIssue]], str | object | None]:
         """Compile the modules in ``scope`` (all when None) and, transitively, the modules their
-        ``run_job`` tasks name: a one-module cycle of the monitor compiles one module, not all."""
+        ``run_job`` tasks name: a one-module cycle of the monitor compiles one module, not all.
+        Also returns the owner identity compiled in (its repr; None when no module needed one;
+        ``_IDENTITY_UNKNOWN`` when it could not be read)."""
         compiled: dict[str, CompiledJob] = {}
         issues: dict[str, list[MetadataIssue]] = {k: list(v) for k, v in desired.issues.items()}
         pending = sorted(desired.modules if scope is None else scope & set(desired.modules))
@@ -199,7 +275,10 @@ class Orchestrator:
                 seen.update(fresh)
                 pending.extend(fresh)
             # else: no active source - the module's job follows the prune policy.
-        return compiled, issues
+        identity: str | object | None = _IDENTITY_UNKNOWN if identity_error else None
+        if context.run_identity is not None:
+            identity = repr(context.run_identity)
+        return compiled, issues, identity
 
     def _with_owner(
         self, desired: DesiredState, context: CompileContext

@@ -88,6 +88,11 @@ class Table(Protocol):
     def version(self) -> int:
         """Current Delta version, without scanning data. Raises TableNotFoundError."""
 
+    def snapshot_id(self) -> str:
+        """``<table id>@<version>``: names one state of the data for good. The version alone does
+        not, since a table deleted and created again starts over at version 0; Delta's table id
+        (a UUID chosen at creation) tells the two apart. Raises TableNotFoundError."""
+
     def read_all(self) -> list[dict[str, Any]]:
         """Every row, every column of the spec (missing columns read as None)."""
 

@@ -178,6 +178,11 @@ class DeltaRsTable:
         with self._lock:
             return int(self._snapshot().version())
 
+    def snapshot_id(self) -> str:
+        with self._lock:
+            snapshot = self._snapshot()
+            return f"{snapshot.metadata().id}@{int(snapshot.version())}"
+
     def read_all(self) -> list[dict[str, Any]]:
         return self._rows(self._scan())
 

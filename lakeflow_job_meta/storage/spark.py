@@ -152,6 +152,10 @@ def version_sql(ref: TableReference) -> str:
     return f"DESCRIBE HISTORY {ref.sql_name} LIMIT 1"
 
 
+def detail_sql(ref: TableReference) -> str:
+    return f"DESCRIBE DETAIL {ref.sql_name}"
+
+
 def history_sql(ref: TableReference, limit: int) -> str:
     return f"DESCRIBE HISTORY {ref.sql_name} LIMIT {int(limit)}"
 
@@ -414,6 +418,12 @@ class SparkTable:
         if not rows:
             raise TableNotFoundError(self.name)
         return int(rows[0]["version"])
+
+    def snapshot_id(self) -> str:
+        rows = self._sql(detail_sql(self.ref)).collect()
+        if not rows:
+            raise TableNotFoundError(self.name)
+        return f"{rows[0]['id']}@{self.version()}"
 
     def _present_columns(self) -> list[str]:
         try:

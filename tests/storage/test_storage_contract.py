@@ -164,6 +164,26 @@ def test_versions_merge_and_change_feed(backend: Backend) -> None:
     assert tables.jobs.changes_since(tables.jobs.version() - 1) is None  # no feed on the jobs table
 
 
+def test_snapshot_id_names_one_state_of_one_table(backend: Backend) -> None:
+    """What the desired-state cache is keyed by: it moves with every commit, and a table dropped
+    and created again under the same name never repeats an old id."""
+    name = backend.name()
+    tables = create(backend.tables(name), "control")
+    first = tables.control.snapshot_id()
+    assert first == backend.tables(name).control.snapshot_id()  # stable across readers
+    assert first.endswith(f"@{tables.control.version()}")
+    tables.control.merge([source("a")])
+    second = tables.control.snapshot_id()
+    assert second != first and second.split("@")[0] == first.split("@")[0]
+    if backend.kind == "delta_rs":
+        shutil.rmtree(tables.control.path)
+    else:
+        backend.spark.sql(f"DROP TABLE {tables.control.ref.sql_name}")
+    again = create(backend.tables(name), "control")
+    again.control.merge([source("a")])
+    assert again.control.snapshot_id() not in (first, second)
+
+
 def test_migration_of_the_old_schema_fixture(backend: Backend) -> None:
     tables = backend.old_schema()
     before = {t.spec.kind: t.version() for t in tables.all()}

@@ -7,6 +7,9 @@ module's change, and what pruning means for it. The orchestrator never asks whic
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,18 +53,46 @@ def default_target() -> TargetSpec:
     return TargetSpec(TargetKind.BUNDLE, "bundle")
 
 
+def job_digest(job: CompiledJob) -> str:
+    """SHA-256 of everything a compiled job holds: equal digests, equal jobs."""
+    text = json.dumps(dataclasses.asdict(job), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """What a target can decide most modules by without the whole compiled job."""
+
+    job_name: str
+    digest: str  # job_digest of the compiled job
+
+    @staticmethod
+    def of(job: CompiledJob) -> JobSummary:
+        return JobSummary(job.job_name, job_digest(job))
+
+
 @dataclass(frozen=True)
 class DesiredJobs:
     """What the orchestrator hands a target: the compiled jobs, the modules whose metadata has
-    issues (their jobs keep their last good definition), and every module name the metadata knows."""
+    issues (their jobs keep their last good definition), and every module name the metadata knows.
 
-    compiled: dict[str, CompiledJob]
+    ``compiled`` may read each job on demand (the desired-state cache): a target that can decide
+    by ``summary`` should, so a large unchanged metadata set is never held in memory at once."""
+
+    compiled: Mapping[str, CompiledJob]
     issues: dict[str, list[MetadataIssue]]
     known: set[str]
     # The tracking key of this target in this environment (rows of the jobs-tracking table).
     tracking_key: str
     # The development-mode job-name prefix (a bundle maps files back to modules by it).
     name_prefix: str = ""
+    # Summaries of the compiled jobs when already known (a cache hit); else computed on demand.
+    summaries: Mapping[str, JobSummary] | None = None
+
+    def summary(self, module: str) -> JobSummary:
+        if self.summaries is not None and module in self.summaries:
+            return self.summaries[module]
+        return JobSummary.of(self.compiled[module])
 
 
 class ApplyProgress(Protocol):

@@ -196,7 +196,7 @@ class BundleTarget:
         """Every file to write (None: known unchanged, not rendered), the action per module, the
         modules whose files stay as they are (errors, and removed modules unless the policy
         deletes), and the held pauses and deletes."""
-        files = render_changed(desired.compiled.values(), self.bundle_name, self.directory, manifest)
+        files = render_changed(desired, self.bundle_name, self.directory, manifest)
         names = _stem_names(desired.known, desired.compiled, desired.issues)
         keep = set(desired.issues)  # a module with errors keeps its last good files
         actions = _module_actions(self.directory, files, names, keep, desired.name_prefix)
@@ -216,7 +216,7 @@ class BundleTarget:
             PlannedChange(
                 module=m,
                 action=a,
-                job_name=compiled[m].job_name if m in compiled else None,
+                job_name=desired.summary(m).job_name if m in compiled else None,
                 # The text plan lists a new module's tasks; the JSON keeps the default priority.
                 shown=compiled.get(m) if a == PlanAction.CREATE else None,
             )
@@ -233,7 +233,7 @@ class BundleTarget:
         manifest = load_manifest(self.state, self.directory)
         files, actions, keep, held = self._actions(desired, manifest, run.mass_change)
         written = write_bundle(self.directory, files, keep_modules=keep)
-        recorded = updated_manifest(manifest, desired.compiled.values(), files, keep=keep)
+        recorded = updated_manifest(manifest, desired, files, keep=keep)
         if recorded != manifest:
             save_manifest(self.state, self.directory, recorded)
         held_modules = {change.module for change in held}
@@ -246,7 +246,7 @@ class BundleTarget:
             ModuleResult(
                 module=module,
                 action=action,
-                job_name=desired.compiled[module].job_name if module in desired.compiled else None,
+                job_name=desired.summary(module).job_name if module in desired.compiled else None,
                 other_writes=writes_by_stem.get(bundle_stem(module), 0),
             )
             for module, action in sorted(actions.items())

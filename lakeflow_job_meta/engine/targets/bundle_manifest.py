@@ -14,14 +14,13 @@ as it is).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from lakeflow_job_meta.adapters import bundle as bundle_adapter
-from lakeflow_job_meta.planning.compiler import CompiledJob
+from lakeflow_job_meta.engine.targets.base import DesiredJobs
 from lakeflow_job_meta.storage.state_store import bundle_manifest_key
 
 Manifest = dict[str, dict[str, Any]]  # bundle stem -> {"input": digest, "files": {relpath: sha256}}
@@ -33,17 +32,10 @@ def _renderer_digest() -> str:
     return hashlib.sha256(Path(bundle_adapter.__file__).read_bytes()).hexdigest()
 
 
-def input_digest(job: CompiledJob) -> str:
-    """Digest of everything a job's bundle files are rendered from."""
-    payload = {
-        "renderer": _renderer_digest(),
-        "module": job.module_name,
-        "settings": job.settings,
-        "managed_files": job.managed_files,
-        "run_job_refs": job.run_job_refs,
-        "permissions": job.permissions,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+def input_digest(job_digest: str) -> str:
+    """Digest of everything a job's bundle files are rendered from: the compiled job (by its
+    :func:`~lakeflow_job_meta.engine.targets.base.job_digest`) and the renderer's code."""
+    return hashlib.sha256(f"{_renderer_digest()}:{job_digest}".encode()).hexdigest()
 
 
 def _sha256(text: str) -> str:
@@ -82,29 +74,29 @@ def save_manifest(state: Any, directory: str, manifest: Manifest) -> None:
 
 
 def render_changed(
-    jobs: Iterable[CompiledJob], bundle_name: str, directory: str, manifest: Manifest
+    desired: DesiredJobs, bundle_name: str, directory: str, manifest: Manifest
 ) -> dict[str, str | None]:
     """Every bundle file, relative path -> text, or None for the files of a module whose recorded
-    digest and on-disk hashes both still match (known unchanged, not rendered)."""
+    digest and on-disk hashes both still match (known unchanged: neither read nor rendered, so a
+    cached desired state never loads its jobs)."""
     root = Path(directory)
-    jobs = list(jobs)
     files: dict[str, str | None] = dict(bundle_adapter.render_bundle([], bundle_name))
-    for job in sorted(jobs, key=lambda j: j.module_name):
-        entry = manifest.get(bundle_adapter.bundle_stem(job.module_name))
+    for name in sorted(desired.compiled):
+        entry = manifest.get(bundle_adapter.bundle_stem(name))
         if (
             entry is not None
-            and entry.get("input") == input_digest(job)
+            and entry.get("input") == input_digest(desired.summary(name).digest)
             and isinstance(entry.get("files"), dict)
             and _matches_on_disk(root, entry["files"])
         ):
             files.update(dict.fromkeys(entry["files"]))
         else:
-            files.update(bundle_adapter.render_job_files(job))
+            files.update(bundle_adapter.render_job_files(desired.compiled[name]))
     return dict(sorted(files.items()))
 
 
 def updated_manifest(
-    manifest: Manifest, jobs: Iterable[CompiledJob], files: Mapping[str, str | None], keep: Iterable[str]
+    manifest: Manifest, desired: DesiredJobs, files: Mapping[str, str | None], keep: Iterable[str]
 ) -> Manifest:
     """The manifest after writing ``files``: rendered modules get fresh entries, unchanged ones
     keep theirs, modules gone from the bundle are dropped (``keep``: modules with errors, whose
@@ -116,10 +108,10 @@ def updated_manifest(
         stem = bundle_adapter.module_of_bundle_path(relpath)
         if stem is not None and text is not None:
             by_stem.setdefault(stem, {})[relpath] = _sha256(text)
-    for job in jobs:
-        stem = bundle_adapter.bundle_stem(job.module_name)
+    for name in desired.compiled:
+        stem = bundle_adapter.bundle_stem(name)
         if stem in by_stem:
-            result[stem] = {"input": input_digest(job), "files": by_stem[stem]}
+            result[stem] = {"input": input_digest(desired.summary(name).digest), "files": by_stem[stem]}
         elif stem in manifest:
             result[stem] = manifest[stem]
     return result
