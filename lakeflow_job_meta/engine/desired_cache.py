@@ -17,7 +17,6 @@ to a temporary name and renamed, so a reader never sees half a file.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
@@ -190,13 +189,14 @@ class DesiredStateCache:
         self,
         key: str,
         stamp: str,
-        compiled: Mapping[str, CompiledJob],
+        jobs: Mapping[str, str],
         summaries: Mapping[str, JobSummary],
         issues: Mapping[str, list[MetadataIssue]],
         known: set[str],
         identity: str | None,
     ) -> None:
-        """Write the state under ``key``; a failure (full disk, read-only home) is only logged."""
+        """Write the state under ``key`` (``jobs``: module -> its compiled job's ``job_json``);
+        a failure (full disk, read-only home) is only logged."""
         path = self._path(key)
         temporary = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
@@ -216,9 +216,9 @@ class DesiredStateCache:
                             module,
                             summaries[module].job_name,
                             summaries[module].digest,
-                            zlib.compress(json.dumps(dataclasses.asdict(job)).encode("utf-8"), 1),
+                            zlib.compress(text.encode("utf-8"), 1),
                         )
-                        for module, job in compiled.items()
+                        for module, text in jobs.items()
                     ),
                 )
                 meta = {

@@ -31,6 +31,7 @@ from lakeflow_job_meta.engine.targets.base import (
     JobSummary,
     NoProgress,
     Target,
+    job_json,
     tracking_key,
 )
 from lakeflow_job_meta.errors import (
@@ -147,26 +148,21 @@ class Orchestrator:
                 return cached
         desired = self._with_policy(self.manager.desired_state(only_modules=scope))
         compiled, issues, identity = self._compile(desired, scope, context)
+        texts = {name: job_json(job) for name, job in compiled.items()}
         result = DesiredJobs(
             compiled=compiled,
             issues=issues,
             known=desired.known,
             tracking_key=self._target_key(context.env_mode),
             name_prefix=context.name_prefix,
-            summaries={name: JobSummary.of(job) for name, job in compiled.items()},
+            summaries={name: JobSummary.of(compiled[name], text) for name, text in texts.items()},
         )
         if stamp is not None and identity is not _IDENTITY_UNKNOWN and stamp == self._cache_stamp(context):
             # Stored only when the tables did not move while they were read.
             assert self.desired_cache is not None
-            self.desired_cache.store(
-                self._cache_key(context),
-                stamp,
-                compiled,
-                result.summaries or {},
-                issues,
-                desired.known,
-                identity,
-            )
+            summaries = result.summaries or {}
+            key = self._cache_key(context)
+            self.desired_cache.store(key, stamp, texts, summaries, issues, desired.known, identity)
         return result
 
     # -- the desired-state cache -------------------------------------------------------------

@@ -13,6 +13,7 @@ pytest.importorskip("deltalake")
 
 from lakeflow_job_meta.engine import desired_cache
 from lakeflow_job_meta.engine.metadata_manager import MetadataStore
+from lakeflow_job_meta.engine.targets.base import job_json
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.planning.compiler import CompiledJob
 from tests.engine.test_bundle_target import World
@@ -156,7 +157,9 @@ def test_jobs_issues_and_owner_identity_read_back_as_stored(tmp_path: Path) -> N
         "f.yaml:3", "modules[0].x", "bad", module="n", file="f.yaml", related_files=("g.yaml",)
     )
     summaries = {"m": desired_cache.JobSummary.of(job)}
-    cache.store("k", "stamp", {"m": job}, summaries, {"n": [issue]}, {"m", "n"}, "RunIdentity(user u)")
+    cache.store(
+        "k", "stamp", {"m": job_json(job)}, summaries, {"n": [issue]}, {"m", "n"}, "RunIdentity(user u)"
+    )
     assert cache.load("k", "another stamp") is None
     assert cache.load("other key", "stamp") is None
     loaded = cache.load("k", "stamp")

@@ -53,10 +53,16 @@ def default_target() -> TargetSpec:
     return TargetSpec(TargetKind.BUNDLE, "bundle")
 
 
-def job_digest(job: CompiledJob) -> str:
-    """SHA-256 of everything a compiled job holds: equal digests, equal jobs."""
-    text = json.dumps(dataclasses.asdict(job), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def job_json(job: CompiledJob) -> str:
+    """A compiled job as canonical JSON (sorted keys): what its digest is taken over and what the
+    desired-state cache stores. Its fields are plain JSON data, so no deep copy is needed."""
+    fields = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"))
+
+
+def job_digest(job: CompiledJob, text: str | None = None) -> str:
+    """SHA-256 of everything a compiled job holds (``text``: its :func:`job_json`, when known)."""
+    return hashlib.sha256((text if text is not None else job_json(job)).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -67,8 +73,8 @@ class JobSummary:
     digest: str  # job_digest of the compiled job
 
     @staticmethod
-    def of(job: CompiledJob) -> JobSummary:
-        return JobSummary(job.job_name, job_digest(job))
+    def of(job: CompiledJob, text: str | None = None) -> JobSummary:
+        return JobSummary(job.job_name, job_digest(job, text))
 
 
 @dataclass(frozen=True)
