@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
@@ -321,6 +323,180 @@ def _load_with_libyaml(content: str, limits: YamlLimits) -> LoadedYaml | None:
     return LoadedYaml(data, loader.lines)
 
 
+_RESOLVER = Resolver()
+_CONSTRUCTOR = SafeConstructor()
+_STEP_ASIDE = object()  # a value the event tier leaves to the node-based loaders
+_MEMO_SIZE = 100_000
+_resolved_tags: dict[tuple[str, Any], str] = {}  # (value, implicit) -> tag
+_plain_values: dict[tuple[str, Any], Any] = {}  # (value, implicit) -> value, or _STEP_ASIDE
+
+
+def _implicit_tag(value: str, implicit: Any) -> str:
+    """The tag the composer gives an untagged scalar (memoised: the resolver runs regexes, and a
+    file repeats its keys and its ``true``, ``1`` and ``null`` thousands of times)."""
+    key = (value, implicit)
+    tag = _resolved_tags.get(key)
+    if tag is None:
+        tag = _RESOLVER.resolve(ScalarNode, value, implicit)
+        if len(_resolved_tags) < _MEMO_SIZE:
+            _resolved_tags[key] = tag
+    return tag
+
+
+def _plain_value(value: str, implicit: Any) -> Any:
+    """What :meth:`_NodeBuilder._scalar` builds from an untagged scalar, or ``_STEP_ASIDE`` when
+    it would record an issue instead (a huge integer, a non-finite number, an unsupported or
+    key-only tag such as ``<<``). Memoised like :func:`_implicit_tag`."""
+    key = (value, implicit)
+    result = _plain_values.get(key, _STEP_ASIDE)
+    if result is not _STEP_ASIDE or key in _plain_values:
+        return result
+    tag = _implicit_tag(value, implicit)
+    node = ScalarNode(tag, value)
+    try:
+        if tag in (_STR_TAG, _CORE + "timestamp"):
+            result = value
+        elif tag == _CORE + "null":
+            result = None
+        elif tag == _CORE + "bool":
+            result = _CONSTRUCTOR.construct_yaml_bool(node)
+        elif tag == _CORE + "int":
+            result = _CONSTRUCTOR.construct_yaml_int(node)
+        elif tag == _CORE + "float":
+            number = _CONSTRUCTOR.construct_yaml_float(node)
+            result = number if math.isfinite(number) else _STEP_ASIDE
+    except (ValueError, KeyError):
+        result = _STEP_ASIDE
+    if len(_plain_values) < _MEMO_SIZE:
+        _plain_values[key] = result
+    return result
+
+
+def _load_from_events(content: str, limits: YamlLimits) -> LoadedYaml | None:
+    """The fastest tier: plain values and the :class:`LineMap` built straight from libyaml's
+    events, with no node graph (composing one costs about 7x more). It answers only a single
+    document whose top level is a mapping or a list, whose every key is a distinct string, every
+    scalar a core value and every tag implicit, within the node and depth limits; then values
+    and lines are those :class:`_NodeBuilder` builds. Anything else (an anchor or alias, a ``<<``
+    merge, a duplicate or non-string key, an explicit tag, a limit, an error) answers None: the
+    node-based loaders then answer and word every message as they always have."""
+    if _CSafeLoader is None or "\t" in content:  # the tab rule of _load_with_libyaml
+        return None
+    parser = _CSafeLoader(content)
+    try:
+        return _walk_events(parser.get_event, limits, content)
+    except Exception:  # any surprise: the node-based loaders answer instead
+        return None
+    finally:
+        parser.dispose()
+
+
+def _walk_events(get_event: Any, limits: YamlLimits, content: str) -> LoadedYaml | None:
+    scalar_event, mapping_start, sequence_start = (
+        yaml.ScalarEvent,
+        yaml.MappingStartEvent,
+        yaml.SequenceStartEvent,
+    )
+    collection_end = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+    resolvers = _RESOLVER.yaml_implicit_resolvers
+    every_value_resolves = None in resolvers or bool(_RESOLVER.yaml_path_resolvers)
+    implicit_tag, plain_value, step_aside, str_tag = _implicit_tag, _plain_value, _STEP_ASIDE, _STR_TAG
+    max_depth = limits.max_depth
+    # libyaml reads '?' inside a plain scalar of a flow collection ("{0?name: x}") as part of
+    # it, PyYAML as the end of it, so a flow collection whose text holds a '?' is not answered.
+    # Marks count characters as str does, except a byte order mark.
+    question = "?" in content
+    if question and "\ufeff" in content:
+        return None
+    flow_depth = flow_start = 0
+
+    if type(get_event()) is not yaml.StreamStartEvent or type(get_event()) is not yaml.DocumentStartEvent:
+        return None
+    event = get_event()
+    kind = type(event)
+    if (kind is not mapping_start and kind is not sequence_start) or event.anchor is not None:
+        return None
+    if event.tag is not None:
+        # Even the non-specific '!': libyaml reads an empty '!' scalar as quoted, PyYAML as plain.
+        return None
+    lines: dict[FieldPath, int] = {(): event.start_mark.line + 1}
+    if event.flow_style:
+        flow_depth, flow_start = 1, event.start_mark.index
+    container: Any = {} if kind is mapping_start else []
+    root = container
+    is_map = kind is mapping_start
+    path: FieldPath = ()
+    key: str | None = None  # in a mapping: the key whose value comes next
+    stack: list[tuple[Any, FieldPath, bool]] = []
+    nodes = 1
+    child_depth = 1  # depth of the current container's children (the root is at 0)
+    while True:
+        event = get_event()
+        kind = type(event)
+        if kind is scalar_event:
+            nodes += 1
+            if child_depth > max_depth or event.anchor is not None or event.tag is not None:
+                return None
+            value = event.value
+            implicit = event.implicit
+            # Quoted, or plain but no implicit resolver claims its first character: a string.
+            resolve = implicit[0] and (every_value_resolves or not value or value[0] in resolvers)
+            if is_map and key is None:
+                if (resolve and implicit_tag(value, implicit) != str_tag) or value in container:
+                    return None  # a key that is not a string (a number, a date, '<<'), or a duplicate
+                key = value
+                lines[(*path, key)] = event.start_mark.line + 1
+                continue
+            if resolve:
+                value = plain_value(value, implicit)
+                if value is step_aside:
+                    return None
+            if is_map:
+                container[key] = value
+                key = None
+            else:
+                lines[(*path, len(container))] = event.start_mark.line + 1
+                container.append(value)
+        elif kind is mapping_start or kind is sequence_start:
+            nodes += 1
+            if child_depth > max_depth or event.anchor is not None or event.tag is not None:
+                return None
+            child: Any = {} if kind is mapping_start else []
+            if not is_map:
+                child_path: FieldPath = (*path, len(container))
+                lines[child_path] = event.start_mark.line + 1
+                container.append(child)
+            elif key is not None:
+                child_path = (*path, key)
+                container[key] = child
+                key = None
+            else:
+                return None  # a mapping or list as a key
+            stack.append((container, path, is_map))
+            container, path, is_map = child, child_path, kind is mapping_start
+            child_depth += 1
+            if event.flow_style:
+                if not flow_depth:
+                    flow_start = event.start_mark.index
+                flow_depth += 1
+        elif kind in collection_end:
+            if flow_depth:
+                flow_depth -= 1
+                if not flow_depth and question and "?" in content[flow_start : event.end_mark.index]:
+                    return None
+            if not stack:
+                break
+            container, path, is_map = stack.pop()
+            child_depth -= 1
+        else:  # an alias, or anything unforeseen
+            return None
+    if nodes > limits.max_nodes:
+        return None
+    if type(get_event()) is not yaml.DocumentEndEvent or type(get_event()) is not yaml.StreamEndEvent:
+        return None  # another document follows
+    return LoadedYaml(root, LineMap(lines))
+
+
 def _decode(raw: bytes, file: str) -> str | MetadataIssue:
     try:
         return raw.decode("utf-8-sig")
@@ -349,7 +525,9 @@ def load_yaml(
         if isinstance(decoded, MetadataIssue):
             return [decoded]
         content = decoded
-    fast = _load_with_libyaml(content, limits)
+    fast = _load_from_events(content, limits)
+    if fast is None:
+        fast = _load_with_libyaml(content, limits)
     if fast is not None:
         return fast
     loader: TrackingLoader | None = None

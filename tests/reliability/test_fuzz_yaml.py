@@ -13,20 +13,22 @@ from lakeflow_job_meta import MetadataManager
 from lakeflow_job_meta.cli.main import main
 from lakeflow_job_meta.errors import MetadataIssue, MetadataValidationError
 from lakeflow_job_meta.metadata.loader import parse_document
+from tests.metadata.test_yaml_loader import TRICKY_PLAIN_SCALARS, pure_python
 
 pytestmark = pytest.mark.reliability
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = (REPO / "examples" / "metadata_examples.yaml").read_text()
+ROWS = (REPO / "examples" / "control_table_rows.yaml").read_text()
 YAML_NOISE = st.text(alphabet=":-[]{}&*!|>'\"#%@`,?\t\n \\x0", min_size=1, max_size=8)
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @st.composite
-def mutated(draw: st.DrawFn) -> str:
-    """The examples with 1-4 random edits: a cut, a duplicated or dropped line, YAML-significant
-    noise inserted, an indentation changed."""
-    text = EXAMPLES
+def mutated(draw: st.DrawFn, base: str = EXAMPLES) -> str:
+    """The examples (or ``base``) with 1-4 random edits: a cut, a duplicated or dropped line,
+    YAML-significant noise inserted, an indentation changed."""
+    text = base
     for _ in range(draw(st.integers(1, 4))):
         lines = text.split("\n")
         at = draw(st.integers(0, len(lines) - 1))
@@ -159,6 +161,60 @@ def test_the_libyaml_path_gives_the_same_values_and_lines_or_steps_aside(content
         loader.dispose()
     assert not loader.issues and fast.data == slow
     assert fast.lines._lines == loader.lines._lines
+
+
+PLAIN_SCALARS = st.sampled_from([*TRICKY_PLAIN_SCALARS, "!", "1 2"])
+
+
+@st.composite
+def plain_yaml(draw: st.DrawFn, depth: int = 0) -> str:
+    """Block YAML of nested mappings and lists whose keys and values are tricky plain scalars
+    (some of which are errors: a key read as a number, '<<' merging a scalar, a lone '*')."""
+    indent = "  " * depth
+    lines = []
+    as_list = depth > 0 and draw(st.booleans())
+    for _ in range(draw(st.integers(1, 4))):
+        key = draw(PLAIN_SCALARS) if draw(st.integers(0, 4)) == 0 else draw(st.sampled_from("abcdefgh"))
+        head = f"{indent}- " if as_list else f"{indent}{key}: "
+        if depth < 3 and draw(st.integers(0, 3)) == 0:
+            lines.append(head.rstrip() + "\n" + draw(plain_yaml(depth + 1)))
+        else:
+            lines.append(head + draw(PLAIN_SCALARS) + "\n")
+    return "".join(lines)
+
+
+@FUZZ
+@given(
+    st.one_of(
+        mutated(),
+        mutated(ROWS),
+        plain_yaml(),
+        st.just(EXAMPLES),
+        st.just(ROWS),
+        st.just(ADVERSARIAL["billion_laughs"]),
+    )
+)
+def test_the_event_path_gives_the_same_values_and_lines_or_steps_aside(content: str):
+    """libyaml's events build the happy path with no node graph; whenever that answers, the
+    values (types included) and every line mark, in the same order, equal the pure-Python
+    loader's, which reports no issue."""
+    from lakeflow_job_meta.metadata import yaml_loader
+
+    fast = yaml_loader._load_from_events(content, yaml_loader.YamlLimits())
+    if fast is None:
+        return
+    data, lines, issues = pure_python(content)
+    assert not issues
+    assert repr(fast.data) == repr(data)
+    assert fast.lines.items() == lines
+
+
+def test_the_event_path_answers_the_examples():
+    """The fuzz test above passes vacuously if the event path never answers."""
+    from lakeflow_job_meta.metadata import yaml_loader
+
+    for text in (EXAMPLES, ROWS):
+        assert yaml_loader._load_from_events(text, yaml_loader.YamlLimits()) is not None
 
 
 @FUZZ
