@@ -327,54 +327,43 @@ _RESOLVER = Resolver()
 _CONSTRUCTOR = SafeConstructor()
 _STEP_ASIDE = object()  # a value the event tier leaves to the node-based loaders
 _MEMO_SIZE = 100_000
-_resolved_tags: dict[tuple[str, Any], str] = {}  # (value, implicit) -> tag
-_plain_values: dict[tuple[str, Any], Any] = {}  # (value, implicit) -> value, or _STEP_ASIDE
+_plain_scalars: dict[tuple[str, Any], tuple[str, Any]] = {}  # (value, implicit) -> (tag, value)
 
 
-def _implicit_tag(value: str, implicit: Any) -> str:
-    """The tag the composer gives an untagged scalar (memoised: the resolver runs regexes, and a
-    file repeats its keys and its ``true``, ``1`` and ``null`` thousands of times)."""
-    key = (value, implicit)
-    tag = _resolved_tags.get(key)
-    if tag is None:
-        tag = _RESOLVER.resolve(ScalarNode, value, implicit)
-        if len(_resolved_tags) < _MEMO_SIZE:
-            _resolved_tags[key] = tag
-    return tag
-
-
-def _plain_value(value: str, implicit: Any) -> Any:
-    """What :meth:`_NodeBuilder._scalar` builds from an untagged scalar, or ``_STEP_ASIDE`` when
-    it would record an issue instead (a huge integer, a non-finite number, an unsupported or
-    key-only tag such as ``<<``). Memoised like :func:`_implicit_tag`."""
-    key = (value, implicit)
-    result = _plain_values.get(key, _STEP_ASIDE)
-    if result is not _STEP_ASIDE or key in _plain_values:
-        return result
-    tag = _implicit_tag(value, implicit)
-    node = ScalarNode(tag, value)
+def _plain_scalar(text: str, implicit: Any) -> tuple[str, Any]:
+    """The tag the composer gives an untagged scalar, and the value :meth:`_NodeBuilder._scalar`
+    builds from it, or ``_STEP_ASIDE`` where that records an issue (a huge integer, a non-finite
+    number, an unsupported or key-only tag such as ``<<``). Memoised: the resolver runs regexes,
+    and a file repeats its keys and its ``true``, ``1`` and ``null`` thousands of times."""
+    memo = (text, implicit)
+    known = _plain_scalars.get(memo)
+    if known is not None:
+        return known
+    tag = _RESOLVER.resolve(ScalarNode, text, implicit)
+    node = ScalarNode(tag, text)
+    value: Any = _STEP_ASIDE
     try:
         if tag in (_STR_TAG, _CORE + "timestamp"):
-            result = value
+            value = text
         elif tag == _CORE + "null":
-            result = None
+            value = None
         elif tag == _CORE + "bool":
-            result = _CONSTRUCTOR.construct_yaml_bool(node)
+            value = _CONSTRUCTOR.construct_yaml_bool(node)
         elif tag == _CORE + "int":
-            result = _CONSTRUCTOR.construct_yaml_int(node)
+            value = _CONSTRUCTOR.construct_yaml_int(node)
         elif tag == _CORE + "float":
             number = _CONSTRUCTOR.construct_yaml_float(node)
-            result = number if math.isfinite(number) else _STEP_ASIDE
+            value = number if math.isfinite(number) else _STEP_ASIDE
     except (ValueError, KeyError):
-        result = _STEP_ASIDE
-    if len(_plain_values) < _MEMO_SIZE:
-        _plain_values[key] = result
-    return result
+        value = _STEP_ASIDE
+    if len(_plain_scalars) < _MEMO_SIZE:
+        _plain_scalars[memo] = (tag, value)
+    return tag, value
 
 
 def _load_from_events(content: str, limits: YamlLimits) -> LoadedYaml | None:
     """The fastest tier: plain values and the :class:`LineMap` built straight from libyaml's
-    events, with no node graph (composing one costs about 7x more). It answers only a single
+    events, with no node graph (composing one costs about 4x more). It answers only a single
     document whose top level is a mapping or a list, whose every key is a distinct string, every
     scalar a core value and every tag implicit, within the node and depth limits; then values
     and lines are those :class:`_NodeBuilder` builds. Anything else (an anchor or alias, a ``<<``
@@ -382,16 +371,23 @@ def _load_from_events(content: str, limits: YamlLimits) -> LoadedYaml | None:
     node-based loaders then answer and word every message as they always have."""
     if _CSafeLoader is None or "\t" in content:  # the tab rule of _load_with_libyaml
         return None
+    # libyaml reads '?' inside a plain scalar of a flow collection ("{0?name: x}") as part of
+    # it, PyYAML as its end, so a flow collection whose text holds a '?' is not answered. Marks
+    # count characters as str does, except a byte order mark.
+    if "?" in content and "\ufeff" in content:
+        return None
     parser = _CSafeLoader(content)
     try:
-        return _walk_events(parser.get_event, limits, content)
+        return _walk_events(parser.get_event, limits, content if "?" in content else None)
     except Exception:  # any surprise: the node-based loaders answer instead
         return None
     finally:
         parser.dispose()
 
 
-def _walk_events(get_event: Any, limits: YamlLimits, content: str) -> LoadedYaml | None:
+def _walk_events(get_event: Any, limits: YamlLimits, question_text: str | None) -> LoadedYaml | None:
+    """The loop of :func:`_load_from_events` (None: step aside). ``question_text`` is the text
+    when it holds a '?', for the flow collection check."""
     scalar_event, mapping_start, sequence_start = (
         yaml.ScalarEvent,
         yaml.MappingStartEvent,
@@ -399,16 +395,8 @@ def _walk_events(get_event: Any, limits: YamlLimits, content: str) -> LoadedYaml
     )
     collection_end = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
     resolvers = _RESOLVER.yaml_implicit_resolvers
-    every_value_resolves = None in resolvers or bool(_RESOLVER.yaml_path_resolvers)
-    implicit_tag, plain_value, step_aside, str_tag = _implicit_tag, _plain_value, _STEP_ASIDE, _STR_TAG
-    max_depth = limits.max_depth
-    # libyaml reads '?' inside a plain scalar of a flow collection ("{0?name: x}") as part of
-    # it, PyYAML as the end of it, so a flow collection whose text holds a '?' is not answered.
-    # Marks count characters as str does, except a byte order mark.
-    question = "?" in content
-    if question and "\ufeff" in content:
-        return None
-    flow_depth = flow_start = 0
+    every_text_resolves = None in resolvers or bool(_RESOLVER.yaml_path_resolvers)
+    memo_get, plain_scalar, step_aside, str_tag = _plain_scalars.get, _plain_scalar, _STEP_ASIDE, _STR_TAG
 
     if type(get_event()) is not yaml.StreamStartEvent or type(get_event()) is not yaml.DocumentStartEvent:
         return None
@@ -420,46 +408,52 @@ def _walk_events(get_event: Any, limits: YamlLimits, content: str) -> LoadedYaml
         # Even the non-specific '!': libyaml reads an empty '!' scalar as quoted, PyYAML as plain.
         return None
     lines: dict[FieldPath, int] = {(): event.start_mark.line + 1}
-    if event.flow_style:
-        flow_depth, flow_start = 1, event.start_mark.index
-    container: Any = {} if kind is mapping_start else []
-    root = container
-    is_map = kind is mapping_start
-    path: FieldPath = ()
+    root: Any = {} if kind is mapping_start else []
+    container, path, is_map = root, (), kind is mapping_start
     key: str | None = None  # in a mapping: the key whose value comes next
+    keys = 0  # nodes: every key, and one per line recorded (root, mapping values, list items)
     stack: list[tuple[Any, FieldPath, bool]] = []
-    nodes = 1
     child_depth = 1  # depth of the current container's children (the root is at 0)
+    max_depth = limits.max_depth
+    flow_depth, flow_start = (1, event.start_mark.index) if event.flow_style else (0, 0)
     while True:
         event = get_event()
         kind = type(event)
         if kind is scalar_event:
-            nodes += 1
-            if child_depth > max_depth or event.anchor is not None or event.tag is not None:
+            if event.anchor is not None or event.tag is not None:
                 return None
-            value = event.value
+            text = event.value
             implicit = event.implicit
-            # Quoted, or plain but no implicit resolver claims its first character: a string.
-            resolve = implicit[0] and (every_value_resolves or not value or value[0] in resolvers)
-            if is_map and key is None:
-                if (resolve and implicit_tag(value, implicit) != str_tag) or value in container:
-                    return None  # a key that is not a string (a number, a date, '<<'), or a duplicate
-                key = value
-                lines[(*path, key)] = event.start_mark.line + 1
-                continue
-            if resolve:
-                value = plain_value(value, implicit)
-                if value is step_aside:
-                    return None
-            if is_map:
-                container[key] = value
-                key = None
-            else:
+            # Quoted, or plain with a first character no implicit resolver claims: a string.
+            resolved = (
+                (memo_get((text, implicit)) or plain_scalar(text, implicit))
+                if implicit[0] and (every_text_resolves or not text or text[0] in resolvers)
+                else None
+            )
+            if not is_map:
                 lines[(*path, len(container))] = event.start_mark.line + 1
-                container.append(value)
+                if resolved is None:
+                    container.append(text)
+                elif resolved[1] is step_aside:
+                    return None
+                else:
+                    container.append(resolved[1])
+            elif key is not None:
+                if resolved is None:
+                    container[key] = text
+                elif resolved[1] is step_aside:
+                    return None
+                else:
+                    container[key] = resolved[1]
+                key = None
+            elif (resolved is not None and resolved[0] != str_tag) or text in container:
+                return None  # a key that is not a string (a number, a date, '<<'), or a duplicate
+            else:
+                key = text
+                keys += 1
+                lines[(*path, key)] = event.start_mark.line + 1
         elif kind is mapping_start or kind is sequence_start:
-            nodes += 1
-            if child_depth > max_depth or event.anchor is not None or event.tag is not None:
+            if event.anchor is not None or event.tag is not None:
                 return None
             child: Any = {} if kind is mapping_start else []
             if not is_map:
@@ -480,9 +474,15 @@ def _walk_events(get_event: Any, limits: YamlLimits, content: str) -> LoadedYaml
                     flow_start = event.start_mark.index
                 flow_depth += 1
         elif kind in collection_end:
+            if container and child_depth > max_depth:
+                return None  # its children are nested too deep
             if flow_depth:
                 flow_depth -= 1
-                if not flow_depth and question and "?" in content[flow_start : event.end_mark.index]:
+                if (
+                    not flow_depth
+                    and question_text
+                    and "?" in question_text[flow_start : event.end_mark.index]
+                ):
                     return None
             if not stack:
                 break
@@ -490,7 +490,7 @@ def _walk_events(get_event: Any, limits: YamlLimits, content: str) -> LoadedYaml
             child_depth -= 1
         else:  # an alias, or anything unforeseen
             return None
-    if nodes > limits.max_nodes:
+    if len(lines) + keys > limits.max_nodes:
         return None
     if type(get_event()) is not yaml.DocumentEndEvent or type(get_event()) is not yaml.StreamEndEvent:
         return None  # another document follows
