@@ -3,6 +3,7 @@ errors, never a traceback, and never a partial write to the control table."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,57 @@ def test_values_the_compiled_validator_judges_otherwise_go_to_jsonschema(value):
     assert is_valid_fast(source, "source") and not schema_problems(source, "source")
     assert not is_valid_fast(bad, "source")
     assert schema_problems(bad, "source")
+
+
+JSON_PIECES = st.sampled_from(
+    [
+        ": ",
+        ", ",
+        "[",
+        "]",
+        "-",
+        "1",
+        "09",
+        ".0",
+        ".05",
+        "e+",
+        "e-",
+        "0",
+        "x",
+        "_",
+        ".",
+        '"',
+        "\\u001c",
+        "\\u001f",
+        "\\u001b",
+        "\\\\u001e",
+        " ",
+    ]
+)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(st.one_of(st.lists(JSON_PIECES, max_size=12).map("".join), JSON_VALUES.map(json.dumps)))
+def test_the_disagreement_search_finds_what_the_regex_finds(text: str):
+    from lakeflow_job_meta.metadata.schema import _DISAGREEMENT, _has_disagreement
+
+    assert _has_disagreement(text) == (_DISAGREEMENT.search(text) is not None)
+
+
+def test_the_header_is_judged_without_searching_the_modules():
+    """The header definition asks of ``modules`` only that it be a list, so a value the compiled
+    validator would judge otherwise inside it (1.0) does not send the header to jsonschema."""
+    from lakeflow_job_meta.metadata.schema import is_valid_fast, metadata_schema, schema_problems
+
+    assert metadata_schema()["$defs"]["header"]["properties"]["modules"] == {"type": "array"}
+    document = {"modules": [{"module_name": "m", "sources": [{"execution_order": 1.0}]}]}
+    assert is_valid_fast(document, "header")
+    assert not is_valid_fast(document)
+    # Outside the modules the search still runs: a valid header holding 1.0 goes to jsonschema.
+    header = {"variables": {"v": {"default": 1.0}}, "modules": []}
+    assert not is_valid_fast(header, "header") and not schema_problems(header, "header")
