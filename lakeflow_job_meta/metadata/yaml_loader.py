@@ -394,8 +394,10 @@ def _walk_events(get_event: Any, limits: YamlLimits, question_text: str | None) 
         yaml.SequenceStartEvent,
     )
     collection_end = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+    if _RESOLVER.yaml_path_resolvers:  # tags that depend on where a node is: none in SafeLoader
+        return None
     resolvers = _RESOLVER.yaml_implicit_resolvers
-    every_text_resolves = None in resolvers or bool(_RESOLVER.yaml_path_resolvers)
+    every_text_resolves = None in resolvers
     memo_get, plain_scalar, step_aside, str_tag = _plain_scalars.get, _plain_scalar, _STEP_ASIDE, _STR_TAG
 
     if type(get_event()) is not yaml.StreamStartEvent or type(get_event()) is not yaml.DocumentStartEvent:
