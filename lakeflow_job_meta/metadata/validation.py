@@ -381,11 +381,13 @@ class _Checker:
         source: Source,
         config: Mapping[str, Any],
         path: FieldPath,
-        settings: Mapping[str, Any],
+        settings: Mapping[str, Any] | None,
         task_type: str,
     ) -> None:
         """Compute settings only on task types that take them; on serverless, libraries only
-        through an environment (the module's, or the one the compiler generates)."""
+        through an environment (the module's, or the one the compiler generates). ``settings``
+        None: the module's environments are not known here, so where libraries belong is not
+        judged."""
         if task_type not in CLUSTER_TASK_TYPES:
             for key in COMPUTE_FIELDS:
                 if config.get(key) not in (None, [], ""):
@@ -405,6 +407,8 @@ class _Checker:
                     (*path, "libraries"),
                     "libraries need a cluster; serverless tasks take dependencies from an environment",
                 )
+            return
+        if settings is None:
             return
         environments = sorted(
             str(e.get("environment_key"))

@@ -72,6 +72,7 @@ def parse_var_args(args: Iterable[str]) -> dict[str, str]:
 
 _UNSET = object()
 _RESOLVING = object()
+_MARK = "${var."  # what every VARIABLE_REFERENCE starts with
 
 
 class _Resolver:
@@ -131,13 +132,30 @@ class _Resolver:
         return resolved
 
     def substitute(self, value: Any, path: FieldPath) -> Any:
+        """A copy of ``value`` with its references substituted. Text without ``${var.`` is kept
+        as it is, and a child's path is built only for a reference or a collection."""
         if isinstance(value, str):
-            return self._substitute_text(value, path)
+            return self._substitute_text(value, path) if _MARK in value else value
         if isinstance(value, list):
-            return [self.substitute(item, (*path, i)) for i, item in enumerate(value)]
+            return [self._substitute_child(item, path, i) for i, item in enumerate(value)]
         if isinstance(value, dict):
-            return {key: self.substitute(item, (*path, key)) for key, item in value.items()}
+            copied = {}
+            for key, item in value.items():
+                if isinstance(item, str):
+                    copied[key] = self._substitute_text(item, (*path, key)) if _MARK in item else item
+                elif isinstance(item, (list, dict)):
+                    copied[key] = self.substitute(item, (*path, key))
+                else:
+                    copied[key] = item
+            return copied
         return value
+
+    def _substitute_child(self, item: Any, path: FieldPath, index: int) -> Any:
+        if isinstance(item, str):
+            return self._substitute_text(item, (*path, index)) if _MARK in item else item
+        if isinstance(item, (list, dict)):
+            return self.substitute(item, (*path, index))
+        return item
 
     def _substitute_text(self, text: str, path: FieldPath) -> Any:
         whole = VARIABLE_REFERENCE.fullmatch(text)

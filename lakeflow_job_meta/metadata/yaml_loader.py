@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
@@ -321,6 +323,182 @@ def _load_with_libyaml(content: str, limits: YamlLimits) -> LoadedYaml | None:
     return LoadedYaml(data, loader.lines)
 
 
+_RESOLVER = Resolver()
+_CONSTRUCTOR = SafeConstructor()
+_STEP_ASIDE = object()  # a value the event tier leaves to the node-based loaders
+_MEMO_SIZE = 100_000
+_plain_scalars: dict[tuple[str, Any], tuple[str, Any]] = {}  # (value, implicit) -> (tag, value)
+
+
+def _plain_scalar(text: str, implicit: Any) -> tuple[str, Any]:
+    """The tag the composer gives an untagged scalar, and the value :meth:`_NodeBuilder._scalar`
+    builds from it, or ``_STEP_ASIDE`` where that records an issue (a huge integer, a non-finite
+    number, an unsupported or key-only tag such as ``<<``). Memoised: the resolver runs regexes,
+    and a file repeats its keys and its ``true``, ``1`` and ``null`` thousands of times."""
+    memo = (text, implicit)
+    known = _plain_scalars.get(memo)
+    if known is not None:
+        return known
+    tag = _RESOLVER.resolve(ScalarNode, text, implicit)
+    node = ScalarNode(tag, text)
+    value: Any = _STEP_ASIDE
+    try:
+        if tag in (_STR_TAG, _CORE + "timestamp"):
+            value = text
+        elif tag == _CORE + "null":
+            value = None
+        elif tag == _CORE + "bool":
+            value = _CONSTRUCTOR.construct_yaml_bool(node)
+        elif tag == _CORE + "int":
+            value = _CONSTRUCTOR.construct_yaml_int(node)
+        elif tag == _CORE + "float":
+            number = _CONSTRUCTOR.construct_yaml_float(node)
+            value = number if math.isfinite(number) else _STEP_ASIDE
+    except (ValueError, KeyError):
+        value = _STEP_ASIDE
+    if len(_plain_scalars) < _MEMO_SIZE:
+        _plain_scalars[memo] = (tag, value)
+    return tag, value
+
+
+def _load_from_events(content: str, limits: YamlLimits) -> LoadedYaml | None:
+    """The fastest tier: plain values and the :class:`LineMap` built straight from libyaml's
+    events, with no node graph (composing one costs about 4x more). It answers only a single
+    document whose top level is a mapping or a list, whose every key is a distinct string, every
+    scalar a core value and every tag implicit, within the node and depth limits; then values
+    and lines are those :class:`_NodeBuilder` builds. Anything else (an anchor or alias, a ``<<``
+    merge, a duplicate or non-string key, an explicit tag, a limit, an error) answers None: the
+    node-based loaders then answer and word every message as they always have."""
+    if _CSafeLoader is None or "\t" in content:  # the tab rule of _load_with_libyaml
+        return None
+    # libyaml reads '?' inside a plain scalar of a flow collection ("{0?name: x}") as part of
+    # it, PyYAML as its end, so a flow collection whose text holds a '?' is not answered. Marks
+    # count characters as str does, except a byte order mark.
+    if "?" in content and "\ufeff" in content:
+        return None
+    parser = _CSafeLoader(content)
+    try:
+        return _walk_events(parser.get_event, limits, content if "?" in content else None)
+    except Exception:  # any surprise: the node-based loaders answer instead
+        return None
+    finally:
+        parser.dispose()
+
+
+def _walk_events(get_event: Any, limits: YamlLimits, question_text: str | None) -> LoadedYaml | None:
+    """The loop of :func:`_load_from_events` (None: step aside). ``question_text`` is the text
+    when it holds a '?', for the flow collection check."""
+    scalar_event, mapping_start, sequence_start = (
+        yaml.ScalarEvent,
+        yaml.MappingStartEvent,
+        yaml.SequenceStartEvent,
+    )
+    collection_end = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+    if _RESOLVER.yaml_path_resolvers:  # tags that depend on where a node is: none in SafeLoader
+        return None
+    resolvers = _RESOLVER.yaml_implicit_resolvers
+    every_text_resolves = None in resolvers
+    memo_get, plain_scalar, step_aside, str_tag = _plain_scalars.get, _plain_scalar, _STEP_ASIDE, _STR_TAG
+
+    if type(get_event()) is not yaml.StreamStartEvent or type(get_event()) is not yaml.DocumentStartEvent:
+        return None
+    event = get_event()
+    kind = type(event)
+    if (kind is not mapping_start and kind is not sequence_start) or event.anchor is not None:
+        return None
+    if event.tag is not None:
+        # Even the non-specific '!': libyaml reads an empty '!' scalar as quoted, PyYAML as plain.
+        return None
+    lines: dict[FieldPath, int] = {(): event.start_mark.line + 1}
+    root: Any = {} if kind is mapping_start else []
+    container, path, is_map = root, (), kind is mapping_start
+    key: str | None = None  # in a mapping: the key whose value comes next
+    keys = 0  # nodes: every key, and one per line recorded (root, mapping values, list items)
+    stack: list[tuple[Any, FieldPath, bool]] = []
+    child_depth = 1  # depth of the current container's children (the root is at 0)
+    max_depth = limits.max_depth
+    flow_depth, flow_start = (1, event.start_mark.index) if event.flow_style else (0, 0)
+    while True:
+        event = get_event()
+        kind = type(event)
+        if kind is scalar_event:
+            if event.anchor is not None or event.tag is not None:
+                return None
+            text = event.value
+            implicit = event.implicit
+            # Quoted, or plain with a first character no implicit resolver claims: a string.
+            resolved = (
+                (memo_get((text, implicit)) or plain_scalar(text, implicit))
+                if implicit[0] and (every_text_resolves or not text or text[0] in resolvers)
+                else None
+            )
+            if not is_map:
+                lines[(*path, len(container))] = event.start_mark.line + 1
+                if resolved is None:
+                    container.append(text)
+                elif resolved[1] is step_aside:
+                    return None
+                else:
+                    container.append(resolved[1])
+            elif key is not None:
+                if resolved is None:
+                    container[key] = text
+                elif resolved[1] is step_aside:
+                    return None
+                else:
+                    container[key] = resolved[1]
+                key = None
+            elif (resolved is not None and resolved[0] != str_tag) or text in container:
+                return None  # a key that is not a string (a number, a date, '<<'), or a duplicate
+            else:
+                key = text
+                keys += 1
+                lines[(*path, key)] = event.start_mark.line + 1
+        elif kind is mapping_start or kind is sequence_start:
+            if event.anchor is not None or event.tag is not None:
+                return None
+            child: Any = {} if kind is mapping_start else []
+            if not is_map:
+                child_path: FieldPath = (*path, len(container))
+                lines[child_path] = event.start_mark.line + 1
+                container.append(child)
+            elif key is not None:
+                child_path = (*path, key)
+                container[key] = child
+                key = None
+            else:
+                return None  # a mapping or list as a key
+            stack.append((container, path, is_map))
+            container, path, is_map = child, child_path, kind is mapping_start
+            child_depth += 1
+            if event.flow_style:
+                if not flow_depth:
+                    flow_start = event.start_mark.index
+                flow_depth += 1
+        elif kind in collection_end:
+            if container and child_depth > max_depth:
+                return None  # its children are nested too deep
+            if flow_depth:
+                flow_depth -= 1
+                if (
+                    not flow_depth
+                    and question_text
+                    and "?" in question_text[flow_start : event.end_mark.index]
+                ):
+                    return None
+            if not stack:
+                break
+            container, path, is_map = stack.pop()
+            child_depth -= 1
+        else:  # an alias, or anything unforeseen
+            return None
+    if len(lines) + keys > limits.max_nodes:
+        return None
+    if type(get_event()) is not yaml.DocumentEndEvent or type(get_event()) is not yaml.StreamEndEvent:
+        return None  # another document follows
+    return LoadedYaml(root, LineMap(lines))
+
+
 def _decode(raw: bytes, file: str) -> str | MetadataIssue:
     try:
         return raw.decode("utf-8-sig")
@@ -349,7 +527,9 @@ def load_yaml(
         if isinstance(decoded, MetadataIssue):
             return [decoded]
         content = decoded
-    fast = _load_with_libyaml(content, limits)
+    fast = _load_from_events(content, limits)
+    if fast is None:
+        fast = _load_with_libyaml(content, limits)
     if fast is not None:
         return fast
     loader: TrackingLoader | None = None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lakeflow_job_meta.errors import MetadataIssue, MetadataValidationError
-from lakeflow_job_meta.metadata.loader import parse_files
+from lakeflow_job_meta.metadata.loader import parse_document, parse_files
 from tests.cli_run import run_cli as _run
 
 THREE_MISTAKES = """\
@@ -115,6 +115,27 @@ def test_one_broken_module_invents_no_error_elsewhere(tmp_path: Path) -> None:
     )
     _, issues = parse_files([str(twice)])
     assert [i.message.split(" (")[0] for i in issues] == ["duplicate module 'm'"]
+
+
+SERVERLESS_PYTHON = (
+    "source_id: s\n  source_type: python\n  execution_order: 1\n  transformation_config:\n"
+    "    task_type: spark_python\n    spark_python_task: {python_file: /Workspace/s.py}\n"
+)
+
+
+def test_a_serverless_task_whose_module_settings_are_unknown_is_judged_without_them() -> None:
+    """Where a serverless task's libraries belong depends on its module's environments: with
+    the module declared twice, or in a row-shaped file checked alone, they are not judged (this
+    was an AttributeError)."""
+    twice = (
+        "modules:\n  - module_name: m\n  - module_name: m\n    sources:\n      - "
+        + SERVERLESS_PYTHON.replace("\n  ", "\n        ")
+    )
+    assert [i.message.split(" (")[0] for i in parse_document(twice, "b.yaml").issues] == [
+        "duplicate module 'm'"
+    ]
+    rows = "- module_name: m\n  " + SERVERLESS_PYTHON
+    assert parse_document(rows, "r.yaml").issues == []
 
 
 def test_errors_sort_by_line_number_not_as_text() -> None:

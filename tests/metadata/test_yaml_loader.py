@@ -1,9 +1,16 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from lakeflow_job_meta.metadata.locations import LineMap, format_path
-from lakeflow_job_meta.metadata.yaml_loader import LoadedYaml, YamlLimits, load_yaml
+from lakeflow_job_meta.metadata.yaml_loader import (
+    LoadedYaml,
+    TrackingLoader,
+    YamlLimits,
+    _load_from_events,
+    load_yaml,
+)
 
 TEXT = """\
 # comment
@@ -109,3 +116,109 @@ def test_aliases_cannot_nest_deeper_than_the_limit() -> None:
     (issue,) = load_yaml("\n".join(lines), "f.yaml", YamlLimits(max_depth=8))  # type: ignore[misc]
     assert issue.message == "nested deeper than 8 levels"
     assert isinstance(load_yaml("\n".join(lines), "f.yaml", YamlLimits(max_depth=20)), LoadedYaml)
+
+
+# ------------------------------------------------------------------ the event tier
+
+
+def pure_python(text: str, limits: YamlLimits | None = None) -> tuple[object, list, list]:
+    """Data, lines (in order) and issues of the pure-Python loader, which words every message."""
+    loader = TrackingLoader(text, limits or YamlLimits())
+    try:
+        root = loader.get_single_node()
+        data = loader.build(root)
+    finally:
+        loader.dispose()
+    return data, loader.lines.items(), loader.issues
+
+
+def test_the_event_tier_builds_what_the_node_builder_builds() -> None:
+    for text in (
+        TEXT,
+        "- {a: 1, b: [x, {c: ~}]}\n- []\n- b: 2024-01-31\n  c: ''\n  d: '1'\n",
+        "url: https://x.example/y?a=b\nflow: {a: [1, 2]}\n",  # a '?' outside flow collections
+    ):
+        fast = _load_from_events(text, YamlLimits())
+        assert fast is not None
+        data, lines, issues = pure_python(text)
+        assert not issues
+        assert repr(fast.data) == repr(data)
+        assert fast.lines.items() == lines
+
+
+STEP_ASIDE = {
+    "anchor": "a: &x 1\nb: 2\n",
+    "alias": "a: &x 1\nb: *x\n",
+    "merge_key": "base: {a: 1}\nm:\n  <<: {a: 2}\n",
+    "merge_of_a_scalar": "m:\n  <<: 5\n",
+    "duplicate_key": "a: 1\nb: 2\na: 3\n",
+    "integer_key": "1: a\n",
+    "date_key": "2024-01-31: a\n",
+    "null_key": "~: a\n",
+    "empty_key": "? \n: a\n",
+    "list_key": "? [a]\n: b\n",
+    "explicit_str_tag": "a: !!str 1\n",
+    "custom_tag": "a: !thing 1\n",
+    "non_specific_tag": "a: !\n",  # libyaml reads it as '', PyYAML as null
+    "python_tag": "a: !!python/object/apply:os.system ['echo']\n",
+    "collection_tag": "a: !!set {x}\n",
+    "value_tag": "a: =\n",
+    "huge_integer": "a: " + "9" * 5000 + "\n",
+    "infinity": "a: .inf\n",
+    "not_a_number": "a: .nan\n",
+    "two_documents": "a: 1\n---\nb: 2\n",
+    "scalar_top_level": "just text\n",
+    "empty": "",
+    "syntax_error": "a: [1, 2\n",
+    "tab": "a:\n\t- 1\n",
+    # PyYAML ends a plain scalar at a '?' inside a flow collection, libyaml does not.
+    "question_mark_in_flow": "a: [{0?name: x}]\n",
+    "question_mark_after_colon_in_flow": "- [a:?]\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(STEP_ASIDE))
+def test_the_event_tier_steps_aside_for_the_loaders_that_word_messages(name: str) -> None:
+    assert _load_from_events(STEP_ASIDE[name], YamlLimits()) is None
+
+
+# Plain scalars the implicit resolvers claim one way or another (some as issues: a huge integer,
+# '<<' outside a key, '=', '.inf'), some no resolver claims, and some that are not scalars at all.
+_TRICKY_WORDS = (
+    "yes No ON off y true False ~ null NULL 0 017 0o17 0x1F 0b101 1_000 +12 -3 1:30 190:20:30 "
+    "1.5 1. .5 1e3 1.0e+3 -1.5E-2 6.8523015e+5 ._ .inf -.Inf .NaN 2024-01-31 "
+    "2024-01-31T10:00:00Z 2024-1-1 = << a x.y /p & * 99999999999999999999"
+)
+TRICKY_PLAIN_SCALARS = (*_TRICKY_WORDS.split(), "", "'quoted 1'", '"2"', "a b")
+
+
+@pytest.mark.parametrize("token", TRICKY_PLAIN_SCALARS)
+def test_the_event_tier_answers_exactly_when_the_pure_python_loader_has_no_issue(token: str) -> None:
+    """A tricky plain scalar as a value, a list item and a key: answered only when the node
+    builder records no issue, and then with the same values and lines."""
+    for text in (f"k: {token}\n", f"k:\n  - {token}\n", f"{token}: v\n"):
+        try:
+            data, lines, issues = pure_python(text)
+        except yaml.YAMLError:
+            assert _load_from_events(text, YamlLimits()) is None, text
+            continue
+        fast = _load_from_events(text, YamlLimits())
+        assert (fast is not None) == (not issues), text
+        if fast is not None:
+            assert (repr(fast.data), fast.lines.items()) == (repr(data), lines)
+
+
+def test_the_event_tier_holds_the_node_and_depth_limits() -> None:
+    """At the limit it answers; one node or level more, it steps aside (and the pure-Python
+    loader words the refusal)."""
+    nodes = "a: [1, 2, 3]\n"  # the mapping, the key, the list and three items
+    assert _load_from_events(nodes, YamlLimits(max_nodes=6)) is not None
+    assert _load_from_events(nodes, YamlLimits(max_nodes=5)) is None
+    assert "expands to more than 5 nodes" in str(load_yaml(nodes, "f.yaml", YamlLimits(max_nodes=5))[0])  # type: ignore[index]
+    for inner in ("1", "[]", "{}"):
+        deep = (
+            "a: " + "[" * 4 + inner + "]" * 4 + "\n"
+        )  # the scalar or empty collection sits at depth 5 (5 in all)
+        assert _load_from_events(deep, YamlLimits(max_depth=5)) is not None
+        assert _load_from_events(deep, YamlLimits(max_depth=4)) is None
+        assert "nested deeper than 4 levels" in str(load_yaml(deep, "f.yaml", YamlLimits(max_depth=4))[0])  # type: ignore[index]

@@ -3,6 +3,7 @@ errors, never a traceback, and never a partial write to the control table."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,20 +14,22 @@ from lakeflow_job_meta import MetadataManager
 from lakeflow_job_meta.cli.main import main
 from lakeflow_job_meta.errors import MetadataIssue, MetadataValidationError
 from lakeflow_job_meta.metadata.loader import parse_document
+from tests.metadata.test_yaml_loader import TRICKY_PLAIN_SCALARS, pure_python
 
 pytestmark = pytest.mark.reliability
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = (REPO / "examples" / "metadata_examples.yaml").read_text()
+ROWS = (REPO / "examples" / "control_table_rows.yaml").read_text()
 YAML_NOISE = st.text(alphabet=":-[]{}&*!|>'\"#%@`,?\t\n \\x0", min_size=1, max_size=8)
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @st.composite
-def mutated(draw: st.DrawFn) -> str:
-    """The examples with 1-4 random edits: a cut, a duplicated or dropped line, YAML-significant
-    noise inserted, an indentation changed."""
-    text = EXAMPLES
+def mutated(draw: st.DrawFn, base: str = EXAMPLES) -> str:
+    """The examples (or ``base``) with 1-4 random edits: a cut, a duplicated or dropped line,
+    YAML-significant noise inserted, an indentation changed."""
+    text = base
     for _ in range(draw(st.integers(1, 4))):
         lines = text.split("\n")
         at = draw(st.integers(0, len(lines) - 1))
@@ -161,6 +164,60 @@ def test_the_libyaml_path_gives_the_same_values_and_lines_or_steps_aside(content
     assert fast.lines._lines == loader.lines._lines
 
 
+PLAIN_SCALARS = st.sampled_from([*TRICKY_PLAIN_SCALARS, "!", "1 2"])
+
+
+@st.composite
+def plain_yaml(draw: st.DrawFn, depth: int = 0) -> str:
+    """Block YAML of nested mappings and lists whose keys and values are tricky plain scalars
+    (some of which are errors: a key read as a number, '<<' merging a scalar, a lone '*')."""
+    indent = "  " * depth
+    lines = []
+    as_list = depth > 0 and draw(st.booleans())
+    for _ in range(draw(st.integers(1, 4))):
+        key = draw(PLAIN_SCALARS) if draw(st.integers(0, 4)) == 0 else draw(st.sampled_from("abcdefgh"))
+        head = f"{indent}- " if as_list else f"{indent}{key}: "
+        if depth < 3 and draw(st.integers(0, 3)) == 0:
+            lines.append(head.rstrip() + "\n" + draw(plain_yaml(depth + 1)))
+        else:
+            lines.append(head + draw(PLAIN_SCALARS) + "\n")
+    return "".join(lines)
+
+
+@FUZZ
+@given(
+    st.one_of(
+        mutated(),
+        mutated(ROWS),
+        plain_yaml(),
+        st.just(EXAMPLES),
+        st.just(ROWS),
+        st.just(ADVERSARIAL["billion_laughs"]),
+    )
+)
+def test_the_event_path_gives_the_same_values_and_lines_or_steps_aside(content: str):
+    """libyaml's events build the happy path with no node graph; whenever that answers, the
+    values (types included) and every line mark, in the same order, equal the pure-Python
+    loader's, which reports no issue."""
+    from lakeflow_job_meta.metadata import yaml_loader
+
+    fast = yaml_loader._load_from_events(content, yaml_loader.YamlLimits())
+    if fast is None:
+        return
+    data, lines, issues = pure_python(content)
+    assert not issues
+    assert repr(fast.data) == repr(data)
+    assert fast.lines.items() == lines
+
+
+def test_the_event_path_answers_the_examples():
+    """The fuzz test above passes vacuously if the event path never answers."""
+    from lakeflow_job_meta.metadata import yaml_loader
+
+    for text in (EXAMPLES, ROWS):
+        assert yaml_loader._load_from_events(text, yaml_loader.YamlLimits()) is not None
+
+
 @FUZZ
 @given(mutated())
 def test_the_compiled_validator_never_passes_what_jsonschema_fails(content: str):
@@ -194,3 +251,57 @@ def test_values_the_compiled_validator_judges_otherwise_go_to_jsonschema(value):
     assert is_valid_fast(source, "source") and not schema_problems(source, "source")
     assert not is_valid_fast(bad, "source")
     assert schema_problems(bad, "source")
+
+
+JSON_PIECES = st.sampled_from(
+    [
+        ": ",
+        ", ",
+        "[",
+        "]",
+        "-",
+        "1",
+        "09",
+        ".0",
+        ".05",
+        "e+",
+        "e-",
+        "0",
+        "x",
+        "_",
+        ".",
+        '"',
+        "\\u001c",
+        "\\u001f",
+        "\\u001b",
+        "\\\\u001e",
+        " ",
+    ]
+)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@FUZZ
+@given(st.one_of(st.lists(JSON_PIECES, max_size=12).map("".join), JSON_VALUES.map(json.dumps)))
+def test_the_disagreement_search_finds_what_the_regex_finds(text: str):
+    from lakeflow_job_meta.metadata.schema import _DISAGREEMENT, _has_disagreement
+
+    assert _has_disagreement(text) == (_DISAGREEMENT.search(text) is not None)
+
+
+def test_the_header_is_judged_without_searching_the_modules():
+    """The header definition asks of ``modules`` only that it be a list, so a value the compiled
+    validator would judge otherwise inside it (1.0) does not send the header to jsonschema."""
+    from lakeflow_job_meta.metadata.schema import is_valid_fast, metadata_schema, schema_problems
+
+    assert metadata_schema()["$defs"]["header"]["properties"]["modules"] == {"type": "array"}
+    document = {"modules": [{"module_name": "m", "sources": [{"execution_order": 1.0}]}]}
+    assert is_valid_fast(document, "header")
+    assert not is_valid_fast(document)
+    # Outside the modules the search still runs: a valid header holding 1.0 goes to jsonschema.
+    header = {"variables": {"v": {"default": 1.0}}, "modules": []}
+    assert not is_valid_fast(header, "header") and not schema_problems(header, "header")
