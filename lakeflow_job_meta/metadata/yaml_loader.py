@@ -199,22 +199,38 @@ class _NodeBuilder:
             return node.value  # keep dates as written: JSON has no date type
         if tag == _CORE + "null":
             return None
+        # An explicit tag (``!!bool maybe``) reaches the constructors with any text at all.
         if tag == _CORE + "bool":
-            return self.construct_yaml_bool(node)
+            try:
+                return self.construct_yaml_bool(node)
+            except KeyError:
+                return self._not_a(node, path, "a boolean")
         if tag == _CORE + "int":
             try:
                 return self.construct_yaml_int(node)
-            except ValueError:  # Python refuses int() of more than 4300 digits
+            except ValueError as error:
+                if "limit" not in str(error):
+                    return self._not_a(node, path, "an integer")
+                # Python refuses int() of more than 4300 digits
                 self.issues.append(
                     (_line(node), path, f"integer of {len(node.value)} characters is too large")
                 )
                 return None
         if tag == _CORE + "float":
-            value = self.construct_yaml_float(node)
+            try:
+                value = self.construct_yaml_float(node)
+            except ValueError:
+                return self._not_a(node, path, "a number")
             if not math.isfinite(value):
                 self.issues.append((_line(node), path, f"'{node.value}' is not a finite number"))
             return value
         return self._unsupported_tag(node, path)
+
+    def _not_a(self, node: Node, path: FieldPath, kind: str) -> None:
+        self.issues.append(
+            (_line(node), path, f"'{node.value}' is tagged {_display_tag(node.tag)} but is not {kind}")
+        )
+        return None
 
     def _unsupported_tag(self, node: Node, path: FieldPath) -> None:
         self.issues.append(

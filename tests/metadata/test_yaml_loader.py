@@ -222,3 +222,18 @@ def test_the_event_tier_holds_the_node_and_depth_limits() -> None:
         assert _load_from_events(deep, YamlLimits(max_depth=5)) is not None
         assert _load_from_events(deep, YamlLimits(max_depth=4)) is None
         assert "nested deeper than 4 levels" in str(load_yaml(deep, "f.yaml", YamlLimits(max_depth=4))[0])  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("!!bool maybe", "'maybe' is tagged !!bool but is not a boolean"),
+        ("!!int x", "'x' is tagged !!int but is not an integer"),
+        ("!!float x", "'x' is tagged !!float but is not a number"),
+    ],
+)
+def test_an_explicit_tag_on_the_wrong_text_is_a_located_issue(value: str, message: str) -> None:
+    """Found by review: these were a KeyError, a ValueError and "integer ... too large"."""
+    issues = load_yaml(f"modules:\n  - module_name: {value}\n", "f.yaml")
+    assert isinstance(issues, list)
+    assert [(i.location, i.message) for i in issues] == [("f.yaml:2", message)]
