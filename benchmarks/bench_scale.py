@@ -40,13 +40,36 @@ TARGETS_10K = {"validate": 3.0, "load": 5.0, "first_apply": 10.0, "plan": 2.0}
 TARGET_PLAN_100K, TARGET_RSS_100K_MB, TARGET_INCREMENTAL_MS = 15.0, 300.0, 50.0
 
 
+# Runs the CLI as ``python -m lakeflow_job_meta`` does and writes the process's own peak RSS
+# (VmHWM, kB) at exit. The rusage of a child cannot give it: a child started by vfork or fork
+# inherits this benchmark process's high-water mark, which exec does not reset.
+_RUN_CLI = """\
+import atexit, os, runpy, sys
+def _peak():
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["BENCH_PEAK_RSS_FILE"], "w") as out:
+        out.write(peak)
+atexit.register(_peak)
+sys.argv = ["lakeflow_job_meta", *sys.argv[1:]]
+runpy.run_module("lakeflow_job_meta", run_name="__main__", alter_sys=True)
+"""
+
+
 def cli(*argv: str, cwd: Path, cache: str) -> dict[str, Any]:
-    """Run ``python -m lakeflow_job_meta ARGV`` as a user would: wall seconds and peak RSS (MB).
-    ``cache`` is the desired-state cache folder (fresh per run, never the user's), or ``off``."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), CACHE_DIR_VARIABLE: cache}
+    """Run ``python -m lakeflow_job_meta ARGV`` as a user would: wall seconds, CPU seconds and
+    peak RSS (MB). ``cache`` is the desired-state cache folder (fresh per run, never the user's),
+    or ``off``."""
+    peak_file = cwd / ".peak_rss_kb"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        CACHE_DIR_VARIABLE: cache,
+        "BENCH_PEAK_RSS_FILE": str(peak_file),
+    }
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lakeflow_job_meta", *argv],
+        [sys.executable, "-c", _RUN_CLI, *argv],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -64,7 +87,7 @@ def cli(*argv: str, cwd: Path, cache: str) -> dict[str, Any]:
         # CPU time: about the wall time on an idle machine (a shared machine inflates the wall
         # time, not this; only delta-rs uses a second thread).
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
-        "rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "rss_mb": round(int(peak_file.read_text()) / 1024, 1),
     }
 
 

@@ -306,9 +306,12 @@ def _load_with_libyaml(content: str, limits: YamlLimits) -> LoadedYaml | None:
     """The happy path through libyaml's composer (about 4x faster; its nodes keep their line
     marks). None whenever anything is off (a syntax error, a limit, a bad value): the pure-Python
     loader then runs and words every message exactly as it always has."""
-    if _CSafeLoader is None or "\t" in content:
-        # libyaml accepts tabs in places PyYAML refuses ("v\tariables:"): such a file must get
-        # PyYAML's answer, so it takes the pure-Python path.
+    if _CSafeLoader is None or "\t" in content or "!" in content or "?" in content:
+        # libyaml accepts tabs in places PyYAML refuses ("v\tariables:"), reads an empty tag
+        # ("k: !") as '' where PyYAML reads null, and takes a '?' inside a plain scalar of a flow
+        # collection ("{0?name: x}") as part of it where PyYAML refuses it: such a file must get
+        # PyYAML's answer, so it takes the pure-Python path (most files never get here: the
+        # event tier answers them).
         return None
 
     class _CTrackingLoader(_CachedResolver, _NodeBuilder, _CSafeLoader):

@@ -237,3 +237,20 @@ def test_an_explicit_tag_on_the_wrong_text_is_a_located_issue(value: str, messag
     issues = load_yaml(f"modules:\n  - module_name: {value}\n", "f.yaml")
     assert isinstance(issues, list)
     assert [(i.location, i.message) for i in issues] == [("f.yaml:2", message)]
+
+
+@pytest.mark.parametrize("text", ["modules: []\nk: !\n", "modules: []\nk: {0?name: x}\n"])
+def test_the_libyaml_tiers_leave_an_empty_tag_and_a_flow_question_mark_to_pyyaml(text: str) -> None:
+    """libyaml reads these otherwise than PyYAML (found by review): only PyYAML answers them."""
+    from lakeflow_job_meta.metadata.yaml_loader import _load_with_libyaml
+
+    assert _load_with_libyaml(text, YamlLimits()) is None
+    assert _load_from_events(text, YamlLimits()) is None
+    reference = TrackingLoader(text, YamlLimits())
+    try:
+        expected: object = reference.get_single_data()
+    except yaml.YAMLError:
+        expected = "refused"
+    result = load_yaml(text, "f.yaml")
+    answered = result.data if isinstance(result, LoadedYaml) else "refused"
+    assert answered == expected
