@@ -13,7 +13,8 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -78,6 +79,18 @@ def apply_waves(compiled: Mapping[str, CompiledJob], modules: Iterable[str]) -> 
         done |= set(ready)
         remaining -= set(ready)
     return waves
+
+
+def _result_of(future: Future[ModuleResult]) -> ModuleResult:
+    """Wait for one module in short slices. A SIGTERM may be taken by a worker or a Rust thread;
+    its Python handler (which tells modules not yet started to stop) then runs only when the main
+    thread runs bytecode again. Blocked on the first module until it finished, the main thread let
+    a freed worker start the next module before the stop was seen."""
+    while True:
+        try:
+            return future.result(timeout=0.05)
+        except FutureTimeout:
+            continue
 
 
 def _tracked_job(row: TrackingRow) -> TrackedJob:
@@ -371,4 +384,4 @@ class WorkspaceTarget:
         }
         ordered = sorted(changes, key=lambda c: (priority[c.module], c.module))
         with ThreadPoolExecutor(max_workers=self.options.max_workers, thread_name_prefix="ljm-apply") as pool:
-            return list(pool.map(one, ordered))
+            return [_result_of(future) for future in [pool.submit(one, change) for change in ordered]]
