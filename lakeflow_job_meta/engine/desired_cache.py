@@ -23,6 +23,7 @@ import logging
 import os
 import sqlite3
 import threading
+import urllib.parse
 import uuid
 import zlib
 from collections import OrderedDict
@@ -160,8 +161,11 @@ class DesiredStateCache:
         path = self._path(key)
         if not path.is_file():
             return None
+        connection: sqlite3.Connection | None = None
         try:
-            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            # Read-only; the path quoted so that a '?' or '#' in it is not read as URI syntax.
+            uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+            connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
             meta = dict(connection.execute("SELECT name, value FROM meta").fetchall())
             if meta.get("fingerprint") != expected:
                 connection.close()
@@ -175,6 +179,8 @@ class DesiredStateCache:
             known = set(json.loads(meta["known"]))
         except (sqlite3.Error, KeyError, ValueError, TypeError) as error:
             log.debug("desired-state cache %s unreadable (%s): computing from the tables", path, error)
+            if connection is not None:
+                connection.close()
             return None
         summaries = {module: JobSummary(job_name, digest) for module, job_name, digest in rows}
         return CachedState(

@@ -142,7 +142,7 @@ def test_a_code_change_is_a_miss(
 
 
 def test_jobs_issues_and_owner_identity_read_back_as_stored(tmp_path: Path) -> None:
-    cache = desired_cache.DesiredStateCache(tmp_path)
+    cache = desired_cache.DesiredStateCache(tmp_path / "a ?odd #folder")
     job = CompiledJob(
         module_name="m",
         job_name="[dev] m",
