@@ -79,6 +79,38 @@ def _line(node: Node) -> int:
     return node.start_mark.line + 1
 
 
+def _unsupported_tag_message(tag: str) -> str:
+    return f"unsupported YAML tag '{_display_tag(tag)}': only plain data is allowed"
+
+
+_TAGGED_KINDS = {_CORE + "bool": "a boolean", _CORE + "int": "an integer", _CORE + "float": "a number"}
+
+
+def _core_scalar(constructor: SafeConstructor, node: ScalarNode) -> tuple[Any, str | None]:
+    """A scalar's value as this loader keeps it (dates stay the text written: JSON has no date
+    type), and the problem that makes it unacceptable, if any. One reading for the node builder,
+    which reports the problem at the node's line, and the event tier, which steps aside."""
+    tag = node.tag
+    if tag in (_STR_TAG, _CORE + "timestamp"):
+        return node.value, None
+    if tag == _CORE + "null":
+        return None, None
+    if tag not in _TAGGED_KINDS:
+        return None, _unsupported_tag_message(tag)
+    # An explicit tag (``!!bool maybe``) reaches the constructors with any text at all.
+    try:
+        if tag == _CORE + "bool":
+            return constructor.construct_yaml_bool(node), None
+        if tag == _CORE + "int":
+            return constructor.construct_yaml_int(node), None
+        value = constructor.construct_yaml_float(node)
+    except (KeyError, ValueError) as error:
+        if tag == _CORE + "int" and "limit" in str(error):  # int() refuses over 4300 digits
+            return None, f"integer of {len(node.value)} characters is too large"
+        return None, f"'{node.value}' is tagged {_display_tag(tag)} but is not {_TAGGED_KINDS[tag]}"
+    return value, None if math.isfinite(value) else f"'{node.value}' is not a finite number"
+
+
 class _NodeBuilder:
     """Builds plain Python values from a composed node graph, recording the start line of every
     mapping entry, sequence item and scalar in a :class:`LineMap`. PyYAML's own constructor is
@@ -192,54 +224,13 @@ class _NodeBuilder:
         return str(node.value)
 
     def _scalar(self, node: ScalarNode, path: FieldPath) -> Any:
-        tag = node.tag
-        if tag == _STR_TAG:
-            return node.value
-        if tag == _CORE + "timestamp":
-            return node.value  # keep dates as written: JSON has no date type
-        if tag == _CORE + "null":
-            return None
-        # An explicit tag (``!!bool maybe``) reaches the constructors with any text at all.
-        if tag == _CORE + "bool":
-            try:
-                return self.construct_yaml_bool(node)
-            except KeyError:
-                return self._not_a(node, path, "a boolean")
-        if tag == _CORE + "int":
-            try:
-                return self.construct_yaml_int(node)
-            except ValueError as error:
-                if "limit" not in str(error):
-                    return self._not_a(node, path, "an integer")
-                # Python refuses int() of more than 4300 digits
-                self.issues.append(
-                    (_line(node), path, f"integer of {len(node.value)} characters is too large")
-                )
-                return None
-        if tag == _CORE + "float":
-            try:
-                value = self.construct_yaml_float(node)
-            except ValueError:
-                return self._not_a(node, path, "a number")
-            if not math.isfinite(value):
-                self.issues.append((_line(node), path, f"'{node.value}' is not a finite number"))
-            return value
-        return self._unsupported_tag(node, path)
-
-    def _not_a(self, node: Node, path: FieldPath, kind: str) -> None:
-        self.issues.append(
-            (_line(node), path, f"'{node.value}' is tagged {_display_tag(node.tag)} but is not {kind}")
-        )
-        return None
+        value, problem = _core_scalar(self, node)
+        if problem is not None:
+            self.issues.append((_line(node), path, problem))
+        return value
 
     def _unsupported_tag(self, node: Node, path: FieldPath) -> None:
-        self.issues.append(
-            (
-                _line(node),
-                path,
-                f"unsupported YAML tag '{_display_tag(node.tag)}': only plain data is allowed",
-            )
-        )
+        self.issues.append((_line(node), path, _unsupported_tag_message(node.tag)))
         return None
 
 
@@ -359,21 +350,8 @@ def _plain_scalar(text: str, implicit: Any) -> tuple[str, Any]:
     if known is not None:
         return known
     tag = _RESOLVER.resolve(ScalarNode, text, implicit)
-    node = ScalarNode(tag, text)
-    value: Any = _STEP_ASIDE
-    try:
-        if tag in (_STR_TAG, _CORE + "timestamp"):
-            value = text
-        elif tag == _CORE + "null":
-            value = None
-        elif tag == _CORE + "bool":
-            value = _CONSTRUCTOR.construct_yaml_bool(node)
-        elif tag == _CORE + "int":
-            value = _CONSTRUCTOR.construct_yaml_int(node)
-        elif tag == _CORE + "float":
-            number = _CONSTRUCTOR.construct_yaml_float(node)
-            value = number if math.isfinite(number) else _STEP_ASIDE
-    except (ValueError, KeyError):
+    value, problem = _core_scalar(_CONSTRUCTOR, ScalarNode(tag, text))
+    if problem is not None:
         value = _STEP_ASIDE
     if len(_plain_scalars) < _MEMO_SIZE:
         _plain_scalars[memo] = (tag, value)
