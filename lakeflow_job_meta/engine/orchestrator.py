@@ -148,21 +148,22 @@ class Orchestrator:
                 return cached
         desired = self._with_policy(self.manager.desired_state(only_modules=scope))
         compiled, issues, identity = self._compile(desired, scope, context)
-        texts = {name: job_json(job) for name, job in compiled.items()}
         result = DesiredJobs(
             compiled=compiled,
             issues=issues,
             known=desired.known,
             tracking_key=self._target_key(context.env_mode),
             name_prefix=context.name_prefix,
-            summaries={name: JobSummary.of(compiled[name], text) for name, text in texts.items()},
         )
         if stamp is not None and identity is not _IDENTITY_UNKNOWN and stamp == self._cache_stamp(context):
-            # Stored only when the tables did not move while they were read.
+            # Stored only when the tables did not move while they were read. Each job's JSON
+            # text is made once, for its digest and its cache entry.
             assert self.desired_cache is not None
-            summaries = result.summaries or {}
+            texts = {name: job_json(job) for name, job in compiled.items()}
+            summaries = {name: JobSummary.of(compiled[name], text) for name, text in texts.items()}
             key = self._cache_key(context)
             self.desired_cache.store(key, stamp, texts, summaries, issues, desired.known, identity)
+            result = replace(result, summaries=summaries)
         return result
 
     # -- the desired-state cache -------------------------------------------------------------

@@ -92,13 +92,18 @@ class DesiredJobs:
     tracking_key: str
     # The development-mode job-name prefix (a bundle maps files back to modules by it).
     name_prefix: str = ""
-    # Summaries of the compiled jobs when already known (a cache hit); else computed on demand.
+    # Summaries of the compiled jobs when already known (a cache hit, or just stored in it).
     summaries: Mapping[str, JobSummary] | None = None
+    # Summaries computed on demand, once per module: only a target that asks pays for them.
+    _computed: dict[str, JobSummary] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def summary(self, module: str) -> JobSummary:
         if self.summaries is not None and module in self.summaries:
             return self.summaries[module]
-        return JobSummary.of(self.compiled[module])
+        found = self._computed.get(module)
+        if found is None:
+            found = self._computed[module] = JobSummary.of(self.compiled[module])
+        return found
 
 
 class ApplyProgress(Protocol):
