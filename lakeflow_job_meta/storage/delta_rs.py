@@ -113,6 +113,17 @@ def _q(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
 
+def _key_in(data: pa.Table, column: str, values: Collection[str]) -> Any:
+    """Mask of the rows whose ``column`` is one of ``values``, applied after the scan on the
+    column cast to plain strings: delta-rs declares ``string`` where its compacted files hold
+    ``string_view``, and Arrow has no kernel comparing the two, so a scan filter on a key fails
+    as soon as a table has been compacted (and statistics no longer rule every file out)."""
+    import pyarrow.compute as pc
+
+    keys = data.column(column).cast(_pyarrow().string())
+    return pc.is_in(keys, value_set=_pyarrow().array(sorted(values), type=_pyarrow().string()))
+
+
 class DeltaRsTable:
     """One local Delta table; implements :class:`lakeflow_job_meta.storage.base.Table`."""
 
@@ -197,13 +208,9 @@ class DeltaRsTable:
     def read_matching(self, column: str, values: Collection[str]) -> list[dict[str, Any]]:
         """Rows whose ``column`` is one of ``values``: Arrow reads and filters, only the matches
         become Python objects (converting 10,000 rows costs about 40 ms; a module's few rows,
-        microseconds). The filter runs after the scan: a scan filter trips over the string_view
-        columns delta-rs declares against the files' plain strings."""
-        import pyarrow.compute as pc
-
+        microseconds)."""
         data = self._scan()
-        keys = data.column(column).cast(_pyarrow().string())
-        return self._rows(data.filter(pc.is_in(keys, value_set=_pyarrow().array(sorted(values)))))
+        return self._rows(data.filter(_key_in(data, column, values)))
 
     def _rows(self, data: pa.Table, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Rows of an Arrow table projected onto the spec's columns (missing ones None) plus
@@ -381,12 +388,12 @@ class DeltaRsTable:
         """The row with ``key`` in the snapshot ``dt`` (the one the CAS commit is based on)."""
         import pyarrow.compute as pc
 
-        dataset = dt.to_pyarrow_dataset()
-        condition = None
+        data = dt.to_pyarrow_dataset().to_table(use_threads=False)
+        mask = None
         for name, value in zip(self.spec.key, key, strict=True):
-            term = pc.field(name) == value
-            condition = term if condition is None else condition & term
-        rows = self._rows(dataset.to_table(filter=condition, use_threads=False))
+            term = _key_in(data, name, [str(value)])
+            mask = term if mask is None else pc.and_(mask, term)
+        rows = self._rows(data.filter(mask))
         if len(rows) > 1:
             raise StorageError(f"{self.name}: {len(rows)} rows share the key {key}")
         return rows[0] if rows else None
