@@ -17,7 +17,7 @@ import pytest
 
 from tests.cli_run import run_cli
 from tests.example_files import EXAMPLE_MODULES, EXAMPLES, EXAMPLES_DIR
-from tests.fakews import DATABRICKS_CLI, FAKE_USER, FakeWorkspace, fakews, missing_tools  # noqa: F401
+from tests.fakews import DATABRICKS_CLI, FAKE_USER, FakeWorkspace, missing_tools
 
 pytest.importorskip("deltalake")
 
