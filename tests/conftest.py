@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.emulator.fixtures import jobs_emulator, make_workspace_client, workspace_client  # noqa: F401
+from tests.fakews import fakews  # noqa: F401
 from tests.spark_delta import HAVE_SPARK_DELTA, build_session
 
 

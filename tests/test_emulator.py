@@ -484,6 +484,7 @@ def test_permissions_patch_result_needs_exactly_one_owner_and_no_group_owns(work
     assert direct == [
         {
             "user_name": "b@example.com",
+            "display_name": "b@example.com",
             "all_permissions": [{"permission_level": "IS_OWNER", "inherited": False}],
         }
     ]

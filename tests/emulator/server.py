@@ -405,6 +405,11 @@ class JobsEmulator:
         acl = []
         for entry in self._acls.get(job_id, []):
             item = {k: entry[k] for k in PRINCIPAL_KEYS if k in entry}
+            # The service names a user or service principal entry (TS SetPermissions; SDK
+            # AccessControlResponse.display_name); a group entry carries no display name there.
+            name = entry.get("user_name") or entry.get("service_principal_name")
+            if name:
+                item["display_name"] = name
             item["all_permissions"] = [{"permission_level": entry["permission_level"], "inherited": False}]
             acl.append(item)
         acl.append(
