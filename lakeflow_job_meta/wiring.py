@@ -252,9 +252,11 @@ def orchestrator_parts(
         managed_sql_root=settings.managed_sql_root or f"/Workspace/Shared/lakeflow_job_meta/{parts.table_id}",
         default_pause_status=settings.default_pause_status,
     )
+    manager = manager or build_manager(settings, parts)
+    check_loaded_environment(settings, manager)
     return {
         "tables": parts.tables,
-        "manager": manager or build_manager(settings, parts),
+        "manager": manager,
         "target": build_target(settings, parts, workspace=workspace, retry_policy=retry_policy),
         "context": context,
         "state": parts.state,
@@ -267,6 +269,15 @@ def orchestrator_parts(
         "allow_mass_change": settings.allow_mass_change,
         "desired_cache": _desired_cache(settings),
     }
+
+
+def check_loaded_environment(settings: RunSettings, manager: MetadataStore) -> None:
+    """The rows hold values resolved by their load: a run must ask for the load's ``--env`` and
+    ``--var`` (declared ones), or it would mix one environment's names with another's values.
+    ConfigurationError (exit 2) otherwise. A table never loaded from YAML records nothing."""
+    loaded = manager.loaded_environments()
+    if loaded is not None:
+        loaded.check_run(settings.env, settings.variables, settings.control_table)
 
 
 def _desired_cache(settings: RunSettings) -> DesiredStateCache | None:

@@ -137,8 +137,8 @@ def test_validate_variables_and_environment(cli: Cli, tmp_path: Path) -> None:
     rc, out, _ = cli("validate", str(path))
     assert rc == 1 and "variable 'root' has no value" in out
     assert cli("validate", str(path), "--var", "root=/Workspace/x")[0] == 0
-    rc, out, _ = cli("validate", str(path), "--var", "root=/Workspace/x", "--env", "stage")
-    assert rc == 1 and "environment 'stage' is not defined (dev)" in out
+    rc, _, err = cli("validate", str(path), "--var", "root=/Workspace/x", "--env", "stage")
+    assert rc == 2 and "environment 'stage' is not defined (dev)" in err  # usage: exit 2 everywhere
 
 
 def test_validate_missing_path_is_one_line(cli: Cli, tmp_path: Path) -> None:

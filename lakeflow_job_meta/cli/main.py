@@ -67,9 +67,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.metadata.loader import parse_files
 
     paths = _expand_paths(args.paths)
-    _, issues = parse_files(
-        paths, variables=_variables(args), env=args.env, default_warehouse_id=args.default_warehouse_id
-    )
+    if args.control_table is not None:
+        # Against the table: load's own checks (clashes with other files and SQL rows, the
+        # environment's mode, --env/--var), load's messages; nothing is written.
+        from lakeflow_job_meta.wiring import RunSettings, build_manager, build_parts
+
+        settings = RunSettings(args.control_table, default_warehouse_id=args.default_warehouse_id, cli=True)
+        manager = build_manager(settings, build_parts(settings))
+        issues = manager.check_files(paths, var=_variables(args), env=args.env)
+    else:
+        _, issues = parse_files(
+            paths, variables=_variables(args), env=args.env, default_warehouse_id=args.default_warehouse_id
+        )
     if args.json:
         _emit_json({"valid": not issues, "files": paths, "errors": [i.as_dict() for i in issues]})
     else:
@@ -141,7 +150,7 @@ def _run_settings(args: argparse.Namespace):
         profile=args.profile,
         policy_path=getattr(args, "policy", None),
         allow_mass_change=getattr(args, "allow_mass_change", False),
-        variables=_variables(args) if hasattr(args, "var") else {},
+        variables=_variables(args),
         cli=True,
     )
 
@@ -297,6 +306,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         args.control_table,
         target="bundle:bundle",
         env=args.env,
+        variables=_variables(args),
         default_warehouse_id=args.default_warehouse_id,
         cli=True,
     )

@@ -38,11 +38,13 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "validate": (
         "check YAML files without writing anything",
         "Check YAML files (schema and semantic checks, every problem in one pass). Exit 0 when "
-        "valid, 1 with every error listed as file:line: field: message.",
+        "valid, 1 with every error listed as file:line: field: message. With --control-table, "
+        "also every check `load` makes against what the table holds; nothing is written.",
         (
             f"{PROG} validate examples/metadata_examples.yaml",
             f"{PROG} validate metadata/ --env prod --var warehouse_id=abc123",
             f"{PROG} validate metadata/ --json | jq '.errors[]'",
+            f"{PROG} validate metadata/sales.yaml --control-table main.ops.etl_control --env prod",
         ),
     ),
     "load": (
@@ -153,10 +155,14 @@ def _table(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _metadata(p: argparse.ArgumentParser) -> None:
+def _var(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--var", action="append", default=[], metavar="K=V", help="set a ${var.K} value (repeatable)"
     )
+
+
+def _metadata(p: argparse.ArgumentParser) -> None:
+    _var(p)
     p.add_argument("--env", default=None, metavar="NAME", help="deployment environment defined in the YAML")
     _warehouse(p)
 
@@ -181,7 +187,15 @@ def _deploy(p: argparse.ArgumentParser, *, target: bool = True) -> None:
         "--env",
         default=None,
         metavar="NAME",
-        help="deployment environment (its mode decides: development jobs are prefixed and paused)",
+        help="deployment environment (its mode decides: development jobs are prefixed and paused); "
+        "must be the one the control table was loaded with",
+    )
+    p.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a ${var.K} value (repeatable); must be those the control table was loaded with",
     )
     _warehouse(p)
     p.add_argument(
@@ -250,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "validate")
     p.add_argument("paths", nargs="+", metavar="PATH", help="YAML files or folders (subfolders included)")
     _metadata(p)
+    p.add_argument(
+        "--control-table",
+        default=None,
+        metavar="TABLE",
+        help="also check the files against what this table holds, as `load` would (nothing is written)",
+    )
 
     p = _add(sub, "load")
     p.add_argument("paths", nargs="+", metavar="PATH", help="YAML files or folders (subfolders included)")
@@ -304,9 +324,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-wait", action="store_true", help="fail at once (exit 3) if another monitor holds the lease"
     )
     p.add_argument(
-        "--var", action="append", default=[], metavar="K=V", help="set a ${var.K} value (repeatable)"
-    )
-    p.add_argument(
         "--log-format", choices=LOG_FORMATS, default="human", help="human lines or one JSON document per line"
     )
     _number(
@@ -343,5 +360,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--env", default=None, metavar="NAME", help="deployment environment (job names get its prefix)"
     )
+    _var(p)
     _warehouse(p)
     return parser

@@ -18,16 +18,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lakeflow_job_meta.errors import MassChangeHeldError, MetadataIssue, MetadataValidationError
+from lakeflow_job_meta.errors import (
+    ConfigurationError,
+    MassChangeHeldError,
+    MetadataIssue,
+    MetadataValidationError,
+    TableNotFoundError,
+)
 from lakeflow_job_meta.metadata.files import list_yaml_files, read_yaml_file
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
-from lakeflow_job_meta.metadata.loader import parse_document, validate_all
+from lakeflow_job_meta.metadata.loader import mode_disagreement, parse_document, validate_all
+from lakeflow_job_meta.metadata.locations import sorted_issues
 from lakeflow_job_meta.metadata.models import MetadataDocument, Module, ModuleSettings, Source
 from lakeflow_job_meta.metadata.rows import module_settings_from_row, source_from_row
 from lakeflow_job_meta.metadata.validation import run_job_targets
-from lakeflow_job_meta.metadata.variables import EnvironmentSelection
+from lakeflow_job_meta.metadata.variables import (
+    EnvironmentSelection,
+    FileDeclarations,
+    LoadedEnvironments,
+    check_declared,
+    describe_choice,
+)
 from lakeflow_job_meta.planning.blast_radius import emptied_volume_message, volume_emptied
-from lakeflow_job_meta.storage.state_store import StateStore, environment_key
+from lakeflow_job_meta.storage.state_store import StateKey, StateStore, environment_key
 from lakeflow_job_meta.storage.tables import ToolTables
 
 
@@ -74,6 +87,32 @@ class DesiredState:
     # Module names that exist in the metadata at all (valid or not): an invalid module is never
     # pruned, its job keeps the last good definition.
     known: set[str]
+
+
+@dataclass
+class _Parsed:
+    """The files of one load, parsed: documents, rejected files, what each declares."""
+
+    documents: dict[str, MetadataDocument] = field(default_factory=dict)
+    rejected: dict[str, list[MetadataIssue]] = field(default_factory=dict)
+    environments: set[EnvironmentSelection] = field(default_factory=set)
+    declarations: dict[str, FileDeclarations] = field(default_factory=dict)
+    display: dict[str, str] = field(default_factory=dict)
+    headers_read: bool = True
+
+
+@dataclass
+class _Prepared:
+    """Phase one's outcome: what to write, what replaces what, and every issue found."""
+
+    documents: dict[str, MetadataDocument]
+    rejected: dict[str, list[MetadataIssue]]
+    replaced: set[str]
+    stored_sources: dict[str, Mapping[str, Any]]
+    stored_modules: dict[str, Mapping[str, Any]]
+    environments: set[EnvironmentSelection]
+    loaded: LoadedEnvironments
+    issues: list[MetadataIssue]
 
 
 def _is_under(path: str, folder: str) -> bool:
@@ -224,19 +263,33 @@ class MetadataStore:
             display_root=display_root,
         )
 
+    # -- checking without writing --------------------------------------------------------------
+    def check_files(
+        self, paths: Iterable[str], var: Mapping[str, str] | None = None, env: str | None = None
+    ) -> list[MetadataIssue]:
+        """Every issue a load of ``paths`` would raise against what the tables hold now (clashes
+        with other files and SQL rows, an environment's mode, ...), with load's messages; nothing
+        is written. An undeclared ``--env``/``--var`` or a different one from the table's load
+        raises ConfigurationError, as the load would."""
+        if not self.tables.control.exists():
+            raise TableNotFoundError(self.tables.control.name)
+        contents: dict[str, bytes | None] = {}
+        unreadable: list[MetadataIssue] = []
+        for path in paths:
+            read = read_yaml_file(path, self.max_file_bytes)
+            if isinstance(read, MetadataIssue):
+                unreadable.append(read)
+            else:
+                contents[path] = read
+        prepared = self._prepare(contents, var=var, env=env, sync_scope=None, mode="check")
+        return sorted_issues([*unreadable, *prepared.issues])
+
     # -- core --------------------------------------------------------------------------------
     def _parse(
-        self,
-        contents: Mapping[str, bytes | None],
-        var: Mapping[str, str] | None,
-        env: str | None,
+        self, contents: Mapping[str, bytes | None], variables: Mapping[str, str], env: str | None,
         display_root: str | None,
-    ) -> tuple[dict[str, MetadataDocument], dict[str, list[MetadataIssue]], set[EnvironmentSelection]]:
-        variables = {**self.variables, **(var or {})}
-        chosen_env = env if env is not None else self.env
-        documents: dict[str, MetadataDocument] = {}
-        rejected: dict[str, list[MetadataIssue]] = {}
-        environments: set[EnvironmentSelection] = set()
+    ) -> _Parsed:  # fmt: skip
+        parsed = _Parsed()
         for path, data in contents.items():
             absolute = os.path.abspath(path)
             display = os.path.relpath(absolute, display_root) if display_root else path
@@ -246,44 +299,77 @@ class MetadataStore:
                 data,
                 display,
                 variables=variables,
-                env=chosen_env,
+                env=env,
                 max_bytes=self.max_file_bytes,
                 default_warehouse_id=self.default_warehouse_id,
             )
+            parsed.headers_read = parsed.headers_read and result.header_read
+            parsed.declarations[absolute] = result.declarations
+            parsed.display[absolute] = display
             if result.issues or result.document is None:
-                rejected[absolute] = list(result.issues) or [
+                parsed.rejected[absolute] = list(result.issues) or [
                     MetadataIssue(display, "", "could not be parsed")
                 ]
                 continue
             doc = result.document
             if result.environment is not None:
-                environments.add(result.environment)
-            documents[absolute] = replace(
+                parsed.environments.add(result.environment)
+            parsed.documents[absolute] = replace(
                 doc,
                 path=absolute,
                 sources=tuple(replace(s, source_file=absolute) for s in doc.sources),
                 modules=tuple(replace(m, source_file=absolute) for m in doc.modules),
             )
-        return documents, rejected, environments
+        return parsed
 
-    def _load(
+    def loaded_environments(self) -> LoadedEnvironments | None:
+        """The ``--env``/``--var`` the table's YAML rows were resolved with (None: never recorded)."""
+        if not self.tables.state.exists():
+            return None
+        return LoadedEnvironments.from_json(self.state.get(StateKey.LOADED_ENVIRONMENTS))
+
+    def _prepare(
         self,
         contents: Mapping[str, bytes | None],
         *,
         var: Mapping[str, str] | None,
         env: str | None,
         sync_scope: str | None,
-        strict: bool,
+        mode: str,
         deleted_files: Iterable[str] = (),
         display_root: str | None = None,
-    ) -> LoadResult:
-        documents, rejected, environments = self._parse(contents, var, env, display_root)
-        if strict and rejected:
+    ) -> _Prepared:
+        """Phase one of a load: parse, check against the tables, decide what is replaced.
+        ``mode``: ``strict`` (load: any issue raises), ``monitor`` (a bad file is dropped alone)
+        or ``check`` (validate --control-table: every issue collected, nothing created)."""
+        variables = {**self.variables, **(var or {})}
+        chosen_env = env if env is not None else self.env
+        parsed = self._parse(contents, variables, chosen_env, display_root)
+        documents, rejected = parsed.documents, parsed.rejected
+        loaded = self.loaded_environments() or LoadedEnvironments()
+        if mode != "monitor" and parsed.headers_read:
+            known = [*parsed.declarations.values(), *loaded.files.values()]
+            check_declared(
+                chosen_env,
+                variables,
+                {name for d in known for name in d.environments},
+                {name for d in known for name in d.variables},
+            )
+        if mode == "strict" and rejected:
             raise MetadataValidationError([i for issues in rejected.values() for i in issues])
 
-        self.tables.ensure_exists()
-        stored_sources = {row["source_id"]: row for row in self.tables.control.read_all()}
-        stored_modules = {row["module_name"]: row for row in self.tables.modules.read_all()}
+        if mode == "check":
+            stored_sources = {row["source_id"]: row for row in self.tables.control.read_all()}
+            modules_table = self.tables.modules
+            stored_modules = (
+                {row["module_name"]: row for row in modules_table.read_all()}
+                if modules_table.exists()
+                else {}
+            )
+        else:
+            self.tables.ensure_exists()
+            stored_sources = {row["source_id"]: row for row in self.tables.control.read_all()}
+            stored_modules = {row["module_name"]: row for row in self.tables.modules.read_all()}
 
         deleted_files = set(deleted_files)
         # Files whose rows this load replaces wholesale: files parsed OK, deleted files, and in
@@ -296,23 +382,105 @@ class MetadataStore:
                     for row in [*stored_sources.values(), *stored_modules.values()]
                     if row.get("source_file") and _is_under(row["source_file"], sync_scope)
                 }
+            record = self._loaded_after(loaded, parsed, documents, replaced, chosen_env, variables)
             cross_issues = self._cross_check(documents, stored_sources, stored_modules, replaced)
-            if not cross_issues:
+            for path, issue in self._mode_issues(loaded, parsed, documents, replaced, chosen_env):
+                cross_issues.setdefault(path, []).append(issue)
+            if not cross_issues or mode == "check":
                 break
-            if strict:
+            if mode == "strict":
                 raise MetadataValidationError([i for issues in cross_issues.values() for i in issues])
             # Monitor mode: drop the offending files, keep their previous rows, retry the rest.
             for path, issues in cross_issues.items():
                 rejected.setdefault(path, []).extend(issues)
                 documents.pop(path, None)
+        issues = [i for found in (*rejected.values(), *cross_issues.values()) for i in found]
+        return _Prepared(
+            documents, rejected, replaced, stored_sources, stored_modules, parsed.environments, record, issues
+        )
 
-        result = LoadResult(files=sorted(documents), rejected=rejected)
-        self._record_environments(environments)
+    def _loaded_after(
+        self,
+        loaded: LoadedEnvironments,
+        parsed: _Parsed,
+        documents: Mapping[str, MetadataDocument],
+        replaced: set[str],
+        env: str | None,
+        variables: Mapping[str, str],
+    ) -> LoadedEnvironments:
+        """What the table's rows are resolved with after this load; ConfigurationError when its
+        ``--env``/``--var`` differ from those of other files' rows it keeps (a mixed table)."""
+        kept = {path: d for path, d in loaded.files.items() if path not in replaced}
+        new = {path: parsed.declarations[path] for path in documents if parsed.declarations[path].sensitive}
+        if kept and new and not loaded.same_choice(env, variables):
+            first = sorted(kept)[0]
+            raise ConfigurationError(
+                f"{self.control_table} holds rows of {len(kept)} file(s) (e.g. {first}) loaded with "
+                f"{describe_choice(loaded.env, loaded.variables)}; this load asks for "
+                f"{describe_choice(env, variables)}: one control table holds one environment. Load "
+                "with the table's --env/--var, or load every file again with these (load --sync FOLDER)"
+            )
+        if not new:
+            return replace(loaded, files=kept)
+        return LoadedEnvironments(env, dict(variables), {**kept, **new})
+
+    def _mode_issues(
+        self,
+        loaded: LoadedEnvironments,
+        parsed: _Parsed,
+        documents: Mapping[str, MetadataDocument],
+        replaced: set[str],
+        env: str | None,
+    ) -> list[tuple[str, MetadataIssue]]:
+        """A loaded file giving the chosen environment another mode than a file already in the
+        table: the mode decides job names, so the table would hold both."""
+        if env is None:
+            return []
+        kept = {
+            p: d.environments[env]
+            for p, d in sorted(loaded.files.items())
+            if p not in replaced and env in d.environments
+        }
+        if not kept:
+            return []
+        other_path, other_mode = next(iter(kept.items()))
+        found = []
+        for path in documents:
+            mode = parsed.declarations[path].environments.get(env)
+            if mode is not None and mode != other_mode:
+                issue = mode_disagreement(parsed.display[path], env, mode, other_path, other_mode)
+                found.append((path, replace(issue, file=path)))
+        return found
+
+    def _load(
+        self,
+        contents: Mapping[str, bytes | None],
+        *,
+        var: Mapping[str, str] | None,
+        env: str | None,
+        sync_scope: str | None,
+        strict: bool,
+        deleted_files: Iterable[str] = (),
+        display_root: str | None = None,
+    ) -> LoadResult:
+        prepared = self._prepare(
+            contents,
+            var=var,
+            env=env,
+            sync_scope=sync_scope,
+            mode="strict" if strict else "monitor",
+            deleted_files=deleted_files,
+            display_root=display_root,
+        )
+        result = LoadResult(files=sorted(prepared.documents), rejected=prepared.rejected)
+        self._record_environments(prepared.environments)
+        if prepared.loaded.as_json() != (self.loaded_environments() or LoadedEnvironments()).as_json():
+            self.state.put(StateKey.LOADED_ENVIRONMENTS, prepared.loaded.as_json())
         self._write(
-            documents,
-            replaced,
-            stored_sources,
-            stored_modules,
+            prepared.documents,
+            prepared.replaced,
+            prepared.stored_sources,
+            prepared.stored_modules,
             result,
             update_only=sync_scope is None and not deleted_files,
         )

@@ -23,7 +23,14 @@ from lakeflow_job_meta.metadata.row_shape import RowShape
 from lakeflow_job_meta.metadata.schema import schema_problems
 from lakeflow_job_meta.metadata.tags import Cloud
 from lakeflow_job_meta.metadata.validation import validate_all
-from lakeflow_job_meta.metadata.variables import EnvironmentSelection, apply_variables, undeclared_overrides
+from lakeflow_job_meta.metadata.variables import (
+    DEFAULT_MODE,
+    EnvironmentSelection,
+    FileDeclarations,
+    apply_variables,
+    check_declared,
+    undeclared_overrides,
+)
 from lakeflow_job_meta.metadata.yaml_loader import LoadedYaml, YamlLimits, load_yaml
 
 __all__ = [
@@ -49,6 +56,14 @@ class ParseResult:
     environment: EnvironmentSelection | None = None
     locator: Locator = field(default_factory=Locator)
     declared_variables: frozenset[str] = frozenset()
+    # The file's environments (name -> mode); ``header_read`` is False when the file could not
+    # be read as far as its variables and environments (then what it declares is unknown).
+    declared_environments: Mapping[str, str] = field(default_factory=dict)
+    header_read: bool = False
+
+    @property
+    def declarations(self) -> FileDeclarations:
+        return FileDeclarations(dict(self.declared_environments), self.declared_variables)
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,8 @@ def parse_files_detailed(
     issues: list[MetadataIssue] = []
     locator = Locator(control_table)
     declared: set[str] = set()
+    declared_environments: set[str] = set()
+    headers_read = True
     environments: dict[str, EnvironmentSelection] = {}
     for path in paths:
         content = read_yaml_file(path, max_bytes)
@@ -148,12 +165,17 @@ def parse_files_detailed(
         result = _parse(content, path, overrides, env, max_bytes, default_warehouse_id)
         issues.extend(result.issues)
         declared |= result.declared_variables
+        declared_environments |= set(result.declared_environments)
+        headers_read = headers_read and result.header_read
         if result.environment is not None:
             environments[path] = result.environment
         if result.document is not None:
             documents.append(result.document)
             locator.update(result.locator)
-    issues.extend(undeclared_overrides(overrides, declared))
+    if headers_read:  # every file said what it declares: an undeclared --env/--var is exit 2
+        check_declared(env, overrides, declared_environments, declared)
+    else:
+        issues.extend(undeclared_overrides(overrides, declared))
     selection = _agreed_environment(environments, issues)
     cross = validate_all(
         [*(s for d in documents for s in d.sources), *extra_sources],
@@ -177,14 +199,16 @@ def _agreed_environment(
     first_path, first = next(iter(found.items()))
     for path, selection in found.items():
         if selection.mode != first.mode:
-            issues.append(
-                MetadataIssue(
-                    f"{path}:1",
-                    f"environments.{selection.name}.mode",
-                    f"is {selection.mode} here but {first.mode} in {first_path}",
-                )
-            )
+            issues.append(mode_disagreement(path, selection.name, selection.mode, first_path, first.mode))
     return first
+
+
+def mode_disagreement(path: str, env: str, mode: str, other_path: str, other_mode: str) -> MetadataIssue:
+    """The one message for two files giving an environment different modes (``validate`` across
+    the files given, ``load`` and ``validate --control-table`` against the files in the table)."""
+    return MetadataIssue(
+        f"{path}:1", f"environments.{env}.mode", f"is {mode} here but {other_mode} in {other_path}", file=path
+    )
 
 
 def _parse(
@@ -222,6 +246,14 @@ def _parse_data(
             None, sorted_issues(yaml_issue(path, lines, p.path, p.message, p.line_path) for p in header)
         )
     declared = frozenset(data.get("variables") or {})
+    read = {
+        "declared_variables": declared,
+        "declared_environments": {
+            name: (spec or {}).get("mode", DEFAULT_MODE)
+            for name, spec in (data.get("environments") or {}).items()
+        },
+        "header_read": True,
+    }
     substituted = apply_variables(data, path, lines, overrides=overrides, env=env)
     full = {**data, "modules": substituted.modules}
     if substituted.issues:
@@ -229,7 +261,7 @@ def _parse_data(
             None,
             sorted_issues(_with_modules(substituted.issues, full)),
             substituted.environment,
-            declared_variables=declared,
+            **read,
         )
     problems = schema_problems(full)
     if problems:
@@ -241,11 +273,11 @@ def _parse_data(
             None,
             sorted_issues(_with_modules(issues, full)),
             substituted.environment,
-            declared_variables=declared,
+            **read,
         )
     sources, modules, locator = _models(full, lines, path, rows)
     document = MetadataDocument(path=path, sources=tuple(sources), modules=tuple(modules))
-    return ParseResult(document, [], substituted.environment, locator, declared)
+    return ParseResult(document, [], substituted.environment, locator, **read)
 
 
 def _semantic_issues_of_the_rest(

@@ -100,6 +100,10 @@ class _Checker:
         for source in sources:
             self.by_id.setdefault(source.source_id, source)
             self.members.setdefault(source.module_name, []).append(source)
+        # A source_id given twice is reported as a duplicate; the dependency graph, keyed by id,
+        # would merge the copies into one node, so cycles through it are not reported as well.
+        ids = Counter(source.source_id for source in sources)
+        self.duplicated_ids = {source_id for source_id, count in ids.items() if count > 1}
         self.known_modules = set(self.settings_of) | set(self.members)
 
     def run(self) -> list[MetadataIssue]:
@@ -462,6 +466,8 @@ class _Checker:
         upstream = resolve_dependencies(members)
         graph = {source_id: [d.source_id for d in deps] for source_id, deps in upstream.items()}
         for cycle in find_cycles(graph):
+            if self.duplicated_ids.intersection(cycle):
+                continue  # derived from the duplicate, which is reported on its own
             first = next(s for s in active if s.source_id == cycle[0])
             field = (
                 ("transformation_config", "depends_on")

@@ -233,11 +233,9 @@ def apply_variables(
     env_values: Mapping[str, Any] = {}
     if env is not None:
         if env not in environments:
-            known = (
-                ", ".join(sorted(environments)) if environments else "this file has no environments section"
-            )
             at: FieldPath = ("environments",) if environments else ()
-            issues.append(yaml_issue(file, lines, at, f"environment '{env}' is not defined ({known})"))
+            message = undefined_environment(env, environments, "this file has no environments section")
+            issues.append(yaml_issue(file, lines, at, message))
             return Substitution(data.get("modules"), None, issues)
         chosen = environments[env] or {}
         selection = EnvironmentSelection(env, chosen.get("mode", DEFAULT_MODE))
@@ -255,3 +253,112 @@ def undeclared_overrides(overrides: Mapping[str, str], declared: Iterable[str]) 
         for name in sorted(overrides)
         if name not in known
     ]
+
+
+def undefined_environment(env: str, environments: Iterable[str], none_declared: str) -> str:
+    """The one message for an ``--env`` that names no declared environment."""
+    known = ", ".join(sorted(environments)) or none_declared
+    return f"environment '{env}' is not defined ({known})"
+
+
+def check_declared(
+    env: str | None,
+    overrides: Mapping[str, str],
+    environments: Iterable[str],
+    variables: Iterable[str],
+    *,
+    none_declared: str = "no file has an environments section",
+) -> None:
+    """An ``--env`` or ``--var`` that no file declares is a usage error (exit 2) for every
+    command: validate and load (the files given), plan, apply, export-bundle and the monitor
+    (the files the control table was loaded from)."""
+    problems = [str(issue) for issue in undeclared_overrides(overrides, variables)]
+    environments = set(environments)
+    if env is not None and env not in environments:
+        problems.insert(0, undefined_environment(env, environments, none_declared))
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+
+
+def describe_choice(env: str | None, overrides: Mapping[str, str]) -> str:
+    """``--env prod, --var a=1`` or ``no --env, no --var``, for messages."""
+    parts = [f"--env {env}" if env is not None else "no --env"]
+    parts += [f"--var {name}={value}" for name, value in sorted(overrides.items())] or ["no --var"]
+    return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class FileDeclarations:
+    """What one loaded file declares: its environments (name -> mode) and variable names."""
+
+    environments: Mapping[str, str] = field(default_factory=dict)
+    variables: frozenset[str] = frozenset()
+
+    @property
+    def sensitive(self) -> bool:
+        """Its rows depend on ``--env``/``--var``."""
+        return bool(self.environments or self.variables)
+
+
+@dataclass(frozen=True)
+class LoadedEnvironments:
+    """Which ``--env`` and ``--var`` the control table's YAML rows were resolved with, and what
+    the files behind them declare. The rows hold resolved values, so a plan, apply or monitor
+    must ask for exactly this choice: anything else would mix one environment's job names with
+    another's values. Only files that declare variables or environments are listed."""
+
+    env: str | None = None
+    variables: Mapping[str, str] = field(default_factory=dict)
+    files: Mapping[str, FileDeclarations] = field(default_factory=dict)
+
+    @property
+    def environments(self) -> dict[str, str]:
+        return {name: mode for f in self.files.values() for name, mode in f.environments.items()}
+
+    @property
+    def declared_variables(self) -> set[str]:
+        return {name for f in self.files.values() for name in f.variables}
+
+    def same_choice(self, env: str | None, overrides: Mapping[str, str]) -> bool:
+        return self.env == env and dict(self.variables) == dict(overrides)
+
+    def check_run(self, env: str | None, overrides: Mapping[str, str], table: str) -> None:
+        """ConfigurationError unless a run with ``env``/``overrides`` sees the values it asks for."""
+        check_declared(
+            env,
+            overrides,
+            self.environments,
+            self.declared_variables,
+            none_declared=f"no file loaded into {table} has an environments section",
+        )
+        if self.files and not self.same_choice(env, overrides):
+            raise ConfigurationError(
+                f"{table} was loaded with {describe_choice(self.env, self.variables)}, but this run "
+                f"asks for {describe_choice(env, overrides)}: its rows hold the values resolved by that "
+                "load, and a job must never mix one environment's name with another's values. Run "
+                "with the load's --env/--var, or load the files again with this run's (one control "
+                "table per environment)"
+            )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "env": self.env,
+            "variables": dict(self.variables),
+            "files": {
+                path: {"environments": dict(f.environments), "variables": sorted(f.variables)}
+                for path, f in sorted(self.files.items())
+            },
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> LoadedEnvironments | None:
+        if not isinstance(value, Mapping):
+            return None
+        files = {
+            str(path): FileDeclarations(
+                dict(f.get("environments") or {}), frozenset(f.get("variables") or ())
+            )
+            for path, f in (value.get("files") or {}).items()
+            if isinstance(f, Mapping)
+        }
+        return cls(value.get("env"), dict(value.get("variables") or {}), files)

@@ -27,6 +27,8 @@ class StateKey(StrEnum):
     """The writer lease (written with compare-and-set by the lease; seeded with the table)."""
     REJECTED_FILES = "rejected_files"
     """Volume files the monitor currently rejects, with their issues (for ``status``)."""
+    LOADED_ENVIRONMENTS = "loaded_environments"
+    """The ``--env``/``--var`` the YAML rows were resolved with, and what their files declare."""
 
 
 ENVIRONMENT_KEY_PREFIX = "environment:"

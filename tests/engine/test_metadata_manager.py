@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("deltalake")
 
 from lakeflow_job_meta import MetadataManager
-from lakeflow_job_meta.errors import MetadataValidationError
+from lakeflow_job_meta.errors import ConfigurationError, MetadataValidationError
 from lakeflow_job_meta.planning.compiler import CompileContext, compile_module
 from lakeflow_job_meta.storage.tables import CONTROL_SPEC
 
@@ -452,9 +452,11 @@ def test_bad_input_leaves_every_table_version_unchanged(
         )
     before = versions(manager)
     rows_before = sources(manager)
-    with pytest.raises(MetadataValidationError) as info:
+    # An --env no file declares is a usage error (exit 2), not a metadata error.
+    expected = ConfigurationError if case.id == "unknown_environment" else MetadataValidationError
+    with pytest.raises(expected) as info:
         manager.load_yaml(str(path), env=kwargs.pop("env", None), **kwargs)
-    assert str(path) in str(info.value)
+    assert (case.message if expected is ConfigurationError else str(path)) in str(info.value)
     assert versions(manager) == before
     assert sources(manager) == rows_before
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lakeflow_job_meta.errors import MetadataIssue
+import pytest
+
+from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue
 from lakeflow_job_meta.metadata.loader import parse_document, parse_files, parse_files_detailed, validate_all
 from lakeflow_job_meta.metadata.models import ModuleSettings, Source
 
@@ -139,8 +141,14 @@ def test_dependency_on_a_sql_row_is_resolved(tmp_path: Path) -> None:
 
 def test_override_declared_nowhere_is_reported(tmp_path: Path) -> None:
     path = write(tmp_path, "a.yaml", "variables:\n  wh: {default: x}\n" + ONE)
-    _, issues = parse_files([path], {"wh": "y", "wharehouse": "z"}, default_warehouse_id="wh")
-    assert [str(i) for i in issues] == ["--var: wharehouse: is not declared under variables in any file"]
+    with pytest.raises(
+        ConfigurationError, match="--var: wharehouse: is not declared under variables in any file"
+    ):
+        parse_files([path], {"wh": "y", "wharehouse": "z"}, default_warehouse_id="wh")
+    # A file that could not be read that far may declare it: then it is one issue among others.
+    broken = write(tmp_path, "b.yaml", "variables: [\n")
+    _, issues = parse_files([path, broken], {"wharehouse": "z"}, default_warehouse_id="wh")
+    assert "--var: wharehouse: is not declared under variables in any file" in [str(i) for i in issues]
 
 
 def test_environment_mode_must_agree_across_files(tmp_path: Path) -> None:
