@@ -27,7 +27,6 @@ from lakeflow_job_meta.engine.results import ModuleResult
 from lakeflow_job_meta.errors import JobsApiError, NameConflictError, NotOwnedError
 from lakeflow_job_meta.metadata.tags import MAX_JOB_TAGS
 from lakeflow_job_meta.planning.acl import (
-    OWNER_LEVEL,
     acl_drift,
     effective_acl,
     live_owner,
@@ -212,8 +211,12 @@ class WorkspaceApplier:
         if files.get(PERMISSIONS_KEY) == digest and not change.acl_drift:
             return 0
         declared = compiled.declared_permissions or []
+        live: list[dict[str, Any]] | None = None
         if created:
-            live: list[dict[str, Any]] | None = [_direct_grant(self.gateway.current_identity().entry(OWNER_LEVEL))]
+            # The creator owns it: the compiled owner unless the metadata names another (then the
+            # PUT is needed anyway, and a refusal reads the live ACL to say why).
+            if not owners(declared):
+                live = [_direct_grant(entry) for entry in owners(acl)]
         else:
             live = change.live_acl if change.live_acl is not None else self.gateway.get_permissions(job_id)
         send = effective_acl(acl, declared, live)
@@ -223,6 +226,8 @@ class WorkspaceApplier:
         try:
             self.gateway.set_permissions(job_id, send)
         except JobsApiError as error:
+            if error.sdk_error == "PermissionDenied" and live is None:
+                live = self.gateway.get_permissions(job_id)
             raise _owner_change_error(job_id, send, live, error) from error
         files[PERMISSIONS_KEY] = digest
         return 1
