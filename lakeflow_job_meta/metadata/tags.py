@@ -129,8 +129,11 @@ def tag_issues(
     found: list[tuple[tuple[str, ...], str]] = []
     for key, value in tags.items():
         key = str(key)
-        if key in TOOL_TAG_KEYS:
-            found.append(((key,), "is reserved for the tool's own tags"))
+        if key in OWNERSHIP_TAG_KEYS:
+            found.append(((key,), "is reserved for the tool's ownership tags"))
+            continue
+        if key == REMOVED_TAG:
+            found.append(((key,), "is reserved for the tool: it marks the paused job of a removed module"))
             continue
         problem = key_problem(key, cloud)
         if problem:
