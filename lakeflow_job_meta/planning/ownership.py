@@ -19,7 +19,6 @@ from lakeflow_job_meta.metadata.tags import (
     MAX_USER_TAGS,
     MODULE_TAG,
     OWNERSHIP_TAG_KEYS,
-    REMOVED_TAG as REMOVED_TAG,
     TABLE_TAG,
     TOOL_TAG,
 )

@@ -38,8 +38,8 @@ from .jobs_logic import (
     invalid,
     job_not_found,
     merge_update,
-    page_of_settings,
     owner_change_denied,
+    page_of_settings,
     permission_denied_on_job,
     validate_settings,
 )
@@ -662,7 +662,9 @@ class JobsEmulator:
         result = list(by_principal.values())
         if sum(e["permission_level"] == "IS_OWNER" for e in result) != 1:
             raise invalid(ONE_OWNER_MESSAGE)
-        before = [self._principal(e) for e in self._acls.get(job_id, []) if e["permission_level"] == "IS_OWNER"]
+        before = [
+            self._principal(e) for e in self._acls.get(job_id, []) if e["permission_level"] == "IS_OWNER"
+        ]
         after = [self._principal(e) for e in result if e["permission_level"] == "IS_OWNER"]
         if before and before != after and not self.admin:
             raise owner_change_denied(job_id, self.user_name)

@@ -120,12 +120,17 @@ def test_a_live_only_run_as_change_is_drift_and_is_restored(tmp_path, jobs_emula
     assert world.settings(job_id)["run_as"] == {"user_name": ME}
 
 
-def test_removed_permissions_are_revoked_with_an_owner_only_acl(tmp_path, jobs_emulator, make_workspace_client):
+def test_removed_permissions_are_revoked_with_an_owner_only_acl(
+    tmp_path, jobs_emulator, make_workspace_client
+):
     grant = "    permissions:\n      - {group_name: analysts, permission_level: CAN_MANAGE}\n"
     world = World(tmp_path, jobs_emulator, make_workspace_client, module_yaml(grant))
     converge(world)
     job_id = only_job(world)
-    assert direct_grants(world, job_id) == {("group_name", "analysts"): "CAN_MANAGE", ("user_name", ME): "IS_OWNER"}
+    assert direct_grants(world, job_id) == {
+        ("group_name", "analysts"): "CAN_MANAGE",
+        ("user_name", ME): "IS_OWNER",
+    }
 
     world.edit_yaml(grant, "")
     result = world.orchestrator().run_all_modules()
@@ -156,7 +161,9 @@ def test_a_hand_added_grant_is_drift_on_a_job_without_declared_permissions(
     assert direct_grants(world, job_id) == {("user_name", ME): "IS_OWNER"}
 
 
-def test_policy_default_grants_and_the_owner_are_the_whole_acl(tmp_path, jobs_emulator, make_workspace_client):
+def test_policy_default_grants_and_the_owner_are_the_whole_acl(
+    tmp_path, jobs_emulator, make_workspace_client
+):
     world = World(tmp_path, jobs_emulator, make_workspace_client, module_yaml())
     policy = Policy(default_permissions=({"group_name": "data-eng", "permission_level": "CAN_VIEW"},))
     converge(world, policy=policy)
@@ -167,7 +174,10 @@ def test_policy_default_grants_and_the_owner_are_the_whole_acl(tmp_path, jobs_em
         body={"access_control_list": [{"group_name": "ops", "permission_level": "CAN_MANAGE_RUN"}]},
     )
     assert world.orchestrator(policy=policy).run_all_modules().ok
-    assert direct_grants(world, job_id) == {("group_name", "data-eng"): "CAN_VIEW", ("user_name", ME): "IS_OWNER"}
+    assert direct_grants(world, job_id) == {
+        ("group_name", "data-eng"): "CAN_VIEW",
+        ("user_name", ME): "IS_OWNER",
+    }
 
 
 def test_the_live_owner_is_kept_when_the_metadata_names_none(tmp_path, jobs_emulator, make_workspace_client):
@@ -198,7 +208,8 @@ def test_a_non_admin_owner_change_is_one_line_in_the_outcome(tmp_path, jobs_emul
     job_id = only_job(world)
     jobs_emulator.admin = False
     world.edit_yaml(
-        "    sources:", "    permissions:\n      - {user_name: lead@example.com, permission_level: IS_OWNER}\n    sources:"
+        "    sources:",
+        "    permissions:\n      - {user_name: lead@example.com, permission_level: IS_OWNER}\n    sources:",
     )
     result = world.orchestrator().run_all_modules()
     error = result["m1"].error or ""
@@ -216,7 +227,9 @@ def test_a_non_admin_owner_change_is_one_line_in_the_outcome(tmp_path, jobs_emul
 
 def test_a_module_with_21_tags_is_paused_when_removed(tmp_path, jobs_emulator, make_workspace_client):
     tags = "    tags:\n" + "".join(f"      t{i}: v\n" for i in range(21))
-    world = World(tmp_path, jobs_emulator, make_workspace_client, module_yaml(tags) + module_yaml(name="m2")[9:])
+    world = World(
+        tmp_path, jobs_emulator, make_workspace_client, module_yaml(tags) + module_yaml(name="m2")[9:]
+    )
     converge(world)
     job_id = world.tracked()["m1"]["job_id"]
     assert len(world.settings(job_id)["tags"]) == 24
@@ -225,7 +238,9 @@ def test_a_module_with_21_tags_is_paused_when_removed(tmp_path, jobs_emulator, m
     result = world.orchestrator(prune="pause").run_all_modules()
     assert result.ok and result["m1"].action == "pause"
     assert world.settings(job_id)["schedule"]["pause_status"] == "PAUSED"
-    assert world.settings(job_id)["tags"]["ljm_removed"] == "true" and len(world.settings(job_id)["tags"]) == 25
+    assert (
+        world.settings(job_id)["tags"]["ljm_removed"] == "true" and len(world.settings(job_id)["tags"]) == 25
+    )
 
 
 def test_a_job_tagged_to_the_limit_before_the_budget_is_still_paused(

@@ -76,7 +76,7 @@ def test_schema_limit_matches_the_job_limit_minus_every_tool_tag():
 
     tags_schema = metadata_schema()["$defs"]["module"]["properties"]["tags"]
     # the 3 ownership tags and ljm_removed, added when a removed module's job is paused
-    assert TOOL_TAG_KEYS == (*OWNERSHIP_TAG_KEYS, "ljm_removed")
+    assert (*OWNERSHIP_TAG_KEYS, "ljm_removed") == TOOL_TAG_KEYS
     assert tags_schema["maxProperties"] == MAX_USER_TAGS == 25 - len(TOOL_TAG_KEYS) == 21
 
 

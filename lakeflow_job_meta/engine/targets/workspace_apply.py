@@ -25,7 +25,7 @@ from typing import Any
 from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
 from lakeflow_job_meta.engine.results import ModuleResult
 from lakeflow_job_meta.errors import JobsApiError, NameConflictError, NotOwnedError
-from lakeflow_job_meta.metadata.tags import MAX_JOB_TAGS
+from lakeflow_job_meta.metadata.tags import MAX_JOB_TAGS, REMOVED_TAG
 from lakeflow_job_meta.planning.acl import (
     acl_drift,
     effective_acl,
@@ -37,7 +37,6 @@ from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
 from lakeflow_job_meta.planning.normalize import compare_settings
 from lakeflow_job_meta.planning.ownership import (
-    REMOVED_TAG,
     REMOVED_TAG_VALUE,
     describe_owner,
     is_managed_by_tool,
@@ -588,7 +587,10 @@ def name_conflict(
 def _direct_grant(entry: Mapping[str, str]) -> dict[str, Any]:
     """An ACL entry in the Permissions API GET form (``all_permissions``), granted directly."""
     principal = {k: v for k, v in entry.items() if k != "permission_level"}
-    return {**principal, "all_permissions": [{"permission_level": entry["permission_level"], "inherited": False}]}
+    return {
+        **principal,
+        "all_permissions": [{"permission_level": entry["permission_level"], "inherited": False}],
+    }
 
 
 def _owner_change_error(
