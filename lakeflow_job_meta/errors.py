@@ -97,6 +97,8 @@ class JobsApiError(LakeflowJobMetaError):
     # True when sending the same request again cannot help (a 4xx other than 429): the monitor
     # then waits for the module's metadata to change instead of retrying.
     permanent: bool = False
+    # The SDK error class that caused it (``PermissionDenied`` ...), when it came from the SDK.
+    sdk_error: str = ""
 
 
 class NotOwnedError(JobsApiError):

@@ -188,7 +188,6 @@ def test_exported_bundle_validates_and_deploys(ws: Workspace) -> None:
     assert set(ws.job_ids()) == ALL_EXAMPLE_MODULES
 
 
-@pytest.mark.xfail(strict=True, reason="needs i15-fidelity")
 def test_removing_run_as_returns_the_job_to_the_default_identity(ws: Workspace) -> None:
     volume = ws.tmp_path / "volume"
     volume.mkdir()
@@ -209,7 +208,6 @@ def test_removing_run_as_returns_the_job_to_the_default_identity(ws: Workspace) 
     assert ws.live(job_id).get("run_as", {"user_name": FAKE_USER}) == {"user_name": FAKE_USER}
 
 
-@pytest.mark.xfail(strict=True, reason="needs i15-fidelity")
 def test_removing_permissions_revokes_the_grant(ws: Workspace) -> None:
     volume = ws.tmp_path / "volume"
     volume.mkdir()

@@ -96,6 +96,7 @@ def sdk_errors(action: str, *, missing_ok: bool = False) -> Iterator[None]:
 def _api_error(action: str, error: DatabricksError) -> JobsApiError:
     wrapped = JobsApiError(f"{action}: {error.__class__.__name__}: {error}")
     wrapped.permanent = is_permanent(error)  # a 4xx other than 429: the monitor does not retry it
+    wrapped.sdk_error = error.__class__.__name__
     return wrapped
 
 

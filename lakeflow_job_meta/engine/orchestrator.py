@@ -43,7 +43,7 @@ from lakeflow_job_meta.errors import (
 )
 from lakeflow_job_meta.metadata.models import Module
 from lakeflow_job_meta.metadata.policy import Policy, policy_issues, with_policy_defaults
-from lakeflow_job_meta.planning.acl import needs_owner
+from lakeflow_job_meta.planning.acl import needs_identity
 from lakeflow_job_meta.planning.blast_radius import MassChangeGuard, MassChangeLimit
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
@@ -254,9 +254,11 @@ class Orchestrator:
         context, identity_error = self._with_owner(desired, context)
         while pending:
             name = pending.pop()
-            if identity_error and needs_owner(desired.modules[name].settings.get("permissions")):
+            settings = desired.modules[name].settings
+            if identity_error and needs_identity(settings):
+                field_name = "permissions" if settings.get("run_as") else "run_as"
                 issues.setdefault(name, []).append(
-                    MetadataIssue(f"module {name}", "permissions", identity_error, module=name)
+                    MetadataIssue(f"module {name}", field_name, identity_error, module=name)
                 )
                 continue
             result = compile_module(desired.modules[name], context)
@@ -280,15 +282,19 @@ class Orchestrator:
     def _with_owner(
         self, desired: DesiredState, context: CompileContext
     ) -> tuple[CompileContext, str | None]:
-        """The compile context with the identity the target makes owner of an ACL naming none
-        (asked only when some module needs it; None for a target that leaves the owner to its
-        deployer). Returns an error text instead when that identity cannot be read."""
-        if not any(needs_owner(desired.modules[n].settings.get("permissions")) for n in desired.modules):
+        """The compile context with the identity running the tool, which the target makes the
+        ``run_as`` of a module naming none and the owner of an ACL naming none (asked only when
+        some module needs it; None for a target that leaves both to its deployer). Returns an
+        error text instead when that identity cannot be read."""
+        if not any(needs_identity(desired.modules[n].settings) for n in desired.modules):
             return context, None
         try:
             identity = self.target.owner_identity()
         except (JobsApiError, OSError) as error:
-            return context, f"names no IS_OWNER and the identity running the tool is unknown: {error}"
+            return context, (
+                "names no run_as or no IS_OWNER and the identity running the tool, which takes "
+                f"their place, is unknown: {error}"
+            )
         return (replace(context, run_identity=identity) if identity is not None else context), None
 
     def _control_version(self) -> int | None:

@@ -8,8 +8,10 @@ all three rule sets: a tag that passes deploys on any cloud. In practice that is
 rule (at most 63 characters, letters, digits, ``-``, ``_``, ``.``, starting and ending with a
 letter or digit), which the AWS and Azure rules both accept.
 
-The Jobs API also holds at most 25 tags per job, and the tool adds its own ownership tags, so a
-module may declare at most 25 minus those.
+The Jobs API also holds at most 25 tags per job, and the tool may add four of its own (the three
+ownership tags, and ``ljm_removed`` when it pauses a removed module's job), so a module may
+declare at most 25 minus those four: ``MAX_USER_TAGS``, the one constant the schema and the
+compiler check against.
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ TOOL_TAG = "lakeflow_job_meta"
 TABLE_TAG = "ljm_table"
 MODULE_TAG = "ljm_module"
 OWNERSHIP_TAG_KEYS: tuple[str, ...] = (TOOL_TAG, TABLE_TAG, MODULE_TAG)
-MAX_USER_TAGS = MAX_JOB_TAGS - len(OWNERSHIP_TAG_KEYS)
+# Added when the prune policy pauses a removed module's job, so the UI shows why it is paused.
+REMOVED_TAG = "ljm_removed"
+# Every tag the tool may add to a job: the budget of user tags leaves room for all of them.
+TOOL_TAG_KEYS: tuple[str, ...] = (*OWNERSHIP_TAG_KEYS, REMOVED_TAG)
+MAX_USER_TAGS = MAX_JOB_TAGS - len(TOOL_TAG_KEYS)
 
 # Host DNS zones per cloud, as the SDK's environments list them (databricks/sdk/environments.py).
 _HOST_ZONES: tuple[tuple[str, Cloud], ...] = (
@@ -125,6 +131,9 @@ def tag_issues(
         key = str(key)
         if key in OWNERSHIP_TAG_KEYS:
             found.append(((key,), "is reserved for the tool's ownership tags"))
+            continue
+        if key == REMOVED_TAG:
+            found.append(((key,), "is reserved for the tool: it marks the paused job of a removed module"))
             continue
         problem = key_problem(key, cloud)
         if problem:

@@ -21,7 +21,9 @@ __all__ = [
     "PRINCIPAL_KEYS",
     "RunIdentity",
     "acl_drift",
-    "needs_owner",
+    "effective_acl",
+    "live_owner",
+    "needs_identity",
     "owners",
     "principal_of",
     "with_owner",
@@ -62,9 +64,12 @@ def owners(acl: Iterable[Any]) -> list[Mapping[str, Any]]:
     return [e for e in acl if isinstance(e, Mapping) and e.get("permission_level") == OWNER_LEVEL]
 
 
-def needs_owner(acl: Any) -> bool:
-    """Whether this declared ACL (raw metadata) will be sent and names no owner of its own."""
-    return isinstance(acl, list) and bool(acl) and not owners(acl)
+def needs_identity(settings: Mapping[str, Any]) -> bool:
+    """Whether a module's settings (raw metadata, policy defaults applied) need the identity
+    running the tool: as ``run_as`` when they name none, or as the owner of an ACL naming none
+    (every managed job's ACL is sent, an empty one included)."""
+    acl = settings.get("permissions")
+    return not settings.get("run_as") or not (isinstance(acl, list) and owners(acl))
 
 
 def with_owner(acl: Sequence[Mapping[str, str]], identity: RunIdentity | None) -> list[dict[str, str]]:
@@ -80,6 +85,30 @@ def with_owner(acl: Sequence[Mapping[str, str]], identity: RunIdentity | None) -
             entry["permission_level"] = OWNER_LEVEL
             return result
     return [*result, identity.entry(OWNER_LEVEL)]
+
+
+def live_owner(live_acl: Iterable[Mapping[str, Any]]) -> RunIdentity | None:
+    """The user or service principal a Permissions API GET reply names as direct ``IS_OWNER``."""
+    for entry in direct_entries(live_acl):
+        principal = principal_of(entry)
+        if entry["permission_level"] == OWNER_LEVEL and principal and principal[0] != "group_name":
+            return RunIdentity(principal[0], principal[1])  # type: ignore[arg-type]
+    return None
+
+
+def effective_acl(
+    compiled: Sequence[Mapping[str, str]],
+    declared: Sequence[Mapping[str, str]],
+    live_acl: Iterable[Mapping[str, Any]] | None,
+) -> list[dict[str, str]]:
+    """The ACL to send to a job whose live ACL is ``live_acl``. ``compiled`` is the compiled ACL
+    (``declared`` with its own owner, else with the identity running the tool as owner). When
+    ``declared`` names no owner, the job's live owner is kept instead: only a workspace admin may
+    change a job's owner, so the tool never moves it unless the metadata names one."""
+    owner = None if owners(declared) else live_owner(live_acl or [])
+    if owner is None:
+        return [dict(entry) for entry in compiled]
+    return with_owner(declared, owner)
 
 
 def direct_entries(live_acl: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:

@@ -105,8 +105,10 @@ class CompileContext:
     default_pause_status: Literal["PAUSED", "UNPAUSED"] | None = None
     # Added to the development name prefix (``[dev alice] name``) so developers don't collide.
     user_name_prefix: str | None = None
-    # Who runs the tool (read by the workspace adapter): the owner of an ACL that names none.
-    # None for the bundle target, where the deploying CLI adds its own identity as owner.
+    # Who runs the tool (read by the workspace adapter): the ``run_as`` of a module that names
+    # none (``jobs/reset`` without ``run_as`` keeps the previous identity, so it is always sent)
+    # and the owner of an ACL that names none. None for the bundle target, where the deploying
+    # CLI is the default identity and adds itself as owner.
     run_identity: RunIdentity | None = None
 
     @property
@@ -133,7 +135,9 @@ class CompiledJob:
     managed_files: dict[str, str] = field(default_factory=dict)
     # task_key -> module_name of run_job tasks whose job_id is the placeholder 0.
     run_job_refs: dict[str, str] = field(default_factory=dict)
-    # Access control list in jobs/create form (owner included), or None when the metadata sets none.
+    # Access control list in jobs/create form (owner included): every job the tool manages in a
+    # workspace has one (an owner-only one when the metadata grants nothing), so grants the
+    # metadata no longer names are revoked. None for the bundle target when the metadata sets none.
     permissions: list[dict[str, str]] | None = None
     # The ACL as declared, before the running identity was made owner: what the spec hash sees,
     # so a different caller never looks like a metadata change (the ACL digest covers the PUT).
@@ -248,6 +252,9 @@ class _ModuleCompiler:
                 value = prune_empty(copy.deepcopy(s_in[name]))
                 if value not in ({}, [], "") or name == "continuous":
                     settings[name] = value
+        if "run_as" not in settings and self.ctx.run_identity is not None:
+            identity = self.ctx.run_identity
+            settings["run_as"] = {identity.kind: identity.name}
         settings["edit_mode"] = s_in.get("edit_mode") or DEFAULT_EDIT_MODE
         settings.setdefault("queue", dict(DEFAULT_QUEUE))
         explicit_pause = self._apply_pause(settings)
@@ -278,7 +285,9 @@ class _ModuleCompiler:
             managed_files=dict(sorted(self.managed_files.items())),
             run_job_refs=dict(sorted(self.run_job_refs.items())),
             permissions=(
-                sorted(with_owner(declared, self.ctx.run_identity), key=canonical_json) if declared else None
+                sorted(with_owner(declared or [], self.ctx.run_identity), key=canonical_json)
+                if declared or self.ctx.run_identity is not None
+                else None
             ),
             declared_permissions=declared,
             priority=self._priority(),

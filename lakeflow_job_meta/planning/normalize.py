@@ -58,6 +58,9 @@ _TASK_DEFAULTS: dict[str, Any] = {
     "spark_python_task.source": ANY,
     "sql_task.file.source": ANY,
     "dbt_task.source": ANY,
+    # Not in the CLI's lists of backend-filled fields; the SDK's DbtTask.schema docstring says an
+    # unset schema means "default", so a live-only "default" is the same job (docs/API_FACTS.md).
+    "dbt_task.schema": ("default",),
 }
 # Path pattern (list elements as ``[*]``) -> values the service fills when the field is absent
 # from the request (a tuple), or ANY. A live-only value that matches is not drift. (``format``, also
@@ -67,6 +70,8 @@ SERVER_DEFAULTS: dict[str, Any] = {
     "max_concurrent_runs": (1,),
     "performance_target": ("PERFORMANCE_OPTIMIZED",),
     "email_notifications.no_alert_for_skipped_runs": (False,),
+    # Only where the desired side has none (the bundle target): the workspace target always
+    # sends run_as, which is then compared like any field.
     "run_as": ANY,
     **{f"{task}.{field}": value for task in _TASK_PREFIXES for field, value in _TASK_DEFAULTS.items()},
     **{f"{cluster}.{field}": ANY for cluster in _CLUSTER_PREFIXES for field in _CLUSTER_BACKEND_FIELDS},

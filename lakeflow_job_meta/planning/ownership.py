@@ -15,14 +15,17 @@ import re
 from collections.abc import Mapping
 
 from lakeflow_job_meta.errors import MetadataIssue
-from lakeflow_job_meta.metadata.tags import MAX_JOB_TAGS, MODULE_TAG, OWNERSHIP_TAG_KEYS, TABLE_TAG, TOOL_TAG
+from lakeflow_job_meta.metadata.tags import (
+    MAX_USER_TAGS,
+    MODULE_TAG,
+    OWNERSHIP_TAG_KEYS,
+    TABLE_TAG,
+    TOOL_TAG,
+)
 from lakeflow_job_meta.planning.canonical import scalar_text
 
 TOOL_TAG_VALUE = "managed"
 OWNER_TAG_KEYS: tuple[str, ...] = OWNERSHIP_TAG_KEYS
-MAX_TAGS = MAX_JOB_TAGS
-# Added when the prune policy pauses a removed module's job, so the UI shows why it is paused.
-REMOVED_TAG = "ljm_removed"
 REMOVED_TAG_VALUE = "true"
 MAX_LABEL_LENGTH = 63
 _HASH_CHARS = 8
@@ -98,7 +101,8 @@ def merge_tags(
     """User tags from the module settings plus our owner tags.
 
     A user tag may not replace an owner tag (it would hide the job from us or claim someone
-    else's), and the service rejects more than 25 tags: both are issues, not silent fixes.
+    else's), and the service rejects more than 25 tags, counting every tag the tool may add
+    (``MAX_USER_TAGS``): both are issues, not silent fixes.
     """
     issues: list[MetadataIssue] = []
     ours = owner_tags(control_table_id, module_name)
@@ -111,14 +115,14 @@ def merge_tags(
             )
             continue
         merged[key] = scalar_text(value)
-    merged.update(ours)
-    if len(merged) > MAX_TAGS:
+    if len(merged) > MAX_USER_TAGS:
         issues.append(
             MetadataIssue(
                 location,
                 "tags",
-                f"{len(merged)} tags with the {len(ours)} ownership tags; a job allows at most {MAX_TAGS}",
+                f"{len(merged)} tags; at most {MAX_USER_TAGS}, as a job holds 25 and the tool may add 4",
                 module=module_name,
             )
         )
+    merged.update(ours)
     return dict(sorted(merged.items())), issues

@@ -70,6 +70,8 @@ class PlannedChange:
     shown: CompiledJob | None = None
     # Direct ACL entries that differ from what we send (see planning.acl.acl_drift): re-sent.
     acl_drift: list[str] = field(default_factory=list)
+    # The live ACL (Permissions API GET form) when the plan read it: the applier keeps its owner.
+    live_acl: list[dict[str, Any]] | None = None
 
     @property
     def priority(self) -> int:

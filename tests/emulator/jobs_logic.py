@@ -14,6 +14,10 @@ MAX_TAGS = 25
 MAX_CONCURRENT_RUNS = 1000
 MAX_NAME_BYTES = 4096
 MAX_DESCRIPTION_CHARS = 27_700
+# SDK docstrings: DbtTask.commands "must start with dbt ... A maximum of up to 10 commands";
+# WebhookNotifications.on_*: "A maximum of 3 destinations can be specified".
+MAX_DBT_COMMANDS = 10
+MAX_WEBHOOKS_PER_EVENT = 3
 PAGE_SIZE = 100
 PAGED_ARRAYS = ("tasks", "job_clusters", "environments", "parameters")
 
@@ -82,6 +86,27 @@ def invalid(message: str) -> ApiError:
 
 def job_not_found(job_id: Any) -> ApiError:
     return ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Job {job_id} does not exist.")
+
+
+def owner_change_denied(job_id: Any, user: str) -> ApiError:
+    """A non-admin caller moving a job's owner. The rule is the docs' ("Jobs access control": only
+    an admin changes a job's owner); the 403 PERMISSION_DENIED and this wording are the
+    emulator's (UNKNOWN: no source we could read records the service's reply)."""
+    return ApiError(
+        403,
+        "PERMISSION_DENIED",
+        f"User {user} is not a workspace admin: only an admin can change the owner of job {job_id}",
+    )
+
+
+def _check_webhooks(block: Any, where: str) -> None:
+    if not isinstance(block, dict):
+        return
+    for event, destinations in block.items():
+        if isinstance(destinations, list) and len(destinations) > MAX_WEBHOOKS_PER_EVENT:
+            raise invalid(
+                f"{where}.{event}: at most {MAX_WEBHOOKS_PER_EVENT} destinations, got {len(destinations)}"
+            )
 
 
 def permission_denied_on_job(job_id: Any, user: str) -> ApiError:
@@ -160,6 +185,14 @@ def _check_task(task: Any, where: str) -> str:
             raise invalid(f"Task {key}: sql_task.warehouse_id is required")
         if not any(sql.get(k) for k in ("query", "dashboard", "alert", "file")):
             raise invalid(f"Task {key}: sql_task needs one of query, dashboard, alert or file")
+    dbt = task.get("dbt_task")
+    if isinstance(dbt, dict):
+        commands = dbt.get("commands") or []
+        if not commands or len(commands) > MAX_DBT_COMMANDS:
+            raise invalid(f"Task {key}: dbt_task.commands takes 1 to {MAX_DBT_COMMANDS} commands")
+        if not all(isinstance(c, str) and c.split(" ", 1)[0] == "dbt" for c in commands):
+            raise invalid(f"Task {key}: every dbt_task command must start with dbt")
+    _check_webhooks(task.get("webhook_notifications"), f"Task {key}: webhook_notifications")
     fe = task.get("for_each_task")
     if fe is not None:
         if not isinstance(fe, dict) or "inputs" not in fe or not isinstance(fe.get("task"), dict):
@@ -187,6 +220,7 @@ def validate_settings(settings: Any) -> None:
             raise invalid("tags must be an object")
         if len(tags) > MAX_TAGS:
             raise invalid(f"A job can have at most {MAX_TAGS} tags, got {len(tags)}")
+    _check_webhooks(settings.get("webhook_notifications"), "webhook_notifications")
     _check_int(settings, "max_concurrent_runs", 0, MAX_CONCURRENT_RUNS)
     _check_int(settings, "timeout_seconds", 0, None)
     if "edit_mode" in settings and settings["edit_mode"] not in ("UI_LOCKED", "EDITABLE"):

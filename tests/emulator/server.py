@@ -38,6 +38,7 @@ from .jobs_logic import (
     invalid,
     job_not_found,
     merge_update,
+    owner_change_denied,
     page_of_settings,
     permission_denied_on_job,
     validate_settings,
@@ -115,6 +116,9 @@ class JobsEmulator:
     ``user_name`` / ``service_principal``: the caller, as ``/preview/scim/v2/Me`` reports it
     (a service principal's user name is its application id) and as the creator and owner of
     the jobs it creates.
+    ``admin``: whether the caller is a workspace admin (``emu.admin = False`` at any time).
+    Only an admin may change a job's owner: a permissions PUT or PATCH by anyone else that moves
+    ``IS_OWNER`` gets 403 PERMISSION_DENIED (docs, "Jobs access control").
     ``fill_run_as``: also store ``settings.run_as = {"user_name": creator}`` on create when
     the request has none (off by default: see docs/API_FACTS.md).
     ``cluster_policies``: ``{policy_id: {field: value}}``, values a cluster policy injects into a
@@ -130,6 +134,7 @@ class JobsEmulator:
         user_name: str = DEFAULT_USER,
         service_principal: bool = False,
         token: str | None = None,
+        admin: bool = True,
         fill_run_as: bool = False,
         page_size: int = 100,
         host_metadata: dict | None = None,
@@ -140,6 +145,7 @@ class JobsEmulator:
         self.user_name = user_name
         self.service_principal = service_principal
         self.token = token
+        self.admin = admin
         self.fill_run_as = fill_run_as
         self.page_size = page_size
         self.host_metadata = host_metadata
@@ -661,6 +667,12 @@ class JobsEmulator:
         result = list(by_principal.values())
         if sum(e["permission_level"] == "IS_OWNER" for e in result) != 1:
             raise invalid(ONE_OWNER_MESSAGE)
+        before = [
+            self._principal(e) for e in self._acls.get(job_id, []) if e["permission_level"] == "IS_OWNER"
+        ]
+        after = [self._principal(e) for e in result if e["permission_level"] == "IS_OWNER"]
+        if before and before != after and not self.admin:
+            raise owner_change_denied(job_id, self.user_name)
         self._acls[job_id] = result
 
     def _creator_entry(self, level: str) -> dict:

@@ -135,11 +135,15 @@ def test_a_service_principal_running_the_tool_owns_by_application_id(
 
 
 def test_a_declared_owner_is_kept_and_me_is_not_read(tmp_path, jobs_emulator, make_workspace_client):
+    """Me is read only for what the metadata leaves out: here the owner and run_as are named."""
     perms = (
         "      - {user_name: lead@example.com, permission_level: IS_OWNER}\n"
         "      - {group_name: analysts, permission_level: CAN_VIEW}\n"
     )
-    world = World(tmp_path, jobs_emulator, make_workspace_client, module_yaml("declared", perms))
+    text = module_yaml("declared", perms).replace(
+        "    permissions:\n", "    run_as: {user_name: lead@example.com}\n    permissions:\n"
+    )
+    world = World(tmp_path, jobs_emulator, make_workspace_client, text)
     converge(world)
     [(_, acl)] = sent_acls(world)
     assert owner_entries(acl) == [{"user_name": "lead@example.com", "permission_level": "IS_OWNER"}]

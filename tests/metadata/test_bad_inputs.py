@@ -600,9 +600,9 @@ CASES = [
         "too_many_tags",
         module(
             NOTEBOOK_A,
-            settings=f"    tags:  {MARK}\n" + "".join(f"      t{i}: v\n" for i in range(23)),
+            settings=f"    tags:  {MARK}\n" + "".join(f"      t{i}: v\n" for i in range(22)),
         ),
-        "at most 22 tags: a job holds 25 and the tool adds 3 ownership tags",
+        "at most 21 tags: a job holds 25 and the tool may add 4 (3 ownership tags, and ljm_removed",
         field="modules[0].tags",
     ),
     # -- task rules the compiler once repeated (the other four: depends_on_unknown,
@@ -705,6 +705,42 @@ CASES = [
         ),
         "must set exactly one of: module_name, job_id",
         field=f"{TC0}.run_job_task",
+    ),
+    Case(
+        "dbt_eleven_commands",
+        module(
+            src(
+                "a",
+                1,
+                "          task_type: dbt\n          dbt_task:\n            warehouse_id: w\n"
+                f"            commands: [{', '.join(['dbt run'] * 11)}]  {MARK}\n",
+            )
+        ),
+        "must have at most 10 items",
+        field=f"{TC0}.dbt_task.commands",
+    ),
+    Case(
+        "dbt_command_not_dbt",
+        module(
+            src(
+                "a",
+                1,
+                "          task_type: dbt\n          dbt_task:\n            warehouse_id: w\n"
+                f"            commands: [dbt deps, ls -la]  {MARK}\n",
+            )
+        ),
+        'must start with dbt (a dbt command such as "dbt run"), got the string "ls -la"',
+        field=f"{TC0}.dbt_task.commands[1]",
+    ),
+    Case(
+        "four_webhooks_on_one_event",
+        module(
+            NOTEBOOK_A,
+            settings="    webhook_notifications:\n"
+            f"      on_failure: [{{id: a}}, {{id: b}}, {{id: c}}, {{id: d}}]  {MARK}\n",
+        ),
+        "must have at most 3 items",
+        field="modules[0].webhook_notifications.on_failure",
     ),
     Case(
         "dbt_without_commands",

@@ -9,6 +9,7 @@ import pytest
 from lakeflow_job_meta.metadata.tags import (
     MAX_USER_TAGS,
     OWNERSHIP_TAG_KEYS,
+    TOOL_TAG_KEYS,
     cloud_for_host,
     key_problem,
     tag_issues,
@@ -64,17 +65,19 @@ def test_key_rules():
 
 
 def test_tag_issues_reserved_and_bad_values():
-    tags = {f"t{i}": "v" for i in range(22)}
+    tags = {f"t{i}": "v" for i in range(21)}
     assert tag_issues(tags) == []
-    found = tag_issues({**tags, "ljm_table": "x", "bad key": "ok"})
-    assert [field for field, _ in found] == [("ljm_table",), ("bad key",)]
+    found = tag_issues({**tags, "ljm_table": "x", "ljm_removed": "true", "bad key": "ok"})
+    assert [field for field, _ in found] == [("ljm_table",), ("ljm_removed",), ("bad key",)]
 
 
-def test_schema_limit_matches_the_job_limit_minus_ownership_tags():
+def test_schema_limit_matches_the_job_limit_minus_every_tool_tag():
     from lakeflow_job_meta.metadata.schema import metadata_schema
 
     tags_schema = metadata_schema()["$defs"]["module"]["properties"]["tags"]
-    assert tags_schema["maxProperties"] == MAX_USER_TAGS == 25 - len(OWNERSHIP_TAG_KEYS)
+    # the 3 ownership tags and ljm_removed, added when a removed module's job is paused
+    assert (*OWNERSHIP_TAG_KEYS, "ljm_removed") == TOOL_TAG_KEYS
+    assert tags_schema["maxProperties"] == MAX_USER_TAGS == 25 - len(TOOL_TAG_KEYS) == 21
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lakeflow_job_meta.metadata.models import canonical_json
-from lakeflow_job_meta.planning.acl import RunIdentity, acl_drift, needs_owner, with_owner
+from lakeflow_job_meta.planning.acl import RunIdentity, acl_drift, effective_acl, needs_identity, with_owner
 from lakeflow_job_meta.planning.compiler import compile_module
 from tests.planning.builders import CTX, mod, src
 
@@ -35,7 +35,33 @@ def test_with_owner_keeps_adds_or_promotes():
         "permission_level": "IS_OWNER",
     }
     assert with_owner([VIEW], None) == [VIEW]
-    assert needs_owner([VIEW]) and not needs_owner(declared) and not needs_owner(None) and not needs_owner([])
+    run_as = {"user_name": "etl@example.com"}
+    # the identity running the tool stands in for a missing run_as and a missing owner; every
+    # ACL is sent (an empty one as owner-only), so only a declared owner makes it unneeded
+    assert needs_identity({"run_as": run_as, "permissions": [VIEW]})
+    assert needs_identity({"run_as": run_as}) and needs_identity({"run_as": run_as, "permissions": []})
+    assert needs_identity({"permissions": declared})
+    assert not needs_identity({"run_as": run_as, "permissions": declared})
+
+
+def _live(*entries: tuple[str, str, str]) -> list[dict]:
+    return [
+        {kind: name, "all_permissions": [{"permission_level": level, "inherited": False}]}
+        for kind, name, level in entries
+    ]
+
+
+def test_the_live_owner_is_kept_unless_the_metadata_names_one():
+    compiled = with_owner([VIEW], ALICE)
+    live = _live(("user_name", "bob@example.com", "IS_OWNER"), ("group_name", "analysts", "CAN_VIEW"))
+    bob = {"user_name": "bob@example.com", "permission_level": "IS_OWNER"}
+    assert effective_acl(compiled, [VIEW], live) == [VIEW, bob]
+    assert acl_drift(effective_acl(compiled, [VIEW], live), live) == []
+    # no live owner (or no live ACL): the compiled owner, the identity running the tool
+    assert effective_acl(compiled, [VIEW], None) == compiled
+    # a declared owner is sent as declared, whoever owns the job now
+    lead = {"user_name": "lead@example.com", "permission_level": "IS_OWNER"}
+    assert effective_acl([VIEW, lead], [VIEW, lead], live) == [VIEW, lead]
 
 
 def test_acl_drift_ignores_inherited_entries_and_reports_direct_changes():
@@ -67,8 +93,8 @@ def test_acl_drift_ignores_inherited_entries_and_reports_direct_changes():
     ]
 
 
-def test_the_spec_hash_ignores_who_runs_the_tool():
-    module = mod("m", src("a"), permissions=[VIEW])
+def test_the_spec_hash_ignores_who_runs_the_tool_as_owner():
+    module = mod("m", src("a"), permissions=[VIEW], run_as={"user_name": "etl@example.com"})
     as_alice = compile_module(module, replace(CTX, run_identity=ALICE)).job
     as_sp = compile_module(module, replace(CTX, run_identity=SP)).job
     offline = compile_module(module, CTX).job
@@ -77,6 +103,22 @@ def test_the_spec_hash_ignores_who_runs_the_tool():
     owner = {"user_name": "alice@example.com", "permission_level": "IS_OWNER"}
     assert as_alice.permissions == sorted([VIEW, owner], key=canonical_json)
     assert offline.permissions == [VIEW]
+
+
+def test_without_run_as_the_job_runs_as_the_identity_running_the_tool_explicitly():
+    """``jobs/reset`` without ``run_as`` keeps the previous identity, so the default is sent."""
+    module = mod("m", src("a"))
+    as_alice = compile_module(module, replace(CTX, run_identity=ALICE)).job
+    as_sp = compile_module(module, replace(CTX, run_identity=SP)).job
+    offline = compile_module(module, CTX).job  # the bundle target: the deploying CLI's identity
+    assert as_alice is not None and as_sp is not None and offline is not None
+    assert as_alice.settings["run_as"] == {"user_name": "alice@example.com"}
+    assert as_sp.settings["run_as"] == {"service_principal_name": SP.name}
+    assert "run_as" not in offline.settings and offline.permissions is None
+    # a job whose run identity differs is a different job: the next apply resets it
+    assert as_alice.spec_hash != as_sp.spec_hash
+    # no declared grants: an owner-only ACL, so grants the metadata dropped are revoked
+    assert as_alice.permissions == [{"user_name": "alice@example.com", "permission_level": "IS_OWNER"}]
 
 
 def test_validation_refuses_a_group_owner_and_two_owners():

@@ -337,7 +337,7 @@ def test_development_mode_prefixes_the_name_and_pauses() -> None:
     ("settings", "expected"),
     [
         ({"tags": {"ljm_module": "x"}}, "tags.ljm_module: is reserved"),
-        ({"tags": {f"t{i}": "v" for i in range(23)}}, "at most 22 tags"),
+        ({"tags": {f"t{i}": "v" for i in range(22)}}, "at most 21 tags"),
         (
             {"schedule": {"quartz_cron_expression": "x", "timezone_id": "UTC", "pause_status": "OFF"}},
             "pause_status: must be one of",

@@ -160,3 +160,15 @@ def test_continuous_block_survives_normalisation() -> None:
     assert desired == {"name": "j", "continuous": {}, "queue": {"enabled": True}}
     changes = compare_settings({"name": "j", "continuous": {}}, {"name": "j"}, explicit_pause=False)
     assert [c.path for c in changes] == ["continuous"]
+
+
+def test_a_live_only_default_dbt_schema_is_not_drift_but_a_set_one_is_compared():
+    """SDK ``DbtTask.schema``: unset means the ``default`` schema (docs/API_FACTS.md)."""
+    task = {"task_key": "t", "dbt_task": {"commands": ["dbt run"], "warehouse_id": "w"}}
+    desired = {"name": "j", "tasks": [task]}
+    live_task = {**task, "dbt_task": {**task["dbt_task"], "schema": "default"}}
+    assert compare_settings(desired, {"name": "j", "tasks": [live_task]}, explicit_pause=False) == []
+    other = {**task, "dbt_task": {**task["dbt_task"], "schema": "sales"}}
+    assert compare_settings(desired, {"name": "j", "tasks": [other]}, explicit_pause=False)
+    wanted = {"name": "j", "tasks": [{**task, "dbt_task": {**task["dbt_task"], "schema": "sales"}}]}
+    assert compare_settings(wanted, {"name": "j", "tasks": [live_task]}, explicit_pause=False)

@@ -35,9 +35,10 @@ from lakeflow_job_meta.engine.targets.bundle_manifest import (
     save_manifest,
     updated_manifest,
 )
+from lakeflow_job_meta.metadata.tags import REMOVED_TAG
 from lakeflow_job_meta.planning.acl import RunIdentity
 from lakeflow_job_meta.planning.blast_radius import MassChangeGuard
-from lakeflow_job_meta.planning.ownership import REMOVED_TAG, REMOVED_TAG_VALUE
+from lakeflow_job_meta.planning.ownership import REMOVED_TAG_VALUE
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 from lakeflow_job_meta.storage.state_store import StateStore
 from lakeflow_job_meta.vocabulary import Outcome, PlanAction, PrunePolicy, TargetKind

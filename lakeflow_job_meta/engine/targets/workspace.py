@@ -24,7 +24,7 @@ from lakeflow_job_meta.engine.results import ModuleResult, held_result
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, issue_text
 from lakeflow_job_meta.engine.targets.workspace_apply import TrackingWriter, WorkspaceApplier, name_conflict
 from lakeflow_job_meta.errors import JobsApiError
-from lakeflow_job_meta.planning.acl import RunIdentity, acl_drift
+from lakeflow_job_meta.planning.acl import RunIdentity, acl_drift, effective_acl
 from lakeflow_job_meta.planning.canonical import HASH_VERSION
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
 from lakeflow_job_meta.planning.ownership import is_owned_by_us
@@ -252,11 +252,17 @@ class WorkspaceTarget:
         return changes, actual
 
     def _check_acl_drift(self, change: PlannedChange) -> None:
-        """Compare the live ACL of a job we keep with the one we send (inherited grants and the
-        owner we added ourselves are not drift). An ACL that cannot be read is left alone: the
-        next full resync looks again."""
-        acl = change.compiled.permissions if change.compiled is not None else None
-        if change.action not in (PlanAction.NOOP, PlanAction.UPDATE) or not acl or not change.job_id:
+        """Compare the live ACL of a job we keep with the one we send: every managed job's, as
+        one with no declared grants is sent owner-only. Inherited grants are not drift, and
+        neither is the live owner when the metadata names none (the tool never moves it). An ACL
+        that cannot be read is left alone: the next full resync looks again."""
+        compiled = change.compiled
+        if (
+            change.action not in (PlanAction.NOOP, PlanAction.UPDATE)
+            or compiled is None
+            or not compiled.permissions
+            or not change.job_id
+        ):
             return
         try:
             live = self.gateway.get_permissions(change.job_id)
@@ -264,6 +270,8 @@ class WorkspaceTarget:
             log.warning("could not read the permissions of job %s: %s", change.job_id, error)
             return
         if live is not None:
+            change.live_acl = live
+            acl = effective_acl(compiled.permissions, compiled.declared_permissions or [], live)
             change.acl_drift = acl_drift(acl, live)
             change.drift = change.drift or bool(change.acl_drift)
 

@@ -25,11 +25,18 @@ from typing import Any
 from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
 from lakeflow_job_meta.engine.results import ModuleResult
 from lakeflow_job_meta.errors import JobsApiError, NameConflictError, NotOwnedError
+from lakeflow_job_meta.metadata.tags import MAX_JOB_TAGS, REMOVED_TAG
+from lakeflow_job_meta.planning.acl import (
+    acl_drift,
+    effective_acl,
+    live_owner,
+    owners,
+    principal_of,
+)
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
 from lakeflow_job_meta.planning.normalize import compare_settings
 from lakeflow_job_meta.planning.ownership import (
-    REMOVED_TAG,
     REMOVED_TAG_VALUE,
     describe_owner,
     is_managed_by_tool,
@@ -183,14 +190,44 @@ class WorkspaceApplier:
         return writes
 
     def _sync_permissions(
-        self, job_id: int, compiled: CompiledJob | None, files: dict[str, str], *, drifted: bool = False
+        self,
+        job_id: int,
+        change: PlannedChange,
+        files: dict[str, str],
+        *,
+        created: bool = False,
     ) -> int:
-        """PUT the ACL when it changed since we last sent it, or when the live one drifted."""
+        """Send the ACL when it changed since we last sent it, or when the live one drifted.
+        Every managed job has one (owner-only when the metadata grants nothing), so a grant the
+        metadata dropped is revoked. The live owner is kept unless the metadata names another;
+        the live ACL (read by the plan, else here) decides whether a PUT is needed at all, and
+        a job this run ``created`` is known to hold its creator as sole owner."""
+        compiled = change.compiled
         acl = compiled.permissions if compiled is not None else None
         digest = acl_digest(acl)
-        if digest is None or (files.get(PERMISSIONS_KEY) == digest and not drifted):
+        if compiled is None or acl is None or digest is None:
             return 0
-        self.gateway.set_permissions(job_id, acl or [])
+        if files.get(PERMISSIONS_KEY) == digest and not change.acl_drift:
+            return 0
+        declared = compiled.declared_permissions or []
+        live: list[dict[str, Any]] | None = None
+        if created:
+            # The creator owns it: the compiled owner unless the metadata names another (then the
+            # PUT is needed anyway, and a refusal reads the live ACL to say why).
+            if not owners(declared):
+                live = [_direct_grant(entry) for entry in owners(acl)]
+        else:
+            live = change.live_acl if change.live_acl is not None else self.gateway.get_permissions(job_id)
+        send = effective_acl(acl, declared, live)
+        if live is not None and not acl_drift(send, live):
+            files[PERMISSIONS_KEY] = digest  # already as we want it: nothing to write
+            return 0
+        try:
+            self.gateway.set_permissions(job_id, send)
+        except JobsApiError as error:
+            if error.sdk_error == "PermissionDenied" and live is None:
+                live = self.gateway.get_permissions(job_id)
+            raise _owner_change_error(job_id, send, live, error) from error
         files[PERMISSIONS_KEY] = digest
         return 1
 
@@ -281,10 +318,9 @@ class WorkspaceApplier:
         files = dict(tracked.managed_files)
         other = self._sync_files(change, files)
         if tracked.job_id:
-            other += self._sync_permissions(
-                tracked.job_id, change.compiled, files, drifted=bool(change.acl_drift)
-            )
-        if other or (change.compiled is not None and tracked.status != TrackingStatus.OK):
+            other += self._sync_permissions(tracked.job_id, change, files)
+        changed = other or files != dict(tracked.managed_files)
+        if changed or (change.compiled is not None and tracked.status != TrackingStatus.OK):
             # also clears a stale "error"/"paused" once the module is back in shape
             self._record(replace(tracked, managed_files=files), change)
 
@@ -346,7 +382,7 @@ class WorkspaceApplier:
             job_id = self._create_new(change, compiled)
         files: dict[str, str] = {}
         self._sync_files(change, files)
-        self._sync_permissions(job_id, compiled, files)
+        self._sync_permissions(job_id, change, files, created=result.action == PlanAction.CREATE)
         final = TrackedJob(
             module_name=change.module,
             job_id=job_id,
@@ -446,7 +482,7 @@ class WorkspaceApplier:
         )
         files = dict(tracked.managed_files)
         self._sync_files(change, files)
-        self._sync_permissions(tracked.job_id, compiled, files, drifted=bool(change.acl_drift))
+        self._sync_permissions(tracked.job_id, change, files)
         self._record(
             replace(
                 tracked,
@@ -480,8 +516,11 @@ class WorkspaceApplier:
             if isinstance(current, Mapping) and current.get("pause_status") != "PAUSED":
                 partial[block] = {**current, "pause_status": "PAUSED"}
         if partial:
-            # Marked in the UI too; the reset that brings the module back drops the tag.
-            partial["tags"] = {**live.tags, REMOVED_TAG: REMOVED_TAG_VALUE}
+            # Marked in the UI too; the reset that brings the module back drops the tag. Metadata
+            # leaves room for it (MAX_USER_TAGS); a job tagged before that rule, already at the
+            # service's limit, is paused without it rather than not at all.
+            if REMOVED_TAG in live.tags or len(live.tags) < MAX_JOB_TAGS:
+                partial["tags"] = {**live.tags, REMOVED_TAG: REMOVED_TAG_VALUE}
             self.gateway.update(tracked.job_id, partial)
         self._record(
             replace(
@@ -543,6 +582,37 @@ def name_conflict(
         None,
         f"name conflict: {compiled.job_name!r} is already the name of {described}; no job is created; {hint}",
     )
+
+
+def _direct_grant(entry: Mapping[str, str]) -> dict[str, Any]:
+    """An ACL entry in the Permissions API GET form (``all_permissions``), granted directly."""
+    principal = {k: v for k, v in entry.items() if k != "permission_level"}
+    return {
+        **principal,
+        "all_permissions": [{"permission_level": entry["permission_level"], "inherited": False}],
+    }
+
+
+def _owner_change_error(
+    job_id: int, sent: list[dict[str, str]], live: list[dict[str, Any]] | None, error: JobsApiError
+) -> JobsApiError:
+    """A refused PUT that would have moved the job's owner says so in one line: only a workspace
+    admin may change a job's owner. Any other failure is returned as it is."""
+    new = owners(sent)
+    old = live_owner(live or [])
+    new_owner = principal_of(new[0]) if new else None
+    if error.sdk_error != "PermissionDenied" or new_owner is None or old is None:
+        return error
+    if new_owner == (old.kind, old.name):
+        return error
+    wrapped = JobsApiError(
+        f"changing the owner of job {job_id} to {new_owner[1]} needs a workspace admin; the job "
+        f"stays owned by {old.name} (name the current owner in the module's permissions, or run "
+        f"the tool as a workspace admin): {error}"
+    )
+    wrapped.permanent = True
+    wrapped.sdk_error = error.sdk_error
+    return wrapped
 
 
 def _differs(desired: Mapping[str, Any], live: Mapping[str, Any], *, explicit_pause: bool) -> bool:
