@@ -20,7 +20,6 @@ import os
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
-
 from lakeflow_job_meta.adapters.bundle import (
     JOB_FILE_SUFFIX,
     RESOURCES_DIR,
@@ -34,7 +33,6 @@ from lakeflow_job_meta.adapters.bundle import (
 )
 from lakeflow_job_meta.engine.results import ModuleResult, held_result
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, issue_text
-from lakeflow_job_meta.errors import ConfigurationError
 from lakeflow_job_meta.engine.targets.bundle_manifest import (
     Manifest,
     load_manifest,
@@ -42,10 +40,16 @@ from lakeflow_job_meta.engine.targets.bundle_manifest import (
     save_manifest,
     updated_manifest,
 )
+from lakeflow_job_meta.errors import ConfigurationError
+from lakeflow_job_meta.metadata.tags import TABLE_TAG
 from lakeflow_job_meta.planning.acl import RunIdentity
 from lakeflow_job_meta.planning.blast_radius import MassChangeGuard
-from lakeflow_job_meta.metadata.tags import TABLE_TAG
-from lakeflow_job_meta.planning.ownership import REMOVED_TAG, REMOVED_TAG_VALUE, is_managed_by_tool, label_value
+from lakeflow_job_meta.planning.ownership import (
+    REMOVED_TAG,
+    REMOVED_TAG_VALUE,
+    is_managed_by_tool,
+    label_value,
+)
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 from lakeflow_job_meta.storage.state_store import StateStore
 from lakeflow_job_meta.vocabulary import Outcome, PlanAction, PrunePolicy, TargetKind
