@@ -99,6 +99,9 @@ def test_an_empty_parameter_is_a_usage_error_never_a_default(
 
 def test_empty_max_iterations_still_means_run_forever() -> None:
     """The one documented empty value (examples/monitor_bundle passes ``max_iterations: ""``)."""
-    assert translate_parameters(["--control_table=t", "--max_iterations="]) == ["monitor", "--control-table=t"]
+    assert translate_parameters(["--control_table=t", "--max_iterations="]) == [
+        "monitor",
+        "--control-table=t",
+    ]
     with pytest.raises(ConfigurationError, match="parameter volume_path is empty"):
         translate_parameters(["--control_table=t", "--volume_path="])

@@ -164,8 +164,11 @@ def test_an_empty_folder_or_one_without_managed_files_is_free(tables: Tables, tm
     rc, _, err = tables.cli("apply", "--control-table", tables.c, "--target", f"bundle:{hand_made}")
     assert rc == 0, err
     assert (hand_made / "resources" / "mine.job.yml").read_text(encoding="utf-8") == "resources: {jobs: {}}\n"
-    assert (hand_made / "databricks.yml").read_text(encoding="utf-8").splitlines()[1].startswith(
-        f"# owner: ljm_table={control_table_id(tables.c)};"
+    assert (
+        (hand_made / "databricks.yml")
+        .read_text(encoding="utf-8")
+        .splitlines()[1]
+        .startswith(f"# owner: ljm_table={control_table_id(tables.c)};")
     )
 
 
@@ -180,5 +183,8 @@ def test_an_empty_option_is_a_usage_error(
     argv[option] = ""
     rc, out, err = run_cli(capsys, "apply", *[part for pair in argv.items() for part in pair])
     assert (rc, out) == (2, "")
-    assert err == f"error: {option} is empty; give it a value or leave it out (an empty value never falls back to a default)\n"
+    assert (
+        err
+        == f"error: {option} is empty; give it a value or leave it out (an empty value never falls back to a default)\n"
+    )
     assert list(tmp_path.iterdir()) == []
