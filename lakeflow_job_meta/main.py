@@ -6,9 +6,11 @@ Databricks passes named parameters as ``--name=value`` with underscores::
     --check_interval_seconds=60 --max_iterations=
 
 ``max_iterations`` empty means run forever. Extra options of the CLI's ``monitor`` command are
-accepted the same way (``--target``, ``--env``, ``--prune``, ``--once`` ...). Inside the
-Databricks Runtime ``control_table`` is required: a job must never fall back to a local default
-table by accident (an empty widget or a forgotten parameter).
+accepted the same way (``--target``, ``--env``, ``--prune``, ``--once`` ...). Any other parameter
+given empty (``--control_table=``, ``--volume_path=``, ``--policy=``) is a usage error (exit 2),
+never a fallback to a default: an empty widget or job parameter must not send the monitor to
+another control table, folder or policy. Inside the Databricks Runtime ``control_table`` is
+required.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from lakeflow_job_meta.cli.main import EXIT_USAGE
+from lakeflow_job_meta.cli.main import EXIT_USAGE, empty_value_error
 from lakeflow_job_meta.cli.main import main as cli_main
+from lakeflow_job_meta.errors import ConfigurationError
 
 PROG = "lakeflow-job-meta-monitor"
 
@@ -64,6 +67,8 @@ PARAMETERS: tuple[Parameter, ...] = (
 )
 PARAMETER_OPTIONS = {p.name: p.option for p in PARAMETERS if not p.flag and p.name != "var"}
 FLAGS = {p.name: p.option for p in PARAMETERS if p.flag}
+# The one parameter whose empty value has a meaning: run forever.
+EMPTY_MEANS_UNSET = frozenset({"max_iterations"})
 
 
 def help_text() -> str:
@@ -72,7 +77,8 @@ def help_text() -> str:
         f"usage: {PROG} --control_table=CATALOG.SCHEMA.TABLE [--name=value ...]",
         "",
         "Runs the lakeflow_job_meta monitor as a python_wheel_task. Parameters use the",
-        "reference's underscore names; an empty value means not set.",
+        "reference's underscore names. An empty value is an error (exit 2), except",
+        "max_iterations, where it means run forever; leave a parameter out to use its default.",
         "",
         "parameters:",
     ]
@@ -91,18 +97,21 @@ def help_text() -> str:
 
 
 def translate_parameters(argv: Sequence[str]) -> list[str]:
-    """Turn ``--check_interval_seconds=60`` style parameters into CLI arguments. Empty values
-    mean "not set" (a job passing ``max_iterations: ""``)."""
+    """Turn ``--check_interval_seconds=60`` style parameters into CLI arguments. A parameter given
+    empty raises ConfigurationError naming it, except ``max_iterations`` (empty: run forever)."""
     translated = ["monitor"]
     for arg in argv:
-        name, _, value = arg.lstrip("-").partition("=")
+        name, equals, value = arg.lstrip("-").partition("=")
         name = name.replace("-", "_")
+        if name in (*FLAGS, *PARAMETER_OPTIONS) and equals and not value.strip():
+            if name in EMPTY_MEANS_UNSET:
+                continue
+            raise empty_value_error(f"parameter {name}")
         if name in FLAGS:
             if value.lower() not in ("false", "0", "no"):
                 translated.append(FLAGS[name])
         elif name in PARAMETER_OPTIONS:
-            if value.strip():
-                translated.append(f"{PARAMETER_OPTIONS[name]}={value.strip()}")
+            translated.append(f"{PARAMETER_OPTIONS[name]}={value.strip()}")
         elif name == "var":
             translated.append(f"--var={value}")
         else:
@@ -123,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any(arg in ("-h", "--help", "help") for arg in args):
         sys.stdout.write(help_text())
         return 0
-    translated = translate_parameters(args)
+    try:
+        translated = translate_parameters(args)
+    except ConfigurationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
     if in_databricks_runtime() and not _has_control_table(translated):
         print(
             "error: control_table is required (catalog.schema.table); it is empty or missing",

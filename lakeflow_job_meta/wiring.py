@@ -202,6 +202,7 @@ def build_target(
         return BundleTarget(
             spec.bundle_dir or "bundle",
             control_table_id=parts.table_id,
+            control_table=parts.tables.control.name,
             prune=PrunePolicy(settings.prune),
             state=parts.state,
         )

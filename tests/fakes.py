@@ -52,6 +52,9 @@ class RecordingTarget:
     def owner_identity(self):
         return None
 
+    def check_owner(self):
+        pass
+
     def managed_jobs(self, desired):
         return len(self.jobs)
 

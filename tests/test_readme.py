@@ -45,7 +45,7 @@ def test_every_runnable_readme_command_works(tmp_path: Path) -> None:
         )  # fmt: skip
         assert proc.returncode == 0, f"{line}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
         assert "Traceback" not in proc.stderr, line
-    assert (tmp_path / "bundle" / "databricks.yml").is_file()
+    assert (tmp_path / "try_bundle" / "databricks.yml").is_file()
 
 
 def test_the_readmes_coverage_command_works(tmp_path: Path) -> None:

@@ -10,6 +10,9 @@ Output is deterministic (sorted keys, fixed width), and :func:`write_bundle` onl
 whose bytes differ, so re-writing an unchanged bundle changes nothing on disk and a git diff of the
 folder shows exactly what the metadata changed. Every file we write starts with a marker comment;
 only marked files are ever deleted, so files a user adds to ``resources/`` are safe.
+
+A folder belongs to one control table: ``databricks.yml``'s second line records its ``ljm_table``
+identity (:func:`recorded_owner`), the value its jobs carry in their ownership tags.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ RESOURCES_DIR = "resources"
 JOB_FILE_SUFFIX = ".job.yml"
 SQL_DIR = f"{RESOURCES_DIR}/sql"
 YAML_WIDTH = 100
+BUNDLE_FILE = "databricks.yml"
+# databricks.yml's second line: the control table the folder belongs to (its ljm_table tag value).
+OWNER_COMMENT = "# owner: ljm_table="
+_OWNER_LINE = re.compile(r"# owner: ljm_table=([a-z0-9_-]+)(?:;.*)?")
 
 _SAFE_STEM = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 # A key usable in ``${resources.jobs.<key>.id}``: letters first, then letters/digits joined by - or _.
@@ -91,6 +98,7 @@ _EMIT_OPTIONS: dict[str, Any] = {
     "indent": 2,
 }
 _CSafeDumper: Any = getattr(yaml, "CSafeDumper", None)  # libyaml's emitter, in the pyyaml wheels
+_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
 # What json.dumps writes for a control character other than newline and tab.
 _JSON_CONTROL_ESCAPE = re.compile(r"\\[ubfr]")
 
@@ -171,8 +179,10 @@ def render_bundle(
     *,
     target: str = "default",
     workspace_host: str | None = None,
+    owner: str | None = None,
 ) -> dict[str, str]:
-    """Every file of the bundle, relative path -> text.
+    """Every file of the bundle, relative path -> text; ``owner``: the ``ljm_table`` identity
+    recorded in ``databricks.yml`` (see :func:`recorded_owner`).
 
     A run_job task that names a module not in ``compiled_jobs`` still refers to its resource key:
     ``databricks bundle validate`` reports it if that module's file is not in the folder either.
@@ -180,15 +190,17 @@ def render_bundle(
     target_settings: dict[str, Any] = {"default": True}
     if workspace_host:
         target_settings["workspace"] = {"host": workspace_host}
-    files: dict[str, str] = {
-        "databricks.yml": _dump(
-            {
-                "bundle": {"name": bundle_name},
-                "include": [f"{RESOURCES_DIR}/*.yml"],
-                "targets": {target: target_settings},
-            }
-        )
-    }
+    root = _dump(
+        {
+            "bundle": {"name": bundle_name},
+            "include": [f"{RESOURCES_DIR}/*.yml"],
+            "targets": {target: target_settings},
+        }
+    )
+    if owner is not None:
+        record = f"{OWNER_COMMENT}{owner}; another control table's plan or apply on this folder is refused\n"
+        root = YAML_HEADER + record + root[len(YAML_HEADER) :]
+    files: dict[str, str] = {BUNDLE_FILE: root}
     for job in sorted(compiled_jobs, key=lambda j: j.module_name):
         files.update(render_job_files(job))
     return dict(sorted(files.items()))
@@ -219,6 +231,29 @@ def paused_job_file(text: str, removed_tag: tuple[str, str]) -> str | None:
         job[block]["pause_status"] = "PAUSED"
     job["tags"] = {**(job.get("tags") or {}), removed_tag[0]: removed_tag[1]}
     return _dump({"resources": {"jobs": {key: job}}})
+
+
+def recorded_owner(directory: str | os.PathLike[str]) -> str | None:
+    """The ``ljm_table`` identity ``databricks.yml`` records (None: no such file, not ours, or
+    written before owners were recorded)."""
+    try:
+        with (Path(directory) / BUNDLE_FILE).open("r", encoding="utf-8") as handle:
+            first, second = handle.readline(), handle.readline()
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = _OWNER_LINE.fullmatch(second.rstrip("\n"))
+    return match.group(1) if MANAGED_MARKER in first and match else None
+
+
+def job_of_file(path: Path) -> dict[str, Any] | None:
+    """The one job of a job file (its settings under ``resources.jobs``), or None when the file is
+    unreadable, hand-edited into another shape, or foreign."""
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_CSafeLoader or yaml.SafeLoader)
+        ((_, job),) = document["resources"]["jobs"].items()
+    except Exception:
+        return None
+    return job if isinstance(job, dict) else None
 
 
 def is_managed_file(path: Path) -> bool:

@@ -35,6 +35,32 @@ __all__ = ["DEFAULT_LOCAL_CONTROL_TABLE", "build_parser", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LEASE = 0, 1, 2, 3
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
+# Options an empty value would otherwise turn into "not given", falling back to a default table,
+# target, folder or no policy at all.
+NON_EMPTY_OPTIONS = {
+    "control_table": "--control-table",
+    "target": "--target",
+    "output": "--output",
+    "volume_path": "--volume-path",
+    "policy": "--policy",
+    "profile": "--profile",
+    "managed_sql_root": "--managed-sql-root",
+    "default_warehouse_id": "--default-warehouse-id",
+}
+
+
+def empty_value_error(name: str) -> ConfigurationError:
+    """The usage error of an option (or wheel parameter) given an empty value."""
+    return ConfigurationError(
+        f"{name} is empty; give it a value or leave it out (an empty value never falls back to a default)"
+    )
+
+
+def _refuse_empty_options(args: argparse.Namespace) -> None:
+    for dest, flag in NON_EMPTY_OPTIONS.items():
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and not value.strip():
+            raise empty_value_error(flag)
 
 
 def _console(stderr: bool = True):
@@ -510,6 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(debug=args.debug)
     try:
+        _refuse_empty_options(args)
         code = COMMANDS[args.command](args)
         sys.stdout.flush()
         return code

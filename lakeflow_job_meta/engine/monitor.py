@@ -205,9 +205,11 @@ class Monitor:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        """Create tables, restore persisted progress, start the file watcher."""
+        """Create tables, restore persisted progress, start the file watcher; first refuse a
+        target that belongs to another control table."""
         if self._started:
             return
+        self.orchestrator.target.check_owner()
         self.tables.ensure_exists()
         progress = self._read_state(PROGRESS_KEY)
         if progress:

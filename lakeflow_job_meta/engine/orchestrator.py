@@ -306,6 +306,7 @@ class Orchestrator:
     # -- public API --------------------------------------------------------------------------
     def plan(self, modules: Iterable[str] | None = None, *, check_drift: bool | None = None) -> Plan:
         """What an apply would do, without writing anything."""
+        self.target.check_owner()
         self.tables.require_exists()
         scope = set(modules) if modules is not None else None
         desired = self._desired(None)
@@ -355,6 +356,7 @@ class Orchestrator:
     ) -> RunResult:
         """Plan and apply under the writer lease. ``modules`` limits the run to those modules
         (the monitor passes the ones whose metadata changed); None means all."""
+        self.target.check_owner()  # before the tool's tables are created or the lease taken
         self.tables.ensure_exists()
         lease, own_lease = self._take_lease()
         try:

@@ -270,7 +270,6 @@ def test_wheel_entry_point_takes_underscore_parameters(ctl: str, spawn, jobs_emu
         "--check_interval_seconds=1",
         "--max_iterations=1",
         "--target=workspace",
-        "--volume_path=",
         module=False,
     )
     assert child.wait(60) == 0, child.log

@@ -161,6 +161,10 @@ class Target(Protocol):
         """Who owns a job whose ACL names no ``IS_OWNER``: the identity running the tool, read
         once (may raise JobsApiError); None when the target leaves it to its deployer."""
 
+    def check_owner(self) -> None:
+        """Raise ConfigurationError when the target as a whole belongs to another control table
+        (a bundle folder another table wrote); called before anything is read or written."""
+
     def managed_jobs(self, desired: DesiredJobs) -> int:
         """How many jobs this target manages now: the base of the blast-radius limit."""
 

@@ -7,6 +7,11 @@ workspace: ``keep`` leaves its files untouched, ``pause`` rewrites its job file 
 schedule, trigger and continuous block paused (a job with nothing to pause is orphaned and left
 as it is), and only ``delete`` removes its files (``databricks bundle deploy`` then deletes the
 job).
+
+A folder belongs to one control table: the ``ljm_table`` identity its ``databricks.yml`` records,
+or for a folder written before that record existed, the one its managed job files' ownership tags
+name. Another control table's plan or apply is refused before anything is read or written; an
+empty folder, or one without managed files, is free to claim.
 """
 
 from __future__ import annotations
@@ -15,15 +20,15 @@ import os
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
-import yaml
-
 from lakeflow_job_meta.adapters.bundle import (
     JOB_FILE_SUFFIX,
     RESOURCES_DIR,
     bundle_stem,
     is_managed_file,
+    job_of_file,
     module_of_bundle_path,
     paused_job_file,
+    recorded_owner,
     write_bundle,
 )
 from lakeflow_job_meta.engine.results import ModuleResult, held_result
@@ -35,10 +40,11 @@ from lakeflow_job_meta.engine.targets.bundle_manifest import (
     save_manifest,
     updated_manifest,
 )
-from lakeflow_job_meta.metadata.tags import REMOVED_TAG
+from lakeflow_job_meta.errors import ConfigurationError
+from lakeflow_job_meta.metadata.tags import REMOVED_TAG, TABLE_TAG
 from lakeflow_job_meta.planning.acl import RunIdentity
 from lakeflow_job_meta.planning.blast_radius import MassChangeGuard
-from lakeflow_job_meta.planning.ownership import REMOVED_TAG_VALUE
+from lakeflow_job_meta.planning.ownership import REMOVED_TAG_VALUE, is_managed_by_tool, label_value
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 from lakeflow_job_meta.storage.state_store import StateStore
 from lakeflow_job_meta.vocabulary import Outcome, PlanAction, PrunePolicy, TargetKind
@@ -53,17 +59,29 @@ def _stem_names(*groups: Iterable[str]) -> dict[str, str]:
 def _name_of_job_file(path: Path, stem: str, name_prefix: str) -> str:
     """The module name of a job file we wrote for a module the metadata no longer knows: the job's
     ``name`` without the environment prefix, trusted only if it maps back to the file's stem."""
-    if not path.name.endswith(JOB_FILE_SUFFIX):
+    job = job_of_file(path) if path.name.endswith(JOB_FILE_SUFFIX) else None
+    if job is None or "name" not in job:  # a hand-edited or foreign file: fall back to the stem
         return stem
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        (job,) = document["resources"]["jobs"].values()
-        name = str(job["name"])
-    except Exception:  # a hand-edited or foreign file: fall back to the stem
-        return stem
+    name = str(job["name"])
     if name_prefix and name.startswith(name_prefix):
         name = name[len(name_prefix) :]
     return name if bundle_stem(name) == stem else stem
+
+
+def folder_owners(directory: str) -> set[str]:
+    """The ``ljm_table`` identities the folder belongs to: the one ``databricks.yml`` records, else
+    (a folder written before the record) those in the ownership tags of its managed job files.
+    Empty: no managed file names one, so the folder is free."""
+    recorded = recorded_owner(directory)
+    if recorded is not None:
+        return {recorded}
+    owners: set[str] = set()
+    for path in sorted((Path(directory) / RESOURCES_DIR).glob(f"*{JOB_FILE_SUFFIX}")):
+        job = job_of_file(path) if is_managed_file(path) else None
+        tags = job.get("tags") if job is not None else None
+        if isinstance(tags, dict) and is_managed_by_tool(tags) and tags.get(TABLE_TAG):
+            owners.add(str(tags[TABLE_TAG]))
+    return owners
 
 
 def _module_actions(
@@ -158,11 +176,15 @@ class BundleTarget:
         directory: str,
         *,
         control_table_id: str,
+        control_table: str | None = None,
         prune: PrunePolicy = PrunePolicy.PAUSE,
         state: StateStore | None = None,
     ):
         self.directory = directory
         self.bundle_name = f"lakeflow_job_meta_{control_table_id}"
+        # What the folder records as its owner: the ljm_table tag value of this table's jobs.
+        self.owner = label_value(control_table_id)
+        self.control_table = control_table or control_table_id
         self._prune = PrunePolicy(prune)
         # Where the hashes of the files as written are kept (None: render every module, always).
         self.state = state
@@ -191,13 +213,22 @@ class BundleTarget:
     def owner_identity(self) -> RunIdentity | None:
         return None  # `databricks bundle deploy` makes its own identity the owner
 
+    def check_owner(self) -> None:
+        """Refuse a folder that belongs to another control table (ConfigurationError, exit 2)."""
+        owners = folder_owners(self.directory)
+        if owners and owners != {self.owner}:
+            raise ConfigurationError(
+                f"bundle folder {self.directory} belongs to control table {', '.join(sorted(owners))}, "
+                f"not to {self.control_table} ({self.owner}): use another folder for this control table"
+            )
+
     def _actions(
         self, desired: DesiredJobs, manifest: Manifest, mass_change: MassChangeGuard | None = None
     ) -> tuple[dict[str, str | None], dict[str, PlanAction], set[str], list[PlannedChange]]:
         """Every file to write (None: known unchanged, not rendered), the action per module, the
         modules whose files stay as they are (errors, and removed modules unless the policy
         deletes), and the held pauses and deletes."""
-        files = render_changed(desired, self.bundle_name, self.directory, manifest)
+        files = render_changed(desired, self.bundle_name, self.directory, manifest, owner=self.owner)
         names = _stem_names(desired.known, desired.compiled, desired.issues)
         keep = set(desired.issues)  # a module with errors keeps its last good files
         actions = _module_actions(self.directory, files, names, keep, desired.name_prefix)
@@ -211,6 +242,7 @@ class BundleTarget:
         return {**files, **paused_files}, actions, keep | kept, held
 
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
+        self.check_owner()
         _, actions, _, _ = self._actions(desired, load_manifest(self.state, self.directory))
         compiled = desired.compiled
         changes = [
@@ -230,6 +262,7 @@ class BundleTarget:
         return Plan(changes=changes)
 
     def apply(self, desired: DesiredJobs, run: ApplyRun, *, scope: set[str] | None) -> list[ModuleResult]:
+        self.check_owner()
         os.makedirs(self.directory, exist_ok=True)
         manifest = load_manifest(self.state, self.directory)
         files, actions, keep, held = self._actions(desired, manifest, run.mass_change)

@@ -74,13 +74,13 @@ def save_manifest(state: Any, directory: str, manifest: Manifest) -> None:
 
 
 def render_changed(
-    desired: DesiredJobs, bundle_name: str, directory: str, manifest: Manifest
+    desired: DesiredJobs, bundle_name: str, directory: str, manifest: Manifest, *, owner: str | None = None
 ) -> dict[str, str | None]:
     """Every bundle file, relative path -> text, or None for the files of a module whose recorded
     digest and on-disk hashes both still match (known unchanged: neither read nor rendered, so a
-    cached desired state never loads its jobs)."""
+    cached desired state never loads its jobs). ``owner``: recorded in ``databricks.yml``."""
     root = Path(directory)
-    files: dict[str, str | None] = dict(bundle_adapter.render_bundle([], bundle_name))
+    files: dict[str, str | None] = dict(bundle_adapter.render_bundle([], bundle_name, owner=owner))
     for name in sorted(desired.compiled):
         entry = manifest.get(bundle_adapter.bundle_stem(name))
         if (

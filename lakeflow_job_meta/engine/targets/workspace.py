@@ -169,6 +169,9 @@ class WorkspaceTarget:
     def owner_identity(self) -> RunIdentity | None:
         return self.gateway.current_identity()
 
+    def check_owner(self) -> None:
+        """Nothing to check as a whole: each job's ownership tags are checked before it is touched."""
+
     def managed_jobs(self, desired: DesiredJobs) -> int:
         return sum(1 for t in self.tracked(desired.tracking_key).values() if t.job_id)
 
