@@ -28,19 +28,12 @@ from tests.emulator import Fault
 from tests.emulator.faults import JOB_RATE_LIMIT_MESSAGE
 from tests.engine.test_reconciler import World
 from tests.reliability.helpers import InstantSdkClock, instant_client
+from tests.reliability.test_retries import RecordingSleep
 from tests.sdk_behaviour import RESENDS_POST_AFTER_READ_TIMEOUT
 
 pytestmark = pytest.mark.reliability
 
 MODULE = "warehouse_refresh"
-
-
-class RecordingSleep:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def apply_one(world: World, retry: RetryPolicy | None = None) -> Any:
