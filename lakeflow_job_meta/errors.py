@@ -9,6 +9,8 @@ bad module never aborts a run. Exceptions are raised only where the caller canno
   - :class:`StorageError` - a Delta table could not be read or written.
     - :class:`TableNotFoundError` - a table a read-only command needs does not exist.
   - :class:`JobsApiError` - a Jobs API call failed after the SDK's own retries.
+    - :class:`ReplyLostError` - no reply came back (timeout, reset connection): the outcome is
+      unknown, the call may have taken effect.
     - :class:`NotOwnedError` - a job exists but does not carry our ownership tags.
       - :class:`NameConflictError` - a job a module would create already has that name.
   - :class:`LeaseHeldError` - another process holds the writer lease (``--no-wait``).
@@ -99,6 +101,16 @@ class JobsApiError(LakeflowJobMetaError):
     permanent: bool = False
     # The SDK error class that caused it (``PermissionDenied`` ...), when it came from the SDK.
     sdk_error: str = ""
+
+
+class ReplyLostError(JobsApiError):
+    """A request was sent but no reply came back: a read timeout, a reset or refused connection,
+    or the SDK's own retries of those running out (``TimeoutError``). The call may or may not
+    have taken effect, so a write is never blindly sent again: after a lost ``jobs/create`` the
+    caller looks the job up by name and ownership tags and adopts it. Transient (the monitor
+    retries it with backoff)."""
+
+    permanent = False
 
 
 class NotOwnedError(JobsApiError):

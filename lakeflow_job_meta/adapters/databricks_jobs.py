@@ -2,9 +2,10 @@
 
 The SDK already retries 429/503, connection errors and some transient 500s. This layer adds what
 the SDK cannot: idempotent calls are retried on any transient failure (a plain 500 included)
-through :class:`RetryPolicy` (``jobs/create`` never is), SDK errors become :class:`JobsApiError`
-marked permanent or not, and writes are counted so the engine can report (and tests can assert)
-"exactly one write per changed job".
+through :class:`RetryPolicy` (``jobs/create`` only after the job rate limit's definite 400), SDK
+errors become :class:`JobsApiError` marked permanent or not, transport failures (no reply: a
+timeout, a reset connection) become :class:`ReplyLostError`, and writes are counted so the
+engine can report (and tests can assert) "exactly one write per changed job".
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from databricks.sdk.errors import DatabricksError, NotFound
 from databricks.sdk.service import jobs as sdk_jobs
 from databricks.sdk.service import workspace as sdk_workspace
 
-from lakeflow_job_meta.adapters.retrying import RetryPolicy, is_permanent
-from lakeflow_job_meta.errors import JobsApiError
+from lakeflow_job_meta.adapters.retrying import RetryPolicy, is_permanent, is_rate_limited
+from lakeflow_job_meta.errors import JobsApiError, ReplyLostError
 from lakeflow_job_meta.planning.acl import RunIdentity
 
 JOB_WRITE_OPERATIONS = ("create", "reset", "update", "delete")
@@ -83,7 +84,12 @@ def _job_settings(settings: dict[str, Any]) -> sdk_jobs.JobSettings:
 @contextlib.contextmanager
 def sdk_errors(action: str, *, missing_ok: bool = False) -> Iterator[None]:
     """The one place SDK exceptions become the package's: a ``JobsApiError`` naming the call and
-    the SDK error. With ``missing_ok`` a 404 (the object is already gone) is swallowed."""
+    the SDK error. With ``missing_ok`` a 404 (the object is already gone) is swallowed.
+
+    A transport failure (``requests.ConnectionError``/``Timeout``, the SDK's ``TimeoutError``
+    once its retries ran out, any other ``OSError``) becomes a :class:`ReplyLostError`: the
+    request may have been applied, so a write's outcome is unknown. Releases of the SDK from
+    0.167 raise a read timeout of a POST at once instead of resending it (docs/API_FACTS.md)."""
     try:
         yield
     except NotFound as error:
@@ -91,6 +97,10 @@ def sdk_errors(action: str, *, missing_ok: bool = False) -> Iterator[None]:
             raise _api_error(action, error) from error
     except DatabricksError as error:
         raise _api_error(action, error) from error
+    except OSError as error:  # requests' exceptions and TimeoutError are OSErrors
+        raise ReplyLostError(
+            f"{action}: reply lost, outcome unknown: {error.__class__.__name__}: {error}"
+        ) from error
 
 
 def _api_error(action: str, error: DatabricksError) -> JobsApiError:
@@ -186,12 +196,14 @@ class WorkspaceJobs:
 
     # -- job writes --------------------------------------------------------------------------
     def create(self, settings: dict[str, Any]) -> int:
-        """Never retried here: a lost reply may hide a job that landed (the caller adopts it)."""
+        """Retried only after the job rate limit's 400 (a definite rejection: nothing landed),
+        with backoff within the run's retry budget. Never after a lost reply or a 5xx: the job
+        may have landed (the caller adopts it by name and ownership tags)."""
         js = _job_settings(settings)
         kwargs = {name: getattr(js, name) for name in js.as_dict()}
         self.writes.add("create")
         with sdk_errors("jobs/create"):
-            created = self.client.jobs.create(**kwargs)
+            created = self.retry.call(lambda: self.client.jobs.create(**kwargs), retryable=is_rate_limited)
         return int(created.job_id or 0)
 
     def reset(self, job_id: int, settings: dict[str, Any]) -> None:

@@ -11,12 +11,14 @@ on a ``jobs/get`` used to fail the whole module until the next run. Here every *
 - ``budget`` retries per run, shared by all workers, so an API outage costs a bounded number of
   extra requests instead of a retry storm (the next run, or the monitor's backoff, takes over).
 
-``jobs/create`` is never retried here: a create whose reply was lost may have landed, and the
-caller adopts it by name and ownership tags instead of sending it again.
+``jobs/create`` is retried only after a *definite* rejection that asks to be waited out: the
+job-creation rate limit, which the service answers with a 400 ``INVALID_STATE`` (the create did
+not land, so sending it again is safe). A create whose reply was lost is never resent here: it
+may have landed, and the caller adopts it by name and ownership tags instead.
 
-Permanent errors (a 4xx other than 429) are raised at once and marked ``permanent`` so the monitor
-does not retry them until the module's metadata changes. Time goes through an injectable
-``sleep`` so tests never wait.
+Permanent errors (a 4xx other than 429 and the job rate limit) are raised at once and marked
+``permanent`` so the monitor does not retry them until the module's metadata changes. Time goes
+through an injectable ``sleep`` so tests never wait.
 """
 
 from __future__ import annotations
@@ -46,6 +48,25 @@ def status_of(error: BaseException) -> int | None:
     return None
 
 
+# The job-creation rate limit (Databricks knowledge base, "job rate limit"): a 400, not a 429:
+#   {"error_code": "INVALID_STATE", "message": "There were already 1000 jobs created in past 3600
+#    seconds, exceeding rate limit: 1000 job creations per 3600 seconds."}
+RATE_LIMIT_ERROR_CODE = "INVALID_STATE"
+RATE_LIMIT_MESSAGE_MARK = "exceeding rate limit"
+
+
+def is_rate_limited(error: BaseException) -> bool:
+    """The service refused the request because of a rate limit it answers with a 400
+    ``INVALID_STATE`` (the job-creation limit): a definite rejection that waiting may fix."""
+    from databricks.sdk.errors import DatabricksError
+
+    return (
+        isinstance(error, DatabricksError)
+        and getattr(error, "error_code", None) == RATE_LIMIT_ERROR_CODE
+        and RATE_LIMIT_MESSAGE_MARK in str(error).lower()
+    )
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether retrying the same idempotent call may succeed: transient 5xx, 429, connection
     errors and timeouts (the SDK raises ``TimeoutError`` when its own retries ran out)."""
@@ -59,6 +80,8 @@ def is_transient(error: BaseException) -> bool:
         if isinstance(current, requests.ConnectionError | requests.Timeout | TimeoutError | ConnectionError):
             return True
         if isinstance(current, DatabricksError):
+            if is_rate_limited(current):
+                return True
             status = status_of(current)
             if status is not None:
                 return status in TRANSIENT_STATUS
@@ -73,14 +96,16 @@ def is_retryable_here(error: BaseException) -> bool:
     """What the SDK gives up on at once but a second attempt may fix: a plain 500, 502 or 504.
     Errors the SDK already retried until its own deadline (429, 503, dropped connections,
     timeouts: it then raises ``TimeoutError``) are not retried again, which would multiply that
-    deadline (a CLI facing an unreachable host must fail within it)."""
-    return status_of(error) in (500, 502, 504)
+    deadline (a CLI facing an unreachable host must fail within it). The job rate limit (a 400
+    the SDK does not retry) is retried here too."""
+    return status_of(error) in (500, 502, 504) or is_rate_limited(error)
 
 
 def is_permanent(error: BaseException) -> bool:
-    """A 4xx other than 429: the same request will fail the same way until something changes."""
+    """A 4xx other than 429 and the job rate limit: the same request will fail the same way until
+    something changes."""
     status = status_of(error)
-    return status is not None and 400 <= status < 500 and status != 429
+    return status is not None and 400 <= status < 500 and status != 429 and not is_rate_limited(error)
 
 
 @dataclass
@@ -114,14 +139,16 @@ class RetryPolicy:
             self.retries_used += 1
             return True
 
-    def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` (an idempotent call), retrying transient failures within the bounds."""
+    def call(self, fn: Callable[[], T], retryable: Callable[[BaseException], bool] = is_retryable_here) -> T:
+        """Run ``fn`` (an idempotent call), retrying transient failures within the bounds.
+        ``retryable`` narrows what is retried for a call that is not idempotent (``jobs/create``
+        passes :func:`is_rate_limited`: only a definite rejection)."""
         attempt = 1
         while True:
             try:
                 return fn()
             except Exception as error:
-                if attempt >= self.max_attempts or not is_retryable_here(error) or not self._take():
+                if attempt >= self.max_attempts or not retryable(error) or not self._take():
                     raise
                 self.sleep(self.delay(attempt))
                 attempt += 1

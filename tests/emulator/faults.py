@@ -23,6 +23,13 @@ Kinds (see ``docs/API_FACTS.md`` for what the SDK does with each):
 * ``"drop_after_commit"``: apply the change, then close the connection without a reply.
   The SDK resends any request that fails with a connection error, so a ``jobs/create``
   lands twice.
+* ``"stall_after_commit"``: apply the change, then hold the reply until the client gives up
+  (it closes the connection: a read timeout) or ``delay`` seconds pass, and close without a
+  reply. SDK releases before 0.167 resend the POST (a create lands twice); 0.167 raises the
+  timeout (the create landed once, the caller never learnt its id).
+* ``"job_rate_limit"``: 400 ``INVALID_STATE`` with the service's job-creation rate-limit
+  message (Databricks knowledge base, "job rate limit"): a definite rejection, nothing is
+  applied; the SDK does not retry it.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ KIND_SLOW = "slow"
 KIND_400 = "400"
 KIND_DROP_BEFORE = "drop_before"
 KIND_DROP_AFTER_COMMIT = "drop_after_commit"
+KIND_STALL_AFTER_COMMIT = "stall_after_commit"
+KIND_JOB_RATE_LIMIT = "job_rate_limit"
 
 ALL_KINDS = (
     KIND_403,
@@ -55,6 +64,8 @@ ALL_KINDS = (
     KIND_DROP_BEFORE,
     KIND_DROP_AFTER_COMMIT,
     KIND_400,
+    KIND_STALL_AFTER_COMMIT,
+    KIND_JOB_RATE_LIMIT,
 )
 # Kinds the SDK recovers from by itself (it retries them). "500" is not among them.
 RETRIED_KINDS = (KIND_429, KIND_503, KIND_500_TRANSIENT, KIND_DROP_BEFORE, KIND_DROP_AFTER_COMMIT)
@@ -64,6 +75,7 @@ _ALIASES = {
     "drop_after": KIND_DROP_AFTER_COMMIT,
     "lost_reply": KIND_DROP_AFTER_COMMIT,
     "drop": KIND_DROP_BEFORE,
+    "lost_reply_timeout": KIND_STALL_AFTER_COMMIT,
     "500_permanent": KIND_500,
     "transient_500": KIND_500_TRANSIENT,
     "throttle": KIND_429,
@@ -76,6 +88,11 @@ _ALIASES = {
 
 TRANSIENT_500_MESSAGE = "Unexpected error while handling the request. Please retry."
 PERMANENT_500_MESSAGE = "Internal error: the emulator was told to fail this request."
+# The service's words (Databricks knowledge base, "job rate limit"), for a limit of 1000 an hour.
+JOB_RATE_LIMIT_MESSAGE = (
+    "There were already 1000 jobs created in past 3600 seconds, exceeding rate limit: "
+    "1000 job creations per 3600 seconds."
+)
 
 
 def normalise_kind(kind: str | int) -> str:

@@ -20,6 +20,7 @@ import copy
 import email.parser
 import email.policy
 import json
+import select
 import socket
 import threading
 import time
@@ -869,6 +870,15 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
+    def _wait_for_client_to_give_up(self, limit: float) -> None:
+        """Until the client closes the connection (its read timed out), the emulator stops or
+        ``limit`` seconds pass: no fixed delay that a loaded machine could outrun."""
+        deadline = time.monotonic() + limit
+        while not self.emulator._stopping.is_set() and time.monotonic() < deadline:
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable:  # end of stream (the client gave up) or an error: either way, done
+                return
+
     def _dispatch(self, method: str) -> None:
         emu = self.emulator
         split = urlsplit(self.path)
@@ -929,6 +939,10 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == F.KIND_DROP_AFTER_COMMIT:
             self._drop()
             return
+        if fault is not None and fault.kind == F.KIND_STALL_AFTER_COMMIT:
+            self._wait_for_client_to_give_up(fault.delay)
+            self._drop()
+            return
         record.status = status
         self._send(status, payload, headers)
 
@@ -961,6 +975,11 @@ class _Handler(BaseHTTPRequestHandler):
             record.status = 400
             msg = fault.message or "Invalid parameter: the emulator was told to reject this request."
             self._send(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": msg})
+            return True
+        if kind == F.KIND_JOB_RATE_LIMIT:  # the service's job-creation limit: a 400, not a 429
+            record.status = 400
+            msg = fault.message or F.JOB_RATE_LIMIT_MESSAGE
+            self._send(400, {"error_code": "INVALID_STATE", "message": msg})
             return True
         if kind == F.KIND_500_TRANSIENT:
             record.status = 500

@@ -708,21 +708,37 @@ def test_status_reports_versions_lag_and_lease(env: MonitorEnv) -> None:
     assert "(lag 1 version)" in render_status(status)
 
 
+def wait_until_file_events_stop(watcher: Any) -> None:
+    """Block until the watcher's inotify threads have ended, as they do once the root folder is
+    deleted: a join on the threads (an event), never a sleep or a deadline."""
+    observer = watcher._observer
+    assert observer is not None
+    for emitter in list(observer.emitters):
+        emitter.join()
+    assert not watcher.running
+
+
 def test_volume_path_removed_and_recreated_is_polled_then_watched_again(env: MonitorEnv) -> None:
     write_file(env.volume / "a.yaml", module_yaml("alpha"))
     monitor = env.monitor()
     converge(monitor)
+    assert monitor.watcher is not None and monitor.watcher.running
+    watcher = monitor.watcher
     shutil.rmtree(env.volume)
-    report = monitor.check_and_update()
+    # Synchronise with the watchdog thread noticing the deletion (it does so on its own time),
+    # so each cycle below sees the same watcher state on every machine, however loaded.
+    wait_until_file_events_stop(watcher)
+    report = monitor.check_and_update()  # cannot watch again yet: polled
     assert report.error is None and report.files_deleted == []  # a vanished root deletes nothing
     assert len(env.emu.job_ids("alpha")) == 1
+    assert not watcher.running
     env.volume.mkdir()
     write_file(env.volume / "a.yaml", module_yaml("alpha"))
     write_file(env.volume / "b.yaml", module_yaml("beta"))
     report = monitor.check_and_update()
     assert report.files_added == ["b.yaml"]
     assert len(env.emu.job_ids("beta")) == 1
-    assert monitor.watcher is not None and monitor.watcher.running
+    assert monitor.watcher is watcher and watcher.running  # watched again
 
 
 def test_loop_wakes_to_renew_the_lease_when_the_interval_is_longer_than_the_ttl(env: MonitorEnv) -> None:

@@ -30,14 +30,16 @@ class InstantSdkClock(SdkClock):
         self._now += seconds
 
 
-def instant_client(emulator: JobsEmulator, *, http_timeout_seconds: float = 5) -> Any:
+def instant_client(
+    emulator: JobsEmulator, *, http_timeout_seconds: float = 5, retry_timeout_seconds: int = 60
+) -> Any:
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.config import Config
 
     config = Config(
         host=emulator.url,
         token="t",
-        retry_timeout_seconds=60,
+        retry_timeout_seconds=retry_timeout_seconds,
         http_timeout_seconds=http_timeout_seconds,
         clock=InstantSdkClock(),
     )

@@ -6,8 +6,11 @@ Invariants this module keeps:
 - The jobs-tracking table is authoritative and is written right after each ``jobs/create``.
 - Before creating, jobs with the exact name are listed and one carrying our tags is adopted, so a
   crash between create and recording never yields a second job.
-- The SDK resends a create whose reply was lost, so after every create the name is listed again
-  and extra copies carrying our tags are deleted.
+- A create whose reply was lost may have landed, once or more: the SDK resends it after a reset
+  connection (and, before 0.167, after a read timeout), so after every create the name is listed
+  again and extra copies carrying our tags are deleted; when no reply came back at all
+  (:class:`ReplyLostError`, or any failed create) the job is looked up by name and ownership tags
+  and adopted in the same run.
 - A job without our ownership tags is never reset, updated, paused or deleted.
 """
 
@@ -24,7 +27,7 @@ from typing import Any
 
 from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
 from lakeflow_job_meta.engine.results import ModuleResult
-from lakeflow_job_meta.errors import JobsApiError, NameConflictError, NotOwnedError
+from lakeflow_job_meta.errors import JobsApiError, NameConflictError, NotOwnedError, ReplyLostError
 from lakeflow_job_meta.metadata.tags import MAX_JOB_TAGS, REMOVED_TAG
 from lakeflow_job_meta.planning.acl import (
     acl_drift,
@@ -291,9 +294,10 @@ class WorkspaceApplier:
             handler(change, tracked, live, result)
         except (JobsApiError, OSError) as error:
             result.outcome = Outcome.ERROR
-            # API errors already name the call and the SDK error; others (NotOwnedError, the
-            # SDK's TimeoutError) are named here.
-            result.error = str(error) if type(error) is JobsApiError else f"{type(error).__name__}: {error}"
+            # API errors already name the call and the SDK error; others (NotOwnedError, an
+            # OSError from outside the gateway) are named here.
+            named = type(error) in (JobsApiError, ReplyLostError)
+            result.error = str(error) if named else f"{type(error).__name__}: {error}"
             result.transient = not getattr(error, "permanent", False)
             # Mark the row this module last recorded (not the one read before the run: a failure
             # after a successful reset must not bring back the old hash and cost another reset).
@@ -435,7 +439,8 @@ class WorkspaceApplier:
         try:
             job_id = self.gateway.create(settings)
         except JobsApiError:
-            # The create may have landed although the reply never came back.
+            # The create may have landed although the reply never came back (ReplyLostError:
+            # a timeout or a reset connection; a 5xx): adopt it now rather than next run.
             ours = self._find_ours_by_name(compiled.job_name, change.module)
             if not ours:
                 raise
