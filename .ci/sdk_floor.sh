@@ -17,5 +17,5 @@ python3 -m venv "$venv"
 grep -v '^databricks-sdk==' constraints.txt > "$venv/constraints-floor.txt"
 "$venv/bin/pip" install -q -c "$venv/constraints-floor.txt" -e '.[local]' "databricks-sdk==$floor" pytest pytest-timeout
 "$venv/bin/python" -c "import databricks.sdk.version as v, sys; sys.exit(v.__version__ != '$floor')"
-echo "+ databricks-sdk $floor: emulator and lost-reply tests"
-"$venv/bin/python" -m pytest -q tests/test_emulator.py tests/reliability/test_lost_reply.py
+echo "+ databricks-sdk $floor: emulator, lost-reply and fake-workspace contract tests"
+"$venv/bin/python" -m pytest -q tests/test_emulator.py tests/reliability/test_lost_reply.py tests/test_fakews_contract.py
