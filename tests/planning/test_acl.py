@@ -93,6 +93,14 @@ def test_acl_drift_ignores_inherited_entries_and_reports_direct_changes():
     ]
 
 
+def test_a_live_reply_naming_no_owner_is_not_owner_drift():
+    """The CLI's fake workspace answers a never-set ACL with no entries; the service always names
+    one owner, so such a reply says nothing about ownership, while grants are still compared."""
+    sent = with_owner([VIEW], ALICE)
+    assert acl_drift(sent, []) == ["permissions group_name=analysts: none -> CAN_VIEW"]
+    assert acl_drift(with_owner([], ALICE), []) == []
+
+
 def test_the_spec_hash_ignores_who_runs_the_tool_as_owner():
     module = mod("m", src("a"), permissions=[VIEW], run_as={"user_name": "etl@example.com"})
     as_alice = compile_module(module, replace(CTX, run_identity=ALICE)).job
