@@ -24,7 +24,7 @@ from lakeflow_job_meta.logs import ensure_handler
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 from lakeflow_job_meta.metadata.policy import Policy
 from lakeflow_job_meta.storage.tables import ToolTables
-from lakeflow_job_meta.vocabulary import PrunePolicy
+from lakeflow_job_meta.vocabulary import DEFAULT_MAX_WORKERS, PrunePolicy
 from lakeflow_job_meta.wiring import (
     RunSettings,
     WatchSettings,
@@ -82,7 +82,7 @@ class JobOrchestrator(Orchestrator):
         default_pause_status: str | None = None,
         default_warehouse_id: str | None = None,
         managed_sql_root: str | None = None,
-        max_workers: int = 4,
+        max_workers: int = DEFAULT_MAX_WORKERS,
         check_drift: bool = True,
         spark: Any = None,
         tables: ToolTables | None = None,

@@ -8,11 +8,18 @@ bad module never aborts a run. Exceptions are raised only where the caller canno
   - :class:`ConfigurationError` - bad arguments: an invalid table name, path, target or variable.
   - :class:`StorageError` - a Delta table could not be read or written.
     - :class:`TableNotFoundError` - a table a read-only command needs does not exist.
-  - :class:`JobsApiError` - a Jobs API call failed after the SDK's own retries.
-    - :class:`ReplyLostError` - no reply came back (timeout, reset connection): the outcome is
-      unknown, the call may have taken effect.
-    - :class:`NotOwnedError` - a job exists but does not carry our ownership tags.
-      - :class:`NameConflictError` - a job a module would create already has that name.
+  - :class:`JobsApiError` - a Jobs, Permissions or Workspace API call failed after the SDK's own
+    retries. Decided once, by type, where the gateway maps SDK and transport failures
+    (``adapters/databricks_jobs.py``); retries and the monitor's backoff follow the type:
+    - :class:`TransientApiError` - sending the same request later may succeed (a 5xx).
+      - :class:`RateLimitedError` - the service asked to slow down (429, or the job-creation
+        limit's 400 ``INVALID_STATE``), with its wait when it named one.
+      - :class:`ReplyLostError` - no reply came back (timeout, reset connection): the outcome is
+        unknown, the call may have taken effect.
+    - :class:`PermanentApiError` - the same request fails the same way until something changes
+      (a 4xx other than 429, settings the SDK cannot carry, an owner change refused).
+      - :class:`NotOwnedError` - a job exists but does not carry our ownership tags.
+        - :class:`NameConflictError` - a job a module would create already has that name.
   - :class:`LeaseHeldError` - another process holds the writer lease (``--no-wait``).
   - :class:`MassChangeHeldError` - a sync would remove every row of a volume that lists no files.
   - :class:`MissingDependencyError` - an optional extra (``local``, ``spark``) is not installed.
@@ -94,29 +101,60 @@ class TableNotFoundError(StorageError):
 
 
 class JobsApiError(LakeflowJobMetaError):
-    """A Jobs API call failed after the SDK's own retries (and ours, for an idempotent call)."""
+    """A Jobs API call failed after the SDK's own retries (and ours, for an idempotent call).
+    Raised as one of the subclasses below; the base is what callers catch."""
 
-    # True when sending the same request again cannot help (a 4xx other than 429): the monitor
-    # then waits for the module's metadata to change instead of retrying.
-    permanent: bool = False
-    # The SDK error class that caused it (``PermissionDenied`` ...), when it came from the SDK.
-    sdk_error: str = ""
+    # Whether our retry policy may send the same idempotent request again at once.
+    retry_here: bool = False
+
+    def __init__(self, message: str, *, sdk_error: str = ""):
+        super().__init__(message)
+        # The SDK error class behind it (``PermissionDenied`` ...), when it came from the SDK.
+        self.sdk_error = sdk_error
+
+    @property
+    def permanent(self) -> bool:
+        """True when sending the same request again cannot help: the monitor then waits for the
+        module's metadata to change instead of retrying."""
+        return isinstance(self, PermanentApiError)
 
 
-class ReplyLostError(JobsApiError):
+class TransientApiError(JobsApiError):
+    """The service failed in a way a later attempt may not (a 500, 502 or 504 the SDK does not
+    retry itself): idempotent calls are retried here, the monitor backs off and tries again."""
+
+    retry_here = True
+
+
+class RateLimitedError(TransientApiError):
+    """The service asked the client to slow down: a 429 still failing after the SDK's own
+    retries, or the job-creation limit (a 400 ``INVALID_STATE``, which the SDK does not retry).
+    ``retry_after`` is the wait the service named, in seconds, when it named one; the whole
+    client pauses, not just this call."""
+
+    def __init__(self, message: str, *, sdk_error: str = "", retry_after: float | None = None):
+        super().__init__(message, sdk_error=sdk_error)
+        self.retry_after = retry_after
+
+
+class ReplyLostError(TransientApiError):
     """A request was sent but no reply came back: a read timeout, a reset or refused connection,
     or the SDK's own retries of those running out (``TimeoutError``). The call may or may not
     have taken effect, so a write is never blindly sent again: after a lost ``jobs/create`` the
-    caller looks the job up by name and ownership tags and adopts it. Transient (the monitor
-    retries it with backoff)."""
+    caller looks the job up by name and ownership tags and adopts it. Not retried here (the SDK
+    already retried until its deadline); the monitor retries it with backoff."""
 
-    permanent = False
+    retry_here = False
 
 
-class NotOwnedError(JobsApiError):
+class PermanentApiError(JobsApiError):
+    """The same request will fail the same way until something changes (a 4xx other than 429
+    and the job rate limit): not retried, and the monitor leaves the module alone until its
+    metadata changes."""
+
+
+class NotOwnedError(PermanentApiError):
     """The job exists but lacks our ownership tags, so we never modify it."""
-
-    permanent = True
 
 
 class NameConflictError(NotOwnedError):

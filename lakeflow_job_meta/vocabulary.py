@@ -105,3 +105,8 @@ class EnvironmentMode(StrEnum):
 def choices(enum_type: type[StrEnum]) -> list[str]:
     """The values of ``enum_type``, for argparse ``choices`` and error messages."""
     return [member.value for member in enum_type]
+
+
+# Module applies in flight at once on the workspace target: each sends a few requests, so eight
+# keep a 100 ms round trip busy without crowding a workspace's rate limits (docs/BENCHMARKS.md).
+DEFAULT_MAX_WORKERS = 8

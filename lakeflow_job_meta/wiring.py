@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lakeflow_job_meta.adapters.retrying import RetryPolicy
+from lakeflow_job_meta.adapters.retrying import RateLimiter, RetryPolicy
 from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
 from lakeflow_job_meta.clock import Clock, SystemClock
 from lakeflow_job_meta.engine.desired_cache import DesiredStateCache, default_cache_dir
@@ -33,12 +33,19 @@ from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.naming import control_table_id
 from lakeflow_job_meta.storage.state_store import StateStore
 from lakeflow_job_meta.storage.tables import ToolTables
-from lakeflow_job_meta.vocabulary import EnvironmentMode, PrunePolicy, TargetKind, choices
+from lakeflow_job_meta.vocabulary import (
+    DEFAULT_MAX_WORKERS,
+    EnvironmentMode,
+    PrunePolicy,
+    TargetKind,
+    choices,
+)
 
 # A CLI must not hang for five minutes on an unreachable host (the SDK default). Client creation
 # and the first call each spend this budget, so the worst case is about twice it.
 CLI_RETRY_TIMEOUT_SECONDS = 45
 CLI_HTTP_TIMEOUT_SECONDS = 30
+HTTP_CONNECTIONS = 32
 
 
 def in_databricks_runtime() -> bool:
@@ -89,6 +96,10 @@ def _with_timeouts(config: Any, retry_timeout_seconds: int, http_timeout_seconds
     copied = config.copy()
     copied.retry_timeout_seconds = retry_timeout_seconds
     copied.http_timeout_seconds = http_timeout_seconds
+    if not copied.max_connections_per_pool:
+        # Reads overlap (up to twice the apply workers): the SDK's default pool of 10 would
+        # open and drop connections under them.
+        copied.max_connections_per_pool = HTTP_CONNECTIONS
     return copied
 
 
@@ -125,7 +136,10 @@ class RunSettings:
     default_warehouse_id: str | None = None
     managed_sql_root: str | None = None
     profile: str | None = None
-    max_workers: int = 4
+    # Workspace target: modules applied at once, and our own cap on requests a second (None:
+    # none; a 429 pauses the whole client either way).
+    max_workers: int = DEFAULT_MAX_WORKERS
+    max_requests_per_second: float | None = None
     check_drift: bool = True
     max_file_bytes: int = MAX_FILE_BYTES
     # The identity and code policy file (a local path or /Volumes/...); None allows everything.
@@ -216,11 +230,19 @@ def build_target(
         default_pause_status=settings.default_pause_status,
         check_drift=settings.check_drift,
         max_workers=max(1, settings.max_workers),
+        # One at a time when the caller asked for that; else reads overlap twice as wide.
+        max_reads=1 if settings.max_workers <= 1 else 2 * settings.max_workers,
     )
     client = _client_factory(settings, workspace)
     policy = retry_policy or RetryPolicy(sleep=parts.clock.sleep)
+    limiter = RateLimiter(
+        settings.max_requests_per_second, clock=parts.clock.monotonic, sleep=parts.clock.sleep
+    )
     return WorkspaceTarget(
-        lambda: WorkspaceJobs(client(), retry=policy), parts.tables.jobs, options, parts.clock
+        lambda: WorkspaceJobs(client(), retry=policy, limiter=limiter),
+        parts.tables.jobs,
+        options,
+        parts.clock,
     )
 
 

@@ -16,9 +16,12 @@ job-creation rate limit, which the service answers with a 400 ``INVALID_STATE`` 
 not land, so sending it again is safe). A create whose reply was lost is never resent here: it
 may have landed, and the caller adopts it by name and ownership tags instead.
 
-Permanent errors (a 4xx other than 429 and the job rate limit) are raised at once and marked
-``permanent`` so the monitor does not retry them until the module's metadata changes. Time goes
-through an injectable ``sleep`` so tests never wait.
+What is retried follows the exception's type (``errors.py``), decided once where the gateway
+maps SDK errors: a :class:`~lakeflow_job_meta.errors.TransientApiError` is, a
+:class:`~lakeflow_job_meta.errors.ReplyLostError` (the SDK already retried until its deadline)
+and a :class:`~lakeflow_job_meta.errors.PermanentApiError` are not. A rate-limited reply also
+pauses the whole client through the shared :class:`RateLimiter`, not just the call that saw it.
+Time goes through an injectable ``sleep`` and clock so tests never wait.
 """
 
 from __future__ import annotations
@@ -30,11 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-T = TypeVar("T")
+from lakeflow_job_meta.errors import JobsApiError, RateLimitedError
 
-# Status codes a retry can help with. 429 is here too: the SDK retries it until its own deadline,
-# and a call that still failed then may succeed after our (longer, jittered) wait.
-TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+T = TypeVar("T")
 
 
 def status_of(error: BaseException) -> int | None:
@@ -67,45 +68,55 @@ def is_rate_limited(error: BaseException) -> bool:
     )
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether retrying the same idempotent call may succeed: transient 5xx, 429, connection
-    errors and timeouts (the SDK raises ``TimeoutError`` when its own retries ran out)."""
-    import requests
-    from databricks.sdk.errors import DatabricksError
-
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:  # look through `raise ... from`
-        seen.add(id(current))
-        if isinstance(current, requests.ConnectionError | requests.Timeout | TimeoutError | ConnectionError):
-            return True
-        if isinstance(current, DatabricksError):
-            if is_rate_limited(current):
-                return True
-            status = status_of(current)
-            if status is not None:
-                return status in TRANSIENT_STATUS
-            # An unmapped code: 5xx-style errors without a status are not worth guessing about,
-            # except the SDK's own transient messages.
-            return "Unexpected error" in str(current)
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def is_retryable_here(error: BaseException) -> bool:
-    """What the SDK gives up on at once but a second attempt may fix: a plain 500, 502 or 504.
-    Errors the SDK already retried until its own deadline (429, 503, dropped connections,
-    timeouts: it then raises ``TimeoutError``) are not retried again, which would multiply that
-    deadline (a CLI facing an unreachable host must fail within it). The job rate limit (a 400
-    the SDK does not retry) is retried here too."""
-    return status_of(error) in (500, 502, 504) or is_rate_limited(error)
-
-
 def is_permanent(error: BaseException) -> bool:
     """A 4xx other than 429 and the job rate limit: the same request will fail the same way until
     something changes."""
     status = status_of(error)
     return status is not None and 400 <= status < 500 and status != 429 and not is_rate_limited(error)
+
+
+def retried_here(error: BaseException) -> bool:
+    """The default rule of :meth:`RetryPolicy.call`: the error's type says (``retry_here``)."""
+    return isinstance(error, JobsApiError) and error.retry_here
+
+
+def only_rate_limited(error: BaseException) -> bool:
+    """For a call that is not idempotent (``jobs/create``): only a definite rejection that asks to
+    be waited out is sent again."""
+    return isinstance(error, RateLimitedError)
+
+
+@dataclass
+class RateLimiter:
+    """One per client, shared by every worker: requests are spaced to stay under
+    ``requests_per_second`` (None: no cap of our own), and a rate-limited reply pauses every
+    request of the client for the wait the service named. Without it, eight workers that each
+    back off alone keep the service at eight times the rate it asked for."""
+
+    requests_per_second: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], object] = time.sleep
+    # A 429 that names no wait pauses the client this long.
+    default_pause: float = 1.0
+    _next_slot: float = field(default=0.0, init=False)
+    _paused_until: float = field(default=0.0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def acquire(self) -> None:
+        """Wait for this request's slot (taken before waiting, so waiters queue fairly)."""
+        with self._lock:
+            now = self.clock()
+            start = max(now, self._paused_until, self._next_slot)
+            if self.requests_per_second:
+                self._next_slot = start + 1.0 / self.requests_per_second
+        if start > now:
+            self.sleep(start - now)
+
+    def pause(self, seconds: float | None) -> None:
+        """The service asked to slow down: no request of this client starts for ``seconds``."""
+        wait = self.default_pause if seconds is None or seconds <= 0 else seconds
+        with self._lock:
+            self._paused_until = max(self._paused_until, self.clock() + wait)
 
 
 @dataclass
@@ -139,10 +150,11 @@ class RetryPolicy:
             self.retries_used += 1
             return True
 
-    def call(self, fn: Callable[[], T], retryable: Callable[[BaseException], bool] = is_retryable_here) -> T:
-        """Run ``fn`` (an idempotent call), retrying transient failures within the bounds.
-        ``retryable`` narrows what is retried for a call that is not idempotent (``jobs/create``
-        passes :func:`is_rate_limited`: only a definite rejection)."""
+    def call(self, fn: Callable[[], T], retryable: Callable[[BaseException], bool] = retried_here) -> T:
+        """Run ``fn`` (an idempotent call), retrying what its error's type allows within the
+        bounds. ``retryable`` narrows it for a call that is not idempotent (``jobs/create``
+        passes :func:`only_rate_limited`: only a definite rejection). A rate-limited error waits
+        at least the time the service named."""
         attempt = 1
         while True:
             try:
@@ -150,7 +162,10 @@ class RetryPolicy:
             except Exception as error:
                 if attempt >= self.max_attempts or not retryable(error) or not self._take():
                     raise
-                self.sleep(self.delay(attempt))
+                wait = self.delay(attempt)
+                if isinstance(error, RateLimitedError) and error.retry_after:
+                    wait = max(wait, error.retry_after)
+                self.sleep(wait)
                 attempt += 1
 
 

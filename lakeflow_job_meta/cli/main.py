@@ -29,7 +29,7 @@ from lakeflow_job_meta.errors import (
     MissingDependencyError,
     TableNotFoundError,
 )
-from lakeflow_job_meta.vocabulary import Outcome, PlanAction
+from lakeflow_job_meta.vocabulary import DEFAULT_MAX_WORKERS, Outcome, PlanAction
 
 __all__ = ["DEFAULT_LOCAL_CONTROL_TABLE", "build_parser", "main"]
 
@@ -176,6 +176,8 @@ def _run_settings(args: argparse.Namespace):
         profile=args.profile,
         policy_path=getattr(args, "policy", None),
         allow_mass_change=getattr(args, "allow_mass_change", False),
+        max_workers=getattr(args, "max_workers", DEFAULT_MAX_WORKERS),
+        max_requests_per_second=getattr(args, "max_rps", None),
         variables=_variables(args),
         cli=True,
     )
@@ -368,25 +370,12 @@ def _table_parts(args: argparse.Namespace):
 
 
 def _run_reader(profile: str | None):
-    """The latest run of a job (``runs/list``, one call per job), for ``status --runs``."""
+    """The latest run of a job (``runs/list``, one call per job) for ``status --runs``, through
+    the same gateway as every other Jobs API call (its error mapping, retries and pacing)."""
+    from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs
     from lakeflow_job_meta.wiring import workspace_client
 
-    client = workspace_client(profile)
-
-    def latest(job_id: int) -> dict[str, Any] | None:
-        run = next(iter(client.jobs.list_runs(job_id=job_id, limit=1)), None)
-        if run is None:
-            return None
-        state = run.state
-        phases = [getattr(state, "life_cycle_state", None), getattr(state, "result_state", None)]
-        return {
-            "run_id": run.run_id,
-            "state": " ".join(str(getattr(p, "value", p)) for p in phases if p is not None) or None,
-            "start_time": run.start_time / 1000 if run.start_time else None,
-            "url": run.run_page_url,
-        }
-
-    return latest
+    return WorkspaceJobs(workspace_client(profile)).latest_run
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -553,5 +542,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _quiet_broken_pipe()
 
 
+def entry() -> None:
+    """The console script: run :func:`main`, flush, and leave without the interpreter's final
+    teardown. The command's work is done and flushed by then; under load, a native library's
+    threads (seen as C++ ``terminate called without an active exception``, exit -6) sometimes
+    abort that teardown and turn a successful command into a crash."""
+    try:
+        code = main()
+    except SystemExit as stop:  # argparse's usage errors and --help
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        code = code or EXIT_BROKEN_PIPE
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

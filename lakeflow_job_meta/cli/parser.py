@@ -12,7 +12,7 @@ import argparse
 from lakeflow_job_meta import __version__
 from lakeflow_job_meta.logs import LOG_FORMATS
 from lakeflow_job_meta.planning.graph import GRAPH_FORMATS
-from lakeflow_job_meta.vocabulary import PrunePolicy, choices
+from lakeflow_job_meta.vocabulary import DEFAULT_MAX_WORKERS, PrunePolicy, choices
 
 PROG = "lakeflow-job-meta"
 DEFAULT_LOCAL_CONTROL_TABLE = ".lakeflow_job_meta/etl_control"
@@ -215,6 +215,21 @@ def _deploy(p: argparse.ArgumentParser, *, target: bool = True) -> None:
         action="store_true",
         help="apply pauses and deletes beyond the blast-radius limit (default max(2, 20%%) of the jobs)",
     )
+    p.add_argument(
+        "--max-workers",
+        type=_positive_int,
+        default=DEFAULT_MAX_WORKERS,
+        metavar="N",
+        help="workspace target: modules applied at once (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-rps",
+        type=float,
+        default=None,
+        metavar="N",
+        help="workspace target: at most N requests a second (default: no cap of ours; a 429 "
+        "slows the whole client down either way)",
+    )
 
 
 def _apply_options(p: argparse.ArgumentParser) -> None:
@@ -224,6 +239,13 @@ def _apply_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="pause status of new jobs whose metadata sets none",
     )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _number(

@@ -199,7 +199,7 @@ class Orchestrator:
         if cached.identity is not None:  # owners were compiled in: the caller must be the same
             try:
                 identity = self.target.owner_identity()
-            except (JobsApiError, OSError):
+            except JobsApiError:
                 return None
             if repr(identity) != cached.identity:
                 return None
@@ -290,7 +290,7 @@ class Orchestrator:
             return context, None
         try:
             identity = self.target.owner_identity()
-        except (JobsApiError, OSError) as error:
+        except JobsApiError as error:
             return context, (
                 "names no run_as or no IS_OWNER and the identity running the tool, which takes "
                 f"their place, is unknown: {error}"

@@ -166,7 +166,7 @@ def test_sigkill_between_create_and_record_then_restart_converges_without_duplic
 def test_sigterm_finishes_the_modules_in_flight_and_exits_0(
     ctl: str, spawn, jobs_emulator: JobsEmulator
 ) -> None:
-    modules = insert_modules(ctl, 6)  # more modules than apply workers (4): some never start
+    modules = insert_modules(ctl, 12)  # more modules than apply workers (8): some never start
     jobs_emulator.faults.add(Fault(endpoint="jobs/create", kind="slow", delay=2.0, times=None))
     child = spawn(*monitor_args(ctl, "--check-interval-seconds", "1"))
     wait_for(lambda: jobs_emulator.count("jobs/create") >= 1, 60, "the first jobs/create")

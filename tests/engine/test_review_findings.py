@@ -16,9 +16,9 @@ def test_reconcile_applies_nothing_more_once_the_writer_lease_is_lost(world: Wor
     original = WorkspaceApplier.apply
     applied: list[str] = []
 
-    def slow_apply(self, change, tracked, live):
+    def slow_apply(self, change, tracked, live, **kwargs):
         applied.append(change.module)
-        result = original(self, change, tracked, live)
+        result = original(self, change, tracked, live, **kwargs)
         if len(applied) == 1:  # the first module took longer than the lease TTL ...
             clock.advance(120)
             rival = Lease(

@@ -50,9 +50,10 @@ def no_waiting(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def test_cli_applies_converge_within_three_runs_at_25_percent_faults(
     tmp_path: Path, jobs_emulator: JobsEmulator, monkeypatch: pytest.MonkeyPatch, no_waiting, seed: int
 ):
-    """30 modules, a quarter of all requests failing: at most 3 `lakeflow-job-meta apply`
-    runs, exactly one job per module, then a run with nothing to write."""
-    control = load(tmp_path, modules_yaml(30))
+    """40 modules, a quarter of all requests failing: at most 3 `lakeflow-job-meta apply`
+    runs, exactly one job per module, then a run with nothing to write. (40: a full resync
+    reads the listing, not a job at a time, and the faults need enough requests to land on.)"""
+    control = load(tmp_path, modules_yaml(40))
     monkeypatch.setenv("DATABRICKS_HOST", jobs_emulator.url)
     monkeypatch.setenv("DATABRICKS_TOKEN", "t")
     jobs_emulator.faults.random(rate=0.25, kinds=ALL_FAULTS, seed=seed, endpoints=ENDPOINTS)
@@ -67,8 +68,8 @@ def test_cli_applies_converge_within_three_runs_at_25_percent_faults(
     assert codes[-1] == 0, codes
     assert sum(fired.values()) >= 20 and fired["500"] >= 1, fired
     # Bounded: about 4 requests a module per run when nothing fails; faults add their retries.
-    assert requests <= 30 * 4 * len(codes) * 2, requests
-    assert_one_job_per_module(jobs_emulator, control, {f"mod{m:03d}" for m in range(30)})
+    assert requests <= 40 * 4 * len(codes) * 2, requests
+    assert_one_job_per_module(jobs_emulator, control, {f"mod{m:03d}" for m in range(40)})
 
     jobs_emulator.reset_counters()
     assert main(["apply", "--control-table", control, "--target", "workspace"]) == 0

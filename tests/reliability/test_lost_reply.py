@@ -22,8 +22,14 @@ import requests
 from databricks.sdk.errors import InvalidParameterValue, InvalidState
 
 from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs, sdk_errors
-from lakeflow_job_meta.adapters.retrying import RetryPolicy, is_permanent, is_rate_limited, is_transient
-from lakeflow_job_meta.errors import ReplyLostError
+from lakeflow_job_meta.adapters.retrying import RetryPolicy, is_rate_limited
+from lakeflow_job_meta.errors import (
+    JobsApiError,
+    PermanentApiError,
+    RateLimitedError,
+    ReplyLostError,
+    TransientApiError,
+)
 from tests.emulator import Fault
 from tests.emulator.faults import JOB_RATE_LIMIT_MESSAGE
 from tests.engine.test_reconciler import World
@@ -95,7 +101,7 @@ def test_the_gateway_reports_a_lost_create_reply_as_reply_lost(jobs_emulator, fa
     gateway = WorkspaceJobs(instant_client(jobs_emulator, **kwargs))
     with pytest.raises(ReplyLostError, match=r"^jobs/create: reply lost, outcome unknown: ") as caught:
         gateway.create({"name": "lost"})
-    assert not caught.value.permanent and is_transient(caught.value)
+    assert isinstance(caught.value, TransientApiError) and not caught.value.retry_here
     assert len(jobs_emulator.jobs()) >= 1  # it landed although no reply came back
 
 
@@ -119,13 +125,20 @@ def test_every_transport_failure_becomes_reply_lost(error: BaseException):
 # ------------------------------------------------------------------------------ job rate limit
 
 
-def test_the_job_rate_limit_is_classified_transient_and_only_that_400():
+def mapped(error: BaseException) -> BaseException:
+    """What the gateway raises for an SDK error: its one mapping."""
+    with pytest.raises(JobsApiError) as caught, sdk_errors("jobs/create"):
+        raise error
+    return caught.value
+
+
+def test_the_job_rate_limit_is_classified_rate_limited_and_only_that_400():
     limited = InvalidState(JOB_RATE_LIMIT_MESSAGE, error_code="INVALID_STATE")
-    assert is_rate_limited(limited) and is_transient(limited) and not is_permanent(limited)
+    assert is_rate_limited(limited) and isinstance(mapped(limited), RateLimitedError)
     other_state = InvalidState("The job is in an invalid state.", error_code="INVALID_STATE")
-    assert not is_rate_limited(other_state) and is_permanent(other_state)
+    assert not is_rate_limited(other_state) and isinstance(mapped(other_state), PermanentApiError)
     bad = InvalidParameterValue("rate limit: exceeding rate limit", error_code="INVALID_PARAMETER_VALUE")
-    assert not is_rate_limited(bad) and is_permanent(bad)
+    assert not is_rate_limited(bad) and isinstance(mapped(bad), PermanentApiError)
 
 
 def test_the_job_rate_limit_is_waited_out_and_the_create_sent_again(world: World):

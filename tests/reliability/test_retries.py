@@ -15,8 +15,16 @@ from typing import Any
 import pytest
 
 from lakeflow_job_meta import JobOrchestrator
-from lakeflow_job_meta.adapters.retrying import RetryPolicy, is_permanent, is_transient
+from lakeflow_job_meta.adapters.databricks_jobs import sdk_errors
+from lakeflow_job_meta.adapters.retrying import RetryPolicy
 from lakeflow_job_meta.engine.monitor import MAX_BACKOFF_SECONDS
+from lakeflow_job_meta.errors import (
+    JobsApiError,
+    PermanentApiError,
+    RateLimitedError,
+    ReplyLostError,
+    TransientApiError,
+)
 from tests.emulator import Fault
 from tests.engine.test_monitor import MonitorEnv, notebook_row, tracked_job_ids
 from tests.engine.test_reconciler import ATTEMPTS, World
@@ -115,23 +123,25 @@ def test_the_retry_budget_bounds_the_extra_requests_of_a_run(world: World):
     assert world.orchestrator(retry_policy=retry).run_all_modules().ok
 
 
-def test_classification_of_sdk_errors():
+def test_every_sdk_failure_is_mapped_once_by_type():
     from databricks.sdk.errors import BadRequest, InternalError, NotFound, TooManyRequests
     from requests import ConnectionError as RequestsConnectionError
 
-    assert is_transient(InternalError("x")) and not is_permanent(InternalError("x"))
-    assert is_transient(TooManyRequests("x")) and not is_permanent(TooManyRequests("x"))
-    assert is_permanent(BadRequest("x")) and not is_transient(BadRequest("x"))
-    assert is_permanent(NotFound("x"))
-    assert is_transient(RequestsConnectionError("reset by peer"))
-    try:
-        try:
-            raise RequestsConnectionError("refused")
-        except RequestsConnectionError as inner:
-            raise TimeoutError("Timed out after 0:00:45") from inner  # how the SDK gives up
-    except TimeoutError as outer:
-        assert is_transient(outer)
-    assert not is_transient(ValueError("a bug"))
+    def mapped(error: BaseException) -> JobsApiError:
+        with pytest.raises(JobsApiError) as caught, sdk_errors("jobs/get 1"):
+            raise error
+        assert caught.value.__cause__ is error
+        return caught.value
+
+    assert type(mapped(InternalError("x"))) is TransientApiError and mapped(InternalError("x")).retry_here
+    assert type(mapped(TooManyRequests("x"))) is RateLimitedError
+    assert type(mapped(BadRequest("x"))) is PermanentApiError and mapped(BadRequest("x")).permanent
+    assert type(mapped(NotFound("x"))) is PermanentApiError
+    lost = mapped(RequestsConnectionError("reset by peer"))
+    assert type(lost) is ReplyLostError and not lost.retry_here and not lost.permanent
+    assert type(mapped(TimeoutError("Timed out after 0:00:45"))) is ReplyLostError  # how the SDK gives up
+    with pytest.raises(ValueError), sdk_errors("jobs/get 1"):  # a bug is not an API error
+        raise ValueError("a bug")
 
 
 # ----------------------------------------------------------------------------------- monitor

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
-from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
+from lakeflow_job_meta.adapters.gateway import JobsGateway, LiveJob
 from lakeflow_job_meta.clock import Clock
 from lakeflow_job_meta.engine.results import ModuleResult, held_result
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, issue_text
@@ -31,12 +31,25 @@ from lakeflow_job_meta.planning.ownership import is_owned_by_us
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module
 from lakeflow_job_meta.storage.base import Table
 from lakeflow_job_meta.storage.rows import TrackingRow
-from lakeflow_job_meta.vocabulary import Outcome, PlanAction, PrunePolicy, TargetKind
+from lakeflow_job_meta.vocabulary import DEFAULT_MAX_WORKERS, Outcome, PlanAction, PrunePolicy, TargetKind
 
 log = logging.getLogger(__name__)
 
-# Above this many tracked jobs a full resync lists the workspace once instead of N jobs/get.
-LIST_INSTEAD_OF_GET_THRESHOLD = 50
+# A plan of more modules than this reads the whole jobs listing (100 jobs a page, namesakes
+# included) instead of one jobs/get per job and one name lookup per create.
+LIST_INSTEAD_OF_GET_THRESHOLD = 20
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def overlapped(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """``fn`` over ``items`` with at most ``workers`` in flight, results in order. ``fn`` keeps
+    its own errors: reads are independent, and one failed read must not lose the others."""
+    if len(items) <= 1 or workers <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="ljm-read") as pool:
+        return list(pool.map(fn, items))
 
 
 def resolve_run_job_refs(compiled: CompiledJob, job_ids: Mapping[str, int]) -> tuple[CompiledJob, list[str]]:
@@ -93,6 +106,14 @@ def _result_of(future: Future[ModuleResult]) -> ModuleResult:
             continue
 
 
+def _job_name(change: PlannedChange, actual: _Actual) -> str | None:
+    """The name the module's job has or will have: the metadata's, else the live job's."""
+    if change.job_name:
+        return change.job_name
+    live = actual.live.get(change.module)
+    return live.name if live is not None else None
+
+
 def _tracked_job(row: TrackingRow) -> TrackedJob:
     return TrackedJob(
         module_name=row.module_name,
@@ -112,7 +133,10 @@ class WorkspaceOptions:
     prune: PrunePolicy = PrunePolicy.PAUSE
     default_pause_status: str | None = None
     check_drift: bool = True
-    max_workers: int = 4
+    # Module applies in flight at once (each may send several requests).
+    max_workers: int = DEFAULT_MAX_WORKERS
+    # Reads in flight at once: jobs/get of jobs the listing gave in part, permission reads.
+    max_reads: int = 16
 
 
 @dataclass
@@ -124,6 +148,15 @@ class _Actual:
     read_errors: dict[str, str]
     # Modules whose read failed for good (a 4xx other than 429): retrying cannot help.
     permanent: set[str] = field(default_factory=set)
+    # Every listed job by exact name, when the plan read the whole listing (None when it read
+    # job by job): name conflicts and leftover copies are found here without a call per module.
+    by_name: dict[str, list[LiveJob]] | None = None
+
+    def same_name(self, name: str | None) -> list[LiveJob] | None:
+        """The listed jobs named ``name``, or None when the listing was not read."""
+        if self.by_name is None or name is None:
+            return None
+        return list(self.by_name.get(name, []))
 
 
 class WorkspaceTarget:
@@ -133,20 +166,20 @@ class WorkspaceTarget:
 
     def __init__(
         self,
-        gateway: Callable[[], WorkspaceJobs],
+        gateway: Callable[[], JobsGateway],
         tracking_table: Table,
         options: WorkspaceOptions,
         clock: Clock,
     ):
         self._connect = gateway
-        self._gateway: WorkspaceJobs | None = None
+        self._gateway: JobsGateway | None = None
         self.tracking_table = tracking_table
         self.options = options
         self.clock = clock
         self._tracking_lock = threading.Lock()
 
     @property
-    def gateway(self) -> WorkspaceJobs:
+    def gateway(self) -> JobsGateway:
         """Connected on first use: building the target needs no credentials."""
         if self._gateway is None:
             self._gateway = self._connect()
@@ -182,47 +215,86 @@ class WorkspaceTarget:
 
     def _read_actual(self, tracked: dict[str, TrackedJob], names: set[str], drift: bool) -> _Actual:
         """Live jobs of tracked modules; a module whose job cannot be read goes to ``read_errors``
-        (one failed read never aborts the run)."""
+        (one failed read never aborts the run). A plan of many modules reads the jobs listing
+        once; a few modules (the monitor applying one change) are read job by job."""
         actual = _Actual(tracked, {}, {})
         wanted = {m: t for m, t in tracked.items() if m in names and t.job_id}
-        if not wanted or not drift:
+        if not drift:
             return actual
-        if len(wanted) > LIST_INSTEAD_OF_GET_THRESHOLD:
-            by_id = {t.job_id: m for m, t in wanted.items()}
-            try:
-                actual.live = {by_id[j.job_id]: j for j in self.gateway.list_all() if j.job_id in by_id}
-            except (JobsApiError, OSError) as error:
-                actual.read_errors = dict.fromkeys(wanted, f"could not list the live jobs: {error}")
-                if getattr(error, "permanent", False):
-                    actual.permanent.update(wanted)
-            return actual
-        for module, t in wanted.items():
-            try:
-                job = self.gateway.get(t.job_id)
-            except (JobsApiError, OSError) as error:
-                actual.read_errors[module] = f"could not read job {t.job_id}: {error}"
-                if getattr(error, "permanent", False):
-                    actual.permanent.add(module)
-                continue
-            if job is not None:
-                actual.live[module] = job
+        if len(names) > LIST_INSTEAD_OF_GET_THRESHOLD:
+            self._read_listing(actual, wanted)
+        else:
+            self._read_each(actual, wanted)
         return actual
+
+    def _read_listing(self, actual: _Actual, wanted: dict[str, TrackedJob]) -> None:
+        """Every job of the workspace, 100 a page with their first 100 tasks: the tracked ones
+        by id and all by name. A page that fails is retried by itself (the gateway); a listing
+        that still fails leaves every module for the next run. A job whose tasks continue past
+        the first page (``has_more``) is read whole with ``jobs/get``, overlapped."""
+        by_id = {t.job_id: m for m, t in wanted.items()}
+        by_name: dict[str, list[LiveJob]] = {}
+        token: str | None = None
+        try:
+            while True:
+                page = self.gateway.list_page(token)
+                for job in page.jobs:
+                    if job.job_id in by_id:
+                        actual.live[by_id[job.job_id]] = job
+                    by_name.setdefault(job.name, []).append(job)
+                token = page.next_page_token
+                if not token:
+                    break
+        except JobsApiError as error:
+            actual.live = {}
+            actual.read_errors = dict.fromkeys(wanted, f"could not list the live jobs: {error}")
+            if error.permanent:
+                actual.permanent.update(wanted)
+            return
+        actual.by_name = by_name
+        partial = {m: wanted[m] for m, job in actual.live.items() if job.partial}
+        for module in partial:
+            del actual.live[module]
+        self._read_each(actual, partial)
+
+    def _read_each(self, actual: _Actual, wanted: dict[str, TrackedJob]) -> None:
+        """One ``jobs/get`` per job, overlapped under ``max_reads``."""
+
+        def read(item: tuple[str, TrackedJob]) -> tuple[str, LiveJob | None, JobsApiError | None]:
+            module, t = item
+            try:
+                return module, self.gateway.get(t.job_id), None
+            except JobsApiError as error:
+                return module, None, error
+
+        for module, job, error in overlapped(read, sorted(wanted.items()), self.options.max_reads):
+            if error is not None:
+                actual.read_errors[module] = f"could not read job {wanted[module].job_id}: {error}"
+                if error.permanent:
+                    actual.permanent.add(module)
+            elif job is not None:
+                actual.live[module] = job
 
     # -- plan ----------------------------------------------------------------------------------
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
-        self.gateway.retry.start_run()  # the retry budget is per run
-        changes, _ = self._plan(desired, self.tracked(desired.tracking_key), scope, check_drift, {})
-        return Plan(changes=[self._with_name_conflict(change) for change in changes])
+        self.gateway.start_run()  # the retry budget is per run
+        changes, actual = self._plan(desired, self.tracked(desired.tracking_key), scope, check_drift, {})
+        return Plan(changes=[self._with_name_conflict(change, actual) for change in changes])
 
-    def _with_name_conflict(self, change: PlannedChange) -> PlannedChange:
+    def _with_name_conflict(self, change: PlannedChange, actual: _Actual) -> PlannedChange:
         """A create whose name a job we do not own already has is shown as the error apply
-        would report (one jobs/list per create; a plan never writes)."""
+        would report: from the listing when the plan read it, else one jobs/list by name (a
+        plan never writes)."""
         if change.action != PlanAction.CREATE or change.compiled is None:
             return change
-        try:
-            same_name = self.gateway.list_by_name(change.compiled.job_name)
-        except (JobsApiError, OSError) as error:
-            return replace(change, action=PlanAction.ERROR, reason=f"could not list jobs by name: {error}")
+        same_name = actual.same_name(change.compiled.job_name)
+        if same_name is None:
+            try:
+                same_name = self.gateway.list_by_name(change.compiled.job_name)
+            except JobsApiError as error:
+                return replace(
+                    change, action=PlanAction.ERROR, reason=f"could not list jobs by name: {error}"
+                )
         table_id = self.options.control_table_id
         others = [j for j in same_name if not is_owned_by_us(j.tags, table_id, change.module)]
         adoptable, conflict = name_conflict(change.compiled, change.module, others)
@@ -249,9 +321,9 @@ class WorkspaceTarget:
         ids = {m: t.job_id for m, t in tracked.items() if t.job_id}
         ids.update(job_ids)
         changes = [self._plan_one(name, desired, actual, ids, drift) for name in sorted(names)]
-        for change in changes:
-            if drift and change.module in actual.live:
-                self._check_acl_drift(change)
+        if drift:
+            kept = [change for change in changes if change.module in actual.live]
+            overlapped(self._check_acl_drift, kept, self.options.max_reads)
         return changes, actual
 
     def _check_acl_drift(self, change: PlannedChange) -> None:
@@ -269,7 +341,7 @@ class WorkspaceTarget:
             return
         try:
             live = self.gateway.get_permissions(change.job_id)
-        except (JobsApiError, OSError) as error:
+        except JobsApiError as error:
             log.warning("could not read the permissions of job %s: %s", change.job_id, error)
             return
         if live is not None:
@@ -319,7 +391,7 @@ class WorkspaceTarget:
 
     # -- apply ---------------------------------------------------------------------------------
     def apply(self, desired: DesiredJobs, run: ApplyRun, *, scope: set[str] | None) -> list[ModuleResult]:
-        self.gateway.retry.start_run()  # the retry budget is per run
+        self.gateway.start_run()  # the retry budget is per run
         tracked = self.tracked(desired.tracking_key)
         names = self._apply_names(desired, tracked, scope)
         run.progress.start(len(names))
@@ -382,7 +454,10 @@ class WorkspaceTarget:
                 return refused
             try:
                 return applier.apply(
-                    change, actual.tracked.get(change.module), actual.live.get(change.module)
+                    change,
+                    actual.tracked.get(change.module),
+                    actual.live.get(change.module),
+                    same_name=actual.same_name(_job_name(change, actual)),
                 )
             except Exception as error:  # one module's bug never aborts the run
                 log.exception("module %s failed", change.module)

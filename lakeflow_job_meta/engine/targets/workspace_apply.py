@@ -25,9 +25,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lakeflow_job_meta.adapters.databricks_jobs import LiveJob, WorkspaceJobs
+from lakeflow_job_meta.adapters.gateway import JobsGateway, LiveJob
 from lakeflow_job_meta.engine.results import ModuleResult
-from lakeflow_job_meta.errors import JobsApiError, NameConflictError, NotOwnedError, ReplyLostError
+from lakeflow_job_meta.errors import (
+    JobsApiError,
+    NameConflictError,
+    NotOwnedError,
+    PermanentApiError,
+    TransientApiError,
+)
 from lakeflow_job_meta.metadata.tags import MAX_JOB_TAGS, REMOVED_TAG
 from lakeflow_job_meta.planning.acl import (
     acl_drift,
@@ -130,7 +136,7 @@ class WorkspaceApplier:
 
     def __init__(
         self,
-        gateway: WorkspaceJobs,
+        gateway: JobsGateway,
         tracking: TrackingWriter,
         *,
         control_table_id: str,
@@ -151,6 +157,7 @@ class WorkspaceApplier:
         self.run_token = run_token
         self.monotonic = clock_monotonic
         self._latest: TrackedJob | None = None
+        self._same_name: list[LiveJob] | None = None
 
     # -- helpers -----------------------------------------------------------------------------
     def _owned(self, job: LiveJob, module: str) -> bool:
@@ -258,16 +265,26 @@ class WorkspaceApplier:
 
         visit(compiled.settings.get("tasks") or [])
         if unresolved:
-            raise JobsApiError(
+            raise TransientApiError(
                 f"run_job task names module {', '.join(sorted(set(unresolved)))}, which has no job yet"
             )
 
     # -- actions -----------------------------------------------------------------------------
-    def apply(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None) -> ModuleResult:
-        """Apply one module's change with its own write counter (workers run concurrently)."""
+    def apply(
+        self,
+        change: PlannedChange,
+        tracked: TrackedJob | None,
+        live: LiveJob | None,
+        *,
+        same_name: list[LiveJob] | None = None,
+    ) -> ModuleResult:
+        """Apply one module's change with its own write counter (workers run concurrently).
+        ``same_name``: the listed jobs of the module's job name, when the plan read the listing
+        (a pending create is then settled without a lookup)."""
         scoped = copy.copy(self)
         scoped.gateway = self.gateway.scoped()
         scoped._latest = None  # the tracking row this module last wrote, in this run
+        scoped._same_name = same_name
         return scoped._apply(change, tracked, live)
 
     def _apply(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None) -> ModuleResult:
@@ -292,13 +309,13 @@ class WorkspaceApplier:
                 tracked = self._settle_pending(change, tracked, live)
             handler = getattr(self, f"_do_{change.action}")
             handler(change, tracked, live, result)
-        except (JobsApiError, OSError) as error:
+        except JobsApiError as error:
             result.outcome = Outcome.ERROR
-            # API errors already name the call and the SDK error; others (NotOwnedError, an
-            # OSError from outside the gateway) are named here.
-            named = type(error) in (JobsApiError, ReplyLostError)
+            # API errors already name the call and the SDK error; a refusal of our own
+            # (NotOwnedError, NameConflictError) is named here.
+            named = not isinstance(error, NotOwnedError)
             result.error = str(error) if named else f"{type(error).__name__}: {error}"
-            result.transient = not getattr(error, "permanent", False)
+            result.transient = not error.permanent
             # Mark the row this module last recorded (not the one read before the run: a failure
             # after a successful reset must not bring back the old hash and cost another reset).
             latest = self._latest or tracked
@@ -335,8 +352,13 @@ class WorkspaceApplier:
         result.error = change.reason
         result.transient = change.transient
 
-    def _find_ours_by_name(self, name: str, module: str) -> list[LiveJob]:
-        return [job for job in self.gateway.list_by_name(name) if self._owned(job, module)]
+    def _find_ours_by_name(self, name: str, module: str, *, listed: bool = False) -> list[LiveJob]:
+        """Our jobs of that name: from the plan's listing when ``listed`` allows it and the plan
+        read one, else one ``jobs/list`` by name."""
+        same_name = self._same_name if listed and self._same_name is not None else None
+        if same_name is None:
+            same_name = self.gateway.list_by_name(name)
+        return [job for job in same_name if job.name == name and self._owned(job, module)]
 
     def _name_conflict(self, compiled: CompiledJob, module: str, same_name: list[LiveJob]) -> LiveJob | None:
         adoptable, conflict = name_conflict(compiled, module, same_name)
@@ -357,7 +379,8 @@ class WorkspaceApplier:
             live = self.gateway.get(tracked.job_id)
             name = live.name if live is not None else None
         if name is not None:
-            self._remove_duplicates(tracked.job_id, self._find_ours_by_name(name, change.module))
+            ours = self._find_ours_by_name(name, change.module, listed=True)
+            self._remove_duplicates(tracked.job_id, ours)
         settled = replace(tracked, status=TrackingStatus.OK)
         if change.action == PlanAction.NOOP:  # other actions record their own outcome
             self._record(settled, change)
@@ -415,7 +438,7 @@ class WorkspaceApplier:
         # jobs/list carries no tasks or job clusters: compare with the whole job.
         full = self.gateway.get(keep.job_id)
         if full is None:
-            raise JobsApiError(f"job {keep.job_id} disappeared while being adopted")
+            raise TransientApiError(f"job {keep.job_id} disappeared while being adopted")
         settings = with_pause_status(
             compiled.settings,
             explicit_pause=compiled.explicit_pause,
@@ -436,8 +459,10 @@ class WorkspaceApplier:
             paused_by_tool=False,
             default_pause_status=self.default_pause_status,
         )
+        resent = True
         try:
-            job_id = self.gateway.create(settings)
+            created_job = self.gateway.create(settings)
+            job_id, resent = created_job.job_id, created_job.resent
         except JobsApiError:
             # The create may have landed although the reply never came back (ReplyLostError:
             # a timeout or a reset connection; a 5xx): adopt it now rather than next run.
@@ -455,7 +480,9 @@ class WorkspaceApplier:
         )
         # Immediately: the id must never be lost. "creating" until duplicates are gone.
         self._record(created, change, status=TrackingStatus.CREATING)
-        self._remove_duplicates(job_id, self._find_ours_by_name(compiled.job_name, change.module))
+        if resent:
+            # More than one request went out, or the reply was lost: a copy may exist already.
+            self._remove_duplicates(job_id, self._find_ours_by_name(compiled.job_name, change.module))
         return job_id
 
     def _do_update(
@@ -610,12 +637,11 @@ def _owner_change_error(
         return error
     if new_owner == (old.kind, old.name):
         return error
-    wrapped = JobsApiError(
+    wrapped = PermanentApiError(
         f"changing the owner of job {job_id} to {new_owner[1]} needs a workspace admin; the job "
         f"stays owned by {old.name} (name the current owner in the module's permissions, or run "
         f"the tool as a workspace admin): {error}"
     )
-    wrapped.permanent = True
     wrapped.sdk_error = error.sdk_error
     return wrapped
 
