@@ -46,6 +46,8 @@ NON_EMPTY_OPTIONS = {
     "profile": "--profile",
     "managed_sql_root": "--managed-sql-root",
     "default_warehouse_id": "--default-warehouse-id",
+    "out": "--out",
+    "plan": "--plan",
 }
 
 
@@ -195,7 +197,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     orchestrator = build_orchestrator(_run_settings(args))
     _note(args, orchestrator.describe_target())
     _warn_without_policy(args)
-    plan = orchestrator.plan(check_drift=not args.no_drift)
+    named = orchestrator.select_modules(args.module) if args.module else None
+    plan = orchestrator.plan(named, check_drift=not args.no_drift)
+    if args.out:
+        from lakeflow_job_meta.engine.plan_file import write_plan_file
+
+        write_plan_file(
+            args.out,
+            plan,
+            control_table=orchestrator.control_table,
+            target=orchestrator.target_key,
+            check_drift=not args.no_drift,
+        )
+        _note(args, f"plan written to {args.out}; apply it with `apply --plan {args.out}`")
     if args.json:
         _emit_json(plan.as_json())
     else:
@@ -211,6 +225,8 @@ def cmd_export_bundle(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.wiring import build_orchestrator
 
+    if args.plan and args.module:
+        raise ConfigurationError("--plan applies the modules of its plan; leave out --module")
     lease_timeout = getattr(args, "lease_timeout", DEFAULT_LEASE_TIMEOUT_SECONDS)
     if lease_timeout < 0:
         raise ConfigurationError(f"--lease-timeout must be >= 0, got {lease_timeout:g}")
@@ -224,10 +240,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
         raise TableNotFoundError(orchestrator.tables.control.name)
     from lakeflow_job_meta.cli.progress import ProgressBar
 
-    with ProgressBar(sys.stderr) as progress:
-        result = orchestrator.run_all_modules(
-            auto_run=args.auto_run, progress=None if args.json else progress
-        )
+    with ProgressBar(sys.stderr) as bar:
+        shown = None if args.json else bar
+        if args.plan:
+            from lakeflow_job_meta.engine.plan_file import read_plan_file
+
+            result = orchestrator.apply_plan(
+                read_plan_file(args.plan), auto_run=args.auto_run, progress=shown
+            )
+        elif args.module:
+            named = orchestrator.select_modules(args.module)
+            result = orchestrator.reconcile(named, auto_run=args.auto_run, progress=shown, named=named)
+        else:
+            result = orchestrator.run_all_modules(auto_run=args.auto_run, progress=shown)
     if args.json:
         doc = result.as_dict()
         doc["changes"] = [
@@ -254,6 +279,7 @@ def _print_run(console: Any, result: Any) -> None:
         PlanAction.ADOPT: "+",
         PlanAction.ADOPT_EXISTING: "+",
         PlanAction.UPDATE: "~",
+        PlanAction.RENAME: "~",
         PlanAction.DELETE: "-",
         PlanAction.PAUSE: "!",
         PlanAction.NOOP: " ",
@@ -267,6 +293,8 @@ def _print_run(console: Any, result: Any) -> None:
             continue
         if r.outcome == Outcome.ERROR:
             line = f"x {r.module}: {r.action}" + (" failed" if r.action != PlanAction.ERROR else "")
+        elif r.outcome == Outcome.PENDING:
+            line = f"~ {r.module}: {r.action} pending"
         elif not r.ok:
             line = f"  {r.module}: {r.action} {r.outcome}"
         else:
@@ -275,13 +303,23 @@ def _print_run(console: Any, result: Any) -> None:
             line += f" (job {r.job_id})"
         if r.drift and r.ok:
             line += " [drift restored]"
+        if r.renamed_from:
+            line += f" (renamed from {r.renamed_from})"
         if r.error:
             line += f": {r.error}"
         console.print(line, markup=False)
+        if r.outcome == Outcome.PENDING:
+            for item in r.diff:
+                console.print(f"      {item}", markup=False)
     done = Counter(r.action for r in result.results if r.ok)
     parts = [f"{n} {action}" for action, n in sorted(done.items())]
     outcomes = Counter(r.outcome for r in result.results if not r.ok)
-    labels = ((Outcome.ERROR, "failed"), (Outcome.HELD, "held back"), (Outcome.SKIPPED, "skipped"))
+    labels = (
+        (Outcome.ERROR, "failed"),
+        (Outcome.HELD, "held back"),
+        (Outcome.SKIPPED, "skipped"),
+        (Outcome.PENDING, "pending (sync: manual)"),
+    )
     for outcome, label in labels:
         if outcomes[outcome]:
             parts.append(f"{outcomes[outcome]} {label}")

@@ -120,7 +120,10 @@ def read_status(
     tables.require_exists()
     now = now if now is not None else datetime.now(timezone.utc).timestamp()
     store = StateStore(tables.state, control_table_id(control_table), now=lambda: now)
-    state = store.get_many([StateKey.PROGRESS, StateKey.LEASE, StateKey.REJECTED_FILES])
+    state = store.get_many(
+        [StateKey.PROGRESS, StateKey.LEASE, StateKey.REJECTED_FILES, StateKey.PENDING_MANUAL]
+    )
+    pending = state.get(StateKey.PENDING_MANUAL) or {}
     progress = state.get(StateKey.PROGRESS) or {}
     current = tables.control.version()
     applied = progress.get("applied_control_version")
@@ -146,7 +149,8 @@ def read_status(
             "metadata_errors": issues.get(name, []),
             "targets": [],
         }
-    for key in sorted(set(tracking) | set(history), key=lambda k: (str(k[1]), str(k[0]))):
+    held = {(target, name) for target, entries in pending.items() for name in entries or {}}
+    for key in sorted(set(tracking) | set(history) | held, key=lambda k: (str(k[1]), str(k[0]))):
         target, name = key
         if name not in modules:
             continue
@@ -172,6 +176,8 @@ def read_status(
             ),
             "lag": bool(changed_at and applied_at and changed_at > applied_at),
             "last_error": track.get("last_error") or last.get("error"),
+            # A held change of a sync: manual module: out of sync until `apply --module`.
+            "pending": _pending_of(pending, str(target), name),
         }
         if runs is not None and entry["kind"] == "workspace" and entry["job_id"]:
             entry["latest_run"] = runs(entry["job_id"])
@@ -186,6 +192,13 @@ def read_status(
         "rejected_files": state.get(StateKey.REJECTED_FILES) or {},
         "modules": list(modules.values()),
     }
+
+
+def _pending_of(pending: Mapping[str, Any], target: str, module: str) -> dict[str, Any] | None:
+    entry = (pending.get(target) or {}).get(module)
+    if not isinstance(entry, Mapping):
+        return None
+    return {**entry, "detected_at": iso(entry.get("detected_at"))}
 
 
 def render_status(status: Mapping[str, Any]) -> str:
@@ -248,6 +261,13 @@ def render_status(status: Mapping[str, Any]) -> str:
             if t["drift"]:
                 line += ", drift restored"
             lines.append(line)
+            if t.get("pending"):
+                held = t["pending"]
+                lines.append(
+                    f"        OUT OF SYNC (sync: manual): {held.get('action')} pending since "
+                    f"{local_time(held.get('detected_at'))}; apply it with `apply --module {module['module']}`"
+                )
+                lines += [f"            {item}" for item in held.get("diff") or []]
             if t.get("latest_run"):
                 run = t["latest_run"]
                 lines.append(

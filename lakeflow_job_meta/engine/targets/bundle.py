@@ -16,6 +16,7 @@ empty folder, or one without managed files, is free to claim.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
@@ -244,28 +245,69 @@ class BundleTarget:
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
         self.check_owner()
         _, actions, _, _ = self._actions(desired, load_manifest(self.state, self.directory))
-        compiled = desired.compiled
-        changes = [
-            PlannedChange(
-                module=m,
-                action=a,
-                job_name=desired.summary(m).job_name if m in compiled else None,
-                # The text plan lists a new module's tasks; the JSON keeps the default priority.
-                shown=compiled.get(m) if a == PlanAction.CREATE else None,
-            )
-            for m, a in sorted(actions.items())
-        ]
+        changes = [self._change(desired, m, a) for m, a in sorted(actions.items())]
         changes += [
             PlannedChange(module=m, action=PlanAction.ERROR, reason=issue_text(desired.issues, m))
             for m in sorted(desired.issues)
         ]
+        if scope is not None:  # the bundle is planned whole; --module shows only its modules
+            changes = [change for change in changes if change.module in scope]
         return Plan(changes=changes)
+
+    def _change(self, desired: DesiredJobs, module: str, action: PlanAction) -> PlannedChange:
+        """One module's planned change, with the hashes ``apply --plan`` compares: the compiled
+        job's digest (the metadata) and the digest of its job file as it is on disk (the live
+        side of a bundle)."""
+        compiled = desired.compiled
+        job_file = Path(self.directory) / RESOURCES_DIR / f"{bundle_stem(module)}{JOB_FILE_SUFFIX}"
+        on_disk = job_file.read_bytes() if job_file.is_file() else None
+        return PlannedChange(
+            module=module,
+            action=action,
+            job_name=desired.summary(module).job_name if module in compiled else None,
+            # The text plan lists a new module's tasks; the JSON keeps the default priority.
+            shown=compiled.get(module) if action == PlanAction.CREATE else None,
+            desired_digest=desired.summary(module).digest if module in compiled else None,
+            live_hash=hashlib.sha256(on_disk).hexdigest() if on_disk is not None else None,
+        )
+
+    def _refused(
+        self,
+        desired: DesiredJobs,
+        actions: Mapping[str, PlanAction],
+        held: list[PlannedChange],
+        run: ApplyRun,
+    ) -> dict[str, ModuleResult | None]:
+        """Modules whose files this apply leaves alone: outside ``run.only`` (no result) or
+        refused by the run's guard (its result)."""
+        held_modules = {change.module for change in held}
+        refused: dict[str, ModuleResult | None] = {}
+        for module, action in sorted(actions.items()):
+            if module in held_modules:
+                continue
+            if run.only is not None and module not in run.only:
+                refused[module] = None
+                continue
+            if action == PlanAction.NOOP:
+                continue
+            result = run.guard(self._change(desired, module, action))
+            if result is not None:
+                refused[module] = result
+        return refused
 
     def apply(self, desired: DesiredJobs, run: ApplyRun, *, scope: set[str] | None) -> list[ModuleResult]:
         self.check_owner()
         os.makedirs(self.directory, exist_ok=True)
         manifest = load_manifest(self.state, self.directory)
         files, actions, keep, held = self._actions(desired, manifest, run.mass_change)
+        refused = self._refused(desired, actions, held, run)
+        if refused:
+            # Left as they are: modules outside --module, and changes the guard refused (a
+            # held sync: manual change, a plan file's module that moved, a stop).
+            keep = keep | set(refused)
+            stems = {bundle_stem(m) for m in refused}
+            files = {p: text for p, text in files.items() if module_of_bundle_path(p) not in stems}
+            actions = {m: a for m, a in actions.items() if m not in refused}
         written = write_bundle(self.directory, files, keep_modules=keep)
         recorded = updated_manifest(manifest, desired, files, keep=keep)
         if recorded != manifest:
@@ -287,11 +329,13 @@ class BundleTarget:
             if module not in held_modules
         ]
         results += [held_result(change) for change in held]
+        results += [result for result in refused.values() if result is not None]
         results += [
             ModuleResult(
                 module=m, action=PlanAction.ERROR, outcome=Outcome.ERROR, error=issue_text(desired.issues, m)
             )
             for m in sorted(desired.issues)
+            if run.only is None or m in run.only
         ]
         run.progress.start(len(results))  # one write of the whole bundle: done at once
         for result in results:

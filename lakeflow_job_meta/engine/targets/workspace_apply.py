@@ -38,6 +38,7 @@ from lakeflow_job_meta.planning.acl import (
 )
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
+from lakeflow_job_meta.planning.ignore_drift import with_live_values
 from lakeflow_job_meta.planning.normalize import compare_settings
 from lakeflow_job_meta.planning.ownership import (
     REMOVED_TAG_VALUE,
@@ -471,7 +472,7 @@ class WorkspaceApplier:
             result.action = PlanAction.CREATE
             self._do_create(change, None, None, result)
             return
-        self._require_owned(live, change.module)
+        self._require_owned_for(live, change, tracked)
         settings = with_pause_status(
             compiled.settings,
             explicit_pause=compiled.explicit_pause,
@@ -479,6 +480,8 @@ class WorkspaceApplier:
             paused_by_tool=tracked.paused_by_tool,
             default_pause_status=None,
         )
+        # Fields the module hands to the UI keep their live value (ignore_drift).
+        settings = with_live_values(settings, live.settings, compiled.ignore_drift)
         self.gateway.reset(tracked.job_id, settings)
         # The job now holds the new spec: should a file or permission write fail next, the error
         # is recorded against the new hash, so the next run retries only what is left.
@@ -498,8 +501,26 @@ class WorkspaceApplier:
             ),
             change,
         )
+        if tracked.renamed_from is not None:
+            # Recorded under the new name first: a stop before this leaves a stale old row that
+            # the next plan drops (its job is held by the new module), never a pruned job.
+            self.tracking.forget(tracked.renamed_from)
+            result.action = PlanAction.RENAME
+            result.renamed_from = tracked.renamed_from
         result.job_id = tracked.job_id
         self._maybe_run(tracked.job_id, result)
+
+    def _require_owned_for(self, live: LiveJob, change: PlannedChange, tracked: TrackedJob) -> None:
+        """The job must carry our tags for the module (for a rename: for its old name). A rename
+        whose old job is not ours is a conflict: nothing is written, and it is never adopted."""
+        if tracked.renamed_from is None:
+            self._require_owned(live, change.module)
+        elif not (self._owned(live, tracked.renamed_from) or self._owned(live, change.module)):
+            raise NotOwnedError(
+                f"rename conflict: job {live.job_id} ({live.name!r}), tracked under the old name "
+                f"{tracked.renamed_from!r}, does not carry this tool's ownership tags for it "
+                f"({describe_owner(live.tags)}); it is not taken over by {change.module!r}"
+            )
 
     def _do_pause(
         self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
