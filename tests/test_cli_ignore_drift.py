@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_run import run_cli
+from tests.cli_run import emulated_workspace, run_cli
 
 pytest.importorskip("deltalake")
 
-TOKEN = "dapi-drift-0123456789abcdef"
 SCHEDULE = '    schedule: {quartz_cron_expression: "0 0 1 * * ?", timezone_id: UTC, pause_status: UNPAUSED}\n'
 
 
@@ -35,12 +34,7 @@ def module_yaml(ignore: str, *source_ids: str) -> str:
 
 @pytest.fixture
 def ws(jobs_emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    monkeypatch.setenv("DATABRICKS_HOST", jobs_emulator.url)
-    monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
-    monkeypatch.chdir(tmp_path)
-    volume = tmp_path / "volume"
-    volume.mkdir()
-    ctl = str(tmp_path / "etl_control")
+    volume, ctl = emulated_workspace(monkeypatch, jobs_emulator, tmp_path)
 
     def load(text: str) -> None:
         (volume / "m.yaml").write_text(text)

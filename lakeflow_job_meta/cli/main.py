@@ -95,6 +95,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.metadata.loader import parse_files
 
     paths = _expand_paths(args.paths)
+    documents = []
     if args.control_table is not None:
         # Against the table: load's own checks (clashes with other files and SQL rows, the
         # environment's mode, --env/--var), load's messages; nothing is written.
@@ -103,14 +104,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
         settings = RunSettings(args.control_table, default_warehouse_id=args.default_warehouse_id, cli=True)
         manager = build_manager(settings, build_parts(settings))
         issues = manager.check_files(paths, var=_variables(args), env=args.env)
+        if args.show:
+            documents, _ = parse_files(
+                paths,
+                variables=_variables(args),
+                env=args.env,
+                default_warehouse_id=args.default_warehouse_id,
+            )
     else:
-        _, issues = parse_files(
+        documents, issues = parse_files(
             paths, variables=_variables(args), env=args.env, default_warehouse_id=args.default_warehouse_id
         )
     if args.json:
-        _emit_json({"valid": not issues, "files": paths, "errors": [i.as_dict() for i in issues]})
+        doc: dict[str, Any] = {"valid": not issues, "files": paths, "errors": [i.as_dict() for i in issues]}
+        if args.show:
+            doc["modules"] = _resolved_modules(documents)
+        _emit_json(doc)
     else:
         console = _console(stderr=False)
+        if args.show:
+            _print_resolved(_resolved_modules(documents))
         for issue in issues:
             console.print(f"[red]error[/red] {issue}", markup=True)
         if not issues:
@@ -118,6 +131,46 @@ def cmd_validate(args: argparse.Namespace) -> int:
         else:
             console.print(f"{len(issues)} error(s) in {len(paths)} file(s)")
     return EXIT_OK if not issues else EXIT_FAILED
+
+
+def _resolved_modules(documents: Sequence[Any]) -> list[dict[str, Any]]:
+    """Each module of the parsed files as it will be stored: the file's defaults merged in and
+    variables substituted, its sources under it."""
+    resolved = []
+    for document in documents:
+        for module in document.modules:
+            sources = [
+                {
+                    "source_id": s.source_id,
+                    "source_type": s.source_type,
+                    "execution_order": s.execution_order,
+                    **({"is_active": False} if not s.is_active else {}),
+                    **({"source_config": s.source_config} if s.source_config else {}),
+                    **({"target_config": s.target_config} if s.target_config else {}),
+                    "transformation_config": s.transformation_config,
+                }
+                for s in document.sources
+                if s.module_name == module.module_name
+            ]
+            resolved.append(
+                {
+                    "file": document.path,
+                    "module_name": module.module_name,
+                    **({"is_active": False} if not module.is_active else {}),
+                    **module.settings,
+                    "sources": sources,
+                }
+            )
+    return resolved
+
+
+def _print_resolved(modules: list[dict[str, Any]]) -> None:
+    import yaml
+
+    for module in modules:
+        body = {key: value for key, value in module.items() if key != "file"}
+        sys.stdout.write(f"# {module['file']}\n")
+        sys.stdout.write(yaml.safe_dump([body], sort_keys=False, allow_unicode=True, width=100))
 
 
 def _expand_paths(paths: Sequence[str]) -> list[str]:

@@ -281,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TABLE",
         help="also check the files against what this table holds, as `load` would (nothing is written)",
     )
+    p.add_argument(
+        "--show",
+        action="store_true",
+        help="also print every module as it will be stored: defaults merged, variables substituted",
+    )
 
     p = _add(sub, "load")
     p.add_argument("paths", nargs="+", metavar="PATH", help="YAML files or folders (subfolders included)")
