@@ -210,7 +210,10 @@ def render_job_files(job: CompiledJob) -> dict[str, str]:
     """One module's files: its job file and its SQL files (a module's files depend on it alone)."""
     files: dict[str, str] = {}
     resource = _job_resource(job, files)
-    document = {"resources": {"jobs": {resource_key(job.module_name): resource}}}
+    # A renamed module keeps the resource key of its first name: `bundle deploy` maps a key to a
+    # job id, so a new key would delete the job (and its run history) and create another.
+    key = resource_key(job.renamed_from[0] if job.renamed_from else job.module_name)
+    document = {"resources": {"jobs": {key: resource}}}
     files[f"{RESOURCES_DIR}/{bundle_stem(job.module_name)}{JOB_FILE_SUFFIX}"] = _dump(document)
     return files
 

@@ -167,6 +167,26 @@ def _prune_removed(
     return result, files, keep
 
 
+def _take_over_renames(desired: DesiredJobs, actions: dict[str, PlanAction]) -> dict[str, str]:
+    """A module whose job file is new and that lists, under ``renamed_from``, a name whose files
+    are still in the folder but no longer rendered takes that job over: its action becomes an
+    update (the job file keeps the old resource key, see ``render_job_files``) and the old name
+    leaves the actions, so its files go as stale files rather than being pruned (a rename never
+    pauses or deletes a job, nor counts against the blast-radius limit). Returns new -> old."""
+    renames: dict[str, str] = {}
+    gone = {module for module, action in actions.items() if action == PlanAction.DELETE}
+    if not gone:
+        return renames
+    for module in sorted(m for m, a in actions.items() if a == PlanAction.CREATE and m in desired.compiled):
+        for old in desired.compiled[module].renamed_from:
+            if old in gone and old not in renames.values():
+                renames[module] = old
+                actions[module] = PlanAction.UPDATE
+                del actions[old]
+                break
+    return renames
+
+
 class BundleTarget:
     """Renders every module's job into ``directory``; never contacts a workspace."""
 
@@ -225,14 +245,15 @@ class BundleTarget:
 
     def _actions(
         self, desired: DesiredJobs, manifest: Manifest, mass_change: MassChangeGuard | None = None
-    ) -> tuple[dict[str, str | None], dict[str, PlanAction], set[str], list[PlannedChange]]:
+    ) -> tuple[dict[str, str | None], dict[str, PlanAction], set[str], list[PlannedChange], dict[str, str]]:
         """Every file to write (None: known unchanged, not rendered), the action per module, the
         modules whose files stay as they are (errors, and removed modules unless the policy
-        deletes), and the held pauses and deletes."""
+        deletes), the held pauses and deletes, and the renames (new module -> old name)."""
         files = render_changed(desired, self.bundle_name, self.directory, manifest, owner=self.owner)
         names = _stem_names(desired.known, desired.compiled, desired.issues)
         keep = set(desired.issues)  # a module with errors keeps its last good files
         actions = _module_actions(self.directory, files, names, keep, desired.name_prefix)
+        renames = _take_over_renames(desired, actions)
         actions, paused_files, kept = _prune_removed(self.directory, actions, self.prune)
         held: list[PlannedChange] = []
         if mass_change is not None:
@@ -240,12 +261,16 @@ class BundleTarget:
         for change in held:  # held back: the files stay as they are
             kept.add(change.module)
             paused_files.pop(f"{RESOURCES_DIR}/{bundle_stem(change.module)}{JOB_FILE_SUFFIX}", None)
-        return {**files, **paused_files}, actions, keep | kept, held
+        return {**files, **paused_files}, actions, keep | kept, held, renames
 
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
         self.check_owner()
-        _, actions, _, _ = self._actions(desired, load_manifest(self.state, self.directory))
+        _, actions, _, _, renames = self._actions(desired, load_manifest(self.state, self.directory))
         changes = [self._change(desired, m, a) for m, a in sorted(actions.items())]
+        for change in changes:
+            if change.module in renames:
+                change.renamed_from = renames[change.module]
+                change.reason = f"renamed from {renames[change.module]}: same resource key, so the same job"
         changes += [
             PlannedChange(module=m, action=PlanAction.ERROR, reason=issue_text(desired.issues, m))
             for m in sorted(desired.issues)
@@ -299,7 +324,7 @@ class BundleTarget:
         self.check_owner()
         os.makedirs(self.directory, exist_ok=True)
         manifest = load_manifest(self.state, self.directory)
-        files, actions, keep, held = self._actions(desired, manifest, run.mass_change)
+        files, actions, keep, held, renames = self._actions(desired, manifest, run.mass_change)
         refused = self._refused(desired, actions, held, run)
         if refused:
             # Left as they are: modules outside --module, and changes the guard refused (a
@@ -321,9 +346,11 @@ class BundleTarget:
         results = [
             ModuleResult(
                 module=module,
-                action=action,
+                action=PlanAction.RENAME if module in renames else action,
                 job_name=desired.summary(module).job_name if module in desired.compiled else None,
-                other_writes=writes_by_stem.get(bundle_stem(module), 0),
+                other_writes=writes_by_stem.get(bundle_stem(module), 0)
+                + (writes_by_stem.get(bundle_stem(renames[module]), 0) if module in renames else 0),
+                renamed_from=renames.get(module),
             )
             for module, action in sorted(actions.items())
             if module not in held_modules

@@ -1,0 +1,164 @@
+"""Stable identity and rename (issue 17, item 1), through the CLI: a module that lists its old
+name under ``renamed_from`` takes over the old name's job with one reset (same job id, its run
+history kept), on the workspace target (Jobs API emulator) and the bundle target (the resource
+key stays the same, so ``bundle deploy`` keeps the job). A rename never pauses, never counts
+against the blast-radius limit, and a rename whose old job is not ours is a conflict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cli_run import emulated_workspace, run_cli
+
+pytest.importorskip("deltalake")
+
+SCHEDULE = '    schedule: {quartz_cron_expression: "0 0 1 * * ?", timezone_id: UTC}\n'
+
+
+def module_yaml(name: str, source_id: str, renamed_from: str | None = None) -> str:
+    return (
+        f"  - module_name: {name}\n"
+        + SCHEDULE
+        + (f"    renamed_from: [{renamed_from}]\n" if renamed_from else "")
+        + f"    sources:\n      - source_id: {source_id}\n        source_type: x\n        execution_order: 1\n"
+        f"        transformation_config: {{task_type: notebook, notebook_path: /Workspace/nb/{source_id}}}\n"
+    )
+
+
+class Project:
+    def __init__(self, capsys: pytest.CaptureFixture[str], volume: Path, ctl: str, target: str):
+        self.capsys, self.volume, self.ctl, self.target = capsys, volume, ctl, target
+
+    def load(self, *modules: str) -> None:
+        (self.volume / "m.yaml").write_text("modules:\n" + "".join(modules))
+        code, _, err = run_cli(self.capsys, "load", str(self.volume), "--control-table", self.ctl, "--sync")
+        assert code == 0, err
+
+    def cli(self, command: str, *argv: str) -> tuple[int, str, str]:
+        return run_cli(self.capsys, command, "--control-table", self.ctl, "--target", self.target, *argv)
+
+
+@pytest.fixture
+def ws(
+    capsys: pytest.CaptureFixture[str], jobs_emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Project:
+    volume, ctl = emulated_workspace(monkeypatch, jobs_emulator, tmp_path)
+    return Project(capsys, volume, ctl, "workspace")
+
+
+def test_rename_keeps_the_job_with_one_reset(
+    ws: Project, jobs_emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws.load(module_yaml("nightly_sales", "s1"), module_yaml("other", "o1"))
+    assert ws.cli("apply")[0] == 0
+    (job_id,) = jobs_emulator.job_ids("nightly_sales")
+    jobs_emulator.reset_counters()
+
+    ws.load(module_yaml("sales_nightly", "s1", renamed_from="nightly_sales"), module_yaml("other", "o1"))
+    code, out, err = ws.cli("plan", "--json")
+    assert code == 0, err
+    changes = {c["module"]: c for c in json.loads(out)["changes"]}
+    assert set(changes) == {"sales_nightly", "other"}  # the old name is not planned as removed
+    assert (changes["sales_nightly"]["action"], changes["sales_nightly"]["job_id"]) == ("update", job_id)
+    assert "renamed from nightly_sales" in changes["sales_nightly"]["reason"]
+    code, out, _ = ws.cli("plan")
+    assert "Plan: 0 to create, 1 to update, 0 to delete/pause, 1 unchanged." in out
+
+    code, out, err = ws.cli("apply")
+    assert code == 0, err
+    assert f"~ sales_nightly: rename (job {job_id}) (renamed from nightly_sales)" in out
+    assert jobs_emulator.writes() == 1 and jobs_emulator.writes("jobs/reset") == 1
+    assert jobs_emulator.writes("jobs/create") == 0 and jobs_emulator.writes("jobs/update") == 0
+    settings = jobs_emulator.job(job_id)["settings"]
+    assert settings["name"] == "sales_nightly"
+    assert settings["tags"]["ljm_module"] == "sales_nightly"
+    assert settings["schedule"].get("pause_status", "UNPAUSED") == "UNPAUSED"
+    assert len(jobs_emulator.jobs()) == 2
+
+    code, out, _ = run_cli(capsys, "history", "--control-table", ws.ctl, "--json")
+    rows = {(r["module_name"], r["action"]) for r in json.loads(out)["history"]}
+    assert {("sales_nightly", "rename"), ("nightly_sales", "rename")} <= rows
+
+    before = jobs_emulator.writes()
+    code, out, _ = ws.cli("apply")
+    assert code == 0 and jobs_emulator.writes() == before
+    assert "Apply complete: 2 noop; 0 job write(s)" in out
+
+
+def test_renames_never_count_against_the_blast_radius(ws: Project, jobs_emulator) -> None:
+    names = ("a", "b", "c")
+    ws.load(*(module_yaml(n, f"{n}1") for n in names))
+    assert ws.cli("apply")[0] == 0
+    ids = {n: jobs_emulator.job_ids(n)[0] for n in names}
+    ws.load(*(module_yaml(f"{n}_renamed", f"{n}1", renamed_from=n) for n in names))
+    code, _out, err = ws.cli("apply")
+    assert code == 0, err  # three of three jobs "removed" would be held back; renames are not
+    assert {jobs_emulator.job_ids(f"{n}_renamed")[0] for n in names} == set(ids.values())
+    assert jobs_emulator.writes("jobs/create") == 3 and jobs_emulator.writes("jobs/update") == 0
+
+
+def test_a_rename_whose_old_job_is_not_ours_is_a_conflict(ws: Project, jobs_emulator) -> None:
+    ws.load(module_yaml("nightly_sales", "s1"))
+    assert ws.cli("apply")[0] == 0
+    (job_id,) = jobs_emulator.job_ids("nightly_sales")
+    jobs_emulator.edit_job(job_id, {"tags": {"owner": "someone"}})  # someone took the job over
+    jobs_emulator.reset_counters()
+
+    ws.load(module_yaml("sales_nightly", "s1", renamed_from="nightly_sales"))
+    code, out, _ = ws.cli("apply")
+    assert code == 1
+    assert "rename conflict" in out and f"job {job_id}" in out
+    assert jobs_emulator.writes() == 0  # not reset, not adopted, and no new job either
+    assert jobs_emulator.job(job_id)["settings"]["name"] == "nightly_sales"
+
+
+def test_renamed_from_a_module_that_still_exists_is_invalid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text("modules:\n" + module_yaml("a", "a1") + module_yaml("b", "b1", renamed_from="a"))
+    code, out, _ = run_cli(capsys, "validate", str(path))
+    assert code == 1
+    assert f"{path}:11: modules[1].renamed_from[0]: module 'a' still exists" in out
+
+
+# -- the bundle target ------------------------------------------------------------------------
+
+
+def test_bundle_rename_keeps_the_resource_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    bundle = tmp_path / "bundle"
+    project = Project(capsys, volume, str(tmp_path / "etl_control"), f"bundle:{bundle}")
+    project.load(module_yaml("nightly_sales", "s1"), module_yaml("a", "a1"), module_yaml("b", "b1"))
+    assert project.cli("apply")[0] == 0
+
+    project.load(
+        module_yaml("sales_nightly", "s1", renamed_from="nightly_sales"),
+        module_yaml("a", "a1"),
+        module_yaml("b", "b1"),
+    )
+    code, out, err = project.cli("plan", "--json")
+    assert code == 0, err
+    plan = json.loads(out)
+    assert {c["module"]: c["action"] for c in plan["changes"] if c["action"] != "noop"} == {
+        "sales_nightly": "update"
+    }
+    assert (plan["summary"]["create"], plan["summary"]["pause"], plan["summary"]["delete"]) == (0, 0, 0)
+
+    code, out, err = project.cli("apply")
+    assert code == 0, err
+    assert "sales_nightly: rename" in out
+    resources = bundle / "resources"
+    assert not (resources / "nightly_sales.job.yml").exists()
+    document = yaml.safe_load((resources / "sales_nightly.job.yml").read_text())
+    ((key, job),) = document["resources"]["jobs"].items()
+    assert key == "nightly_sales"  # the deployed job keeps its key, so its id and history
+    assert job["name"] == "sales_nightly"
+    assert job["schedule"].get("pause_status", "UNPAUSED") == "UNPAUSED"
+    code, out, _ = project.cli("plan")
+    assert "No changes" in out
