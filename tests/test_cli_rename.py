@@ -88,6 +88,10 @@ def test_rename_keeps_the_job_with_one_reset(
     assert code == 0 and jobs_emulator.writes() == before
     assert "Apply complete: 2 noop; 0 job write(s)" in out
 
+    code, out, _ = run_cli(capsys, "status", "--control-table", ws.ctl)
+    assert "nightly_sales (renamed to sales_nightly)" in out
+    assert "orphaned" not in out and "error" not in out
+
 
 def test_renames_never_count_against_the_blast_radius(ws: Project, jobs_emulator) -> None:
     names = ("a", "b", "c")
@@ -162,3 +166,28 @@ def test_bundle_rename_keeps_the_resource_key(capsys: pytest.CaptureFixture[str]
     assert job["schedule"].get("pause_status", "UNPAUSED") == "UNPAUSED"
     code, out, _ = project.cli("plan")
     assert "No changes" in out
+
+
+def test_bundle_run_job_names_a_renamed_module_by_its_kept_key(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    bundle = tmp_path / "bundle"
+    project = Project(capsys, volume, str(tmp_path / "etl_control"), f"bundle:{bundle}")
+    umbrella = (
+        "  - module_name: umbrella\n    sources:\n      - source_id: run_it\n        source_type: x\n"
+        "        execution_order: 1\n        transformation_config:\n          task_type: run_job\n"
+        "          run_job_task: {{module_name: {target}}}\n"
+    )
+    project.load(module_yaml("nightly_sales", "s1"), umbrella.format(target="nightly_sales"))
+    assert project.cli("apply")[0] == 0
+    project.load(
+        module_yaml("sales_nightly", "s1", renamed_from="nightly_sales"),
+        umbrella.format(target="sales_nightly"),
+    )
+    code, _, err = project.cli("apply")
+    assert code == 0, err
+    document = yaml.safe_load((bundle / "resources" / "umbrella.job.yml").read_text())
+    (task,) = document["resources"]["jobs"]["umbrella"]["tasks"]
+    assert task["run_job_task"]["job_id"] == "${resources.jobs.nightly_sales.id}"

@@ -389,8 +389,9 @@ class Orchestrator:
         return self.reconcile(modules=None, auto_run=auto_run, progress=progress)
 
     def create_or_update_job(self, module_name: str, auto_run: bool = False) -> ModuleResult:
-        """Reconcile a single module (and nothing else)."""
-        result = self.reconcile(modules={module_name}, auto_run=auto_run)
+        """Reconcile a single module (and nothing else). Naming it applies a ``sync: manual``
+        module's change, as ``apply --module`` does."""
+        result = self.reconcile(modules={module_name}, auto_run=auto_run, named={module_name})
         for module_result in result:
             if module_result.module == module_name:
                 return module_result

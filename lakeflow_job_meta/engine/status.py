@@ -176,9 +176,15 @@ def read_status(
             ),
             "lag": bool(changed_at and applied_at and changed_at > applied_at),
             "last_error": track.get("last_error") or last.get("error"),
+            # The module its job went to when it was renamed (``renamed_from``), else None.
+            "renamed_to": None,
             # A held change of a sync: manual module: out of sync until `apply --module`.
             "pending": _pending_of(pending, str(target), name),
         }
+        if not track and last.get("action") == PlanAction.RENAME and name not in metadata:
+            # The old name of a rename: its history ends there; the history row says where to.
+            entry["renamed_to"] = str(last.get("error") or "").removeprefix("renamed to ") or None
+            entry["last_error"] = None
         if runs is not None and entry["kind"] == "workspace" and entry["job_id"]:
             entry["latest_run"] = runs(entry["job_id"])
         modules[name]["targets"].append(entry)
@@ -234,7 +240,10 @@ def render_status(status: Mapping[str, Any]) -> str:
     lines.append("")
     for module in status["modules"]:
         flags = [] if module["active"] or module["orphaned"] else ["inactive"]
-        if module["orphaned"]:
+        renamed = [t["renamed_to"] for t in module["targets"] if t.get("renamed_to")]
+        if module["orphaned"] and renamed and len(renamed) == len(module["targets"]):
+            flags.append(f"renamed to {', '.join(sorted(set(renamed)))}")
+        elif module["orphaned"]:
             flags.append("orphaned: not in the metadata")
         head = module["module"] + (f" ({', '.join(flags)})" if flags else "")
         if module["metadata_changed_by"]:
