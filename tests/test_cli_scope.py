@@ -283,3 +283,21 @@ def test_monitor_records_a_manual_change_and_applies_nothing(setup: Setup, works
     code, out, _ = setup.cli("status", "--control-table", setup.ctl, "--json")
     module = next(m for m in json.loads(out)["modules"] if m["module"] == "ml_features")
     assert module["targets"][0]["pending"] is None
+
+
+def test_apply_plan_of_an_unscoped_plan_keeps_a_manual_change_pending(
+    setup: Setup, workspace, tmp_path: Path
+) -> None:
+    assert setup.ws("apply")[0] == 0
+    setup.write("ml", module_yaml("ml_features", "f1", "f2", extra="    sync: manual\n"))
+    setup.load()
+    everything, scoped = tmp_path / "all.json", tmp_path / "ml.json"
+    assert setup.ws("plan", "--out", str(everything))[0] == 0
+    assert setup.ws("plan", "--module", "ml_features", "--out", str(scoped))[0] == 0
+    before = workspace.writes()
+    code, out, err = setup.ws("apply", "--plan", str(everything))
+    assert code == 0, err
+    assert "ml_features: update pending" in out and workspace.writes() == before
+    code, out, err = setup.ws("apply", "--plan", str(scoped))
+    assert code == 0, err
+    assert workspace.writes("jobs/reset") == 1

@@ -261,6 +261,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             control_table=orchestrator.control_table,
             target=orchestrator.target_key,
             check_drift=not args.no_drift,
+            named=named,
         )
         _note(args, f"plan written to {args.out}; apply it with `apply --plan {args.out}`")
     if args.json:

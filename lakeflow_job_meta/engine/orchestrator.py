@@ -340,9 +340,11 @@ class Orchestrator:
         knows and those with a tracked job (a removed module can be named to prune it). A
         pattern that matches nothing is a usage error: a typo must never select nothing."""
         desired = self.manager.desired_state()
-        tracked = {
-            str(row.get("module_name")) for row in self.tables.jobs.read_all() if row.get("module_name")
-        }
+        try:
+            rows = self.tables.jobs.read_all()
+        except Exception:  # no jobs-tracking table yet (a control table made by SQL): none tracked
+            rows = []
+        tracked = {str(row.get("module_name")) for row in rows if row.get("module_name")}
         candidates = set(desired.known) | tracked
         selected: set[str] = set()
         for pattern in patterns:
@@ -473,7 +475,9 @@ class Orchestrator:
     ) -> RunResult:
         """Apply exactly what ``plan_file`` holds, or nothing: its modules are planned again
         and any that moved (metadata, the tracked hash, or the live job) are named in a
-        PlanMovedError before anything is written."""
+        PlanMovedError before anything is written. A ``sync: manual`` module's change applies
+        only when the plan was limited to it (``plan --module``); otherwise the plan showed it
+        as pending, and it stays pending."""
         if plan_file.control_table != self.control_table:
             raise ConfigurationError(
                 f"the plan was made for control table {plan_file.control_table}, not {self.control_table}"
@@ -499,7 +503,7 @@ class Orchestrator:
             auto_run=auto_run,
             check_drift=plan_file.check_drift,
             progress=progress,
-            named=modules,
+            named=set(plan_file.named) if plan_file.named is not None else None,
             expected=plan_file,
         )
 

@@ -57,22 +57,38 @@ class PlanFile:
     target: str
     check_drift: bool
     modules: dict[str, PlannedModule] = field(default_factory=dict)
+    # The modules the plan was limited to by ``--module`` (None: all). Only they apply a
+    # ``sync: manual`` module's change: the plan itself showed any other as pending.
+    named: list[str] | None = None
 
     @property
     def to_apply(self) -> set[str]:
         return {name for name, planned in self.modules.items() if planned.applies}
 
 
-def write_plan_file(path: str, plan: Plan, *, control_table: str, target: str, check_drift: bool) -> PlanFile:
+def write_plan_file(
+    path: str,
+    plan: Plan,
+    *,
+    control_table: str,
+    target: str,
+    check_drift: bool,
+    named: set[str] | None = None,
+) -> PlanFile:
     """Write the plan (its JSON, plus what each module was made from) to ``path``."""
     recorded = PlanFile(
-        control_table, target, check_drift, {c.module: PlannedModule.of(c) for c in plan.changes}
+        control_table,
+        target,
+        check_drift,
+        {c.module: PlannedModule.of(c) for c in plan.changes},
+        sorted(named) if named is not None else None,
     )
     document = {
         "format": PLAN_FILE_FORMAT,
         "control_table": control_table,
         "target": target,
         "check_drift": check_drift,
+        "named": recorded.named,
         "modules": [vars(m) for m in recorded.modules.values()],
         "plan": plan.as_json(),
     }
@@ -99,8 +115,13 @@ def read_plan_file(path: str) -> PlanFile:
             str(m["module"]): PlannedModule(**{k: m.get(k) for k in PlannedModule.__dataclass_fields__})
             for m in document["modules"]
         }
+        named = document.get("named")
         return PlanFile(
-            str(document["control_table"]), str(document["target"]), bool(document["check_drift"]), modules
+            str(document["control_table"]),
+            str(document["target"]),
+            bool(document["check_drift"]),
+            modules,
+            [str(n) for n in named] if isinstance(named, list) else None,
         )
     except (KeyError, TypeError) as error:
         raise ConfigurationError(f"--plan {path}: a field is missing or malformed: {error}") from error

@@ -244,7 +244,11 @@ class BundleTarget:
             )
 
     def _actions(
-        self, desired: DesiredJobs, manifest: Manifest, mass_change: MassChangeGuard | None = None
+        self,
+        desired: DesiredJobs,
+        manifest: Manifest,
+        mass_change: MassChangeGuard | None = None,
+        only: set[str] | None = None,
     ) -> tuple[dict[str, str | None], dict[str, PlanAction], set[str], list[PlannedChange], dict[str, str]]:
         """Every file to write (None: known unchanged, not rendered), the action per module, the
         modules whose files stay as they are (errors, and removed modules unless the policy
@@ -257,7 +261,9 @@ class BundleTarget:
         actions, paused_files, kept = _prune_removed(self.directory, actions, self.prune)
         held: list[PlannedChange] = []
         if mass_change is not None:
-            _, held = mass_change.screen([PlannedChange(m, a) for m, a in sorted(actions.items())])
+            # Only the modules this run may touch (``--module``) count, as on a workspace.
+            changes = [PlannedChange(m, a) for m, a in sorted(actions.items()) if only is None or m in only]
+            _, held = mass_change.screen(changes)
         for change in held:  # held back: the files stay as they are
             kept.add(change.module)
             paused_files.pop(f"{RESOURCES_DIR}/{bundle_stem(change.module)}{JOB_FILE_SUFFIX}", None)
@@ -324,7 +330,7 @@ class BundleTarget:
         self.check_owner()
         os.makedirs(self.directory, exist_ok=True)
         manifest = load_manifest(self.state, self.directory)
-        files, actions, keep, held, renames = self._actions(desired, manifest, run.mass_change)
+        files, actions, keep, held, renames = self._actions(desired, manifest, run.mass_change, run.only)
         refused = self._refused(desired, actions, held, run)
         if refused:
             # Left as they are: modules outside --module, and changes the guard refused (a
