@@ -80,8 +80,13 @@ def test_rename_keeps_the_job_with_one_reset(
     assert len(jobs_emulator.jobs()) == 2
 
     code, out, _ = run_cli(capsys, "history", "--control-table", ws.ctl, "--json")
-    rows = {(r["module_name"], r["action"]) for r in json.loads(out)["history"]}
-    assert {("sales_nightly", "rename"), ("nightly_sales", "rename")} <= rows
+    rows = {(r["module_name"], r["action"], r["error"]) for r in json.loads(out)["history"]}
+    assert {
+        ("sales_nightly", "rename", "renamed from nightly_sales"),
+        ("nightly_sales", "rename", "renamed to sales_nightly"),
+    } <= rows
+    code, out, _ = run_cli(capsys, "history", "--control-table", ws.ctl, "--module", "nightly_sales")
+    assert "nightly_sales: rename ok" in out and "renamed to sales_nightly" in out and "error" not in out
 
     before = jobs_emulator.writes()
     code, out, _ = ws.cli("apply")

@@ -602,7 +602,7 @@ class Orchestrator:
             ).as_row()
 
         rows = [
-            row(r, r.module, r.error, r.job_writes + r.other_writes)
+            row(r, r.module, r.error or _rename_note(r), r.job_writes + r.other_writes)
             for r in result.results
             if r.action != PlanAction.NOOP or r.outcome != Outcome.OK or r.other_writes or r.job_writes
         ]
@@ -615,6 +615,11 @@ class Orchestrator:
                 self.tables.history.append(rows)
             except Exception as error:  # history is an audit trail; losing it must not fail the run
                 log.warning("could not append %d history rows: %s", len(rows), error)
+
+
+def _rename_note(result: ModuleResult) -> str | None:
+    """The history note of a rename's row under the new name (the error column, empty otherwise)."""
+    return f"renamed from {result.renamed_from}" if result.renamed_from else None
 
 
 def _pending_entry(change: PlannedChange, now: float) -> dict[str, Any]:

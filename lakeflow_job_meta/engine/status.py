@@ -181,10 +181,14 @@ def read_status(
             # A held change of a sync: manual module: out of sync until `apply --module`.
             "pending": _pending_of(pending, str(target), name),
         }
-        if not track and last.get("action") == PlanAction.RENAME and name not in metadata:
-            # The old name of a rename: its history ends there; the history row says where to.
-            entry["renamed_to"] = str(last.get("error") or "").removeprefix("renamed to ") or None
-            entry["last_error"] = None
+        if last.get("action") == PlanAction.RENAME and last.get("outcome") == "ok":
+            # A rename's history rows carry a note ("renamed to/from NAME"), not an error.
+            note = str(last.get("error") or "")
+            entry["last_error"] = track.get("last_error")
+            if note.startswith("renamed to ") and not track and name not in metadata:
+                entry["renamed_to"] = note.removeprefix("renamed to ")
+            elif note.startswith("renamed from "):
+                entry["renamed_from"] = note.removeprefix("renamed from ")
         if runs is not None and entry["kind"] == "workspace" and entry["job_id"]:
             entry["latest_run"] = runs(entry["job_id"])
         modules[name]["targets"].append(entry)
@@ -269,6 +273,8 @@ def render_status(status: Mapping[str, Any]) -> str:
                 line += ", metadata changed since"
             if t["drift"]:
                 line += ", drift restored"
+            if t.get("renamed_from"):
+                line += f", renamed from {t['renamed_from']}"
             lines.append(line)
             if t.get("pending"):
                 held = t["pending"]
@@ -321,7 +327,9 @@ def render_history(rows: list[dict[str, Any]]) -> str:
         if r.get("job_id"):
             line += f" (job {r['job_id']})"
         line += f"  [{r.get('target')}]"
-        if r.get("error"):
+        if r.get("error") and r.get("action") == PlanAction.RENAME and r.get("outcome") == "ok":
+            line += f"  {r['error']}"  # "renamed to/from NAME": the rename's note, not a failure
+        elif r.get("error"):
             line += f"  error: {r['error']}"
         lines.append(line)
     return "\n".join(lines)

@@ -424,6 +424,7 @@ class WorkspaceApplier:
             paused_by_tool=False,
             default_pause_status=None,
         )
+        settings = with_live_values(settings, full.settings, compiled.ignore_drift)
         if _differs(settings, full.settings, explicit_pause=compiled.explicit_pause):
             self.gateway.reset(keep.job_id, settings)
         return keep.job_id
