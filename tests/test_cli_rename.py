@@ -19,10 +19,11 @@ pytest.importorskip("deltalake")
 SCHEDULE = '    schedule: {quartz_cron_expression: "0 0 1 * * ?", timezone_id: UTC}\n'
 
 
-def module_yaml(name: str, source_id: str, renamed_from: str | None = None) -> str:
+def module_yaml(name: str, source_id: str, renamed_from: str | None = None, extra: str = "") -> str:
     return (
         f"  - module_name: {name}\n"
         + SCHEDULE
+        + extra
         + (f"    renamed_from: [{renamed_from}]\n" if renamed_from else "")
         + f"    sources:\n      - source_id: {source_id}\n        source_type: x\n        execution_order: 1\n"
         f"        transformation_config: {{task_type: notebook, notebook_path: /Workspace/nb/{source_id}}}\n"
@@ -110,7 +111,9 @@ def test_renames_never_count_against_the_blast_radius(ws: Project, jobs_emulator
     assert jobs_emulator.writes("jobs/create") == 3 and jobs_emulator.writes("jobs/update") == 0
 
 
-def test_a_rename_whose_old_job_is_not_ours_is_a_conflict(ws: Project, jobs_emulator) -> None:
+def test_a_rename_whose_old_job_is_not_ours_is_a_conflict(
+    ws: Project, jobs_emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
     ws.load(module_yaml("nightly_sales", "s1"))
     assert ws.cli("apply")[0] == 0
     (job_id,) = jobs_emulator.job_ids("nightly_sales")
@@ -123,6 +126,35 @@ def test_a_rename_whose_old_job_is_not_ours_is_a_conflict(ws: Project, jobs_emul
     assert "rename conflict" in out and f"job {job_id}" in out
     assert jobs_emulator.writes() == 0  # not reset, not adopted, and no new job either
     assert jobs_emulator.job(job_id)["settings"]["name"] == "nightly_sales"
+    # The error is recorded on the old name's row; the new name claims no job it does not hold.
+    code, out, _ = run_cli(capsys, "status", "--control-table", ws.ctl, "--json")
+    modules = {m["module"]: m for m in json.loads(out)["modules"]}
+    assert [t["job_id"] for t in modules["sales_nightly"]["targets"] if t["status"]] == []
+    (old,) = modules["nightly_sales"]["targets"]
+    assert old["status"] == "error" and "rename conflict" in old["last_error"]
+
+
+def test_a_rename_that_failed_after_its_reset_is_finished_by_the_next_apply(
+    ws: Project, jobs_emulator
+) -> None:
+    from tests.emulator.faults import Fault
+
+    ws.load(module_yaml("nightly_sales", "s1"))
+    assert ws.cli("apply")[0] == 0
+    (job_id,) = jobs_emulator.job_ids("nightly_sales")
+    grant = "    permissions: [{group_name: analysts, permission_level: CAN_VIEW}]\n"
+    ws.load(module_yaml("sales_nightly", "s1", renamed_from="nightly_sales", extra=grant))
+    # The reset lands, then the permissions write fails for good: the run stops halfway.
+    jobs_emulator.faults.add(Fault(endpoint="permissions/jobs/*", kind=400, times=None, method="PUT"))
+    assert ws.cli("apply")[0] == 1
+    assert jobs_emulator.faults.fired_count() >= 1 and jobs_emulator.writes("jobs/reset") == 1
+    jobs_emulator.faults.clear()
+    code, out, err = ws.cli("apply")
+    assert code == 0, (out, err)
+    assert jobs_emulator.job_ids("sales_nightly") == [job_id]
+    assert jobs_emulator.writes("jobs/create") == 1 and jobs_emulator.writes("jobs/update") == 0
+    code, out, _ = ws.cli("plan", "--json")
+    assert [(c["module"], c["action"]) for c in json.loads(out)["changes"]] == [("sales_nightly", "noop")]
 
 
 def test_renamed_from_a_module_that_still_exists_is_invalid(

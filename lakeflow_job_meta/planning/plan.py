@@ -344,17 +344,20 @@ def take_over_renames(
     lists (``renamed_from``) becomes its own, marked with that name, so the plan renames it with
     one reset instead of creating a new job and pruning the old one (which would lose its run
     history). Only a name the metadata no longer knows is taken over, and only by a module that
-    has no job of its own yet. A stale row of an old name whose job the new module already holds
-    (a run that stopped between recording the new row and forgetting the old) is dropped, so it
-    is never pruned."""
+    has no job of its own yet. A row of an old name whose job a module already holds (a run that
+    stopped between recording the new row and forgetting the old, or failed after recording it)
+    is never pruned: that module finishes the rename (its job may still carry the old name's
+    ownership tags)."""
     orphans = {name: t for name, t in tracked.items() if name not in known and t.job_id}
     if not orphans:
         return dict(tracked)
     result = dict(tracked)
-    held_ids = {t.job_id for name, t in tracked.items() if name in known and t.job_id}
+    holders = {t.job_id: name for name, t in tracked.items() if name in known and t.job_id}
     for name, t in orphans.items():
-        if t.job_id in held_ids:
+        holder = holders.get(t.job_id)
+        if holder is not None:
             result.pop(name, None)
+            result[holder] = replace(result[holder], renamed_from=name)
     # Only modules without a job read their compiled job (a cached desired state loads lazily).
     for name in sorted(n for n in compiled if not (n in tracked and tracked[n].job_id)):
         for old in compiled[name].renamed_from:

@@ -303,6 +303,10 @@ class WorkspaceApplier:
             # Mark the row this module last recorded (not the one read before the run: a failure
             # after a successful reset must not bring back the old hash and cost another reset).
             latest = self._latest or tracked
+            if latest is not None and latest.renamed_from is not None and self._latest is None:
+                # A rename that wrote nothing (a conflict, a failed read): the error belongs to
+                # the old name's row; a row under the new name would claim a job not yet renamed.
+                latest = replace(latest, module_name=latest.renamed_from, renamed_from=None)
             if latest is not None:
                 # A create or adopt still pending keeps that status, so the next run settles it.
                 status = latest.status if latest.status in PENDING_STATUSES else TrackingStatus.ERROR
