@@ -183,6 +183,9 @@ def test_bundle_rename_keeps_the_resource_key(capsys: pytest.CaptureFixture[str]
         module_yaml("a", "a1"),
         module_yaml("b", "b1"),
     )
+    assert project.cli("apply", "--module", "a")[0] == 0  # the rename is not in scope: nothing moves
+    assert (bundle / "resources" / "nightly_sales.job.yml").exists()
+    assert not (bundle / "resources" / "sales_nightly.job.yml").exists()
     code, out, err = project.cli("plan", "--json")
     assert code == 0, err
     plan = json.loads(out)

@@ -335,7 +335,8 @@ class BundleTarget:
         if refused:
             # Left as they are: modules outside --module, and changes the guard refused (a
             # held sync: manual change, a plan file's module that moved, a stop).
-            keep = keep | set(refused)
+            # A rename left for later keeps its old files too (their resource key is the job's).
+            keep = keep | set(refused) | {renames[m] for m in refused if m in renames}
             stems = {bundle_stem(m) for m in refused}
             files = {p: text for p, text in files.items() if module_of_bundle_path(p) not in stems}
             actions = {m: a for m, a in actions.items() if m not in refused}
