@@ -419,8 +419,7 @@ class Orchestrator:
         lease, own_lease = self._take_lease()
         named_set = set(named) if named is not None else None
         try:
-            only = set(modules) if modules is not None else None
-            scope = self.target.scope(only)
+            scope = self.target.scope(set(modules) if modules is not None else None)
             desired = self._desired(scope)
             pending: dict[str, dict[str, Any]] = {}
             pending_lock = threading.Lock()
@@ -456,7 +455,9 @@ class Orchestrator:
                 guard=guard,
                 mass_change=self.mass_change_guard(desired),
                 progress=progress or NoProgress(),
-                only=only,
+                # What the user named: a target that plans everything (a bundle) leaves the rest
+                # alone. The monitor's changed modules are no such limit: a bundle stays whole.
+                only=named_set,
             )
             result = RunResult(run_id=run.run_id, target=desired.tracking_key)
             result.results = self.target.apply(desired, run, scope=scope)
