@@ -104,3 +104,13 @@ def test_defaults_reach_the_jobs_and_plan_shows_their_change(
     assert changes["sales"]["action"] == "noop"  # its task sets max_retries itself
     assert changes["ml"]["action"] == "update"
     assert any("max_retries" in d["path"] for d in changes["ml"]["diff"])
+
+
+def test_variables_reach_the_defaults(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.yaml"
+    text = document().replace("defaults:\n", "variables:\n  team: {default: data}\ndefaults:\n", 1)
+    path.write_text(text.replace("tags: {team: data,", "tags: {team: '${var.team}',"))
+    code, out, err = run_cli(capsys, "validate", "--show", "--json", "--var", "team=ops", str(path))
+    assert code == 0, err
+    modules = {m["module_name"]: m for m in json.loads(out)["modules"]}
+    assert modules["ml"]["tags"]["team"] == "ops"
