@@ -301,3 +301,25 @@ def test_apply_plan_of_an_unscoped_plan_keeps_a_manual_change_pending(
     code, out, err = setup.ws("apply", "--plan", str(scoped))
     assert code == 0, err
     assert workspace.writes("jobs/reset") == 1
+
+
+def test_bundle_apply_plan_touches_only_the_plans_modules(setup: Setup, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    target = f"bundle:{bundle}"
+    assert setup.cli("apply", "--control-table", setup.ctl, "--target", target)[0] == 0
+    setup.write("ml", module_yaml("ml_features", "f1", "f2"))
+    setup.load()
+    plan_file = tmp_path / "plan.json"
+    assert (
+        setup.cli("plan", "--control-table", setup.ctl, "--target", target, "--out", str(plan_file))[0] == 0
+    )
+    sales = bundle / "resources" / "sales_daily.job.yml"
+    before = sales.read_text()
+    setup.write("sales", module_yaml("sales_daily", "s1", "s2") + module_yaml("sales_weekly", "w1"))
+    setup.load()  # a change the plan does not hold
+    code, out, err = setup.cli(
+        "apply", "--control-table", setup.ctl, "--target", target, "--plan", str(plan_file)
+    )
+    assert code == 0, (out, err)
+    assert "f2" in (bundle / "resources" / "ml_features.job.yml").read_text()
+    assert sales.read_text() == before

@@ -455,9 +455,10 @@ class Orchestrator:
                 guard=guard,
                 mass_change=self.mass_change_guard(desired),
                 progress=progress or NoProgress(),
-                # What the user named: a target that plans everything (a bundle) leaves the rest
-                # alone. The monitor's changed modules are no such limit: a bundle stays whole.
-                only=named_set,
+                # What the user named (or the plan file holds): a target that plans everything (a
+                # bundle) leaves the rest alone. The monitor's changed modules are no such limit:
+                # a bundle stays whole.
+                only=named_set if expected is None else set(expected.to_apply),
             )
             result = RunResult(run_id=run.run_id, target=desired.tracking_key)
             result.results = self.target.apply(desired, run, scope=scope)
