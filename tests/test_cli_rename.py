@@ -231,3 +231,17 @@ def test_bundle_run_job_names_a_renamed_module_by_its_kept_key(
     document = yaml.safe_load((bundle / "resources" / "umbrella.job.yml").read_text())
     (task,) = document["resources"]["jobs"]["umbrella"]["tasks"]
     assert task["run_job_task"]["job_id"] == "${resources.jobs.nightly_sales.id}"
+
+
+def test_a_rename_onto_a_name_another_job_has_is_a_conflict(ws: Project, jobs_emulator) -> None:
+    ws.load(module_yaml("nightly_sales", "s1"))
+    assert ws.cli("apply")[0] == 0
+    (job_id,) = jobs_emulator.job_ids("nightly_sales")
+    other = jobs_emulator.add_job({"name": "sales_nightly", "tasks": []})
+    jobs_emulator.reset_counters()
+    ws.load(module_yaml("sales_nightly", "s1", renamed_from="nightly_sales"))
+    code, out, _ = ws.cli("apply")
+    assert code == 1
+    assert f"rename conflict: 'sales_nightly' is already the name of job {other}" in out
+    assert jobs_emulator.writes() == 0
+    assert jobs_emulator.job(job_id)["settings"]["name"] == "nightly_sales"

@@ -478,6 +478,8 @@ class WorkspaceApplier:
             self._do_create(change, None, None, result)
             return
         self._require_owned_for(live, change, tracked)
+        if tracked.renamed_from is not None:
+            self._require_free_name(compiled, change.module, tracked)
         settings = with_pause_status(
             compiled.settings,
             explicit_pause=compiled.explicit_pause,
@@ -525,6 +527,21 @@ class WorkspaceApplier:
                 f"rename conflict: job {live.job_id} ({live.name!r}), tracked under the old name "
                 f"{tracked.renamed_from!r}, does not carry this tool's ownership tags for it "
                 f"({describe_owner(live.tags)}); it is not taken over by {change.module!r}"
+            )
+
+    def _require_free_name(self, compiled: CompiledJob, module: str, tracked: TrackedJob) -> None:
+        """A rename never gives our job a name another job (not ours) already has: the same rule
+        as a create, so two jobs never share a name because of the tool."""
+        taken = [
+            job
+            for job in self.gateway.list_by_name(compiled.job_name)
+            if job.job_id != tracked.job_id and job.name == compiled.job_name and not self._owned(job, module)
+        ]
+        if taken:
+            described = ", ".join(f"job {job.job_id} ({describe_owner(job.tags)})" for job in taken)
+            raise NameConflictError(
+                f"rename conflict: {compiled.job_name!r} is already the name of {described}; job "
+                f"{tracked.job_id} of {tracked.renamed_from!r} is not renamed; rename one of them"
             )
 
     def _do_pause(
