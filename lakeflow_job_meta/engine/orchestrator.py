@@ -606,7 +606,10 @@ class Orchestrator:
         rows = [
             row(r, r.module, r.error or _rename_note(r), r.job_writes + r.other_writes)
             for r in result.results
-            if r.action != PlanAction.NOOP or r.outcome != Outcome.OK or r.other_writes or r.job_writes
+            if (r.action != PlanAction.NOOP or r.outcome != Outcome.OK or r.other_writes or r.job_writes)
+            # A held sync: manual change wrote nothing; the state table keeps it for `status`
+            # (a history row per monitor cycle would bury what was applied).
+            and r.outcome != Outcome.PENDING
         ]
         # A rename is recorded under the old name too: that name's history ends with the rename.
         rows += [

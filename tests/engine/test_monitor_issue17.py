@@ -67,3 +67,12 @@ def test_a_rename_by_sql_is_one_reset_of_the_same_job(env: MonitorEnv) -> None: 
         "gamma": ids["gamma"],
     }
     assert env.emu.job(ids["alpha"])["settings"]["name"] == "alpha_v2"
+
+
+def test_a_held_manual_change_writes_no_history_row(env: MonitorEnv) -> None:  # noqa: F811 (the fixture)
+    env.tables.control.merge([notebook_row("a1", "alpha")])
+    env.tables.modules.merge([settings_row("alpha", {"sync": "manual"})])
+    monitor = env.monitor(volume=False)
+    report = converge(monitor)
+    assert report.run is not None and report.run["alpha"].outcome == "pending"
+    assert [r for r in env.tables.history.read_all() if r["module_name"] == "alpha"] == []
