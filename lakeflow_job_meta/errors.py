@@ -22,6 +22,7 @@ bad module never aborts a run. Exceptions are raised only where the caller canno
         - :class:`NameConflictError` - a job a module would create already has that name.
   - :class:`LeaseHeldError` - another process holds the writer lease (``--no-wait``).
   - :class:`MassChangeHeldError` - a sync would remove every row of a volume that lists no files.
+  - :class:`PlanMovedError` - ``apply --plan``: the metadata or a live job changed since the plan.
   - :class:`MissingDependencyError` - an optional extra (``local``, ``spark``) is not installed.
 """
 
@@ -171,3 +172,7 @@ class MassChangeHeldError(LakeflowJobMetaError):
 
 class MissingDependencyError(LakeflowJobMetaError):
     """An optional extra is not installed."""
+
+
+class PlanMovedError(LakeflowJobMetaError):
+    """``apply --plan FILE`` refused: what the plan was made from moved since (exit 1)."""

@@ -39,6 +39,8 @@ class PlanAction(StrEnum):
     ERROR = "error"
     ADOPT = "adopt"
     ADOPT_EXISTING = "adopt_existing"
+    # The job of an earlier module name (``renamed_from``) renamed to the module with one reset.
+    RENAME = "rename"
 
 
 # The actions a plan can hold, in the order its summary counts them.
@@ -93,6 +95,9 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"
     # A pause or delete held back by the blast-radius limit: not applied, and the run fails.
     HELD = "held"
+    # A change of a ``sync: manual`` module that no ``--module`` named: recorded (``status``
+    # shows it out of sync with its diff), not applied, and not a failure.
+    PENDING = "pending"
 
 
 class EnvironmentMode(StrEnum):

@@ -151,8 +151,18 @@ def _bundle_permissions(acl: list[dict[str, str]]) -> list[dict[str, str]]:
     ]
 
 
-def _job_resource(job: CompiledJob, files: dict[str, str]) -> dict[str, Any]:
-    """The job's bundle settings; adds its SQL files to ``files``."""
+def job_resource_key(job: CompiledJob) -> str:
+    """A job's key under ``resources.jobs``. A renamed module keeps the key of its first name:
+    ``bundle deploy`` maps a key to a job id, so a new key would delete the job (and its run
+    history) and create another."""
+    return resource_key(job.renamed_from[0] if job.renamed_from else job.module_name)
+
+
+def _job_resource(
+    job: CompiledJob, files: dict[str, str], keys: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The job's bundle settings; adds its SQL files to ``files``. ``keys``: the resource keys of
+    the modules its run_job tasks name, where they differ from their names (renamed modules)."""
     # A copy to edit: the settings are JSON data (string keys), and a JSON round trip copies them
     # about 10x faster than copy.deepcopy.
     settings = json.loads(json.dumps(job.settings))
@@ -167,7 +177,8 @@ def _job_resource(job: CompiledJob, files: dict[str, str]) -> dict[str, Any]:
             task["sql_task"]["file"] = {"path": relative}
         target = job.run_job_refs.get(task.get("task_key", ""))
         if target is not None and "run_job_task" in task:
-            task["run_job_task"]["job_id"] = f"${{resources.jobs.{resource_key(target)}.id}}"
+            key = (keys or {}).get(target) or resource_key(target)
+            task["run_job_task"]["job_id"] = f"${{resources.jobs.{key}.id}}"
     if job.permissions:
         settings["permissions"] = _bundle_permissions(job.permissions)
     return settings
@@ -201,16 +212,19 @@ def render_bundle(
         record = f"{OWNER_COMMENT}{owner}; another control table's plan or apply on this folder is refused\n"
         root = YAML_HEADER + record + root[len(YAML_HEADER) :]
     files: dict[str, str] = {BUNDLE_FILE: root}
-    for job in sorted(compiled_jobs, key=lambda j: j.module_name):
-        files.update(render_job_files(job))
+    jobs = sorted(compiled_jobs, key=lambda j: j.module_name)
+    keys = {job.module_name: job_resource_key(job) for job in jobs}
+    for job in jobs:
+        files.update(render_job_files(job, keys))
     return dict(sorted(files.items()))
 
 
-def render_job_files(job: CompiledJob) -> dict[str, str]:
-    """One module's files: its job file and its SQL files (a module's files depend on it alone)."""
+def render_job_files(job: CompiledJob, keys: Mapping[str, str] | None = None) -> dict[str, str]:
+    """One module's files: its job file and its SQL files (a module's files depend on it and on
+    the resource keys of the modules it runs, ``keys``)."""
     files: dict[str, str] = {}
-    resource = _job_resource(job, files)
-    document = {"resources": {"jobs": {resource_key(job.module_name): resource}}}
+    resource = _job_resource(job, files, keys)
+    document = {"resources": {"jobs": {job_resource_key(job): resource}}}
     files[f"{RESOURCES_DIR}/{bundle_stem(job.module_name)}{JOB_FILE_SUFFIX}"] = _dump(document)
     return files
 

@@ -46,6 +46,8 @@ NON_EMPTY_OPTIONS = {
     "profile": "--profile",
     "managed_sql_root": "--managed-sql-root",
     "default_warehouse_id": "--default-warehouse-id",
+    "out": "--out",
+    "plan": "--plan",
 }
 
 
@@ -93,6 +95,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.metadata.loader import parse_files
 
     paths = _expand_paths(args.paths)
+    documents = []
     if args.control_table is not None:
         # Against the table: load's own checks (clashes with other files and SQL rows, the
         # environment's mode, --env/--var), load's messages; nothing is written.
@@ -101,14 +104,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
         settings = RunSettings(args.control_table, default_warehouse_id=args.default_warehouse_id, cli=True)
         manager = build_manager(settings, build_parts(settings))
         issues = manager.check_files(paths, var=_variables(args), env=args.env)
+        if args.show:
+            documents, _ = parse_files(
+                paths,
+                variables=_variables(args),
+                env=args.env,
+                default_warehouse_id=args.default_warehouse_id,
+            )
     else:
-        _, issues = parse_files(
+        documents, issues = parse_files(
             paths, variables=_variables(args), env=args.env, default_warehouse_id=args.default_warehouse_id
         )
     if args.json:
-        _emit_json({"valid": not issues, "files": paths, "errors": [i.as_dict() for i in issues]})
+        doc: dict[str, Any] = {"valid": not issues, "files": paths, "errors": [i.as_dict() for i in issues]}
+        if args.show:
+            doc["modules"] = _resolved_modules(documents)
+        _emit_json(doc)
     else:
         console = _console(stderr=False)
+        if args.show:
+            _print_resolved(_resolved_modules(documents))
         for issue in issues:
             console.print(f"[red]error[/red] {issue}", markup=True)
         if not issues:
@@ -116,6 +131,46 @@ def cmd_validate(args: argparse.Namespace) -> int:
         else:
             console.print(f"{len(issues)} error(s) in {len(paths)} file(s)")
     return EXIT_OK if not issues else EXIT_FAILED
+
+
+def _resolved_modules(documents: Sequence[Any]) -> list[dict[str, Any]]:
+    """Each module of the parsed files as it will be stored: the file's defaults merged in and
+    variables substituted, its sources under it."""
+    resolved = []
+    for document in documents:
+        for module in document.modules:
+            sources = [
+                {
+                    "source_id": s.source_id,
+                    "source_type": s.source_type,
+                    "execution_order": s.execution_order,
+                    **({"is_active": False} if not s.is_active else {}),
+                    **({"source_config": s.source_config} if s.source_config else {}),
+                    **({"target_config": s.target_config} if s.target_config else {}),
+                    "transformation_config": s.transformation_config,
+                }
+                for s in document.sources
+                if s.module_name == module.module_name
+            ]
+            resolved.append(
+                {
+                    "file": document.path,
+                    "module_name": module.module_name,
+                    **({"is_active": False} if not module.is_active else {}),
+                    **module.settings,
+                    "sources": sources,
+                }
+            )
+    return resolved
+
+
+def _print_resolved(modules: list[dict[str, Any]]) -> None:
+    import yaml
+
+    for module in modules:
+        body = {key: value for key, value in module.items() if key != "file"}
+        sys.stdout.write(f"# {module['file']}\n")
+        sys.stdout.write(yaml.safe_dump([body], sort_keys=False, allow_unicode=True, width=100))
 
 
 def _expand_paths(paths: Sequence[str]) -> list[str]:
@@ -197,7 +252,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
     orchestrator = build_orchestrator(_run_settings(args))
     _note(args, orchestrator.describe_target())
     _warn_without_policy(args)
-    plan = orchestrator.plan(check_drift=not args.no_drift)
+    named = orchestrator.select_modules(args.module) if args.module else None
+    plan = orchestrator.plan(named, check_drift=not args.no_drift)
+    if args.out:
+        from lakeflow_job_meta.engine.plan_file import write_plan_file
+
+        write_plan_file(
+            args.out,
+            plan,
+            control_table=orchestrator.control_table,
+            target=orchestrator.target_key,
+            check_drift=not args.no_drift,
+            named=named,
+        )
+        _note(args, f"plan written to {args.out}; apply it with `apply --plan {args.out}`")
     if args.json:
         _emit_json(plan.as_json())
     else:
@@ -213,6 +281,8 @@ def cmd_export_bundle(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.wiring import build_orchestrator
 
+    if args.plan and args.module:
+        raise ConfigurationError("--plan applies the modules of its plan; leave out --module")
     lease_timeout = getattr(args, "lease_timeout", DEFAULT_LEASE_TIMEOUT_SECONDS)
     if lease_timeout < 0:
         raise ConfigurationError(f"--lease-timeout must be >= 0, got {lease_timeout:g}")
@@ -226,10 +296,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
         raise TableNotFoundError(orchestrator.tables.control.name)
     from lakeflow_job_meta.cli.progress import ProgressBar
 
-    with ProgressBar(sys.stderr) as progress:
-        result = orchestrator.run_all_modules(
-            auto_run=args.auto_run, progress=None if args.json else progress
-        )
+    with ProgressBar(sys.stderr) as bar:
+        shown = None if args.json else bar
+        if args.plan:
+            from lakeflow_job_meta.engine.plan_file import read_plan_file
+
+            result = orchestrator.apply_plan(
+                read_plan_file(args.plan), auto_run=args.auto_run, progress=shown
+            )
+        elif args.module:
+            named = orchestrator.select_modules(args.module)
+            result = orchestrator.reconcile(named, auto_run=args.auto_run, progress=shown, named=named)
+        else:
+            result = orchestrator.run_all_modules(auto_run=args.auto_run, progress=shown)
     if args.json:
         doc = result.as_dict()
         doc["changes"] = [
@@ -256,6 +335,7 @@ def _print_run(console: Any, result: Any) -> None:
         PlanAction.ADOPT: "+",
         PlanAction.ADOPT_EXISTING: "+",
         PlanAction.UPDATE: "~",
+        PlanAction.RENAME: "~",
         PlanAction.DELETE: "-",
         PlanAction.PAUSE: "!",
         PlanAction.NOOP: " ",
@@ -269,6 +349,8 @@ def _print_run(console: Any, result: Any) -> None:
             continue
         if r.outcome == Outcome.ERROR:
             line = f"x {r.module}: {r.action}" + (" failed" if r.action != PlanAction.ERROR else "")
+        elif r.outcome == Outcome.PENDING:
+            line = f"~ {r.module}: {r.action} pending"
         elif not r.ok:
             line = f"  {r.module}: {r.action} {r.outcome}"
         else:
@@ -277,13 +359,23 @@ def _print_run(console: Any, result: Any) -> None:
             line += f" (job {r.job_id})"
         if r.drift and r.ok:
             line += " [drift restored]"
+        if r.renamed_from:
+            line += f" (renamed from {r.renamed_from})"
         if r.error:
             line += f": {r.error}"
         console.print(line, markup=False)
+        if r.outcome == Outcome.PENDING:
+            for item in r.diff:
+                console.print(f"      {item}", markup=False)
     done = Counter(r.action for r in result.results if r.ok)
     parts = [f"{n} {action}" for action, n in sorted(done.items())]
     outcomes = Counter(r.outcome for r in result.results if not r.ok)
-    labels = ((Outcome.ERROR, "failed"), (Outcome.HELD, "held back"), (Outcome.SKIPPED, "skipped"))
+    labels = (
+        (Outcome.ERROR, "failed"),
+        (Outcome.HELD, "held back"),
+        (Outcome.SKIPPED, "skipped"),
+        (Outcome.PENDING, "pending (sync: manual)"),
+    )
     for outcome, label in labels:
         if outcomes[outcome]:
             parts.append(f"{outcomes[outcome]} {label}")

@@ -248,6 +248,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _module_selection(p: argparse.ArgumentParser, verb: str) -> None:
+    p.add_argument(
+        "--module",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help=f"{verb} only this module (repeatable; fnmatch globs such as 'sales_*'); "
+        "the only way to apply a `sync: manual` module",
+    )
+
+
 def _number(
     p: argparse.ArgumentParser, flag: str, default: float | None, help_text: str, *, kind: type = float
 ) -> None:
@@ -292,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TABLE",
         help="also check the files against what this table holds, as `load` would (nothing is written)",
     )
+    p.add_argument(
+        "--show",
+        action="store_true",
+        help="also print every module as it will be stored: defaults merged, variables substituted",
+    )
 
     p = _add(sub, "load")
     p.add_argument("paths", nargs="+", metavar="PATH", help="YAML files or folders (subfolders included)")
@@ -306,11 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
     _table(p)
     _deploy(p)
     p.add_argument("--no-drift", action="store_true", help="skip reading the live jobs (no drift check)")
+    _module_selection(p, "plan")
+    p.add_argument(
+        "--out", default=None, metavar="FILE", help="also write the plan to FILE, for `apply --plan FILE`"
+    )
 
     p = _add(sub, "apply")
     _table(p)
     _deploy(p)
     _apply_options(p)
+    _module_selection(p, "apply")
+    p.add_argument(
+        "--plan",
+        default=None,
+        metavar="FILE",
+        help="apply exactly the plan `plan --out` wrote; refused (exit 1) if the metadata or a job moved since",
+    )
     p.add_argument("--auto-run", action="store_true", help="run the jobs just created or changed")
     p.add_argument(
         "--lease-timeout",
@@ -330,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _deploy(p, target=False)
     _apply_options(p)
-    p.set_defaults(auto_run=False, no_wait=False)
+    p.set_defaults(auto_run=False, no_wait=False, module=None, plan=None)
 
     p = _add(sub, "monitor")
     _table(p)

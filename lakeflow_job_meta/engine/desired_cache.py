@@ -40,7 +40,7 @@ from lakeflow_job_meta.planning.compiler import CompiledJob
 log = logging.getLogger(__name__)
 
 # Bump when the file layout or what a fingerprint covers changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 CACHE_DIR_VARIABLE = "LAKEFLOW_JOB_META_CACHE_DIR"
 _OFF = {"", "0", "off", "false", "no", "none"}
 

@@ -118,7 +118,8 @@ class CycleReport:
             parts.append(f"files +{files[0]} ~{files[1]} -{files[2]} rejected {len(self.files_rejected)}")
         if self.run is not None:
             actions = [
-                f"{r.module}={r.action}" + ("(error)" if r.error else "")
+                f"{r.module}={r.action}"
+                + ("(pending: sync manual)" if r.outcome == Outcome.PENDING else "(error)" if r.error else "")
                 for r in self.run
                 if r.action != PlanAction.NOOP or r.error
             ]

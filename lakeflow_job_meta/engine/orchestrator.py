@@ -11,18 +11,21 @@ Built by :mod:`lakeflow_job_meta.wiring`; ``lakeflow_job_meta.JobOrchestrator`` 
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from lakeflow_job_meta.clock import Clock, utc_datetime
 from lakeflow_job_meta.engine.desired_cache import DesiredStateCache, fingerprint
 from lakeflow_job_meta.engine.lease import Lease, LeaseInfo, LeaseLostError
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataStore
+from lakeflow_job_meta.engine.plan_file import PlanFile, moved
 from lakeflow_job_meta.engine.results import ModuleResult, RunResult
 from lakeflow_job_meta.engine.targets.base import (
     ApplyProgress,
@@ -35,11 +38,13 @@ from lakeflow_job_meta.engine.targets.base import (
     tracking_key,
 )
 from lakeflow_job_meta.errors import (
+    ConfigurationError,
     JobsApiError,
     LakeflowJobMetaError,
     LeaseHeldError,
     MetadataIssue,
     MetadataValidationError,
+    PlanMovedError,
 )
 from lakeflow_job_meta.metadata.models import Module
 from lakeflow_job_meta.metadata.policy import Policy, policy_issues, with_policy_defaults
@@ -48,7 +53,7 @@ from lakeflow_job_meta.planning.blast_radius import MassChangeGuard, MassChangeL
 from lakeflow_job_meta.planning.compiler import CompileContext, CompiledJob, compile_module
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 from lakeflow_job_meta.storage.rows import HistoryRow
-from lakeflow_job_meta.storage.state_store import StateStore, environment_key
+from lakeflow_job_meta.storage.state_store import StateKey, StateStore, environment_key
 from lakeflow_job_meta.storage.tables import ToolTables
 from lakeflow_job_meta.vocabulary import EnvironmentMode, Outcome, PlanAction
 
@@ -56,6 +61,12 @@ log = logging.getLogger(__name__)
 
 # The owner identity could not be read: such a desired state is never cached.
 _IDENTITY_UNKNOWN = object()
+_GLOB_CHARACTERS = frozenset("*?[")
+
+
+def manual_hint(module: str) -> str:
+    """What a held ``sync: manual`` change says: how to apply it."""
+    return f"sync: manual: pending until `apply --module {module}`"
 
 
 def process_id() -> str:
@@ -305,12 +316,17 @@ class Orchestrator:
 
     # -- public API --------------------------------------------------------------------------
     def plan(self, modules: Iterable[str] | None = None, *, check_drift: bool | None = None) -> Plan:
-        """What an apply would do, without writing anything."""
+        """What an apply would do, without writing anything. ``modules`` (names, as given by
+        ``--module``) limits the plan to them; a ``sync: manual`` module's change is marked as
+        pending unless it is named there."""
         self.target.check_owner()
         self.tables.require_exists()
         scope = set(modules) if modules is not None else None
         desired = self._desired(None)
         plan = self.target.plan(desired, scope=scope, check_drift=check_drift)
+        for change in plan.changes:
+            if self._held_manual(change, desired, scope):
+                change.reason = f"{change.reason}; {manual_hint(change.module)}".lstrip("; ")
         guard = self.mass_change_guard(desired)
         _, held = guard.screen(plan.changes)
         for change in held:
@@ -318,6 +334,42 @@ class Orchestrator:
         if held:
             plan.warnings.append(guard.message())
         return plan
+
+    def select_modules(self, patterns: Iterable[str]) -> set[str]:
+        """The modules ``--module`` patterns name (fnmatch globs), among those the metadata
+        knows and those with a tracked job (a removed module can be named to prune it). A
+        pattern that matches nothing is a usage error: a typo must never select nothing."""
+        desired = self.manager.desired_state()
+        try:
+            rows = self.tables.jobs.read_all()
+        except Exception:  # no jobs-tracking table yet (a control table made by SQL): none tracked
+            rows = []
+        tracked = {str(row.get("module_name")) for row in rows if row.get("module_name")}
+        candidates = set(desired.known) | tracked
+        selected: set[str] = set()
+        for pattern in patterns:
+            if _GLOB_CHARACTERS & set(pattern):
+                found = {name for name in candidates if fnmatch.fnmatchcase(name, pattern)}
+            else:
+                found = {pattern} & candidates
+            if not found:
+                known = ", ".join(sorted(candidates)[:20]) or "none"
+                raise ConfigurationError(
+                    f"--module {pattern!r} matches no module of {self.control_table} (modules: {known})"
+                )
+            selected |= found
+        return selected
+
+    @staticmethod
+    def _held_manual(change: PlannedChange, desired: DesiredJobs, named: set[str] | None) -> bool:
+        """Whether a change belongs to a ``sync: manual`` module that no ``--module`` named:
+        such a change is recorded and shown, never applied."""
+        if named is not None and change.module in named:
+            return False
+        if change.action in (PlanAction.NOOP, PlanAction.ERROR) and not change.writes_outside_the_job:
+            return False
+        job = change.compiled or desired.compiled.get(change.module)
+        return job is not None and job.sync_manual
 
     def compile_one(self, module: str) -> CompiledJob:
         """One module's job as it would be deployed (for ``graph``); reads no workspace.
@@ -339,8 +391,9 @@ class Orchestrator:
         return self.reconcile(modules=None, auto_run=auto_run, progress=progress)
 
     def create_or_update_job(self, module_name: str, auto_run: bool = False) -> ModuleResult:
-        """Reconcile a single module (and nothing else)."""
-        result = self.reconcile(modules={module_name}, auto_run=auto_run)
+        """Reconcile a single module (and nothing else). Naming it applies a ``sync: manual``
+        module's change, as ``apply --module`` does."""
+        result = self.reconcile(modules={module_name}, auto_run=auto_run, named={module_name})
         for module_result in result:
             if module_result.module == module_name:
                 return module_result
@@ -353,23 +406,59 @@ class Orchestrator:
         auto_run: bool = False,
         check_drift: bool | None = None,
         progress: ApplyProgress | None = None,
+        named: Iterable[str] | None = None,
+        expected: PlanFile | None = None,
     ) -> RunResult:
         """Plan and apply under the writer lease. ``modules`` limits the run to those modules
-        (the monitor passes the ones whose metadata changed); None means all."""
+        (the monitor passes the ones whose metadata changed); None means all. ``named``: the
+        modules the user named (``--module``); only they apply a ``sync: manual`` module's
+        change, every other run records it as pending. ``expected``: the plan file an ``apply
+        --plan`` applies; a module that moved since is refused right before it would be written."""
         self.target.check_owner()  # before the tool's tables are created or the lease taken
         self.tables.ensure_exists()
         lease, own_lease = self._take_lease()
+        named_set = set(named) if named is not None else None
         try:
             scope = self.target.scope(set(modules) if modules is not None else None)
             desired = self._desired(scope)
+            pending: dict[str, dict[str, Any]] = {}
+            pending_lock = threading.Lock()
+
+            def guard(change: PlannedChange) -> ModuleResult | None:
+                refused = self._refuse(change, lease)
+                if refused is not None:
+                    return refused
+                if expected is not None:
+                    why = moved(change, expected.modules.get(change.module))
+                    if why is not None:
+                        return ModuleResult(change.module, change.action, outcome=Outcome.ERROR, error=why)
+                if self._held_manual(change, desired, named_set):
+                    with pending_lock:
+                        pending[change.module] = _pending_entry(change, self.clock.now())
+                    return ModuleResult(
+                        change.module,
+                        change.action,
+                        outcome=Outcome.PENDING,
+                        job_id=change.job_id,
+                        job_name=change.job_name,
+                        drift=change.drift,
+                        diff=[*(str(d) for d in change.diff), *change.acl_drift],
+                        error=manual_hint(change.module),
+                    )
+                return None
+
             run = ApplyRun(
                 run_id=uuid.uuid4().hex[:16],
                 auto_run=auto_run,
                 check_drift=check_drift,
                 applied_version=self._control_version(),
-                guard=lambda change: self._refuse(change, lease),
+                guard=guard,
                 mass_change=self.mass_change_guard(desired),
                 progress=progress or NoProgress(),
+                # What the user named (or the plan file holds): a target that plans everything (a
+                # bundle) leaves the rest alone. The monitor's changed modules are no such limit:
+                # a bundle stays whole.
+                only=named_set if expected is None else set(expected.to_apply),
             )
             result = RunResult(run_id=run.run_id, target=desired.tracking_key)
             result.results = self.target.apply(desired, run, scope=scope)
@@ -377,10 +466,82 @@ class Orchestrator:
                 result.warnings.append(run.mass_change.message())
                 log.warning("%s", run.mass_change.message())
             self._write_history(result)
+            self._record_pending(desired.tracking_key, result, pending)
             return result
         finally:
             if own_lease:
                 lease.release()
+
+    def apply_plan(
+        self, plan_file: PlanFile, *, auto_run: bool = False, progress: ApplyProgress | None = None
+    ) -> RunResult:
+        """Apply exactly what ``plan_file`` holds, or nothing: its modules are planned again
+        and any that moved (metadata, the tracked hash, or the live job) are named in a
+        PlanMovedError before anything is written. A ``sync: manual`` module's change applies
+        only when the plan was limited to it (``plan --module``); otherwise the plan showed it
+        as pending, and it stays pending."""
+        if plan_file.control_table != self.control_table:
+            raise ConfigurationError(
+                f"the plan was made for control table {plan_file.control_table}, not {self.control_table}"
+            )
+        if plan_file.target != self.target_key:
+            raise ConfigurationError(
+                f"the plan was made for target {plan_file.target}, not {self.target_key}"
+            )
+        modules = plan_file.to_apply
+        if not modules:
+            return RunResult(run_id=uuid.uuid4().hex[:16], target=self.target_key)
+        now = self.plan(modules, check_drift=plan_file.check_drift)
+        problems = [
+            why for change in now.changes if (why := moved(change, plan_file.modules.get(change.module)))
+        ]
+        if problems:
+            raise PlanMovedError(
+                "the plan no longer matches; nothing was applied (run `plan --out` again): "
+                + "; ".join(problems)
+            )
+        return self.reconcile(
+            modules,
+            auto_run=auto_run,
+            check_drift=plan_file.check_drift,
+            progress=progress,
+            named=set(plan_file.named) if plan_file.named is not None else None,
+            expected=plan_file,
+        )
+
+    def _record_pending(
+        self, tracking_key: str, result: RunResult, held: Mapping[str, dict[str, Any]]
+    ) -> None:
+        """Keep the held changes of ``sync: manual`` modules in the state table (``status``
+        shows them out of sync, with their diff); a module applied or found in sync is cleared.
+        Written only when something changed, so a monitor holding the same change writes once."""
+        try:
+            document = self.state.get(StateKey.PENDING_MANUAL) or {}
+        except Exception as error:  # the audit of pending changes must not fail the run
+            log.warning("could not read the pending manual changes: %s", error)
+            return
+        entries = dict(document.get(tracking_key) or {})
+        before = dict(entries)
+        for r in result.results:
+            if r.module in held:
+                previous = entries.get(r.module) or {}
+                entry = dict(held[r.module])
+                if {k: v for k, v in previous.items() if k != "detected_at"} == {
+                    k: v for k, v in entry.items() if k != "detected_at"
+                }:
+                    entry["detected_at"] = previous.get("detected_at", entry["detected_at"])
+                entries[r.module] = entry
+            elif r.outcome == Outcome.OK:
+                entries.pop(r.module, None)
+        if entries == before:
+            return
+        document = {**document, tracking_key: entries}
+        if not entries:
+            document.pop(tracking_key, None)
+        try:
+            self.state.put(StateKey.PENDING_MANUAL, document)
+        except Exception as error:
+            log.warning("could not record the pending manual changes: %s", error)
 
     # -- lease and history -------------------------------------------------------------------
     def _take_lease(self) -> tuple[Lease, bool]:
@@ -426,26 +587,53 @@ class Orchestrator:
         return None
 
     def _write_history(self, result: RunResult) -> None:
-        rows = [
-            HistoryRow(
+        def row(r: ModuleResult, module: str, error: str | None, writes: int) -> dict[str, Any]:
+            return HistoryRow(
                 run_id=result.run_id,
                 target=result.target,
-                module_name=r.module,
+                module_name=module,
                 action=r.action,
                 job_id=r.job_id,
                 old_hash=r.old_hash,
                 new_hash=r.new_hash,
                 outcome=r.outcome,
-                error=r.error,
+                error=error,
                 duration_ms=r.duration_ms,
                 started_at=utc_datetime(self.clock.now() - r.duration_ms / 1000),  # when the module began
-                writes=r.job_writes + r.other_writes,
+                writes=writes,
             ).as_row()
+
+        rows = [
+            row(r, r.module, r.error or _rename_note(r), r.job_writes + r.other_writes)
             for r in result.results
-            if r.action != PlanAction.NOOP or r.outcome != Outcome.OK or r.other_writes or r.job_writes
+            if (r.action != PlanAction.NOOP or r.outcome != Outcome.OK or r.other_writes or r.job_writes)
+            # A held sync: manual change wrote nothing; the state table keeps it for `status`
+            # (a history row per monitor cycle would bury what was applied).
+            and r.outcome != Outcome.PENDING
+        ]
+        # A rename is recorded under the old name too: that name's history ends with the rename.
+        rows += [
+            row(r, r.renamed_from, f"renamed to {r.module}", 0) for r in result.results if r.renamed_from
         ]
         if rows:
             try:
                 self.tables.history.append(rows)
             except Exception as error:  # history is an audit trail; losing it must not fail the run
                 log.warning("could not append %d history rows: %s", len(rows), error)
+
+
+def _rename_note(result: ModuleResult) -> str | None:
+    """The history note of a rename's row under the new name (the error column, empty otherwise)."""
+    return f"renamed from {result.renamed_from}" if result.renamed_from else None
+
+
+def _pending_entry(change: PlannedChange, now: float) -> dict[str, Any]:
+    """What ``status`` shows of a held ``sync: manual`` change."""
+    return {
+        "action": str(change.action),
+        "job_id": change.job_id,
+        "reason": change.reason,
+        "drift": change.drift,
+        "diff": [*(str(d) for d in change.diff), *change.acl_drift],
+        "detected_at": now,
+    }

@@ -32,6 +32,8 @@ class ModuleResult:
     # The failure may pass by itself (a transient API error): the monitor retries it with backoff.
     # False for invalid metadata and permanent API errors, which wait for a metadata change.
     transient: bool = False
+    # A rename: the earlier module name whose job this module took over (history records both).
+    renamed_from: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -120,7 +120,10 @@ def read_status(
     tables.require_exists()
     now = now if now is not None else datetime.now(timezone.utc).timestamp()
     store = StateStore(tables.state, control_table_id(control_table), now=lambda: now)
-    state = store.get_many([StateKey.PROGRESS, StateKey.LEASE, StateKey.REJECTED_FILES])
+    state = store.get_many(
+        [StateKey.PROGRESS, StateKey.LEASE, StateKey.REJECTED_FILES, StateKey.PENDING_MANUAL]
+    )
+    pending = state.get(StateKey.PENDING_MANUAL) or {}
     progress = state.get(StateKey.PROGRESS) or {}
     current = tables.control.version()
     applied = progress.get("applied_control_version")
@@ -146,7 +149,8 @@ def read_status(
             "metadata_errors": issues.get(name, []),
             "targets": [],
         }
-    for key in sorted(set(tracking) | set(history), key=lambda k: (str(k[1]), str(k[0]))):
+    held = {(target, name) for target, entries in pending.items() for name in entries or {}}
+    for key in sorted(set(tracking) | set(history) | held, key=lambda k: (str(k[1]), str(k[0]))):
         target, name = key
         if name not in modules:
             continue
@@ -172,7 +176,19 @@ def read_status(
             ),
             "lag": bool(changed_at and applied_at and changed_at > applied_at),
             "last_error": track.get("last_error") or last.get("error"),
+            # The module its job went to when it was renamed (``renamed_from``), else None.
+            "renamed_to": None,
+            # A held change of a sync: manual module: out of sync until `apply --module`.
+            "pending": _pending_of(pending, str(target), name),
         }
+        if last.get("action") == PlanAction.RENAME and last.get("outcome") == "ok":
+            # A rename's history rows carry a note ("renamed to/from NAME"), not an error.
+            note = str(last.get("error") or "")
+            entry["last_error"] = track.get("last_error")
+            if note.startswith("renamed to ") and not track and name not in metadata:
+                entry["renamed_to"] = note.removeprefix("renamed to ")
+            elif note.startswith("renamed from "):
+                entry["renamed_from"] = note.removeprefix("renamed from ")
         if runs is not None and entry["kind"] == "workspace" and entry["job_id"]:
             entry["latest_run"] = runs(entry["job_id"])
         modules[name]["targets"].append(entry)
@@ -186,6 +202,13 @@ def read_status(
         "rejected_files": state.get(StateKey.REJECTED_FILES) or {},
         "modules": list(modules.values()),
     }
+
+
+def _pending_of(pending: Mapping[str, Any], target: str, module: str) -> dict[str, Any] | None:
+    entry = (pending.get(target) or {}).get(module)
+    if not isinstance(entry, Mapping):
+        return None
+    return {**entry, "detected_at": iso(entry.get("detected_at"))}
 
 
 def render_status(status: Mapping[str, Any]) -> str:
@@ -221,7 +244,10 @@ def render_status(status: Mapping[str, Any]) -> str:
     lines.append("")
     for module in status["modules"]:
         flags = [] if module["active"] or module["orphaned"] else ["inactive"]
-        if module["orphaned"]:
+        renamed = [t["renamed_to"] for t in module["targets"] if t.get("renamed_to")]
+        if module["orphaned"] and renamed and len(renamed) == len(module["targets"]):
+            flags.append(f"renamed to {', '.join(sorted(set(renamed)))}")
+        elif module["orphaned"]:
             flags.append("orphaned: not in the metadata")
         head = module["module"] + (f" ({', '.join(flags)})" if flags else "")
         if module["metadata_changed_by"]:
@@ -247,7 +273,16 @@ def render_status(status: Mapping[str, Any]) -> str:
                 line += ", metadata changed since"
             if t["drift"]:
                 line += ", drift restored"
+            if t.get("renamed_from"):
+                line += f", renamed from {t['renamed_from']}"
             lines.append(line)
+            if t.get("pending"):
+                held = t["pending"]
+                lines.append(
+                    f"        OUT OF SYNC (sync: manual): {held.get('action')} pending since "
+                    f"{local_time(held.get('detected_at'))}; apply it with `apply --module {module['module']}`"
+                )
+                lines += [f"            {item}" for item in held.get("diff") or []]
             if t.get("latest_run"):
                 run = t["latest_run"]
                 lines.append(
@@ -292,7 +327,9 @@ def render_history(rows: list[dict[str, Any]]) -> str:
         if r.get("job_id"):
             line += f" (job {r['job_id']})"
         line += f"  [{r.get('target')}]"
-        if r.get("error"):
+        if r.get("error") and r.get("action") == PlanAction.RENAME and r.get("outcome") == "ok":
+            line += f"  {r['error']}"  # "renamed to/from NAME": the rename's note, not a failure
+        elif r.get("error"):
             line += f"  error: {r['error']}"
         lines.append(line)
     return "\n".join(lines)

@@ -1,8 +1,8 @@
 """Entry points: YAML text or files -> validated models, plus every issue with file:line.
 
 Pipeline per file: safe YAML with line numbers -> schema check of the header (variables,
-environments) -> environment choice and ``${var.*}`` substitution -> schema check of the whole
-document -> models -> semantic validation. A file is all or nothing: ``document`` is None when it
+environments) -> environment choice and ``${var.*}`` substitution -> the file's ``defaults``
+merged under every module -> schema check of the whole document -> models -> semantic validation. A file is all or nothing: ``document`` is None when it
 could not be turned into models; when it could, ``issues`` may still hold semantic problems, and
 callers treat any issue as blocking for that file.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lakeflow_job_meta.errors import MetadataIssue
+from lakeflow_job_meta.metadata.defaults import with_defaults
 from lakeflow_job_meta.metadata.files import read_yaml_file
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 from lakeflow_job_meta.metadata.locations import LineMap, Locator, YamlOrigin, sorted_issues, yaml_issue
@@ -263,6 +264,20 @@ def _parse_data(
             substituted.environment,
             **read,
         )
+    if substituted.defaults is not None:
+        # A bad default is reported once, at the defaults block, not again in every module.
+        wrong = schema_problems(substituted.defaults, "defaults")
+        if wrong:
+            return ParseResult(
+                None,
+                sorted_issues(
+                    yaml_issue(path, lines, ("defaults", *p.path), p.message, ("defaults", *p.line_path))
+                    for p in wrong
+                ),
+                substituted.environment,
+                **read,
+            )
+        full["modules"] = with_defaults(full["modules"], substituted.defaults)
     problems = schema_problems(full)
     if problems:
         issues = [yaml_issue(path, lines, p.path, p.message, p.line_path) for p in problems]

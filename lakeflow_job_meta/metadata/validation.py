@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.metadata.cron import quartz_cron_error
 from lakeflow_job_meta.metadata.dependencies import explicit_dependencies, find_cycles, resolve_dependencies
+from lakeflow_job_meta.metadata.drift_paths import drift_path_problem
 from lakeflow_job_meta.metadata.limits import MAX_TASKS_PER_JOB
 from lakeflow_job_meta.metadata.locations import FieldPath, Locator, sorted_issues
 from lakeflow_job_meta.metadata.models import (
@@ -235,6 +236,41 @@ class _Checker:
                 seen.add(value)
         self._check_permissions(module)
         self._check_tags(module)
+        self._check_ignore_drift(module)
+        self._check_renamed_from(module)
+
+    def _check_ignore_drift(self, module: ModuleSettings) -> None:
+        """A path outside the known job settings would silently ignore nothing: an error with
+        the nearest known path."""
+        for index, path in enumerate(_list(module.settings.get("ignore_drift"))):
+            problem = drift_path_problem(str(path))
+            if problem:
+                self._module_issue(module, ("ignore_drift", index), problem)
+
+    def _check_renamed_from(self, module: ModuleSettings) -> None:
+        """An old name still in use belongs to that module; two modules claiming one old name
+        would both take over its job."""
+        for index, old in enumerate(_list(module.settings.get("renamed_from"))):
+            if old == module.module_name:
+                self._module_issue(module, ("renamed_from", index), "names the module itself")
+            elif old in self.known_modules:
+                self._module_issue(
+                    module,
+                    ("renamed_from", index),
+                    f"module '{old}' still exists; remove it (its job is renamed to this module) or drop it here",
+                )
+            else:
+                claimants = sorted(
+                    m.module_name
+                    for m in self.modules
+                    if m.module_name != module.module_name and old in _list(m.settings.get("renamed_from"))
+                )
+                if claimants:
+                    self._module_issue(
+                        module,
+                        ("renamed_from", index),
+                        f"'{old}' is also listed by module {', '.join(claimants)}: one job cannot become two",
+                    )
 
     def _check_permissions(self, module: ModuleSettings) -> None:
         """A job has exactly one owner, a user or a service principal; the tool adds the one

@@ -50,6 +50,8 @@ class Substitution:
     modules: Any
     environment: EnvironmentSelection | None
     issues: list[MetadataIssue] = field(default_factory=list)
+    # The file's ``defaults`` block, substituted the same way (None when it has none).
+    defaults: Any = None
 
 
 def parse_var_args(args: Iterable[str]) -> dict[str, str]:
@@ -221,7 +223,8 @@ def apply_variables(
     overrides: Mapping[str, str] | None = None,
     env: str | None = None,
 ) -> Substitution:
-    """Choose the environment, resolve variables and substitute them into ``data["modules"]``.
+    """Choose the environment, resolve variables and substitute them into ``data["modules"]``
+    (and ``data["defaults"]``).
 
     ``data`` must already match the schema's header (variables/environments shapes). Overrides
     for variables this file does not declare are ignored here; :func:`undeclared_overrides`
@@ -242,7 +245,8 @@ def apply_variables(
         env_values = chosen.get("variables") or {}
     resolver = _Resolver(file, lines, data.get("variables") or {}, env_values, env, overrides or {})
     modules = resolver.substitute(data.get("modules"), ("modules",))
-    return Substitution(modules, selection, issues + resolver.issues)
+    defaults = resolver.substitute(data.get("defaults"), ("defaults",)) if "defaults" in data else None
+    return Substitution(modules, selection, issues + resolver.issues, defaults)
 
 
 def undeclared_overrides(overrides: Mapping[str, str], declared: Iterable[str]) -> list[MetadataIssue]:

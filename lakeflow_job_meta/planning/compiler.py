@@ -149,6 +149,13 @@ class CompiledJob:
     pause_status_on_create: str | None = None
     # Take over the one same-name job without ownership tags instead of reporting a conflict.
     adopt_existing: bool = False
+    # ``sync: manual``: the apply holds this module's changes until ``--module`` names it. Not
+    # part of the spec hash: switching modes changes no job.
+    sync_manual: bool = False
+    # Job-settings paths whose live value the UI owns (never drift, kept on a reset).
+    ignore_drift: list[str] = field(default_factory=list)
+    # Earlier module names: a job tracked under one is taken over and renamed.
+    renamed_from: list[str] = field(default_factory=list)
 
     @property
     def spec_hash(self) -> str:
@@ -296,6 +303,9 @@ class _ModuleCompiler:
                 self.ctx.default_pause_status if has_pausable and not explicit_pause else None
             ),
             adopt_existing=self._adopt_existing(),
+            sync_manual=s_in.get("sync") == "manual",
+            ignore_drift=sorted({str(p) for p in s_in.get("ignore_drift") or []}),
+            renamed_from=[str(n) for n in s_in.get("renamed_from") or [] if n != self.module.name],
         )
 
     def _apply_pause(self, settings: dict[str, Any]) -> bool:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
 from lakeflow_job_meta.planning.graph import task_graph, task_lines
+from lakeflow_job_meta.planning.ignore_drift import settings_digest, with_live_values
 from lakeflow_job_meta.planning.normalize import FieldChange, compare_settings
 from lakeflow_job_meta.vocabulary import PLAN_ACTIONS, PlanAction, PrunePolicy, TrackingStatus
 
@@ -46,6 +47,9 @@ class TrackedJob:
     # Workspace path -> sha256 of the text last written there (inline SQL files).
     managed_files: dict[str, str] = field(default_factory=dict)
     status: str = "ok"
+    # Set when this is the job of an earlier name (``renamed_from``) taken over by the module:
+    # the old name, whose ownership tags the live job still carries until the rename's reset.
+    renamed_from: str | None = None
 
 
 @dataclass
@@ -72,6 +76,14 @@ class PlannedChange:
     acl_drift: list[str] = field(default_factory=list)
     # The live ACL (Permissions API GET form) when the plan read it: the applier keeps its owner.
     live_acl: list[dict[str, Any]] | None = None
+    # Digest of the live settings the plan compared with (None: not read); ``apply --plan``
+    # refuses when the job moved since. Never part of the JSON (the plan file carries it).
+    live_hash: str | None = None
+    # What ``apply --plan`` compares for the metadata where there is no spec hash (a bundle:
+    # the compiled job's digest). Never part of the JSON.
+    desired_digest: str | None = None
+    # The earlier module name whose job this change renames (``renamed_from``).
+    renamed_from: str | None = None
 
     @property
     def priority(self) -> int:
@@ -193,7 +205,20 @@ def plan_module(
     if desired is None:
         if tracked is None:
             raise ValueError("plan_module needs a desired job or a tracked job")
-        return _plan_removed(tracked, live_settings, prune)
+        change = _plan_removed(tracked, live_settings, prune)
+    else:
+        change = _plan_desired(desired, tracked, live_settings, check_drift)
+    if live_settings is not None:
+        change.live_hash = settings_digest(live_settings)
+    return change
+
+
+def _plan_desired(
+    desired: CompiledJob,
+    tracked: TrackedJob | None,
+    live_settings: Mapping[str, Any] | None,
+    check_drift: bool,
+) -> PlannedChange:
     new_hash = desired.spec_hash
     if tracked is None or not tracked.job_id:
         return PlannedChange(
@@ -217,6 +242,14 @@ def plan_module(
         file_deletes=deletes,
         compiled=desired,
     )
+    if tracked.renamed_from is not None:
+        # Always one reset: the job takes the new name and ownership tags, keeping its id.
+        change.action = PlanAction.UPDATE
+        change.renamed_from = tracked.renamed_from
+        change.reason = f"renamed from {tracked.renamed_from}: same job, renamed with one reset"
+        if live_settings is not None:
+            change.diff = _diff_desired(desired, live_settings)
+        return change
     if tracked.spec_hash != new_hash:
         change.action = PlanAction.UPDATE
         change.reason = "metadata changed"
@@ -241,7 +274,9 @@ def plan_module(
 
 
 def _diff_desired(desired: CompiledJob, live: Mapping[str, Any]) -> list[FieldChange]:
-    return compare_settings(desired.settings, live, explicit_pause=desired.explicit_pause)
+    """Live against desired; fields the module hands to the UI (``ignore_drift``) never differ."""
+    settings = with_live_values(desired.settings, live, desired.ignore_drift)
+    return compare_settings(settings, live, explicit_pause=desired.explicit_pause)
 
 
 def _file_changes(desired: CompiledJob, tracked: TrackedJob) -> tuple[dict[str, str], list[str]]:
@@ -300,3 +335,35 @@ def _has_unpaused_trigger(settings: Mapping[str, Any]) -> bool:
         isinstance(settings.get(block), Mapping) and settings[block].get("pause_status") != "PAUSED"
         for block in PAUSABLE_BLOCKS
     )
+
+
+def take_over_renames(
+    tracked: Mapping[str, TrackedJob], compiled: Mapping[str, CompiledJob], known: set[str]
+) -> dict[str, TrackedJob]:
+    """The tracked jobs as a renamed module sees them: the job tracked under an earlier name it
+    lists (``renamed_from``) becomes its own, marked with that name, so the plan renames it with
+    one reset instead of creating a new job and pruning the old one (which would lose its run
+    history). Only a name the metadata no longer knows is taken over, and only by a module that
+    has no job of its own yet. A row of an old name whose job a module already holds (a run that
+    stopped between recording the new row and forgetting the old, or failed after recording it)
+    is never pruned: that module finishes the rename (its job may still carry the old name's
+    ownership tags)."""
+    orphans = {name: t for name, t in tracked.items() if name not in known and t.job_id}
+    if not orphans:
+        return dict(tracked)
+    result = dict(tracked)
+    holders = {t.job_id: name for name, t in tracked.items() if name in known and t.job_id}
+    for name, t in orphans.items():
+        holder = holders.get(t.job_id)
+        if holder is not None:
+            result.pop(name, None)
+            result[holder] = replace(result[holder], renamed_from=name)
+    # Only modules without a job read their compiled job (a cached desired state loads lazily).
+    for name in sorted(n for n in compiled if not (n in tracked and tracked[n].job_id)):
+        for old in compiled[name].renamed_from:
+            found = result.get(old)
+            if old in orphans and found is not None:
+                result[name] = replace(found, module_name=name, renamed_from=old)
+                del result[old]
+                break
+    return result

@@ -29,6 +29,8 @@ class StateKey(StrEnum):
     """Volume files the monitor currently rejects, with their issues (for ``status``)."""
     LOADED_ENVIRONMENTS = "loaded_environments"
     """The ``--env``/``--var`` the YAML rows were resolved with, and what their files declare."""
+    PENDING_MANUAL = "pending_manual"
+    """Held changes of ``sync: manual`` modules, per tracking key and module (for ``status``)."""
 
 
 ENVIRONMENT_KEY_PREFIX = "environment:"

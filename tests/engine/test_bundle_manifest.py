@@ -19,9 +19,9 @@ def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     original = bundle_adapter.render_job_files
 
-    def spy(job):
+    def spy(job, keys=None):
         seen.append(job.module_name)
-        return original(job)
+        return original(job, keys)
 
     monkeypatch.setattr(bundle_adapter, "render_job_files", spy)
     return seen

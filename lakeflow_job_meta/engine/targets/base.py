@@ -138,6 +138,9 @@ class ApplyRun:
     # and leave the pauses and deletes it holds back as ``held`` results.
     mass_change: MassChangeGuard = field(default_factory=lambda: MassChangeGuard(0, allow=True))
     progress: ApplyProgress = field(default_factory=NoProgress)
+    # The modules the user named (``--module``, ``create_or_update_job``); None: all. A target
+    # that always plans everything (a bundle) leaves the others' files as they are.
+    only: set[str] | None = None
 
 
 class Target(Protocol):

@@ -16,6 +16,7 @@ empty folder, or one without managed files, is free to claim.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
@@ -166,6 +167,26 @@ def _prune_removed(
     return result, files, keep
 
 
+def _take_over_renames(desired: DesiredJobs, actions: dict[str, PlanAction]) -> dict[str, str]:
+    """A module whose job file is new and that lists, under ``renamed_from``, a name whose files
+    are still in the folder but no longer rendered takes that job over: its action becomes an
+    update (the job file keeps the old resource key, see ``render_job_files``) and the old name
+    leaves the actions, so its files go as stale files rather than being pruned (a rename never
+    pauses or deletes a job, nor counts against the blast-radius limit). Returns new -> old."""
+    renames: dict[str, str] = {}
+    gone = {module for module, action in actions.items() if action == PlanAction.DELETE}
+    if not gone:
+        return renames
+    for module in sorted(m for m, a in actions.items() if a == PlanAction.CREATE and m in desired.compiled):
+        for old in desired.compiled[module].renamed_from:
+            if old in gone and old not in renames.values():
+                renames[module] = old
+                actions[module] = PlanAction.UPDATE
+                del actions[old]
+                break
+    return renames
+
+
 class BundleTarget:
     """Renders every module's job into ``directory``; never contacts a workspace."""
 
@@ -223,49 +244,102 @@ class BundleTarget:
             )
 
     def _actions(
-        self, desired: DesiredJobs, manifest: Manifest, mass_change: MassChangeGuard | None = None
-    ) -> tuple[dict[str, str | None], dict[str, PlanAction], set[str], list[PlannedChange]]:
+        self,
+        desired: DesiredJobs,
+        manifest: Manifest,
+        mass_change: MassChangeGuard | None = None,
+        only: set[str] | None = None,
+    ) -> tuple[dict[str, str | None], dict[str, PlanAction], set[str], list[PlannedChange], dict[str, str]]:
         """Every file to write (None: known unchanged, not rendered), the action per module, the
         modules whose files stay as they are (errors, and removed modules unless the policy
-        deletes), and the held pauses and deletes."""
+        deletes), the held pauses and deletes, and the renames (new module -> old name)."""
         files = render_changed(desired, self.bundle_name, self.directory, manifest, owner=self.owner)
         names = _stem_names(desired.known, desired.compiled, desired.issues)
         keep = set(desired.issues)  # a module with errors keeps its last good files
         actions = _module_actions(self.directory, files, names, keep, desired.name_prefix)
+        renames = _take_over_renames(desired, actions)
         actions, paused_files, kept = _prune_removed(self.directory, actions, self.prune)
         held: list[PlannedChange] = []
         if mass_change is not None:
-            _, held = mass_change.screen([PlannedChange(m, a) for m, a in sorted(actions.items())])
+            # Only the modules this run may touch (``--module``) count, as on a workspace.
+            changes = [PlannedChange(m, a) for m, a in sorted(actions.items()) if only is None or m in only]
+            _, held = mass_change.screen(changes)
         for change in held:  # held back: the files stay as they are
             kept.add(change.module)
             paused_files.pop(f"{RESOURCES_DIR}/{bundle_stem(change.module)}{JOB_FILE_SUFFIX}", None)
-        return {**files, **paused_files}, actions, keep | kept, held
+        return {**files, **paused_files}, actions, keep | kept, held, renames
 
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
         self.check_owner()
-        _, actions, _, _ = self._actions(desired, load_manifest(self.state, self.directory))
-        compiled = desired.compiled
-        changes = [
-            PlannedChange(
-                module=m,
-                action=a,
-                job_name=desired.summary(m).job_name if m in compiled else None,
-                # The text plan lists a new module's tasks; the JSON keeps the default priority.
-                shown=compiled.get(m) if a == PlanAction.CREATE else None,
-            )
-            for m, a in sorted(actions.items())
-        ]
+        _, actions, _, _, renames = self._actions(desired, load_manifest(self.state, self.directory))
+        changes = [self._change(desired, m, a) for m, a in sorted(actions.items())]
+        for change in changes:
+            if change.module in renames:
+                change.renamed_from = renames[change.module]
+                change.reason = f"renamed from {renames[change.module]}: same resource key, so the same job"
         changes += [
             PlannedChange(module=m, action=PlanAction.ERROR, reason=issue_text(desired.issues, m))
             for m in sorted(desired.issues)
         ]
+        if scope is not None:  # the bundle is planned whole; --module shows only its modules
+            changes = [change for change in changes if change.module in scope]
         return Plan(changes=changes)
+
+    def _change(self, desired: DesiredJobs, module: str, action: PlanAction) -> PlannedChange:
+        """One module's planned change, with the hashes ``apply --plan`` compares: the compiled
+        job's digest (the metadata) and the digest of its job file as it is on disk (the live
+        side of a bundle)."""
+        compiled = desired.compiled
+        job_file = Path(self.directory) / RESOURCES_DIR / f"{bundle_stem(module)}{JOB_FILE_SUFFIX}"
+        on_disk = job_file.read_bytes() if job_file.is_file() else None
+        return PlannedChange(
+            module=module,
+            action=action,
+            job_name=desired.summary(module).job_name if module in compiled else None,
+            # The text plan lists a new module's tasks; the JSON keeps the default priority.
+            shown=compiled.get(module) if action == PlanAction.CREATE else None,
+            desired_digest=desired.summary(module).digest if module in compiled else None,
+            live_hash=hashlib.sha256(on_disk).hexdigest() if on_disk is not None else None,
+        )
+
+    def _refused(
+        self,
+        desired: DesiredJobs,
+        actions: Mapping[str, PlanAction],
+        held: list[PlannedChange],
+        run: ApplyRun,
+    ) -> dict[str, ModuleResult | None]:
+        """Modules whose files this apply leaves alone: outside ``run.only`` (no result) or
+        refused by the run's guard (its result)."""
+        held_modules = {change.module for change in held}
+        refused: dict[str, ModuleResult | None] = {}
+        for module, action in sorted(actions.items()):
+            if module in held_modules:
+                continue
+            if run.only is not None and module not in run.only:
+                refused[module] = None
+                continue
+            if action == PlanAction.NOOP:
+                continue
+            result = run.guard(self._change(desired, module, action))
+            if result is not None:
+                refused[module] = result
+        return refused
 
     def apply(self, desired: DesiredJobs, run: ApplyRun, *, scope: set[str] | None) -> list[ModuleResult]:
         self.check_owner()
         os.makedirs(self.directory, exist_ok=True)
         manifest = load_manifest(self.state, self.directory)
-        files, actions, keep, held = self._actions(desired, manifest, run.mass_change)
+        files, actions, keep, held, renames = self._actions(desired, manifest, run.mass_change, run.only)
+        refused = self._refused(desired, actions, held, run)
+        if refused:
+            # Left as they are: modules outside --module, and changes the guard refused (a
+            # held sync: manual change, a plan file's module that moved, a stop).
+            # A rename left for later keeps its old files too (their resource key is the job's).
+            keep = keep | set(refused) | {renames[m] for m in refused if m in renames}
+            stems = {bundle_stem(m) for m in refused}
+            files = {p: text for p, text in files.items() if module_of_bundle_path(p) not in stems}
+            actions = {m: a for m, a in actions.items() if m not in refused}
         written = write_bundle(self.directory, files, keep_modules=keep)
         recorded = updated_manifest(manifest, desired, files, keep=keep)
         if recorded != manifest:
@@ -279,19 +353,23 @@ class BundleTarget:
         results = [
             ModuleResult(
                 module=module,
-                action=action,
+                action=PlanAction.RENAME if module in renames else action,
                 job_name=desired.summary(module).job_name if module in desired.compiled else None,
-                other_writes=writes_by_stem.get(bundle_stem(module), 0),
+                other_writes=writes_by_stem.get(bundle_stem(module), 0)
+                + (writes_by_stem.get(bundle_stem(renames[module]), 0) if module in renames else 0),
+                renamed_from=renames.get(module),
             )
             for module, action in sorted(actions.items())
             if module not in held_modules
         ]
         results += [held_result(change) for change in held]
+        results += [result for result in refused.values() if result is not None]
         results += [
             ModuleResult(
                 module=m, action=PlanAction.ERROR, outcome=Outcome.ERROR, error=issue_text(desired.issues, m)
             )
             for m in sorted(desired.issues)
+            if run.only is None or m in run.only
         ]
         run.progress.start(len(results))  # one write of the whole bundle: done at once
         for result in results:

@@ -91,7 +91,16 @@ def render_changed(
         ):
             files.update(dict.fromkeys(entry["files"]))
         else:
-            files.update(bundle_adapter.render_job_files(desired.compiled[name]))
+            job = desired.compiled[name]
+            # The keys of the modules it runs (a renamed one keeps its first name's key). A
+            # referrer names a module by its current name, so renaming that module changes the
+            # referrer's metadata too, and its cached files are never left with a stale key.
+            keys = {
+                target: bundle_adapter.job_resource_key(desired.compiled[target])
+                for target in set(job.run_job_refs.values())
+                if target in desired.compiled
+            }
+            files.update(bundle_adapter.render_job_files(job, keys))
     return dict(sorted(files.items()))
 
 

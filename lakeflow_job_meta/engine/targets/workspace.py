@@ -28,7 +28,7 @@ from lakeflow_job_meta.planning.acl import RunIdentity, acl_drift, effective_acl
 from lakeflow_job_meta.planning.canonical import HASH_VERSION
 from lakeflow_job_meta.planning.compiler import DEFAULT_PRIORITY, CompiledJob
 from lakeflow_job_meta.planning.ownership import is_owned_by_us
-from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module
+from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module, take_over_renames
 from lakeflow_job_meta.storage.base import Table
 from lakeflow_job_meta.storage.rows import TrackingRow
 from lakeflow_job_meta.vocabulary import DEFAULT_MAX_WORKERS, Outcome, PlanAction, PrunePolicy, TargetKind
@@ -213,6 +213,10 @@ class WorkspaceTarget:
         rows = (TrackingRow.from_row(row) for row in self.tracking_table.read_all())
         return {row.module_name: _tracked_job(row) for row in rows if row.target == tracking_key}
 
+    def _tracked_view(self, desired: DesiredJobs) -> dict[str, TrackedJob]:
+        """The tracked jobs with renames taken over (see :func:`take_over_renames`)."""
+        return take_over_renames(self.tracked(desired.tracking_key), desired.compiled, desired.known)
+
     def _read_actual(self, tracked: dict[str, TrackedJob], names: set[str], drift: bool) -> _Actual:
         """Live jobs of tracked modules; a module whose job cannot be read goes to ``read_errors``
         (one failed read never aborts the run). A plan of many modules reads the jobs listing
@@ -278,7 +282,7 @@ class WorkspaceTarget:
     # -- plan ----------------------------------------------------------------------------------
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
         self.gateway.start_run()  # the retry budget is per run
-        changes, actual = self._plan(desired, self.tracked(desired.tracking_key), scope, check_drift, {})
+        changes, actual = self._plan(desired, self._tracked_view(desired), scope, check_drift, {})
         return Plan(changes=[self._with_name_conflict(change, actual) for change in changes])
 
     def _with_name_conflict(self, change: PlannedChange, actual: _Actual) -> PlannedChange:
@@ -392,14 +396,14 @@ class WorkspaceTarget:
     # -- apply ---------------------------------------------------------------------------------
     def apply(self, desired: DesiredJobs, run: ApplyRun, *, scope: set[str] | None) -> list[ModuleResult]:
         self.gateway.start_run()  # the retry budget is per run
-        tracked = self.tracked(desired.tracking_key)
+        tracked = self._tracked_view(desired)
         names = self._apply_names(desired, tracked, scope)
         run.progress.start(len(names))
         applier = self._applier(desired, run)
         results: list[ModuleResult] = []
         job_ids: dict[str, int] = {}
         for wave in apply_waves(desired.compiled, names):
-            tracked = self.tracked(desired.tracking_key) if job_ids else tracked
+            tracked = self._tracked_view(desired) if job_ids else tracked
             changes, actual = self._plan(desired, tracked, set(wave), run.check_drift, job_ids)
             changes, held = run.mass_change.screen(changes)
             results += [held_result(change) for change in held]

@@ -44,6 +44,7 @@ from lakeflow_job_meta.planning.acl import (
 )
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS
 from lakeflow_job_meta.planning.compiler import CompiledJob, file_sha256
+from lakeflow_job_meta.planning.ignore_drift import with_live_values
 from lakeflow_job_meta.planning.normalize import compare_settings
 from lakeflow_job_meta.planning.ownership import (
     REMOVED_TAG_VALUE,
@@ -319,6 +320,10 @@ class WorkspaceApplier:
             # Mark the row this module last recorded (not the one read before the run: a failure
             # after a successful reset must not bring back the old hash and cost another reset).
             latest = self._latest or tracked
+            if latest is not None and latest.renamed_from is not None and self._latest is None:
+                # A rename that wrote nothing (a conflict, a failed read): the error belongs to
+                # the old name's row; a row under the new name would claim a job not yet renamed.
+                latest = replace(latest, module_name=latest.renamed_from, renamed_from=None)
             if latest is not None:
                 # A create or adopt still pending keeps that status, so the next run settles it.
                 status = latest.status if latest.status in PENDING_STATUSES else TrackingStatus.ERROR
@@ -446,6 +451,7 @@ class WorkspaceApplier:
             paused_by_tool=False,
             default_pause_status=None,
         )
+        settings = with_live_values(settings, full.settings, compiled.ignore_drift)
         if _differs(settings, full.settings, explicit_pause=compiled.explicit_pause):
             self.gateway.reset(keep.job_id, settings)
         return keep.job_id
@@ -498,7 +504,9 @@ class WorkspaceApplier:
             result.action = PlanAction.CREATE
             self._do_create(change, None, None, result)
             return
-        self._require_owned(live, change.module)
+        self._require_owned_for(live, change, tracked)
+        if tracked.renamed_from is not None:
+            self._require_free_name(compiled, change.module, tracked)
         settings = with_pause_status(
             compiled.settings,
             explicit_pause=compiled.explicit_pause,
@@ -506,6 +514,8 @@ class WorkspaceApplier:
             paused_by_tool=tracked.paused_by_tool,
             default_pause_status=None,
         )
+        # Fields the module hands to the UI keep their live value (ignore_drift).
+        settings = with_live_values(settings, live.settings, compiled.ignore_drift)
         self.gateway.reset(tracked.job_id, settings)
         # The job now holds the new spec: should a file or permission write fail next, the error
         # is recorded against the new hash, so the next run retries only what is left.
@@ -525,8 +535,41 @@ class WorkspaceApplier:
             ),
             change,
         )
+        if tracked.renamed_from is not None:
+            # Recorded under the new name first: a stop before this leaves a stale old row that
+            # the next plan drops (its job is held by the new module), never a pruned job.
+            self.tracking.forget(tracked.renamed_from)
+            result.action = PlanAction.RENAME
+            result.renamed_from = tracked.renamed_from
         result.job_id = tracked.job_id
         self._maybe_run(tracked.job_id, result)
+
+    def _require_owned_for(self, live: LiveJob, change: PlannedChange, tracked: TrackedJob) -> None:
+        """The job must carry our tags for the module (for a rename: for its old name). A rename
+        whose old job is not ours is a conflict: nothing is written, and it is never adopted."""
+        if tracked.renamed_from is None:
+            self._require_owned(live, change.module)
+        elif not (self._owned(live, tracked.renamed_from) or self._owned(live, change.module)):
+            raise NotOwnedError(
+                f"rename conflict: job {live.job_id} ({live.name!r}), tracked under the old name "
+                f"{tracked.renamed_from!r}, does not carry this tool's ownership tags for it "
+                f"({describe_owner(live.tags)}); it is not taken over by {change.module!r}"
+            )
+
+    def _require_free_name(self, compiled: CompiledJob, module: str, tracked: TrackedJob) -> None:
+        """A rename never gives our job a name another job (not ours) already has: the same rule
+        as a create, so two jobs never share a name because of the tool."""
+        taken = [
+            job
+            for job in self.gateway.list_by_name(compiled.job_name)
+            if job.job_id != tracked.job_id and job.name == compiled.job_name and not self._owned(job, module)
+        ]
+        if taken:
+            described = ", ".join(f"job {job.job_id} ({describe_owner(job.tags)})" for job in taken)
+            raise NameConflictError(
+                f"rename conflict: {compiled.job_name!r} is already the name of {described}; job "
+                f"{tracked.job_id} of {tracked.renamed_from!r} is not renamed; rename one of them"
+            )
 
     def _do_pause(
         self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
