@@ -256,7 +256,10 @@ def test_plan_and_apply_bundle(cli: Cli, loaded: str, tmp_path: Path) -> None:
     # Terraform-like: one "+ create" block per module, then the summary line.
     for module in EXAMPLE_MODULES:
         assert f'  + create {module} "{module}"' in out
-    assert out.rstrip().endswith("Plan: 5 to create, 0 to update, 0 to delete/pause, 0 unchanged.")
+    # The inline SQL file of a new module is listed, as a workspace plan lists it.
+    assert out.rstrip().endswith(
+        "Plan: 5 to create, 0 to update, 0 to delete/pause, 0 unchanged. Files: 1 to write, 0 to delete."
+    )
     assert not (tmp_path / "out").exists()  # plan writes nothing
 
     rc, out, err = cli("apply", "--control-table", loaded, "--target", target)

@@ -249,7 +249,15 @@ def job_of_file(path: Path) -> dict[str, Any] | None:
     """The one job of a job file (its settings under ``resources.jobs``), or None when the file is
     unreadable, hand-edited into another shape, or foreign."""
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_CSafeLoader or yaml.SafeLoader)
+        return job_of_text(path.read_text(encoding="utf-8"))
+    except OSError:
+        return None
+
+
+def job_of_text(text: str) -> dict[str, Any] | None:
+    """The one job of a job file's text, or None when it is not one job (see :func:`job_of_file`)."""
+    try:
+        document = yaml.load(text, Loader=_CSafeLoader or yaml.SafeLoader)
         ((_, job),) = document["resources"]["jobs"].items()
     except Exception:
         return None

@@ -16,6 +16,7 @@ empty folder, or one without managed files, is free to claim.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
@@ -23,9 +24,11 @@ from pathlib import Path
 from lakeflow_job_meta.adapters.bundle import (
     JOB_FILE_SUFFIX,
     RESOURCES_DIR,
+    SQL_DIR,
     bundle_stem,
     is_managed_file,
     job_of_file,
+    job_of_text,
     module_of_bundle_path,
     paused_job_file,
     recorded_owner,
@@ -44,6 +47,7 @@ from lakeflow_job_meta.errors import ConfigurationError
 from lakeflow_job_meta.metadata.tags import REMOVED_TAG, TABLE_TAG
 from lakeflow_job_meta.planning.acl import RunIdentity
 from lakeflow_job_meta.planning.blast_radius import MassChangeGuard
+from lakeflow_job_meta.planning.normalize import diff_settings
 from lakeflow_job_meta.planning.ownership import REMOVED_TAG_VALUE, is_managed_by_tool, label_value
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 from lakeflow_job_meta.storage.state_store import StateStore
@@ -166,6 +170,59 @@ def _prune_removed(
     return result, files, keep
 
 
+_BUNDLE_REASONS = {
+    PlanAction.CREATE: "new module",
+    PlanAction.UPDATE: "metadata changed",
+    PlanAction.DELETE: "module removed (prune=delete)",
+    PlanAction.PAUSE: "module removed (prune=pause)",
+}
+
+
+def _sha256(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()
+
+
+def _describe_files(
+    change: PlannedChange, root: Path, files: Mapping[str, str | None], manifest: Manifest
+) -> None:
+    """Fill in what a workspace plan says of a job, from the folder: the field-level diff of the
+    job file on disk against its new rendering, the SHA-256 of the job file before and after
+    (the bundle's ``old_hash``/``new_hash``), and the SQL files to write or delete. An update
+    that only differs in a file's bytes (a hand edit) shows those files."""
+    stem = bundle_stem(change.module)
+    job_path = f"{RESOURCES_DIR}/{stem}{JOB_FILE_SUFFIX}"
+    on_disk = root / job_path
+    recorded = (manifest.get(stem) or {}).get("files") or {}
+    text = files.get(job_path)
+    if job_path in files and text is None:  # known unchanged: the recorded hash is the file's
+        change.old_hash = change.new_hash = recorded.get(job_path)
+        return
+    if change.action == PlanAction.NOOP:
+        if text is not None:  # rendered, and equal to the file on disk
+            change.old_hash = change.new_hash = _sha256(text)
+        return
+    if on_disk.is_file():
+        change.old_hash = _sha256(on_disk.read_bytes())
+    if text is not None:
+        change.new_hash = _sha256(text)
+        old_job = job_of_file(on_disk) if on_disk.is_file() else None
+        new_job = job_of_text(text)
+        if old_job is not None and new_job is not None and change.action != PlanAction.CREATE:
+            change.diff = diff_settings(new_job, old_job, server_defaults=False)
+    for relpath, body in sorted(files.items()):
+        if relpath == job_path or body is None or module_of_bundle_path(relpath) != stem:
+            continue
+        path = root / relpath
+        if not path.is_file() or path.read_text(encoding="utf-8") != body:
+            change.file_writes[relpath] = body
+    if change.action in (PlanAction.DELETE, PlanAction.UPDATE):
+        sql_dir = root / SQL_DIR / stem
+        stale = [job_path] if change.action == PlanAction.DELETE and on_disk.is_file() else []
+        if sql_dir.is_dir():
+            stale += [p.relative_to(root).as_posix() for p in sorted(sql_dir.glob("*.sql"))]
+        change.file_deletes = [p for p in stale if p not in files and is_managed_file(root / p)]
+
+
 class BundleTarget:
     """Renders every module's job into ``directory``; never contacts a workspace."""
 
@@ -243,18 +300,21 @@ class BundleTarget:
 
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
         self.check_owner()
-        _, actions, _, _ = self._actions(desired, load_manifest(self.state, self.directory))
+        manifest = load_manifest(self.state, self.directory)
+        files, actions, _, _ = self._actions(desired, manifest)
         compiled = desired.compiled
-        changes = [
-            PlannedChange(
+        changes = []
+        for m, a in sorted(actions.items()):
+            change = PlannedChange(
                 module=m,
                 action=a,
                 job_name=desired.summary(m).job_name if m in compiled else None,
                 # The text plan lists a new module's tasks; the JSON keeps the default priority.
                 shown=compiled.get(m) if a == PlanAction.CREATE else None,
+                reason=_BUNDLE_REASONS.get(a, ""),
             )
-            for m, a in sorted(actions.items())
-        ]
+            _describe_files(change, Path(self.directory), files, manifest)
+            changes.append(change)
         changes += [
             PlannedChange(module=m, action=PlanAction.ERROR, reason=issue_text(desired.issues, m))
             for m in sorted(desired.issues)
