@@ -181,12 +181,37 @@ def _run_settings(args: argparse.Namespace):
     )
 
 
-def _warn_without_policy(args: argparse.Namespace) -> None:
-    """With no policy every run says, in one line, that nothing is restricted."""
-    if not args.policy and not args.json:  # --json: stdout carries the one document, stderr stays quiet
-        from lakeflow_job_meta.metadata.policy import NO_POLICY_WARNING
+def _warn_without_policy(args: argparse.Namespace, orchestrator: Any) -> None:
+    """With no policy a run says, in one line, that nothing is restricted: every run against a
+    workspace (it writes jobs), once per control table for a bundle folder (it writes files a
+    person deploys; the local demo's every command repeated it)."""
+    if args.policy or args.json:  # --json: stdout carries the one document, stderr stays quiet
+        return
+    from lakeflow_job_meta.metadata.policy import NO_POLICY_WARNING
+    from lakeflow_job_meta.vocabulary import TargetKind
 
-        print(f"warning: {NO_POLICY_WARNING}", file=sys.stderr)
+    if orchestrator.target.kind == TargetKind.BUNDLE and not _first_time(
+        f"no-policy-{orchestrator.table_id}"
+    ):
+        return
+    print(f"warning: {NO_POLICY_WARNING}", file=sys.stderr)
+
+
+def _first_time(notice: str) -> bool:
+    """True the first time ``notice`` is asked about on this machine (a marker file in the user
+    cache folder); True again whenever the marker cannot be written, so nothing goes unsaid."""
+    from pathlib import Path
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    marker = Path(base) / "lakeflow_job_meta" / "notices" / notice
+    if marker.exists():
+        return False
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass
+    return True
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -194,7 +219,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     orchestrator = build_orchestrator(_run_settings(args))
     _note(args, orchestrator.describe_target())
-    _warn_without_policy(args)
+    _warn_without_policy(args, orchestrator)
     plan = orchestrator.plan(check_drift=not args.no_drift)
     if args.json:
         _emit_json(plan.as_json())
@@ -218,7 +243,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     settings.lease_timeout = 0.0 if args.no_wait else lease_timeout
     orchestrator = build_orchestrator(settings)
     _note(args, orchestrator.describe_target())
-    _warn_without_policy(args)
+    _warn_without_policy(args, orchestrator)
     if not orchestrator.tables.control.exists():
         # apply creates the tool's own tables, but never an empty control table from a typo.
         raise TableNotFoundError(orchestrator.tables.control.name)
@@ -244,6 +269,20 @@ def cmd_apply(args: argparse.Namespace) -> int:
     else:
         _print_run(_console(stderr=False), result)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+# What happened to a module, as the apply summary says it ("1 created", not "1 create").
+_DONE = {
+    PlanAction.CREATE: "created",
+    PlanAction.ADOPT: "adopted",
+    PlanAction.ADOPT_EXISTING: "adopted",
+    PlanAction.UPDATE: "updated",
+    PlanAction.DELETE: "deleted",
+    PlanAction.PAUSE: "paused",
+    PlanAction.NOOP: "unchanged",
+    PlanAction.ORPHANED: "orphaned",
+    PlanAction.ERROR: "with errors",
+}
 
 
 def _print_run(console: Any, result: Any) -> None:
@@ -279,16 +318,14 @@ def _print_run(console: Any, result: Any) -> None:
             line += f": {r.error}"
         console.print(line, markup=False)
     done = Counter(r.action for r in result.results if r.ok)
-    parts = [f"{n} {action}" for action, n in sorted(done.items())]
+    parts = [f"{n} {_DONE.get(action, action)}" for action, n in sorted(done.items())]
     outcomes = Counter(r.outcome for r in result.results if not r.ok)
     labels = ((Outcome.ERROR, "failed"), (Outcome.HELD, "held back"), (Outcome.SKIPPED, "skipped"))
     for outcome, label in labels:
         if outcomes[outcome]:
             parts.append(f"{outcomes[outcome]} {label}")
     console.print(
-        f"Apply complete: {', '.join(parts) or 'no modules'}; "
-        f"{result.job_writes} job write(s), {result.other_writes} other write(s).",
-        markup=False,
+        f"Apply complete: {', '.join(parts) or 'no modules'}; {result.writes_text()}.", markup=False
     )
     for warning in result.warnings:  # held-back changes and the like: problems go to stderr
         print(f"warning: {warning}", file=sys.stderr)
@@ -311,7 +348,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     )
     monitor = build_monitor(_run_settings(args), watch)
     _note(args, monitor.orchestrator.describe_target())
-    _warn_without_policy(args)
+    _warn_without_policy(args, monitor.orchestrator)
     install_signal_handlers(monitor)
     configure_logging(debug=args.debug, monitor_format=args.log_format)
     if args.once:
@@ -371,10 +408,12 @@ def _run_reader(profile: str | None):
     """The latest run of a job (``runs/list``, one call per job), for ``status --runs``."""
     from lakeflow_job_meta.wiring import workspace_client
 
-    client = workspace_client(profile)
+    clients: list[Any] = []  # built at the first workspace job: a bundle-only table needs none
 
     def latest(job_id: int) -> dict[str, Any] | None:
-        run = next(iter(client.jobs.list_runs(job_id=job_id, limit=1)), None)
+        if not clients:
+            clients.append(workspace_client(profile))
+        run = next(iter(clients[0].jobs.list_runs(job_id=job_id, limit=1)), None)
         if run is None:
             return None
         state = run.state
@@ -396,11 +435,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     parts.tables.require_exists()
     runs = _run_reader(args.profile) if args.runs else None
     status = read_status(parts.tables, args.control_table, desired=manager.desired_state(), runs=runs)
+    if args.runs:
+        _require_workspace_jobs(status)
     if args.json:
         _emit_json(status)
     else:
         sys.stdout.write(render_status(status) + "\n")
     return EXIT_OK
+
+
+def _require_workspace_jobs(status: dict[str, Any]) -> None:
+    """``--runs`` reads runs from a workspace: on a table whose jobs are only in bundle folders it
+    cannot apply, and says why (exit 2) instead of failing on credentials nobody needed."""
+    entries = [entry for module in status["modules"] for entry in module["targets"]]
+    if any(entry.get("kind") == "workspace" for entry in entries):
+        return
+    folders = sorted({entry["target"] for entry in entries})
+    where = (
+        f"only in bundle folders ({', '.join(folders)})" if folders else "not applied to any workspace yet"
+    )
+    raise ConfigurationError(
+        f"--runs reads each job's latest run from a workspace, and the jobs of {status['control_table']} "
+        f"are {where}: deploy a bundle with `databricks bundle deploy` and see its runs with "
+        "`databricks bundle run` or the Jobs UI, or apply with --target workspace"
+    )
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from lakeflow_job_meta.engine.targets.base import (
     NoProgress,
     Target,
     job_json,
+    refuse_auto_run,
     tracking_key,
 )
 from lakeflow_job_meta.errors import (
@@ -356,6 +357,8 @@ class Orchestrator:
     ) -> RunResult:
         """Plan and apply under the writer lease. ``modules`` limits the run to those modules
         (the monitor passes the ones whose metadata changed); None means all."""
+        if auto_run:  # a target that cannot run jobs says so before anything is written
+            refuse_auto_run(self.target.kind)
         self.target.check_owner()  # before the tool's tables are created or the lease taken
         self.tables.ensure_exists()
         lease, own_lease = self._take_lease()
