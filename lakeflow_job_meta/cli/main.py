@@ -46,6 +46,8 @@ NON_EMPTY_OPTIONS = {
     "profile": "--profile",
     "managed_sql_root": "--managed-sql-root",
     "default_warehouse_id": "--default-warehouse-id",
+    "bundle_target": "--bundle-target",
+    "workspace_host": "--workspace-host",
 }
 
 
@@ -241,6 +243,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"--lease-timeout must be >= 0, got {lease_timeout:g}")
     settings = _run_settings(args)
     settings.lease_timeout = 0.0 if args.no_wait else lease_timeout
+    bundle_target = _bundle_target(args)  # a usage error before credentials are even looked at
     orchestrator = build_orchestrator(settings)
     _note(args, orchestrator.describe_target())
     _warn_without_policy(args, orchestrator)
@@ -253,8 +256,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
         result = orchestrator.run_all_modules(
             auto_run=args.auto_run, progress=None if args.json else progress
         )
+    scaffolded = _scaffold_target(orchestrator, bundle_target)
+    if scaffolded and not args.json:
+        print(
+            f"wrote {scaffolded}: deploy with `databricks bundle deploy -t {bundle_target[0]}`",
+            file=sys.stderr,
+        )
     if args.json:
         doc = result.as_dict()
+        doc["bundle_target_file"] = scaffolded
         doc["changes"] = [
             {
                 "module": r.module,
@@ -283,6 +293,44 @@ _DONE = {
     PlanAction.ORPHANED: "orphaned",
     PlanAction.ERROR: "with errors",
 }
+
+
+def _bundle_target(args: argparse.Namespace) -> tuple[str, str] | None:
+    """``--bundle-target NAME --workspace-host URL``, checked before anything is written: both or
+    neither, and only for a bundle folder (a workspace target has no bundle to deploy)."""
+    from lakeflow_job_meta.engine.targets.base import TargetSpec, default_target
+    from lakeflow_job_meta.vocabulary import TargetKind
+
+    name, host = getattr(args, "bundle_target", None), getattr(args, "workspace_host", None)
+    if name is None and host is None:
+        return None
+    if name is None or host is None:
+        raise ConfigurationError("--bundle-target and --workspace-host go together: give both")
+    spec = TargetSpec.parse(args.target) if args.target else default_target()
+    if spec.kind != TargetKind.BUNDLE:
+        raise ConfigurationError(
+            "--bundle-target cannot apply to the workspace target: it names where a bundle folder is "
+            "deployed; use it with --target bundle:DIR or export-bundle"
+        )
+    from lakeflow_job_meta.adapters.bundle import check_target
+
+    try:
+        check_target(name, host)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    return name, host
+
+
+def _scaffold_target(orchestrator: Any, bundle_target: tuple[str, str] | None) -> str | None:
+    """Write the user's target file (once); a clash with the file the user owns is exit 2."""
+    if bundle_target is None:
+        return None
+    from lakeflow_job_meta.adapters.bundle import scaffold_target
+
+    try:
+        return scaffold_target(orchestrator.target.directory, *bundle_target)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
 
 
 def _print_run(console: Any, result: Any) -> None:
