@@ -111,6 +111,15 @@ def _databricks(*args: str, cwd: Path, fake: FakeWorkspace, token: str, home: Pa
     )
 
 
+def _summary(folder: Path, fake: FakeWorkspace, token: str, home: Path, *args: str, host: bool = True):
+    """``databricks bundle summary -o json``: what the CLI resolved and deployed."""
+    proc = _databricks(
+        "bundle", "summary", *args, "-o", "json", cwd=folder, fake=fake, token=token, home=home, host=host
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 @pytest.mark.fakews
 @pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
 def test_the_real_cli_validates_and_deploys_the_named_target(
@@ -129,21 +138,7 @@ def test_the_real_cli_validates_and_deploys_the_named_target(
             "bundle", command, "-t", "qa", cwd=out, fake=fakews, token=token, home=home, host=False
         )
         assert proc.returncode == 0, (command, proc.stdout, proc.stderr)
-    proc = _databricks(
-        "bundle",
-        "summary",
-        "-t",
-        "qa",
-        "-o",
-        "json",
-        cwd=out,
-        fake=fakews,
-        token=token,
-        home=home,
-        host=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
+    summary = _summary(out, fakews, token, home, "-t", "qa", host=False)
     assert summary["workspace"]["host"] == fakews.url
     assert set(summary["resources"]["jobs"]) == {
         "sales_daily", "ml_features", "warehouse_refresh", "nightly_umbrella", "clickstream_continuous"
@@ -151,3 +146,48 @@ def test_the_real_cli_validates_and_deploys_the_named_target(
     assert all(job.get("id") for job in summary["resources"]["jobs"].values())  # deployed
     # The default target still validates (the host then comes from the environment).
     assert _databricks("bundle", "validate", cwd=out, fake=fakews, token=token, home=home).returncode == 0
+
+
+MONITOR_BUNDLE = EXAMPLES_DIR / "monitor_bundle"
+VARIANTS = sorted(p.name for p in (MONITOR_BUNDLE / "variants").glob("*.yml"))
+
+
+def test_the_monitor_bundle_installs_the_published_wheel_one_variant_at_a_time() -> None:
+    """It needed a clone (``path: ../..``, a build) and deployed all three monitors at once."""
+    import yaml
+
+    root = yaml.safe_load((MONITOR_BUNDLE / "databricks.yml").read_text())
+    assert "artifacts" not in root and "../" not in (MONITOR_BUNDLE / "databricks.yml").read_text()
+    assert root["include"] == ["variants/continuous.yml"]
+    assert VARIANTS == ["continuous.yml", "on_file_arrival.yml", "on_table_change.yml"]
+    for name in VARIANTS:
+        (job,) = yaml.safe_load((MONITOR_BUNDLE / "variants" / name).read_text())["resources"][
+            "jobs"
+        ].values()
+        (environment,) = job["environments"]
+        assert environment["spec"]["dependencies"] == ["${var.wheel}"]
+        assert job["max_concurrent_runs"] == 1
+
+
+@pytest.mark.fakews
+@pytest.mark.skipif(missing_tools() is not None, reason=str(missing_tools()))
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_monitor_variant_validates_and_deploys_alone(
+    variant: str, tmp_path: Path, fakews: FakeWorkspace
+) -> None:
+    import shutil
+
+    folder = tmp_path / "monitor_bundle"
+    shutil.copytree(MONITOR_BUNDLE, folder)
+    root = folder / "databricks.yml"
+    root.write_text(root.read_text().replace("variants/continuous.yml", f"variants/{variant}"))
+    token, home = fakews.new_token(), tmp_path / "cli_home"
+    home.mkdir()
+    wheel = "--var=wheel=/Volumes/main/ops/wheels/lakeflow_job_meta-0.1.0-py3-none-any.whl"
+    for args in (("validate", "-t", "dev"), ("validate", "-t", "prod"), ("deploy", "-t", "prod", wheel)):
+        proc = _databricks("bundle", *args, cwd=folder, fake=fakews, token=token, home=home)
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+    (job,) = _summary(folder, fakews, token, home, "-t", "prod", wheel)["resources"][
+        "jobs"
+    ].values()  # one monitor, not three
+    assert job["id"] and job["environments"][0]["spec"]["dependencies"] == [wheel.split("=", 2)[2]]
