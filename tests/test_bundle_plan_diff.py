@@ -117,3 +117,17 @@ def test_a_removed_module_shows_its_pause(
     assert "      # module removed (prune=pause)" in out
     assert '      ~ trigger.pause_status: "UNPAUSED" -> "PAUSED"' in out
     assert '      + tags.ljm_removed: "true"' in out
+
+
+def test_a_hand_edited_job_file_is_drift(
+    applied: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The metadata did not change, the file did: the plan says so and what apply restores."""
+    _metadata, table, target = applied
+    job_file = Path(target.removeprefix("bundle:")) / "resources" / "sales_daily.job.yml"
+    job_file.write_text(job_file.read_text().replace("timeout_seconds: 7200", "timeout_seconds: 60"))
+    code, out, _ = run_cli(capsys, "plan", "--control-table", table, "--target", target)
+    assert code == 0
+    assert '  ~ update sales_daily "sales_daily"  [drift]' in out
+    assert "      # the job file was edited outside the metadata" in out
+    assert "      ~ timeout_seconds: 60 -> 7200" in out

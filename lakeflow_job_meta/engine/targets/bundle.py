@@ -38,6 +38,7 @@ from lakeflow_job_meta.engine.results import ModuleResult, held_result
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, issue_text
 from lakeflow_job_meta.engine.targets.bundle_manifest import (
     Manifest,
+    input_digest,
     load_manifest,
     render_changed,
     save_manifest,
@@ -182,6 +183,12 @@ def _sha256(text: str | bytes) -> str:
     return hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()
 
 
+def _rendered_as_recorded(manifest: Manifest, desired: DesiredJobs, module: str) -> bool:
+    """Whether the module's compiled job is the one its files were last written from."""
+    entry = manifest.get(bundle_stem(module)) or {}
+    return entry.get("input") == input_digest(desired.summary(module).digest)
+
+
 def _describe_files(
     change: PlannedChange, root: Path, files: Mapping[str, str | None], manifest: Manifest
 ) -> None:
@@ -314,6 +321,10 @@ class BundleTarget:
                 reason=_BUNDLE_REASONS.get(a, ""),
             )
             _describe_files(change, Path(self.directory), files, manifest)
+            if a == PlanAction.UPDATE and m in compiled and _rendered_as_recorded(manifest, desired, m):
+                # The metadata is what was last written: the file itself was edited.
+                change.drift = True
+                change.reason = "the job file was edited outside the metadata"
             changes.append(change)
         changes += [
             PlannedChange(module=m, action=PlanAction.ERROR, reason=issue_text(desired.issues, m))
