@@ -95,6 +95,15 @@ def test_bundle_target_options_that_cannot_apply_are_usage_errors(
         "https://other.cloud.databricks.com",
     )
     assert code == 2 and "is yours and names" in err and "edit it" in err
+    # A folder of another control table gets no target file either.
+    other = str(tmp_path / "other")
+    assert run_cli(capsys, "load", str(EXAMPLES), "--control-table", other)[0] == 0
+    code, _, err = run_cli(
+        capsys, "export-bundle", "--control-table", other, "--output", str(out),
+        "--bundle-target", "qa", "--workspace-host", HOST,
+    )  # fmt: skip
+    assert code == 2 and "belongs to control table" in err
+    assert not (out / "targets" / "qa.yml").exists()
 
 
 def _databricks(*args: str, cwd: Path, fake: FakeWorkspace, token: str, home: Path, host: bool = True):

@@ -250,13 +250,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if not orchestrator.tables.control.exists():
         # apply creates the tool's own tables, but never an empty control table from a typo.
         raise TableNotFoundError(orchestrator.tables.control.name)
+    # Before the apply, so a clash with the user's own target file writes nothing at all.
+    scaffolded = _scaffold_target(orchestrator, bundle_target)
     from lakeflow_job_meta.cli.progress import ProgressBar
 
     with ProgressBar(sys.stderr) as progress:
         result = orchestrator.run_all_modules(
             auto_run=args.auto_run, progress=None if args.json else progress
         )
-    scaffolded = _scaffold_target(orchestrator, bundle_target)
     if scaffolded and not args.json:
         print(
             f"wrote {scaffolded}: deploy with `databricks bundle deploy -t {bundle_target[0]}`",
@@ -322,10 +323,13 @@ def _bundle_target(args: argparse.Namespace) -> tuple[str, str] | None:
 
 
 def _scaffold_target(orchestrator: Any, bundle_target: tuple[str, str] | None) -> str | None:
-    """Write the user's target file (once); a clash with the file the user owns is exit 2."""
+    """Write the user's target file (once), in a folder that is this table's to write (another
+    table's folder is refused first); a clash with the file the user owns is exit 2."""
     if bundle_target is None:
         return None
     from lakeflow_job_meta.adapters.bundle import scaffold_target
+
+    orchestrator.target.check_owner()
 
     try:
         return scaffold_target(orchestrator.target.directory, *bundle_target)
