@@ -93,12 +93,15 @@ class StorageError(LakeflowJobMetaError):
     """A Delta table could not be read or written."""
 
 
-class TableNotFoundError(StorageError):
-    """A table that a read-only command needs does not exist."""
+class TableNotFoundError(StorageError, ConfigurationError):
+    """A table that a read-only command needs does not exist: a configuration error (exit 2, a
+    wrong ``--control-table`` or a table never created), whose fix is ``init``."""
 
     def __init__(self, table: str):
         self.table = table
-        super().__init__(f"table {table} does not exist (run `lakeflow-job-meta load` to create it)")
+        super().__init__(
+            f"table {table} does not exist (create it with `lakeflow-job-meta init`, or `load` YAML into it)"
+        )
 
 
 class JobsApiError(LakeflowJobMetaError):

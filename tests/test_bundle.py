@@ -66,7 +66,7 @@ def test_bundle_layout_and_content() -> None:
     root = yaml.safe_load(files["databricks.yml"])
     assert root == {
         "bundle": {"name": "b"},
-        "include": ["resources/*.yml"],
+        "include": ["resources/*.yml", "targets/*.yml"],
         "targets": {"default": {"default": True}},
     }
     all_types = yaml.safe_load(files["resources/all_types.job.yml"])["resources"]["jobs"]["all_types"]

@@ -210,13 +210,15 @@ def test_load_sync_deletes_rows_of_removed_files(cli: Cli, tmp_path: Path) -> No
 def test_read_only_command_on_missing_table_is_one_line(cli: Cli, tmp_path: Path, argv) -> None:
     ctl = tmp_path / "missing" / "etl_control"
     rc, out, err = cli(*argv, "--control-table", str(ctl))
-    assert rc == 1
+    assert rc == 2  # a configuration error, as the docs say (issue 17)
     if "--json" in argv:  # stdout still holds exactly one document, saying what failed
         assert json.loads(out)["ok"] is False
     else:
         assert out == ""
     errors = [line for line in err.splitlines() if line.startswith("error")]
-    assert errors == [f"error: table {ctl} does not exist (run `lakeflow-job-meta load` to create it)"]
+    assert errors == [
+        f"error: table {ctl} does not exist (create it with `lakeflow-job-meta init`, or `load` YAML into it)"
+    ]
     assert "Traceback" not in err
     assert not ctl.exists()  # nothing was created
     assert not (tmp_path / "out").exists()
@@ -256,16 +258,19 @@ def test_plan_and_apply_bundle(cli: Cli, loaded: str, tmp_path: Path) -> None:
     # Terraform-like: one "+ create" block per module, then the summary line.
     for module in EXAMPLE_MODULES:
         assert f'  + create {module} "{module}"' in out
-    assert out.rstrip().endswith("Plan: 5 to create, 0 to update, 0 to delete/pause, 0 unchanged.")
+    # The inline SQL file of a new module is listed, as a workspace plan lists it.
+    assert out.rstrip().endswith(
+        "Plan: 5 to create, 0 to update, 0 to delete/pause, 0 unchanged. Files: 1 to write, 0 to delete."
+    )
     assert not (tmp_path / "out").exists()  # plan writes nothing
 
     rc, out, err = cli("apply", "--control-table", loaded, "--target", target)
     assert rc == 0, err
+    # issue 17: for a bundle folder the no-policy warning is said once per control table
     assert err.splitlines() == [
-        f"target: bundle folder {tmp_path / 'out'} (local; no workspace is contacted)",
-        "warning: no policy given (--policy): every run_as identity, code path and permission is allowed",
+        f"target: bundle folder {tmp_path / 'out'} (local; no workspace is contacted)"
     ]
-    assert "Apply complete: 5 create" in out  # results on stdout
+    assert "Apply complete: 5 created; 6 bundle file(s) written." in out  # results on stdout
     assert (tmp_path / "out" / "databricks.yml").is_file()
 
     rc, out, err = cli("plan", "--control-table", loaded, "--target", target)
@@ -365,7 +370,7 @@ def test_apply_and_plan_workspace(cli: Cli, loaded: str, jobs_emulator, workspac
         f"target: workspace {jobs_emulator.url}",
         "warning: no policy given (--policy): every run_as identity, code path and permission is allowed",
     ]
-    assert "Apply complete: 5 create; 5 job write(s)" in out
+    assert "Apply complete: 5 created; 5 job write(s)" in out
     assert jobs_emulator.writes() == 5
     ids = {jobs_emulator.job(i)["settings"]["name"]: i for i in jobs_emulator.jobs()}
     assert set(ids) == EXAMPLE_MODULES
@@ -383,7 +388,7 @@ def test_apply_and_plan_workspace(cli: Cli, loaded: str, jobs_emulator, workspac
     before = jobs_emulator.writes()
     rc, out, err = cli("apply", "--control-table", loaded, "--target", "workspace")
     assert rc == 0 and jobs_emulator.writes() == before
-    assert "Apply complete: 5 noop; 0 job write(s)" in out
+    assert "Apply complete: 5 unchanged; 0 job write(s)" in out
 
     rc, out, err = cli("status", "--control-table", loaded, "--json")
     assert rc == 0
@@ -490,9 +495,9 @@ def test_subprocess_round_trip_never_prints_the_token(tmp_path: Path, jobs_emula
 def test_apply_on_a_missing_control_table_creates_nothing(cli: Cli, tmp_path: Path) -> None:
     ctl = tmp_path / "typo" / "etl_contrl"
     rc, out, err = cli("apply", "--control-table", str(ctl), "--target", f"bundle:{tmp_path / 'b'}")
-    assert rc == 1 and out == ""
+    assert rc == 2 and out == ""
     assert [line for line in err.splitlines() if line.startswith("error")] == [
-        f"error: table {ctl} does not exist (run `lakeflow-job-meta load` to create it)"
+        f"error: table {ctl} does not exist (create it with `lakeflow-job-meta init`, or `load` YAML into it)"
     ]
     assert not ctl.exists() and not (tmp_path / "b").exists()
 

@@ -110,7 +110,7 @@ def test_results_on_stdout_notes_on_stderr(
 ) -> None:
     code, out, err = _run(capsys, "apply", "--control-table", table, "--target", f"bundle:{tmp_path / 'b'}")
     assert code == 0
-    assert "Apply complete: 5 create" in out and "Apply complete" not in err
+    assert "Apply complete: 5 created" in out and "Apply complete" not in err
     assert err.startswith("target: bundle folder")
     code, out, err = _run(capsys, "load", str(EXAMPLES), "--control-table", table)
     assert code == 0 and "(nothing changed)" in out and err == ""
@@ -149,9 +149,9 @@ def test_json_is_exactly_one_document_and_nothing_on_stderr(
 
 def test_json_error_is_still_one_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(capsys, "status", "--control-table", str(tmp_path / "missing"), "--json")
-    assert code == 1
+    assert code == 2
     doc = json.loads(out)
-    assert doc["ok"] is False and doc["exit_code"] == 1 and "does not exist" in doc["error"]
+    assert doc["ok"] is False and doc["exit_code"] == 2 and "does not exist" in doc["error"]
     assert err.startswith("error: table ")
 
 
@@ -251,11 +251,13 @@ def test_status_shows_a_stopped_monitor_and_rejected_files(
     )  # fmt: skip
     assert code == 1  # a rejected file is not ok
     status = json.loads(_run(capsys, "status", "--control-table", table, "--json")[1])
-    assert status["monitor"]["state"] == "stopped (lease expired)"
+    # --once ended cleanly and released its lease: not the STOPPED of a crashed monitor (issue 17).
+    assert status["monitor"]["state"] == "stopped (last run completed)"
     assert status["monitor"]["holder"].startswith("monitor@")
     assert list(status["rejected_files"]) == ["bad.yaml"]
     text = _run(capsys, "status", "--control-table", table)[1]
-    assert "Monitor: STOPPED" in text and "Rejected file bad.yaml:" in text
+    assert "Monitor: not running; its last run (monitor@" in text and "STOPPED" not in text
+    assert "Rejected file bad.yaml:" in text
 
 
 def test_status_runs_and_job_urls_on_a_workspace(

@@ -75,9 +75,9 @@ def test_a_terminal_gets_a_progress_bar_a_pipe_does_not(
     code, out, err = _apply(tmp_path, jobs_emulator.url, table, tty=True)
     assert code == 0, err
     assert "Applying" in err and f"{MODULES}/{MODULES}" in err
-    assert f"Apply complete: {MODULES} create" in out and "Applying" not in out
+    assert f"Apply complete: {MODULES} created" in out and "Applying" not in out
     code, out, err = _apply(tmp_path, jobs_emulator.url, table, tty=False)
-    assert code == 0 and "Applying" not in err and f"Apply complete: {MODULES} noop" in out
+    assert code == 0 and "Applying" not in err and f"Apply complete: {MODULES} unchanged" in out
 
 
 class _Tty(io.StringIO):

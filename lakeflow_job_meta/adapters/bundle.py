@@ -2,9 +2,11 @@
 
 Layout::
 
-    databricks.yml                      bundle name, include resources/*.yml, one default target
+    databricks.yml                      bundle name, includes, one default target
     resources/<module>.job.yml          one job per module
     resources/sql/<module>/<task>.sql   inline SQL of sql_query tasks
+    targets/*.yml                       the user's deployment targets: included, never written
+                                        (but for a first scaffold, see :func:`scaffold_target`)
 
 Output is deterministic (sorted keys, fixed width), and :func:`write_bundle` only touches files
 whose bytes differ, so re-writing an unchanged bundle changes nothing on disk and a git diff of the
@@ -38,6 +40,13 @@ SQL_HEADER = f"-- {MANAGED_MARKER}: generated from the metadata, edits are overw
 # Jobs API fields the bundle schema rejects in a job.
 API_ONLY_FIELDS: tuple[str, ...] = ("edit_mode", "format", "deployment")
 RESOURCES_DIR = "resources"
+# The user's own deployment targets (workspace host, root path, mode): databricks.yml includes
+# them, so they survive every apply, which rewrites databricks.yml itself.
+TARGETS_DIR = "targets"
+TARGETS_COMMENT = (
+    f"# deployment targets: add your own in {TARGETS_DIR}/*.yml (never rewritten), "
+    "then `databricks bundle deploy -t NAME`\n"
+)
 JOB_FILE_SUFFIX = ".job.yml"
 SQL_DIR = f"{RESOURCES_DIR}/sql"
 YAML_WIDTH = 100
@@ -204,13 +213,14 @@ def render_bundle(
     root = _dump(
         {
             "bundle": {"name": bundle_name},
-            "include": [f"{RESOURCES_DIR}/*.yml"],
+            "include": [f"{RESOURCES_DIR}/*.yml", f"{TARGETS_DIR}/*.yml"],
             "targets": {target: target_settings},
         }
     )
+    record = ""
     if owner is not None:
         record = f"{OWNER_COMMENT}{owner}; another control table's plan or apply on this folder is refused\n"
-        root = YAML_HEADER + record + root[len(YAML_HEADER) :]
+    root = YAML_HEADER + record + TARGETS_COMMENT + root[len(YAML_HEADER) :]
     files: dict[str, str] = {BUNDLE_FILE: root}
     jobs = sorted(compiled_jobs, key=lambda j: j.module_name)
     keys = {job.module_name: job_resource_key(job) for job in jobs}
@@ -263,7 +273,15 @@ def job_of_file(path: Path) -> dict[str, Any] | None:
     """The one job of a job file (its settings under ``resources.jobs``), or None when the file is
     unreadable, hand-edited into another shape, or foreign."""
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_CSafeLoader or yaml.SafeLoader)
+        return job_of_text(path.read_text(encoding="utf-8"))
+    except OSError:
+        return None
+
+
+def job_of_text(text: str) -> dict[str, Any] | None:
+    """The one job of a job file's text, or None when it is not one job (see :func:`job_of_file`)."""
+    try:
+        document = yaml.load(text, Loader=_CSafeLoader or yaml.SafeLoader)
         ((_, job),) = document["resources"]["jobs"].items()
     except Exception:
         return None
@@ -328,3 +346,51 @@ def write_bundle(
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
     return result
+
+
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_HOST = re.compile(r"^https?://[^\s/]+/?$")
+
+
+def check_target(name: str, host: str) -> None:
+    """Raise ValueError unless ``name`` can be a target file's name and ``host`` a workspace URL."""
+    if not _TARGET_NAME.match(name):
+        raise ValueError(f"--bundle-target {name!r}: use letters, digits, '_' and '-'")
+    if not _HOST.match(host):
+        raise ValueError(
+            f"--workspace-host {host!r}: give the workspace URL, such as https://adb-123.4.azuredatabricks.net"
+        )
+
+
+def scaffold_target(directory: str | os.PathLike[str], name: str, host: str) -> str | None:
+    """Write ``targets/<name>.yml`` (a deployment target for ``host``) unless it exists; return
+    its relative path when written, None when it was there already naming the same host.
+
+    The file carries no managed marker: from its first write it is the user's, never rewritten or
+    deleted, so a ``mode``, ``root_path`` or ``run_as`` added to it survives every apply. Asking
+    for another host than the existing file names is refused (ValueError): the file is the
+    user's to edit."""
+    check_target(name, host)
+    relpath = f"{TARGETS_DIR}/{name}.yml"
+    path = Path(directory) / relpath
+    if path.exists():
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            existing = document["targets"][name]["workspace"]["host"]
+        except Exception:
+            existing = None
+        if existing is not None and str(existing).rstrip("/") == host.rstrip("/"):
+            return None
+        raise ValueError(
+            f"{path} is yours and names {existing or 'no host'} for target {name!r}, not {host}: "
+            "edit it (lakeflow_job_meta never rewrites it)"
+        )
+    text = (
+        f"# Deployment target {name!r} of this bundle. This file is yours: lakeflow_job_meta wrote it\n"
+        "# once (--bundle-target) and never rewrites or deletes it. Add what the target needs, e.g.\n"
+        "# `mode: production` with `workspace.root_path`, or `run_as`. Deploy with:\n"
+        f"#   databricks bundle deploy -t {name}\n"
+    )
+    text += yaml.safe_dump({"targets": {name: {"workspace": {"host": host}}}}, **_EMIT_OPTIONS)
+    _write_atomically(path, text.encode("utf-8"))
+    return relpath

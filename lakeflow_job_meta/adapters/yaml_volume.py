@@ -32,7 +32,7 @@ from typing import Any, Literal
 from lakeflow_job_meta.clock import Clock, SystemClock
 from lakeflow_job_meta.errors import ConfigurationError
 from lakeflow_job_meta.metadata.files import is_candidate_name, is_ignored_dir
-from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
+from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES, human_size
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ class VolumeScanner:
             before = os.fstat(fd)
             if before.st_size > self.max_bytes:
                 marker = f"!{ERROR_TOO_LARGE}:{before.st_size}"
-                detail = f"{before.st_size} bytes, limit {self.max_bytes}"
+                detail = f"{human_size(before.st_size)}, limit {human_size(self.max_bytes)}"
                 return _Observation(before.st_size, before.st_mtime_ns, marker, None, ERROR_TOO_LARGE, detail)
             chunks: list[bytes] = []
             remaining = self.max_bytes + 1

@@ -48,6 +48,8 @@ NON_EMPTY_OPTIONS = {
     "default_warehouse_id": "--default-warehouse-id",
     "out": "--out",
     "plan": "--plan",
+    "bundle_target": "--bundle-target",
+    "workspace_host": "--workspace-host",
 }
 
 
@@ -238,12 +240,37 @@ def _run_settings(args: argparse.Namespace):
     )
 
 
-def _warn_without_policy(args: argparse.Namespace) -> None:
-    """With no policy every run says, in one line, that nothing is restricted."""
-    if not args.policy and not args.json:  # --json: stdout carries the one document, stderr stays quiet
-        from lakeflow_job_meta.metadata.policy import NO_POLICY_WARNING
+def _warn_without_policy(args: argparse.Namespace, orchestrator: Any) -> None:
+    """With no policy a run says, in one line, that nothing is restricted: every run against a
+    workspace (it writes jobs), once per control table for a bundle folder (it writes files a
+    person deploys; the local demo's every command repeated it)."""
+    if args.policy or args.json:  # --json: stdout carries the one document, stderr stays quiet
+        return
+    from lakeflow_job_meta.metadata.policy import NO_POLICY_WARNING
+    from lakeflow_job_meta.vocabulary import TargetKind
 
-        print(f"warning: {NO_POLICY_WARNING}", file=sys.stderr)
+    if orchestrator.target.kind == TargetKind.BUNDLE and not _first_time(
+        f"no-policy-{orchestrator.table_id}"
+    ):
+        return
+    print(f"warning: {NO_POLICY_WARNING}", file=sys.stderr)
+
+
+def _first_time(notice: str) -> bool:
+    """True the first time ``notice`` is asked about on this machine (a marker file in the user
+    cache folder); True again whenever the marker cannot be written, so nothing goes unsaid."""
+    from pathlib import Path
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    marker = Path(base) / "lakeflow_job_meta" / "notices" / notice
+    if marker.exists():
+        return False
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError:
+        pass
+    return True
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -251,7 +278,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     orchestrator = build_orchestrator(_run_settings(args))
     _note(args, orchestrator.describe_target())
-    _warn_without_policy(args)
+    _warn_without_policy(args, orchestrator)
     named = orchestrator.select_modules(args.module) if args.module else None
     plan = orchestrator.plan(named, check_drift=not args.no_drift)
     if args.out:
@@ -288,12 +315,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"--lease-timeout must be >= 0, got {lease_timeout:g}")
     settings = _run_settings(args)
     settings.lease_timeout = 0.0 if args.no_wait else lease_timeout
+    bundle_target = _bundle_target(args)  # a usage error before credentials are even looked at
     orchestrator = build_orchestrator(settings)
     _note(args, orchestrator.describe_target())
-    _warn_without_policy(args)
+    _warn_without_policy(args, orchestrator)
     if not orchestrator.tables.control.exists():
         # apply creates the tool's own tables, but never an empty control table from a typo.
         raise TableNotFoundError(orchestrator.tables.control.name)
+    # Before the apply, so a clash with the user's own target file writes nothing at all.
+    scaffolded = _scaffold_target(orchestrator, bundle_target)
     from lakeflow_job_meta.cli.progress import ProgressBar
 
     with ProgressBar(sys.stderr) as bar:
@@ -309,8 +339,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
             result = orchestrator.reconcile(named, auto_run=args.auto_run, progress=shown, named=named)
         else:
             result = orchestrator.run_all_modules(auto_run=args.auto_run, progress=shown)
+    if scaffolded and not args.json:
+        print(
+            f"wrote {scaffolded}: deploy with `databricks bundle deploy -t {bundle_target[0]}`",
+            file=sys.stderr,
+        )
     if args.json:
         doc = result.as_dict()
+        doc["bundle_target_file"] = scaffolded
         doc["changes"] = [
             {
                 "module": r.module,
@@ -325,6 +361,61 @@ def cmd_apply(args: argparse.Namespace) -> int:
     else:
         _print_run(_console(stderr=False), result)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+# What happened to a module, as the apply summary says it ("1 created", not "1 create").
+_DONE = {
+    PlanAction.CREATE: "created",
+    PlanAction.ADOPT: "adopted",
+    PlanAction.ADOPT_EXISTING: "adopted",
+    PlanAction.UPDATE: "updated",
+    PlanAction.DELETE: "deleted",
+    PlanAction.PAUSE: "paused",
+    PlanAction.NOOP: "unchanged",
+    PlanAction.ORPHANED: "orphaned",
+    PlanAction.ERROR: "with errors",
+}
+
+
+def _bundle_target(args: argparse.Namespace) -> tuple[str, str] | None:
+    """``--bundle-target NAME --workspace-host URL``, checked before anything is written: both or
+    neither, and only for a bundle folder (a workspace target has no bundle to deploy)."""
+    from lakeflow_job_meta.engine.targets.base import TargetSpec, default_target
+    from lakeflow_job_meta.vocabulary import TargetKind
+
+    name, host = getattr(args, "bundle_target", None), getattr(args, "workspace_host", None)
+    if name is None and host is None:
+        return None
+    if name is None or host is None:
+        raise ConfigurationError("--bundle-target and --workspace-host go together: give both")
+    spec = TargetSpec.parse(args.target) if args.target else default_target()
+    if spec.kind != TargetKind.BUNDLE:
+        raise ConfigurationError(
+            "--bundle-target cannot apply to the workspace target: it names where a bundle folder is "
+            "deployed; use it with --target bundle:DIR or export-bundle"
+        )
+    from lakeflow_job_meta.adapters.bundle import check_target
+
+    try:
+        check_target(name, host)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    return name, host
+
+
+def _scaffold_target(orchestrator: Any, bundle_target: tuple[str, str] | None) -> str | None:
+    """Write the user's target file (once), in a folder that is this table's to write (another
+    table's folder is refused first); a clash with the file the user owns is exit 2."""
+    if bundle_target is None:
+        return None
+    from lakeflow_job_meta.adapters.bundle import scaffold_target
+
+    orchestrator.target.check_owner()
+
+    try:
+        return scaffold_target(orchestrator.target.directory, *bundle_target)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
 
 
 def _print_run(console: Any, result: Any) -> None:
@@ -368,7 +459,7 @@ def _print_run(console: Any, result: Any) -> None:
             for item in r.diff:
                 console.print(f"      {item}", markup=False)
     done = Counter(r.action for r in result.results if r.ok)
-    parts = [f"{n} {action}" for action, n in sorted(done.items())]
+    parts = [f"{n} {_DONE.get(action, action)}" for action, n in sorted(done.items())]
     outcomes = Counter(r.outcome for r in result.results if not r.ok)
     labels = (
         (Outcome.ERROR, "failed"),
@@ -380,9 +471,7 @@ def _print_run(console: Any, result: Any) -> None:
         if outcomes[outcome]:
             parts.append(f"{outcomes[outcome]} {label}")
     console.print(
-        f"Apply complete: {', '.join(parts) or 'no modules'}; "
-        f"{result.job_writes} job write(s), {result.other_writes} other write(s).",
-        markup=False,
+        f"Apply complete: {', '.join(parts) or 'no modules'}; {result.writes_text()}.", markup=False
     )
     for warning in result.warnings:  # held-back changes and the like: problems go to stderr
         print(f"warning: {warning}", file=sys.stderr)
@@ -405,7 +494,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     )
     monitor = build_monitor(_run_settings(args), watch)
     _note(args, monitor.orchestrator.describe_target())
-    _warn_without_policy(args)
+    _warn_without_policy(args, monitor.orchestrator)
     install_signal_handlers(monitor)
     configure_logging(debug=args.debug, monitor_format=args.log_format)
     if args.once:
@@ -467,7 +556,14 @@ def _run_reader(profile: str | None):
     from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs
     from lakeflow_job_meta.wiring import workspace_client
 
-    return WorkspaceJobs(workspace_client(profile)).latest_run
+    gateways: list[WorkspaceJobs] = []  # built at the first workspace job: a bundle-only table needs none
+
+    def latest(job_id: int) -> dict[str, Any] | None:
+        if not gateways:
+            gateways.append(WorkspaceJobs(workspace_client(profile)))
+        return gateways[0].latest_run(job_id)
+
+    return latest
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -477,11 +573,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     parts.tables.require_exists()
     runs = _run_reader(args.profile) if args.runs else None
     status = read_status(parts.tables, args.control_table, desired=manager.desired_state(), runs=runs)
+    if args.runs:
+        _require_workspace_jobs(status)
     if args.json:
         _emit_json(status)
     else:
         sys.stdout.write(render_status(status) + "\n")
     return EXIT_OK
+
+
+def _require_workspace_jobs(status: dict[str, Any]) -> None:
+    """``--runs`` reads runs from a workspace: on a table whose jobs are only in bundle folders it
+    cannot apply, and says why (exit 2) instead of failing on credentials nobody needed."""
+    entries = [entry for module in status["modules"] for entry in module["targets"]]
+    if any(entry.get("kind") == "workspace" for entry in entries):
+        return
+    folders = sorted({entry["target"] for entry in entries})
+    where = (
+        f"only in bundle folders ({', '.join(folders)})" if folders else "not applied to any workspace yet"
+    )
+    raise ConfigurationError(
+        f"--runs reads each job's latest run from a workspace, and the jobs of {status['control_table']} "
+        f"are {where}: deploy a bundle with `databricks bundle deploy` and see its runs with "
+        "`databricks bundle run` or the Jobs UI, or apply with --target workspace"
+    )
 
 
 def cmd_history(args: argparse.Namespace) -> int:

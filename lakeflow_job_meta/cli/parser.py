@@ -239,6 +239,16 @@ def _apply_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="pause status of new jobs whose metadata sets none",
     )
+    p.add_argument(
+        "--bundle-target",
+        default=None,
+        metavar="NAME",
+        help="bundle target only: also write targets/NAME.yml for --workspace-host, once "
+        "(the file is then yours and never rewritten); deploy with `databricks bundle deploy -t NAME`",
+    )
+    p.add_argument(
+        "--workspace-host", default=None, metavar="URL", help="the workspace URL of --bundle-target"
+    )
 
 
 def _positive_int(text: str) -> int:

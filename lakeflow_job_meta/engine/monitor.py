@@ -35,6 +35,7 @@ from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.engine.metadata_manager import MetadataStore
 from lakeflow_job_meta.engine.orchestrator import Orchestrator
 from lakeflow_job_meta.engine.results import RunResult
+from lakeflow_job_meta.engine.targets.base import refuse_auto_run
 from lakeflow_job_meta.logs import ensure_handler
 from lakeflow_job_meta.planning.blast_radius import emptied_volume_message, volume_emptied
 from lakeflow_job_meta.storage.state_store import StateKey, StateStore
@@ -123,7 +124,7 @@ class CycleReport:
                 for r in self.run
                 if r.action != PlanAction.NOOP or r.error
             ]
-            parts.append(f"{len(self.run)} module(s) checked, {self.run.job_writes} job write(s)")
+            parts.append(f"{len(self.run)} module(s) checked, {self.run.writes_text()}")
             if actions:
                 parts.append("; ".join(actions))
         elif self.error is None and not self.files_rejected:
@@ -176,6 +177,8 @@ class Monitor:
         self.check_interval_seconds = float(options.check_interval_seconds)
         self.volume_path = options.volume_path
         self.auto_update_jobs = options.auto_update_jobs
+        if options.auto_run:  # refused at start, not on every cycle
+            refuse_auto_run(orchestrator.target.kind)
         self.auto_run = options.auto_run
         self.wait_for_lease = options.wait_for_lease
         self.full_resync_seconds = float(options.full_resync_seconds)
@@ -522,7 +525,8 @@ def install_signal_handlers(monitor: Monitor) -> None:
     """SIGTERM/SIGINT finish the module in flight, persist state and exit 0."""
 
     def handler(signum: int, frame: Any) -> None:
-        log.warning("received %s; finishing the module in flight", signal.Signals(signum).name)
+        # A stop asked for (Ctrl-C, the job being cancelled) is the normal end, not a problem.
+        log.info("received %s; finishing the module in flight, then stopping", signal.Signals(signum).name)
         monitor.stop()
 
     if threading.current_thread() is threading.main_thread():

@@ -35,6 +35,7 @@ from lakeflow_job_meta.engine.targets.base import (
     NoProgress,
     Target,
     job_json,
+    refuse_auto_run,
     tracking_key,
 )
 from lakeflow_job_meta.errors import (
@@ -414,6 +415,8 @@ class Orchestrator:
         modules the user named (``--module``); only they apply a ``sync: manual`` module's
         change, every other run records it as pending. ``expected``: the plan file an ``apply
         --plan`` applies; a module that moved since is refused right before it would be written."""
+        if auto_run:  # a target that cannot run jobs says so before anything is written
+            refuse_auto_run(self.target.kind)
         self.target.check_owner()  # before the tool's tables are created or the lease taken
         self.tables.ensure_exists()
         lease, own_lease = self._take_lease()

@@ -12,6 +12,9 @@ from lakeflow_job_meta.planning.blast_radius import ALLOW_FLAG
 from lakeflow_job_meta.planning.plan import PlannedChange
 from lakeflow_job_meta.vocabulary import Outcome
 
+# How a bundle target's key (and so a run's ``target``) starts: ``bundle:<abs dir>``.
+BUNDLE_KEY_PREFIX = "bundle:"
+
 
 @dataclass
 class ModuleResult:
@@ -91,6 +94,17 @@ class RunResult:
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(r.action for r in self.results))
+
+    @property
+    def on_bundle(self) -> bool:
+        return self.target.startswith(BUNDLE_KEY_PREFIX)
+
+    def writes_text(self) -> str:
+        """What the run wrote, in the target's own terms: a bundle run writes files, never jobs
+        (``0 job write(s)`` after creating a job file read as if nothing had happened)."""
+        if self.on_bundle:
+            return f"{self.other_writes} bundle file(s) written"
+        return f"{self.job_writes} job write(s), {self.other_writes} other write(s)"
 
     def as_dict(self) -> dict[str, Any]:
         return {

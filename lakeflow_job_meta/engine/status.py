@@ -91,12 +91,20 @@ def _authors(control_rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, A
     return last
 
 
+STOPPED_CLEANLY = "stopped (last run completed)"
+
+
 def _monitor(lease: Any, now: float) -> dict[str, Any]:
     if not isinstance(lease, dict) or "holder" not in lease:
         return {"state": "never ran", "holder": None, "since": None, "expires_at": None}
     live = float(lease.get("expires_at", 0)) > now
+    # A monitor that stops cleanly (``--once``, Ctrl-C, a cancelled job) releases its lease by
+    # writing it already expired at its last renewal; one that crashed leaves it to run out.
+    released = lease.get("renewed_at") is not None and float(lease.get("expires_at", 0)) <= float(
+        lease["renewed_at"]
+    )
     if not str(lease.get("holder", "")).startswith(APPLY_HOLDER_PREFIX):
-        state = "running" if live else "stopped (lease expired)"
+        state = "running" if live else (STOPPED_CLEANLY if released else "stopped (lease expired)")
     else:  # a CLI apply or a notebook run held it last
         state = "an apply is running" if live else "not running"
     return {
@@ -225,6 +233,10 @@ def render_status(status: Mapping[str, Any]) -> str:
     if monitor["state"] == "running":
         lines.append(
             f"Monitor: running, {monitor['holder']} holds the lease since {local_time(monitor['since'])}"
+        )
+    elif monitor["state"] == STOPPED_CLEANLY:
+        lines.append(
+            f"Monitor: not running; its last run ({monitor['holder']}) completed {local_time(monitor['renewed_at'])}"
         )
     elif monitor["state"].startswith("stopped"):
         lines.append(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue
-from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
+from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES, too_large_text
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -65,4 +65,4 @@ def read_yaml_file(path: str, max_bytes: int = MAX_FILE_BYTES) -> bytes | Metada
 
 
 def too_large(path: str, size: int, max_bytes: int) -> MetadataIssue:
-    return MetadataIssue(f"{path}:1", "", f"file is {size} bytes, over the {max_bytes}-byte limit", file=path)
+    return MetadataIssue(f"{path}:1", "", too_large_text(size, max_bytes), file=path)

@@ -18,3 +18,22 @@ MAX_POLICY_BYTES = 64 * 1024
 # The blast-radius limit: at most max(jobs, fraction x managed jobs) pauses and deletes per run.
 MASS_CHANGE_MAX_JOBS = 2
 MASS_CHANGE_MAX_FRACTION = 0.2
+
+
+def human_size(size: int) -> str:
+    """A byte count as people read it (``1.9 MiB (2000012 bytes)``, ``200 bytes``): a limit of
+    ``1048576-byte`` had to be counted digit by digit. Sizes of a KiB and more keep the exact
+    count in parentheses when rounding changed it."""
+    if size < 1024:
+        return f"{size} byte{'s' if size != 1 else ''}"
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            shown = f"{size / scale:.1f}".removesuffix(".0")
+            exact = size % scale == 0
+            return f"{shown} {unit}" if exact else f"{shown} {unit} ({size} bytes)"
+    raise AssertionError("unreachable")
+
+
+def too_large_text(size: int, limit: int) -> str:
+    """The one wording of a file over its size limit, wherever it is found."""
+    return f"file is {human_size(size)}, over the limit of {human_size(limit)}"

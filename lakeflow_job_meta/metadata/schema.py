@@ -199,7 +199,16 @@ def _describe(error: ValidationError, validator: Any) -> Iterator[SchemaProblem]
     message = _keyword_message(error, schema)
     if keyword in _GOT_KEYWORDS:
         message += f", got {_got(error.instance)}"
+    if keyword == "enum" and isinstance(error.instance, str):
+        message += did_you_mean(error.instance, [str(v) for v in error.validator_value])
     yield SchemaProblem(path, message, path)
+
+
+def did_you_mean(value: str, choices: list[str]) -> str:
+    """`` (did you mean 'notebook'?)`` for a near miss of one of ``choices``, else empty: a
+    list of eleven task types does not show which one a typo meant."""
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # Messages about a value say what the value was: `must be an integer >= 0, got the string "1"`.

@@ -38,6 +38,7 @@ from lakeflow_job_meta.metadata.models import (
     principal_of,
     serverless_dependency,
 )
+from lakeflow_job_meta.metadata.schema import did_you_mean
 from lakeflow_job_meta.metadata.tags import Cloud, tag_issues
 from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
 
@@ -331,7 +332,8 @@ class _Checker:
             self._source_issue(
                 source,
                 (*path, "task_type"),
-                f"unknown task type '{task_type}' (expected one of: {', '.join(TASK_TYPES)})",
+                f"unknown task type '{task_type}' (expected one of: {', '.join(TASK_TYPES)})"
+                + did_you_mean(str(task_type), list(TASK_TYPES)),
             )
             return
         settings = self._module_settings(source.module_name)

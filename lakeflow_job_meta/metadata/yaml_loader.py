@@ -19,7 +19,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from lakeflow_job_meta.errors import MetadataIssue
-from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
+from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES, too_large_text
 from lakeflow_job_meta.metadata.locations import FieldPath, LineMap, format_path
 
 DEFAULT_MAX_ALIASES = 100
@@ -516,9 +516,7 @@ def load_yaml(
     limits = limits or YamlLimits()
     size = len(content) if isinstance(content, bytes) else len(content.encode("utf-8", "surrogatepass"))
     if size > limits.max_bytes:
-        return [
-            MetadataIssue(f"{file}:1", "", f"file is {size} bytes, over the {limits.max_bytes}-byte limit")
-        ]
+        return [MetadataIssue(f"{file}:1", "", too_large_text(size, limits.max_bytes))]
     if isinstance(content, bytes):
         decoded = _decode(content, file)
         if isinstance(decoded, MetadataIssue):
@@ -556,6 +554,8 @@ def load_yaml(
             # PyYAML splits one sentence in two: "expected X" + "but found Y", or "while doing X" + problem.
             joined = exc.context.startswith("expected")
             detail = f"{exc.context}, {exc.problem}" if joined else f"{exc.problem} ({exc.context})"
+        if "'\\t'" in detail:  # PyYAML names the character but not the rule
+            detail += "; YAML does not allow tabs for indentation, use spaces"
         return [MetadataIssue(f"{file}:{line}", "", f"invalid YAML: {detail}")]
     except RecursionError:
         return [MetadataIssue(f"{file}:1", "", f"nested deeper than {limits.max_depth} levels")]

@@ -91,6 +91,17 @@ COMMON_TASK_FIELDS: tuple[str, ...] = (
 _SAFE_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
 
+# A Unity Catalog ``catalog.schema.table`` name (parts optionally backquoted).
+_CATALOG_TABLE = re.compile(r"(?:`[^`]+`|[A-Za-z0-9_-]+)(?:\.(?:`[^`]+`|[A-Za-z0-9_-]+)){2}")
+
+
+def is_catalog_table_name(control_table: str) -> bool:
+    """Whether the control table is named as a notebook on Databricks could read it. A local
+    path (embedded mode, ``./ctl``) means nothing on a cluster, so it is never handed to a
+    notebook task as its ``control_table`` parameter."""
+    return _CATALOG_TABLE.fullmatch(control_table) is not None
+
+
 @dataclass(frozen=True)
 class CompileContext:
     """Everything about the run, not the metadata, that shapes the compiled job."""
@@ -411,7 +422,9 @@ class _ModuleCompiler:
 
     def _notebook(self, source: Source, tc: dict[str, Any], task: dict[str, Any], prefix: str) -> None:
         user_params = self._str_map(tc.get("base_parameters"))
-        ours = {"source_id": source.source_id, "control_table": self.ctx.control_table}
+        ours = {"source_id": source.source_id}
+        if is_catalog_table_name(self.ctx.control_table):
+            ours["control_table"] = self.ctx.control_table
         for key, value in ours.items():  # the control table's name is the run's, not the metadata's
             if key in user_params and user_params[key] != value:
                 self.source_issue(

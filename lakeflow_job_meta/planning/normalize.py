@@ -176,10 +176,16 @@ def server_filled(path: str, value: Any) -> bool:
     return False
 
 
-def diff_settings(desired: Mapping[str, Any], live: Mapping[str, Any]) -> list[FieldChange]:
-    """Field-level differences, with paths such as ``tasks[load].notebook_task.notebook_path``."""
+def diff_settings(
+    desired: Mapping[str, Any], live: Mapping[str, Any], *, server_defaults: bool = True
+) -> list[FieldChange]:
+    """Field-level differences, with paths such as ``tasks[load].notebook_task.notebook_path``.
+
+    ``server_defaults=False`` compares two documents the tool wrote itself (a bundle's job file
+    on disk against its new rendering): nothing there was filled by a service, so a field the
+    metadata dropped is shown even when its old value equals a server default."""
     changes: list[FieldChange] = []
-    _diff("", desired, live, changes)
+    _diff("", desired, live, changes, server_defaults)
     return changes
 
 
@@ -193,23 +199,52 @@ def _keyed(items: list[Any], key: str) -> dict[str, Any] | None:
     return mapped if len(mapped) == len(items) else None
 
 
-def _diff(path: str, desired: Any, live: Any, out: list[FieldChange]) -> None:
-    if desired is _ABSENT and server_filled(path, live):
+def _upstream_keys(path: str, desired: Any, live: Any) -> tuple[list[str], list[str]] | None:
+    """A task's ``depends_on`` as two sorted lists of task keys, when both sides name upstream
+    tasks only (no ``outcome``): one line ``depends_on: ["a"] -> ["b"]`` reads better than an
+    added and a removed entry. None: compare it as any keyed list."""
+    if not path.endswith(".depends_on"):
+        return None
+    sides = []
+    for value in (desired, live):
+        items = [] if value is _ABSENT or value is None else value
+        if not isinstance(items, list) or not all(
+            isinstance(item, Mapping) and set(item) == {"task_key"} for item in items
+        ):
+            return None
+        sides.append(sorted(str(item["task_key"]) for item in items))
+    return sides[0], sides[1]
+
+
+def _diff(path: str, desired: Any, live: Any, out: list[FieldChange], server_defaults: bool = True) -> None:
+    if server_defaults and desired is _ABSENT and server_filled(path, live):
         return
-    if live is _ABSENT and _pattern(path) in NOT_RETURNED:
+    if server_defaults and live is _ABSENT and _pattern(path) in NOT_RETURNED:
         return
     if isinstance(desired, Mapping) and isinstance(live, Mapping):
         for key in sorted(set(desired) | set(live), key=str):
             _diff(
-                f"{path}.{key}" if path else str(key), desired.get(key, _ABSENT), live.get(key, _ABSENT), out
+                f"{path}.{key}" if path else str(key),
+                desired.get(key, _ABSENT),
+                live.get(key, _ABSENT),
+                out,
+                server_defaults,
             )
+        return
+    upstream = _upstream_keys(path, desired, live)
+    if upstream is not None:
+        wanted_keys, actual_keys = upstream
+        if wanted_keys != actual_keys:
+            out.append(FieldChange(path, wanted_keys, actual_keys))
         return
     list_key = KEYED_LISTS.get(path.rsplit(".", 1)[-1].split("[", 1)[0])
     if list_key and isinstance(desired, list) and isinstance(live, list):
         wanted, actual = _keyed(desired, list_key), _keyed(live, list_key)
         if wanted is not None and actual is not None:
             for key in sorted(set(wanted) | set(actual)):
-                _diff(f"{path}[{key}]", wanted.get(key, _ABSENT), actual.get(key, _ABSENT), out)
+                _diff(
+                    f"{path}[{key}]", wanted.get(key, _ABSENT), actual.get(key, _ABSENT), out, server_defaults
+                )
             return
     if desired == live and type(desired) is type(live):
         return

@@ -13,6 +13,7 @@ docs/STORAGE.md lists what still differs from Databricks.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import time
@@ -36,7 +37,12 @@ from lakeflow_job_meta.storage.tables import CDF_PROPERTY, KIND_PROPERTY, SCHEMA
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-INSTALL_HINT = "pip install 'lakeflow-job-meta[spark]' (or run on a Databricks cluster)"
+INSTALL_HINT = (
+    "run on Databricks (a notebook or job), or from a laptop `pip install databricks-connect` "
+    "(Databricks Connect, the version of your cluster or serverless compute) with "
+    "DATABRICKS_CLUSTER_ID or DATABRICKS_SERVERLESS_COMPUTE_ID=auto set; a local pyspark "
+    "(`lakeflow-job-meta[spark]`) cannot reach Unity Catalog"
+)
 DEFAULTS_FEATURE = "delta.feature.allowColumnDefaults"
 ISOLATION_PROPERTY = "delta.isolationLevel"
 _IDENT = re.compile(r"[A-Za-z0-9_-]+")
@@ -323,8 +329,21 @@ def _types() -> Any:
     try:
         from pyspark.sql import types
     except ImportError as exc:
-        raise MissingDependencyError(f"Unity Catalog tables need pyspark: {INSTALL_HINT}") from exc
+        raise MissingDependencyError(f"Unity Catalog tables need Spark: {INSTALL_HINT}") from exc
     return types
+
+
+def _databricks_connect() -> Any:
+    """``DatabricksSession`` when Databricks Connect is installed and we are not in the Databricks
+    Runtime: from a laptop it is the way to Unity Catalog (its session authenticates as the SDK
+    does: profile, environment variables, OAuth). None otherwise."""
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return None
+    try:
+        from databricks.connect import DatabricksSession  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return DatabricksSession
 
 
 def active_session() -> Any:
@@ -334,15 +353,18 @@ def active_session() -> Any:
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
-        raise MissingDependencyError(f"Unity Catalog tables need pyspark: {INSTALL_HINT}") from exc
+        raise MissingDependencyError(f"Unity Catalog tables need Spark: {INSTALL_HINT}") from exc
     session = SparkSession.getActiveSession()
     if session is not None:
         return session
+    connect = _databricks_connect()
     try:
+        if connect is not None:
+            return connect.builder.getOrCreate()
         return SparkSession.builder.getOrCreate()
     except Exception as exc:
         raise StorageError(
-            f"no SparkSession and none could be created ({exc}); catalog.schema.table names need Spark"
+            f"no SparkSession and none could be created ({exc}); catalog.schema.table names need Spark: {INSTALL_HINT}"
         ) from exc
 
 

@@ -96,7 +96,7 @@ def test_examples_bundle_validates_against_the_schema(world: World, schema: dict
 
     root = yaml.safe_load(files["databricks.yml"][0])
     assert schema_errors(root, schema) == []
-    assert root["include"] == ["resources/*.yml"]
+    assert root["include"] == ["resources/*.yml", "targets/*.yml"]
     for relpath in job_files:
         document = yaml.safe_load(files[relpath][0])
         assert schema_errors(document, schema) == [], relpath

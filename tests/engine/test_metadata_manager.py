@@ -228,14 +228,14 @@ def test_oversize_and_missing_files_write_nothing(tmp_path: Path) -> None:
     with pytest.raises(MetadataValidationError) as info:
         manager.load_files([good, big, str(tmp_path / "missing.yaml")])
     text = str(info.value)
-    assert f"{big}:1: file is " in text and "300-byte limit" in text
+    assert f"{big}:1: file is " in text and "over the limit of 300 bytes" in text
     assert f"{tmp_path / 'missing.yaml'}:1: cannot read file" in text
     assert versions(manager) == before
     # A folder passed as a file, and a sync of a folder holding an oversize file.
     with pytest.raises(MetadataValidationError, match="cannot read file"):
         manager.load_yaml(str(tmp_path))
     (tmp_path / "missing.yaml").write_text("")
-    with pytest.raises(MetadataValidationError, match="300-byte limit"):
+    with pytest.raises(MetadataValidationError, match="over the limit of 300 bytes"):
         manager.sync_from_volume(str(tmp_path))
     assert versions(manager) == before
 

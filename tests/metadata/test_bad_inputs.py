@@ -101,7 +101,7 @@ CASES = [
     Case(
         "oversize",
         module(NOTEBOOK_A) + "# padding\n" * 30,
-        "over the 200-byte limit",
+        "over the limit of 200 bytes",
         line=1,
         kwargs={"max_bytes": 200},
     ),

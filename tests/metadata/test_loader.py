@@ -166,7 +166,7 @@ def test_oversize_file_is_refused_before_reading(tmp_path: Path) -> None:
     path.write_bytes(b"modules: []\n" + b"#" * 2_000_000)
     documents, issues = parse_files([str(path)])
     assert documents == []
-    assert [str(i) for i in issues] == [f"{path}:1: file is 2000012 bytes, over the 1048576-byte limit"]
+    assert [str(i) for i in issues] == [f"{path}:1: file is 1.9 MiB (2000012 bytes), over the limit of 1 MiB"]
 
 
 def test_validate_all_locates_sql_rows_by_table() -> None:

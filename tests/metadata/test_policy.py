@@ -93,7 +93,7 @@ def test_bad_policies_name_file_line_and_field(text: str, expected: str):
 def test_size_cap_and_missing_file(tmp_path: Path):
     big = tmp_path / "big.yaml"
     big.write_text("run_as:\n  allowed:\n" + "    - someone@example.com\n" * 5000)
-    with pytest.raises(ConfigurationError, match="over the 65536-byte limit"):
+    with pytest.raises(ConfigurationError, match="over the limit of 64 KiB"):
         load_policy(str(big))
     with pytest.raises(ConfigurationError, match=r"cannot read policy .*missing\.yaml"):
         load_policy(str(tmp_path / "missing.yaml"))

@@ -453,3 +453,23 @@ def test_queue_is_always_stated_and_the_metadata_can_turn_it_off() -> None:
     off = compile_module(mod("m", src("a"), queue={"enabled": False}), CTX).job
     assert off is not None and off.settings["queue"] == {"enabled": False}
     assert plain.spec_hash != off.spec_hash
+
+
+def test_a_local_control_table_path_is_never_a_notebook_parameter() -> None:
+    """Issue 17: ``control_table: ./ctl`` meant nothing on Databricks. A notebook task gets the
+    control table only when it is a ``catalog.schema.table`` name; with a local table a
+    ``control_table`` the metadata sets itself is kept as the user's."""
+    from dataclasses import replace
+
+    local = replace(CTX, control_table="./ctl")
+    job = compile_module(mod("m", src("a")), local).job
+    assert job is not None
+    assert job.settings["tasks"][0]["notebook_task"]["base_parameters"] == {"source_id": "a"}
+    own = compile_module(mod("m", src("a", base_parameters={"control_table": "main.ops.t"})), local).job
+    assert (
+        own is not None
+        and own.settings["tasks"][0]["notebook_task"]["base_parameters"]["control_table"] == "main.ops.t"
+    )
+    for name in ("main.ops.etl_control", "`main`.`ops`.`etl-control`"):
+        params = compile_module(mod("m", src("a")), replace(CTX, control_table=name)).job.settings["tasks"][0]
+        assert params["notebook_task"]["base_parameters"]["control_table"] == name

@@ -113,12 +113,22 @@ def test_real_changes_give_readable_paths() -> None:
     assert changes["tasks[manual]"].desired is None
 
 
-def test_dependency_changes_are_keyed_by_task() -> None:
+def test_dependency_changes_are_one_line_of_task_keys() -> None:
+    """Upstream tasks compare as sets of task keys (the service returns them sorted) and read as
+    one line, old list -> new list, instead of an added and a removed entry."""
     job = _compiled(mod("m", src("a", 1), src("b", 1), src("c", 2)))
     live = copy.deepcopy(job.settings)
     c = next(t for t in live["tasks"] if t["task_key"] == "c")
     c["depends_on"] = [{"task_key": "a"}]
-    assert [ch.path for ch in _diff(job, live)] == ["tasks[c].depends_on[b]"]
+    (change,) = _diff(job, live)
+    assert str(change) == '~ tasks[c].depends_on: ["a"] -> ["a", "b"]'
+    c["depends_on"] = [{"task_key": "b"}, {"task_key": "a"}]
+    assert _diff(job, live) == []
+    c["depends_on"] = [{"task_key": "a", "outcome": "true"}]
+    assert [ch.path for ch in _diff(job, live)] == [
+        "tasks[c].depends_on[a].outcome",
+        "tasks[c].depends_on[b]",
+    ]
 
 
 def test_run_as_compares_only_when_desired_sets_it() -> None:

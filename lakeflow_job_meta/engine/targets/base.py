@@ -181,6 +181,24 @@ class Target(Protocol):
         """Apply the changes; one module's failure is its result, never an exception."""
 
 
+# Why a target kind cannot run jobs: asking it to (``--auto-run``, ``auto_run=True``) is a usage
+# error naming this, never silently ignored (an apply that exited 0 and ran nothing).
+CANNOT_RUN_JOBS: dict[str, str] = {
+    TargetKind.BUNDLE: (
+        "auto-run cannot apply to the bundle target: it writes job definitions into a folder and "
+        "no job exists until `databricks bundle deploy`; run them after the deploy "
+        "(`databricks bundle run JOB_KEY`), or use --target workspace"
+    ),
+}
+
+
+def refuse_auto_run(kind: str) -> None:
+    """Raise ConfigurationError (exit 2) when ``kind`` of target cannot run the jobs it writes."""
+    reason = CANNOT_RUN_JOBS.get(kind)
+    if reason is not None:
+        raise ConfigurationError(reason)
+
+
 def tracking_key(base: str, env_name: str | None, development: bool) -> str:
     """Production-mode environments (and no ``--env``) deploy the same job names, so they share
     tracking rows; a development environment's prefixed jobs are tracked apart."""

@@ -24,9 +24,11 @@ from pathlib import Path
 from lakeflow_job_meta.adapters.bundle import (
     JOB_FILE_SUFFIX,
     RESOURCES_DIR,
+    SQL_DIR,
     bundle_stem,
     is_managed_file,
     job_of_file,
+    job_of_text,
     module_of_bundle_path,
     paused_job_file,
     recorded_owner,
@@ -36,6 +38,7 @@ from lakeflow_job_meta.engine.results import ModuleResult, held_result
 from lakeflow_job_meta.engine.targets.base import ApplyRun, DesiredJobs, issue_text
 from lakeflow_job_meta.engine.targets.bundle_manifest import (
     Manifest,
+    input_digest,
     load_manifest,
     render_changed,
     save_manifest,
@@ -45,6 +48,7 @@ from lakeflow_job_meta.errors import ConfigurationError
 from lakeflow_job_meta.metadata.tags import REMOVED_TAG, TABLE_TAG
 from lakeflow_job_meta.planning.acl import RunIdentity
 from lakeflow_job_meta.planning.blast_radius import MassChangeGuard
+from lakeflow_job_meta.planning.normalize import diff_settings
 from lakeflow_job_meta.planning.ownership import REMOVED_TAG_VALUE, is_managed_by_tool, label_value
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange
 from lakeflow_job_meta.storage.state_store import StateStore
@@ -187,6 +191,65 @@ def _take_over_renames(desired: DesiredJobs, actions: dict[str, PlanAction]) -> 
     return renames
 
 
+_BUNDLE_REASONS = {
+    PlanAction.CREATE: "new module",
+    PlanAction.UPDATE: "metadata changed",
+    PlanAction.DELETE: "module removed (prune=delete)",
+    PlanAction.PAUSE: "module removed (prune=pause)",
+}
+
+
+def _sha256(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()
+
+
+def _rendered_as_recorded(manifest: Manifest, desired: DesiredJobs, module: str) -> bool:
+    """Whether the module's compiled job is the one its files were last written from."""
+    entry = manifest.get(bundle_stem(module)) or {}
+    return entry.get("input") == input_digest(desired.summary(module).digest)
+
+
+def _describe_files(
+    change: PlannedChange, root: Path, files: Mapping[str, str | None], manifest: Manifest
+) -> None:
+    """Fill in what a workspace plan says of a job, from the folder: the field-level diff of the
+    job file on disk against its new rendering, the SHA-256 of the job file before and after
+    (the bundle's ``old_hash``/``new_hash``), and the SQL files to write or delete. An update
+    that only differs in a file's bytes (a hand edit) shows those files."""
+    stem = bundle_stem(change.module)
+    job_path = f"{RESOURCES_DIR}/{stem}{JOB_FILE_SUFFIX}"
+    on_disk = root / job_path
+    recorded = (manifest.get(stem) or {}).get("files") or {}
+    text = files.get(job_path)
+    if job_path in files and text is None:  # known unchanged: the recorded hash is the file's
+        change.old_hash = change.new_hash = recorded.get(job_path)
+        return
+    if change.action == PlanAction.NOOP:
+        if text is not None:  # rendered, and equal to the file on disk
+            change.old_hash = change.new_hash = _sha256(text)
+        return
+    if on_disk.is_file():
+        change.old_hash = _sha256(on_disk.read_bytes())
+    if text is not None:
+        change.new_hash = _sha256(text)
+        old_job = job_of_file(on_disk) if on_disk.is_file() else None
+        new_job = job_of_text(text)
+        if old_job is not None and new_job is not None and change.action != PlanAction.CREATE:
+            change.diff = diff_settings(new_job, old_job, server_defaults=False)
+    for relpath, body in sorted(files.items()):
+        if relpath == job_path or body is None or module_of_bundle_path(relpath) != stem:
+            continue
+        path = root / relpath
+        if not path.is_file() or path.read_text(encoding="utf-8") != body:
+            change.file_writes[relpath] = body
+    if change.action in (PlanAction.DELETE, PlanAction.UPDATE):
+        sql_dir = root / SQL_DIR / stem
+        stale = [job_path] if change.action == PlanAction.DELETE and on_disk.is_file() else []
+        if sql_dir.is_dir():
+            stale += [p.relative_to(root).as_posix() for p in sorted(sql_dir.glob("*.sql"))]
+        change.file_deletes = [p for p in stale if p not in files and is_managed_file(root / p)]
+
+
 class BundleTarget:
     """Renders every module's job into ``directory``; never contacts a workspace."""
 
@@ -271,12 +334,22 @@ class BundleTarget:
 
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
         self.check_owner()
-        _, actions, _, _, renames = self._actions(desired, load_manifest(self.state, self.directory))
-        changes = [self._change(desired, m, a) for m, a in sorted(actions.items())]
-        for change in changes:
-            if change.module in renames:
-                change.renamed_from = renames[change.module]
-                change.reason = f"renamed from {renames[change.module]}: same resource key, so the same job"
+        manifest = load_manifest(self.state, self.directory)
+        files, actions, _, _, renames = self._actions(desired, manifest)
+        compiled = desired.compiled
+        changes = []
+        for m, a in sorted(actions.items()):
+            change = self._change(desired, m, a)
+            change.reason = _BUNDLE_REASONS.get(a, "")
+            _describe_files(change, Path(self.directory), files, manifest)
+            if m in renames:
+                change.renamed_from = renames[m]
+                change.reason = f"renamed from {renames[m]}: same resource key, so the same job"
+            elif a == PlanAction.UPDATE and m in compiled and _rendered_as_recorded(manifest, desired, m):
+                # The metadata is what was last written: the file itself was edited.
+                change.drift = True
+                change.reason = "the job file was edited outside the metadata"
+            changes.append(change)
         changes += [
             PlannedChange(module=m, action=PlanAction.ERROR, reason=issue_text(desired.issues, m))
             for m in sorted(desired.issues)
