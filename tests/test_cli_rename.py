@@ -92,7 +92,7 @@ def test_rename_keeps_the_job_with_one_reset(
     before = jobs_emulator.writes()
     code, out, _ = ws.cli("apply")
     assert code == 0 and jobs_emulator.writes() == before
-    assert "Apply complete: 2 noop; 0 job write(s)" in out
+    assert "Apply complete: 2 unchanged; 0 job write(s)" in out
 
     code, out, _ = run_cli(capsys, "status", "--control-table", ws.ctl)
     assert "nightly_sales (renamed to sales_nightly)" in out

@@ -136,6 +136,8 @@ def _unfoldable(line: str) -> bool:
     text = line.lstrip(" ")
     text = text.removeprefix("- ")
     key, separator, value = text.partition(": ")
+    if not separator and text.endswith(":"):  # a key whose value starts on the next line
+        key, separator, value = text[:-1], ":", ""
     if not separator:
         key, value = "", text
     return '"' not in line and " " not in key and " " not in value and len(key) <= 80

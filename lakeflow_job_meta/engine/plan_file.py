@@ -152,7 +152,7 @@ def moved(change: PlannedChange, planned: PlannedModule | None) -> str | None:
 
 
 def _metadata_hash(change: PlannedChange) -> str | None:
-    return change.new_hash or change.desired_digest
+    return change.desired_digest or change.new_hash
 
 
 def _short(digest: str | None) -> str:

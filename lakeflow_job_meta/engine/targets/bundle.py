@@ -373,6 +373,8 @@ class BundleTarget:
             shown=compiled.get(module) if action == PlanAction.CREATE else None,
             desired_digest=desired.summary(module).digest if module in compiled else None,
             live_hash=hashlib.sha256(on_disk).hexdigest() if on_disk is not None else None,
+            # The job file as it is: what the plan shows as the old hash, too.
+            old_hash=hashlib.sha256(on_disk).hexdigest() if on_disk is not None else None,
         )
 
     def _refused(
