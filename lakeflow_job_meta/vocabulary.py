@@ -105,3 +105,26 @@ class EnvironmentMode(StrEnum):
 def choices(enum_type: type[StrEnum]) -> list[str]:
     """The values of ``enum_type``, for argparse ``choices`` and error messages."""
     return [member.value for member in enum_type]
+
+
+class AlertEvent(StrEnum):
+    """What the monitor alerts on (the policy's ``alerts.webhooks[].events`` names these). Each
+    but ``drift_restored`` is a state: it alerts when it starts and again when it recovers."""
+
+    APPLY_FAILED = "apply_failed"
+    REJECTED = "rejected"
+    MASS_CHANGE_HELD = "mass_change_held"
+    DRIFT_RESTORED = "drift_restored"
+    LEASE_LOST = "lease_lost"
+    LAG = "lag"
+    RUN_FAILED = "run_failed"
+    RUN_TOO_LONG = "run_too_long"
+    RUN_QUEUED_TOO_LONG = "run_queued_too_long"
+    RUN_SKIPPED = "run_skipped"
+
+
+class AlertFormat(StrEnum):
+    """A webhook's body: Slack's ``{"text": ...}`` or the alert as plain JSON."""
+
+    SLACK = "slack"
+    JSON = "json"

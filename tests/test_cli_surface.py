@@ -268,7 +268,7 @@ def test_status_runs_and_job_urls_on_a_workspace(
     status = json.loads(_run(capsys, "status", "--control-table", table, "--json")[1])
     assert jobs_emulator.count("jobs/runs/list") == before  # runs only on demand
     status = json.loads(_run(capsys, "status", "--control-table", table, "--json", "--runs")[1])
-    assert jobs_emulator.count("jobs/runs/list") == before + len(EXAMPLE_MODULES)  # one call per job
+    assert jobs_emulator.count("jobs/runs/list") == before + 1  # one paged call, whatever the job count
     targets = [t for m in status["modules"] for t in m["targets"]]
     assert {t["url"].rsplit("/jobs/", 1)[0] for t in targets} == {jobs_emulator.url}
     assert all(t["latest_run"] and t["latest_run"]["run_id"] for t in targets)

@@ -258,3 +258,21 @@ class WorkspaceJobs:
         self.writes.add("file_delete")
         with sdk_errors(f"workspace/delete {path}", missing_ok=True):
             self.retry.call(lambda: self.client.workspace.delete(path))
+
+    # -- run health (issue 18) ---------------------------------------------------------------
+    def list_runs(
+        self, *, start_time_from: int | None = None, active_only: bool = False
+    ) -> list[dict[str, Any]]:
+        """Every run of the workspace started at or after ``start_time_from`` (epoch ms), or
+        only the active ones, in the API's JSON form: one paged ``jobs/runs/list`` (25 a page,
+        the SDK follows ``next_page_token``), never one call per job, so the cost of watching
+        runs does not grow with the number of managed jobs. Read whole per attempt: resuming a
+        half-read listing could skip or repeat runs."""
+        kwargs: dict[str, Any] = {"limit": 25, "expand_tasks": False}
+        if start_time_from is not None:
+            kwargs["start_time_from"] = int(start_time_from)
+        if active_only:
+            kwargs["active_only"] = True
+        with sdk_errors("jobs/runs/list"):
+            runs = self.retry.call(lambda: list(self.client.jobs.list_runs(**kwargs)))
+        return [run.as_dict() for run in runs]

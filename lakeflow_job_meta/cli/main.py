@@ -308,6 +308,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             log_format=args.log_format,
         ),
         lease_ttl_seconds=args.lease_ttl_seconds,
+        runs_interval_seconds=args.runs_interval_seconds or None,
+        runs_retention_days=args.runs_retention_days,
     )
     monitor = build_monitor(_run_settings(args), watch)
     _note(args, monitor.orchestrator.describe_target())
@@ -367,26 +369,19 @@ def _table_parts(args: argparse.Namespace):
     return settings, parts, build_manager(settings, parts)
 
 
-def _run_reader(profile: str | None):
-    """The latest run of a job (``runs/list``, one call per job), for ``status --runs``."""
+def _status_runs(profile: str | None, tables: Any) -> list[dict[str, Any]]:
+    """The runs ``status --runs`` judges: the runs table (when a monitor keeps one) and one
+    paged ``jobs/runs/list`` of the last two days, whatever the number of jobs."""
+    import time
+
+    from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs
+    from lakeflow_job_meta.engine.runs import FIRST_LOOKBACK_SECONDS, current_runs
     from lakeflow_job_meta.wiring import workspace_client
 
-    client = workspace_client(profile)
-
-    def latest(job_id: int) -> dict[str, Any] | None:
-        run = next(iter(client.jobs.list_runs(job_id=job_id, limit=1)), None)
-        if run is None:
-            return None
-        state = run.state
-        phases = [getattr(state, "life_cycle_state", None), getattr(state, "result_state", None)]
-        return {
-            "run_id": run.run_id,
-            "state": " ".join(str(getattr(p, "value", p)) for p in phases if p is not None) or None,
-            "start_time": run.start_time / 1000 if run.start_time else None,
-            "url": run.run_page_url,
-        }
-
-    return latest
+    gateway = WorkspaceJobs(workspace_client(profile))
+    return current_runs(
+        tables.runs, tables.jobs, gateway, now=time.time(), lookback_seconds=FIRST_LOOKBACK_SECONDS
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -394,7 +389,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     _, parts, manager = _table_parts(args)
     parts.tables.require_exists()
-    runs = _run_reader(args.profile) if args.runs else None
+    runs = _status_runs(args.profile, parts.tables) if args.runs else None
     status = read_status(parts.tables, args.control_table, desired=manager.desired_state(), runs=runs)
     if args.json:
         _emit_json(status)

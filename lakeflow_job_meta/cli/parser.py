@@ -338,11 +338,21 @@ def build_parser() -> argparse.ArgumentParser:
         60.0,
         "the writer lease expires this long after its last renewal (default: %(default)s)",
     )
+    _number(
+        p,
+        "--runs-interval-seconds",
+        300.0,
+        "read the managed jobs' runs (one paged jobs/runs/list) at most this often; 0: never "
+        "(default: %(default)s)",
+    )
+    _number(p, "--runs-retention-days", 30.0, "keep runs in the runs table this long (default: %(default)s)")
 
     p = _add(sub, "status")
     _table(p)
     p.add_argument(
-        "--runs", action="store_true", help="also the state of each job's latest run (one API call per job)"
+        "--runs",
+        action="store_true",
+        help="also each job's latest run and run health (one paged jobs/runs/list, whatever the job count)",
     )
 
     p = _add(sub, "history")

@@ -9,7 +9,9 @@ holds the writer lease (and since when) or stopped (the lease expired), and list
 the monitor rejects. Times are ISO 8601 in JSON and local time in the text.
 
 History rows are the record of every apply, workspace and bundle alike; the tracking table adds
-job ids. ``runs`` (a callable, one API call per job) adds each workspace job's latest run.
+job ids. ``runs`` (rows of the runs table, see :mod:`lakeflow_job_meta.engine.runs`) adds each
+workspace job's latest run and each module's run health (:mod:`lakeflow_job_meta.planning.health`).
+Alerts are recorded in the history table under the target ``alerts``; they are not modules.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from lakeflow_job_meta.adapters.bundle import bundle_stem
+from lakeflow_job_meta.engine.alerts import ALERTS_TARGET
 from lakeflow_job_meta.engine.metadata_manager import DesiredState
+from lakeflow_job_meta.engine.runs import health_of_rows, module_limits
 from lakeflow_job_meta.planning.plan import ORPHANED_REASON, ORPHANED_STATUS
 from lakeflow_job_meta.storage.naming import control_table_id
 from lakeflow_job_meta.storage.state_store import StateKey, StateStore
 from lakeflow_job_meta.vocabulary import PlanAction
 
-RunReader = Callable[[int], dict[str, Any] | None]
 BUNDLE_PREFIX, WORKSPACE_PREFIX = "bundle:", "workspace:"
 APPLY_HOLDER_PREFIX = "orchestrator@"  # an apply's own lease (CLI, notebook); others are monitors
 
@@ -113,7 +116,7 @@ def read_status(
     control_table: str,
     *,
     desired: DesiredState | None = None,
-    runs: RunReader | None = None,
+    runs: Iterable[Mapping[str, Any]] | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
     """Everything ``status`` shows, JSON-able. ``desired`` adds the metadata's own issues."""
@@ -130,9 +133,17 @@ def read_status(
     active = {r.get("module_name") for r in control_rows if r.get("is_active") is not False}
     authors = _authors(control_rows)
     tracking = {(r["target"], r["module_name"]): r for r in tables.jobs.read_all()}
-    history = _latest_by(tables.history.read_all(), lambda r: (r.get("target"), r.get("module_name")))
+    history = _latest_by(
+        (r for r in tables.history.read_all() if r.get("target") != ALERTS_TARGET),
+        lambda r: (r.get("target"), r.get("module_name")),
+    )
     issues = {m: [str(i) for i in found] for m, found in (desired.issues if desired else {}).items()}
 
+    latest_runs: dict[int, dict[str, Any]] = {}
+    if runs is not None:
+        run_rows = list(runs)
+        latest_runs = _latest_runs(run_rows)
+        health = health_of_rows(run_rows, now=now, limits=module_limits(module_rows))
     modules: dict[str, dict[str, Any]] = {}
     for name in sorted(str(m) for m in metadata | {k[1] for k in tracking} | {k[1] for k in history} if m):
         author = authors.get(name) or {}
@@ -146,6 +157,9 @@ def read_status(
             "metadata_errors": issues.get(name, []),
             "targets": [],
         }
+        if runs is not None:
+            judged = health.get(name)
+            modules[name]["health"] = judged.as_dict() if judged is not None else None
     for key in sorted(set(tracking) | set(history), key=lambda k: (str(k[1]), str(k[0]))):
         target, name = key
         if name not in modules:
@@ -174,7 +188,7 @@ def read_status(
             "last_error": track.get("last_error") or last.get("error"),
         }
         if runs is not None and entry["kind"] == "workspace" and entry["job_id"]:
-            entry["latest_run"] = runs(entry["job_id"])
+            entry["latest_run"] = latest_runs.get(entry["job_id"])
         modules[name]["targets"].append(entry)
     return {
         "control_table": control_table,
@@ -185,6 +199,28 @@ def read_status(
         "monitor": _monitor(state.get(StateKey.LEASE), now),
         "rejected_files": state.get(StateKey.REJECTED_FILES) or {},
         "modules": list(modules.values()),
+    }
+
+
+def _latest_runs(rows: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
+    """job id -> its newest run, in the shape ``status`` has always shown."""
+    latest: dict[int, Mapping[str, Any]] = {}
+    for row in rows:
+        job_id = int(row.get("job_id") or 0)
+        seen = latest.get(job_id)
+        if seen is None or int(row.get("run_id") or 0) > int(seen.get("run_id") or 0):
+            latest[job_id] = row
+    return {
+        job_id: {
+            "run_id": row.get("run_id"),
+            "state": " ".join(str(p) for p in (row.get("life_cycle_state"), row.get("result_state")) if p)
+            or None,
+            "start_time": iso(row.get("started_at")),
+            "duration_seconds": row.get("duration_seconds"),
+            "error": row.get("error"),
+            "url": row.get("run_page_url"),
+        }
+        for job_id, row in latest.items()
     }
 
 
@@ -231,6 +267,13 @@ def render_status(status: Mapping[str, Any]) -> str:
         lines.append(head)
         for error in module["metadata_errors"]:
             lines.append(f"    error: {error}")
+        judged = module.get("health")
+        if judged and judged["state"] != "no_runs":
+            line = f"    runs: {judged['state']}"
+            if judged["consecutive_failures"]:
+                line += f", {judged['consecutive_failures']} consecutive failure(s)"
+            lines.append(line)
+            lines += [f"        {problem['message']}" for problem in judged["problems"]]
         if not module["targets"]:
             lines.append("    not applied yet")
         for t in module["targets"]:

@@ -1,0 +1,230 @@
+"""Acceptance of run health and alerts (issue 18): a monitor against the Jobs API emulator with
+injected run failures fills the runs table, marks the module unhealthy, sends exactly one alert
+to a real local webhook sink (``http.server`` on loopback) and one recovery alert after a good
+run. Time is a FakeClock; delivery is awaited with the dispatcher's ``drain`` (no sleeps)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lakeflow_job_meta import JobOrchestrator, MetadataMonitor
+from lakeflow_job_meta.engine.alerts import ALERTS_TARGET
+from lakeflow_job_meta.engine.status import read_status
+from lakeflow_job_meta.storage import open_tables
+from tests.emulator.server import JobsEmulator
+from tests.fakes import FakeClock
+
+MODULE_YAML = """\
+modules:
+  - module_name: nightly_sales
+    health:
+      rules:
+        - {metric: RUN_DURATION_SECONDS, op: GREATER_THAN, value: 600}
+    sources:
+      - source_id: sales_extract
+        source_type: notebook
+        execution_order: 1
+        transformation_config: {task_type: notebook, notebook_path: /Workspace/Shared/extract}
+      - source_id: sales_publish
+        source_type: notebook
+        execution_order: 2
+        transformation_config: {task_type: notebook, notebook_path: /Workspace/Shared/publish}
+"""
+POLICY = """\
+alerts:
+  webhooks:
+    - url: ${env:LJM_TEST_WEBHOOK}
+      format: json
+    - url: ${env:LJM_TEST_WEBHOOK}
+      format: slack
+      events: [run_too_long]
+"""
+
+
+@dataclass
+class Sink:
+    """A webhook receiver on loopback: records every JSON body it is sent."""
+
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    received = Sink()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            received.bodies.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    received.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=received.server.serve_forever, daemon=True)
+    thread.start()
+    yield received
+    received.server.shutdown()
+    received.server.server_close()
+    thread.join()
+
+
+def ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+@dataclass
+class World:
+    ctl: str
+    clock: FakeClock
+    emu: JobsEmulator
+    monitor: MetadataMonitor
+
+
+def build_world(
+    tmp_path: Path, emu: JobsEmulator, client: Any, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> World:
+    """One module loaded from a volume, a policy whose webhooks point at the sink, and a
+    monitor that reads runs every 60 s of the fake clock."""
+    monkeypatch.setenv("LJM_TEST_WEBHOOK", sink.url)
+    ctl = str(tmp_path / "etl_control")
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / "sales.yaml").write_text(MODULE_YAML)
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    clock = FakeClock()
+    orchestrator = JobOrchestrator(
+        ctl, client, target="workspace", clock=clock, policy=str(tmp_path / "policy.yaml")
+    )
+    monitor = MetadataMonitor(
+        ctl,
+        volume_path=str(volume),
+        orchestrator=orchestrator,
+        clock=clock,
+        watch_mode="poll",
+        runs_interval_seconds=60,
+    )
+    return World(ctl, clock, emu, monitor)
+
+
+def cycle(world: World, advance: float = 61) -> Any:
+    world.clock.advance(advance)
+    report = world.monitor.check_and_update()
+    assert report.error is None and report.runs_error is None, report.summary()
+    assert world.monitor.alerts is not None
+    world.monitor.alerts.dispatcher.drain()
+    return report
+
+
+def job_id_of(world: World) -> int:
+    (job_id,) = world.emu.jobs()
+    return job_id
+
+
+def failed_run(world: World, job_id: int, *, ago: float = 30, message: str = "cell 3: KeyError") -> int:
+    start = world.clock.now() - ago
+    return world.emu.add_run(
+        job_id,
+        active=False,
+        result_state="FAILED",
+        start_time=ms(start),
+        end_time=ms(start + 20),
+        state_message=message,
+        trigger="PERIODIC",
+    )
+
+
+def good_run(world: World, job_id: int, *, took: float = 20) -> int:
+    start = world.clock.now() - took - 5
+    return world.emu.add_run(
+        job_id, active=False, start_time=ms(start), end_time=ms(start + took), trigger="PERIODIC"
+    )
+
+
+def test_failed_runs_alert_once_and_a_good_run_recovers(
+    tmp_path: Path, jobs_emulator: JobsEmulator, workspace_client: Any, sink: Sink, monkeypatch
+) -> None:
+    world = build_world(tmp_path, jobs_emulator, workspace_client, sink, monkeypatch)
+    try:
+        first = cycle(world, advance=0)
+        assert first.run is not None and first.run.ok
+        assert first.health == {"nightly_sales": first.health["nightly_sales"]}  # judged, no runs yet
+        job_id = job_id_of(world)
+
+        failed_run(world, job_id)
+        report = cycle(world)
+        tables = open_tables(world.ctl)
+        (row,) = tables.runs.read_all()
+        assert (row["job_id"], row["module_name"], row["result_state"]) == (job_id, "nightly_sales", "FAILED")
+        assert row["error"] == "cell 3: KeyError" and row["trigger"] == "PERIODIC"
+        assert report.unhealthy == {"nightly_sales": "failing"}
+        assert [b["event"] for b in sink.bodies] == ["run_failed"]
+        assert (
+            sink.bodies[0]["subject"] == "nightly_sales" and "cell 3: KeyError" in sink.bodies[0]["message"]
+        )
+
+        # A second failed night: still failing, no second alert; one list call per interval.
+        failed_run(world, job_id, message="cell 3: KeyError again")
+        calls = jobs_emulator.count("jobs/runs/list")
+        report = cycle(world)
+        assert jobs_emulator.count("jobs/runs/list") == calls + 1
+        assert report.health["nightly_sales"].consecutive_failures == 2
+        assert len(sink.bodies) == 1
+
+        # Not due: no list call at all.
+        report = cycle(world, advance=10)
+        assert jobs_emulator.count("jobs/runs/list") == calls + 1 and report.health is None
+
+        good_run(world, job_id)
+        report = cycle(world, advance=51)
+        assert report.unhealthy == {}
+        assert [(b["event"], b["recovered"]) for b in sink.bodies] == [
+            ("run_failed", False),
+            ("run_failed", True),
+        ]
+        alerts = [r for r in tables.history.read_all() if r["target"] == ALERTS_TARGET]
+        assert sorted(r["action"] for r in alerts) == ["alert:run_failed", "recovered:run_failed"]
+        assert len(tables.runs.read_all()) == 3
+
+        status = read_status(tables, world.ctl, runs=tables.runs.read_all(), now=world.clock.now())
+        (module,) = status["modules"]
+        assert module["health"]["state"] == "healthy"
+        assert [t["kind"] for t in module["targets"]] == ["workspace"]  # alerts are not modules
+    finally:
+        world.monitor.stop()
+        world.monitor.close()
+
+
+def test_a_run_longer_than_the_health_rule_alerts_the_slack_hook_too(
+    tmp_path: Path, jobs_emulator: JobsEmulator, workspace_client: Any, sink: Sink, monkeypatch
+) -> None:
+    world = build_world(tmp_path, jobs_emulator, workspace_client, sink, monkeypatch)
+    try:
+        cycle(world, advance=0)
+        job_id = job_id_of(world)
+        world.emu.add_run(job_id, start_time=ms(world.clock.now() - 10))
+        assert cycle(world).unhealthy == {}  # running for 71 s
+        report = cycle(world, advance=900)  # still running: re-read from its start
+        assert report.unhealthy == {"nightly_sales": "too_long"}
+        json_body, slack_body = sink.bodies
+        assert json_body["event"] == "run_too_long" and "limit 600 s" in json_body["message"]
+        assert slack_body["text"].startswith(":rotating_light: [alert] run_too_long nightly_sales")
+    finally:
+        world.monitor.stop()
+        world.monitor.close()
