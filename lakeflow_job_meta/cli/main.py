@@ -398,6 +398,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Blocks until interrupted; the page is read-only, so a crash loses nothing."""
+    from lakeflow_job_meta.web.serve import create_app, serve
+
+    app = create_app(args.control_table)
+    _note(args, f"serving {args.control_table} on http://{args.host}:{args.port}/ (read-only)")
+    serve(app, host=args.host, port=args.port)
+    return EXIT_OK
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.engine.status import read_history, render_history
 
@@ -454,6 +464,7 @@ COMMANDS = {
     "monitor": cmd_monitor,
     "status": cmd_status,
     "history": cmd_history,
+    "serve": cmd_serve,
     "graph": cmd_graph,
 }
 

@@ -115,6 +115,16 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
             f"{PROG} history --control-table main.ops.etl_control --module sales_daily --since 2026-01-01",
         ),
     ),
+    "serve": (
+        "a read-only status page (HTML and JSON) over the tool's tables",
+        "Serve the fleet overview, each module's task graph, runs, history and errors, the rejected "
+        "files and the monitor's lease as server-rendered HTML (no JavaScript, works offline) with a "
+        "JSON API under /api. Read-only. Needs the serve extra.",
+        (
+            f"{PROG} serve --control-table ./etl_control",
+            f"{PROG} serve --control-table main.ops.etl_control --host 0.0.0.0 --port 8000",
+        ),
+    ),
     "graph": (
         "draw a module's task graph (Mermaid or Graphviz)",
         "Print the task DAG of one module's job as it would be deployed: nodes are task keys with "
@@ -362,6 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", default=None, metavar="DATE", help="only runs on or after this date (YYYY-MM-DD, UTC)"
     )
     p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N rows (default: %(default)s)")
+
+    p = _add(sub, "serve")
+    _table(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, metavar="N", help="port (default: %(default)s)")
 
     p = _add(sub, "graph")
     p.add_argument("module", metavar="MODULE", help="module name (one job)")

@@ -15,38 +15,11 @@ from typing import Any
 
 import pytest
 
-from lakeflow_job_meta import JobOrchestrator, MetadataMonitor
 from lakeflow_job_meta.engine.alerts import ALERTS_TARGET
 from lakeflow_job_meta.engine.status import read_status
 from lakeflow_job_meta.storage import open_tables
 from tests.emulator.server import JobsEmulator
-from tests.fakes import FakeClock
-
-MODULE_YAML = """\
-modules:
-  - module_name: nightly_sales
-    health:
-      rules:
-        - {metric: RUN_DURATION_SECONDS, op: GREATER_THAN, value: 600}
-    sources:
-      - source_id: sales_extract
-        source_type: notebook
-        execution_order: 1
-        transformation_config: {task_type: notebook, notebook_path: /Workspace/Shared/extract}
-      - source_id: sales_publish
-        source_type: notebook
-        execution_order: 2
-        transformation_config: {task_type: notebook, notebook_path: /Workspace/Shared/publish}
-"""
-POLICY = """\
-alerts:
-  webhooks:
-    - url: ${env:LJM_TEST_WEBHOOK}
-      format: json
-    - url: ${env:LJM_TEST_WEBHOOK}
-      format: slack
-      events: [run_too_long]
-"""
+from tests.run_world import build_world, cycle, failed_run, good_run, job_id_of, ms
 
 
 @dataclass
@@ -85,86 +58,14 @@ def sink() -> Iterator[Sink]:
     thread.join()
 
 
-def ms(seconds: float) -> int:
-    return int(seconds * 1000)
-
-
-@dataclass
-class World:
-    ctl: str
-    clock: FakeClock
-    emu: JobsEmulator
-    monitor: MetadataMonitor
-
-
-def build_world(
-    tmp_path: Path, emu: JobsEmulator, client: Any, sink: Sink, monkeypatch: pytest.MonkeyPatch
-) -> World:
-    """One module loaded from a volume, a policy whose webhooks point at the sink, and a
-    monitor that reads runs every 60 s of the fake clock."""
-    monkeypatch.setenv("LJM_TEST_WEBHOOK", sink.url)
-    ctl = str(tmp_path / "etl_control")
-    volume = tmp_path / "volume"
-    volume.mkdir()
-    (volume / "sales.yaml").write_text(MODULE_YAML)
-    (tmp_path / "policy.yaml").write_text(POLICY)
-    clock = FakeClock()
-    orchestrator = JobOrchestrator(
-        ctl, client, target="workspace", clock=clock, policy=str(tmp_path / "policy.yaml")
-    )
-    monitor = MetadataMonitor(
-        ctl,
-        volume_path=str(volume),
-        orchestrator=orchestrator,
-        clock=clock,
-        watch_mode="poll",
-        runs_interval_seconds=60,
-    )
-    return World(ctl, clock, emu, monitor)
-
-
-def cycle(world: World, advance: float = 61) -> Any:
-    world.clock.advance(advance)
-    report = world.monitor.check_and_update()
-    assert report.error is None and report.runs_error is None, report.summary()
-    assert world.monitor.alerts is not None
-    world.monitor.alerts.dispatcher.drain()
-    return report
-
-
-def job_id_of(world: World) -> int:
-    (job_id,) = world.emu.jobs()
-    return job_id
-
-
-def failed_run(world: World, job_id: int, *, ago: float = 30, message: str = "cell 3: KeyError") -> int:
-    start = world.clock.now() - ago
-    return world.emu.add_run(
-        job_id,
-        active=False,
-        result_state="FAILED",
-        start_time=ms(start),
-        end_time=ms(start + 20),
-        state_message=message,
-        trigger="PERIODIC",
-    )
-
-
-def good_run(world: World, job_id: int, *, took: float = 20) -> int:
-    start = world.clock.now() - took - 5
-    return world.emu.add_run(
-        job_id, active=False, start_time=ms(start), end_time=ms(start + took), trigger="PERIODIC"
-    )
-
-
 def test_failed_runs_alert_once_and_a_good_run_recovers(
     tmp_path: Path, jobs_emulator: JobsEmulator, workspace_client: Any, sink: Sink, monkeypatch
 ) -> None:
-    world = build_world(tmp_path, jobs_emulator, workspace_client, sink, monkeypatch)
+    world = build_world(tmp_path, jobs_emulator, workspace_client, sink.url, monkeypatch)
     try:
         first = cycle(world, advance=0)
-        assert first.run is not None and first.run.ok
-        assert first.health == {"nightly_sales": first.health["nightly_sales"]}  # judged, no runs yet
+        assert first.health is not None and first.unhealthy == {}  # judged, no runs yet
+        assert sink.bodies == []
         job_id = job_id_of(world)
 
         failed_run(world, job_id)
@@ -203,9 +104,8 @@ def test_failed_runs_alert_once_and_a_good_run_recovers(
         assert len(tables.runs.read_all()) == 3
 
         status = read_status(tables, world.ctl, runs=tables.runs.read_all(), now=world.clock.now())
-        (module,) = status["modules"]
-        assert module["health"]["state"] == "healthy"
-        assert [t["kind"] for t in module["targets"]] == ["workspace"]  # alerts are not modules
+        (module,) = status["modules"]  # alerts are recorded in history, but are not modules
+        assert module["module"] == "nightly_sales" and module["health"]["state"] == "healthy"
     finally:
         world.monitor.stop()
         world.monitor.close()
@@ -214,7 +114,7 @@ def test_failed_runs_alert_once_and_a_good_run_recovers(
 def test_a_run_longer_than_the_health_rule_alerts_the_slack_hook_too(
     tmp_path: Path, jobs_emulator: JobsEmulator, workspace_client: Any, sink: Sink, monkeypatch
 ) -> None:
-    world = build_world(tmp_path, jobs_emulator, workspace_client, sink, monkeypatch)
+    world = build_world(tmp_path, jobs_emulator, workspace_client, sink.url, monkeypatch)
     try:
         cycle(world, advance=0)
         job_id = job_id_of(world)
