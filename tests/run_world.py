@@ -5,7 +5,11 @@ with webhooks, and a monitor against the Jobs API emulator on a FakeClock that r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +39,12 @@ modules:
         execution_order: 3
         transformation_config: {task_type: notebook, notebook_path: /Workspace/Shared/report}
 """
-# The same file broken by an edit (an unknown key at line 17): the monitor rejects it, naming
-# sales.yaml:17, and keeps the module's rows as they were.
+# The same file broken by an edit (an unknown key at line 18): the monitor rejects it, naming
+# sales.yaml:18, and keeps the module's rows as they were.
 BROKEN_YAML = MODULE_YAML.replace(
     "        execution_order: 3\n", "        execution_order: 3\n        colour: blue\n"
 )
-BROKEN_LINE = 17
+BROKEN_LINE = 18
 POLICY = """\
 alerts:
   webhooks:
@@ -66,7 +70,14 @@ class World:
 
 
 def build_world(
-    tmp_path: Path, emu: JobsEmulator, client: Any, webhook_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    emu: JobsEmulator,
+    client: Any,
+    webhook_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    clock_start: float = 1_700_000_000.0,
+    extra_files: dict[str, str] | None = None,
 ) -> World:
     """One module loaded from a volume, a policy whose webhooks point at the sink, and a
     monitor that reads runs every 60 s of the fake clock."""
@@ -75,8 +86,10 @@ def build_world(
     volume = tmp_path / "volume"
     volume.mkdir()
     (volume / "sales.yaml").write_text(MODULE_YAML)
+    for name, text in (extra_files or {}).items():
+        (volume / name).write_text(text)
     (tmp_path / "policy.yaml").write_text(POLICY)
-    clock = FakeClock()
+    clock = FakeClock(start=clock_start)
     orchestrator = JobOrchestrator(
         ctl, client, target="workspace", clock=clock, policy=str(tmp_path / "policy.yaml")
     )
@@ -123,3 +136,39 @@ def good_run(world: World, job_id: int, *, took: float = 20) -> int:
     return world.emu.add_run(
         job_id, active=False, start_time=ms(start), end_time=ms(start + took), trigger="PERIODIC"
     )
+
+
+@dataclass
+class Sink:
+    """A webhook receiver on loopback: records every JSON body it is sent."""
+
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    received = Sink()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            received.bodies.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    received.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=received.server.serve_forever, daemon=True)
+    thread.start()
+    yield received
+    received.server.shutdown()
+    received.server.server_close()
+    thread.join()

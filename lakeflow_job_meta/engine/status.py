@@ -132,6 +132,10 @@ def read_status(
     metadata = {r.get("module_name") for r in control_rows} | {r.get("module_name") for r in module_rows}
     active = {r.get("module_name") for r in control_rows if r.get("is_active") is not False}
     authors = _authors(control_rows)
+    files: dict[str, set[str]] = {}
+    for row in control_rows:
+        if row.get("source_file"):
+            files.setdefault(str(row.get("module_name")), set()).add(str(row["source_file"]))
     tracking = {(r["target"], r["module_name"]): r for r in tables.jobs.read_all()}
     history = _latest_by(
         (r for r in tables.history.read_all() if r.get("target") != ALERTS_TARGET),
@@ -155,6 +159,7 @@ def read_status(
             "metadata_changed_at": iso(author.get("at")),
             "metadata_changed_by": author.get("by"),
             "metadata_errors": issues.get(name, []),
+            "files": sorted(files.get(name, ())),
             "targets": [],
         }
         if runs is not None:

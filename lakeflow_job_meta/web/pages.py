@@ -31,7 +31,11 @@ def sync_state(module: Mapping[str, Any]) -> str:
     targets = module.get("targets") or []
     if module.get("orphaned") or any(t.get("status") == ORPHANED_STATUS for t in targets):
         return "orphaned"
-    if module.get("metadata_errors") or any(t.get("last_outcome") == "error" or t.get("last_error") for t in targets):
+    if (
+        module.get("metadata_errors")
+        or module.get("rejections")
+        or any(t.get("last_outcome") == "error" or t.get("last_error") for t in targets)
+    ):
         return "error"
     if any(t.get("last_outcome") == "held" for t in targets):
         return "held"
@@ -42,6 +46,16 @@ def sync_state(module: Mapping[str, Any]) -> str:
     if any(t.get("lag") for t in targets):
         return "out of sync"
     return "synced"
+
+
+def rejections(module: Mapping[str, Any], rejected: Mapping[str, list[str]]) -> list[str]:
+    """The issues (``file:line: ...``) of the rejected files a module's rows came from: the
+    monitor keeps the module's last good rows, so the page says why its edit did not land."""
+    found: list[str] = []
+    for path, issues in sorted(rejected.items()):
+        if any(f == path or f.endswith("/" + path) for f in module.get("files") or ()):
+            found += [str(issue) for issue in issues]
+    return found
 
 
 def overview_row(module: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,7 +77,8 @@ def overview_row(module: Mapping[str, Any]) -> dict[str, Any]:
         "last_run_at": run.get("start_time"),
         "health": health.get("state") or "no_runs",
         "healthy": health.get("healthy", True),
-        "error": (module.get("metadata_errors") or [None])[0] or first.get("last_error"),
+        "error": (module.get("metadata_errors") or module.get("rejections") or [None])[0]
+        or first.get("last_error"),
     }
 
 
@@ -127,8 +142,12 @@ class StatusSource:
                 return cached[2]
         runs = self.tables.runs.read_all() if versions[-1] is not None else []
         desired = self._desired() if self._desired is not None else None
-        document = read_status(self.tables, self.control_table, desired=desired, runs=runs, now=self.clock.now())
+        document = read_status(
+            self.tables, self.control_table, desired=desired, runs=runs, now=self.clock.now()
+        )
         document["runs_rows"] = runs
+        for module in document["modules"]:
+            module["rejections"] = rejections(module, document["rejected_files"])
         with self._lock:
             self._cached = (versions, now, document)
         return document
@@ -174,9 +193,13 @@ class StatusSource:
             if graph is None
             else {
                 "job_name": graph.name,
-                "tasks": [{"task_key": n.task_key, "task_type": n.task_type, "run_if": n.run_if} for n in graph.nodes],
+                "tasks": [
+                    {"task_key": n.task_key, "task_type": n.task_type, "run_if": n.run_if}
+                    for n in graph.nodes
+                ],
                 "dependencies": [
-                    {"upstream": e.upstream, "downstream": e.downstream, "outcome": e.outcome} for e in graph.edges
+                    {"upstream": e.upstream, "downstream": e.downstream, "outcome": e.outcome}
+                    for e in graph.edges
                 ],
             },
             "graph_svg": render_svg(graph) if graph is not None else None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lakeflow_job_meta.clock import SystemClock
+from lakeflow_job_meta.clock import Clock, SystemClock
 from lakeflow_job_meta.errors import MissingDependencyError
 from lakeflow_job_meta.planning.graph import TaskGraph, task_graph
 from lakeflow_job_meta.storage.tables import ToolTables
@@ -19,7 +19,9 @@ from lakeflow_job_meta.web.pages import StatusSource
 INSTALL_HINT = "pip install 'lakeflow-job-meta[serve]'"
 
 
-def build_source(control_table: str, *, tables: ToolTables | None = None) -> StatusSource:
+def build_source(
+    control_table: str, *, tables: ToolTables | None = None, clock: Clock | None = None
+) -> StatusSource:
     """The read-only source of every page (tables must exist: nothing is created)."""
     from lakeflow_job_meta.wiring import RunSettings, build_manager, build_orchestrator, build_parts
 
@@ -33,15 +35,17 @@ def build_source(control_table: str, *, tables: ToolTables | None = None) -> Sta
         job = orchestrator.compile_one(module)
         return task_graph(job.job_name, job.settings, job.managed_files)
 
-    return StatusSource(parts.tables, control_table, clock=SystemClock(), desired=manager.desired_state, graph=graph)
+    return StatusSource(
+        parts.tables, control_table, clock=clock or SystemClock(), desired=manager.desired_state, graph=graph
+    )
 
 
-def create_app(control_table: str, *, tables: ToolTables | None = None) -> Any:
+def create_app(control_table: str, *, tables: ToolTables | None = None, clock: Clock | None = None) -> Any:
     try:
         from lakeflow_job_meta.web.app import build_app
     except ImportError as error:
         raise MissingDependencyError(f"the status page needs Starlette and Jinja2: {INSTALL_HINT}") from error
-    return build_app(build_source(control_table, tables=tables))
+    return build_app(build_source(control_table, tables=tables, clock=clock))
 
 
 def serve(app: Any, *, host: str, port: int) -> None:

@@ -5,57 +5,22 @@ run. Time is a FakeClock; delivery is awaited with the dispatcher's ``drain`` (n
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from lakeflow_job_meta.engine.alerts import ALERTS_TARGET
 from lakeflow_job_meta.engine.status import read_status
 from lakeflow_job_meta.storage import open_tables
 from tests.emulator.server import JobsEmulator
-from tests.run_world import build_world, cycle, failed_run, good_run, job_id_of, ms
-
-
-@dataclass
-class Sink:
-    """A webhook receiver on loopback: records every JSON body it is sent."""
-
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    received = Sink()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            received.bodies.append(json.loads(self.rfile.read(length)))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    received.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=received.server.serve_forever, daemon=True)
-    thread.start()
-    yield received
-    received.server.shutdown()
-    received.server.server_close()
-    thread.join()
+from tests.run_world import (
+    Sink,
+    build_world,
+    cycle,
+    failed_run,
+    good_run,
+    job_id_of,
+    ms,
+)
 
 
 def test_failed_runs_alert_once_and_a_good_run_recovers(
