@@ -118,15 +118,14 @@ def read_status(
     desired: DesiredState | None = None,
     runs: Iterable[Mapping[str, Any]] | None = None,
     now: float | None = None,
+    health: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything ``status`` shows, JSON-able. ``desired`` adds the metadata's own issues."""
+    """Everything ``status`` shows, JSON-able. ``desired`` adds the metadata's own issues;
+    ``runs`` (runs-table rows) the latest runs and their health, judged here unless ``health``
+    (module -> ModuleHealth) is given already judged (the status page keeps it a while)."""
     tables.require_exists()
     now = now if now is not None else datetime.now(timezone.utc).timestamp()
-    store = StateStore(tables.state, control_table_id(control_table), now=lambda: now)
-    state = store.get_many([StateKey.PROGRESS, StateKey.LEASE, StateKey.REJECTED_FILES])
-    progress = state.get(StateKey.PROGRESS) or {}
-    current = tables.control.version()
-    applied = progress.get("applied_control_version")
+    header = read_state_header(tables, control_table, now=now)
     control_rows = tables.control.read_all()
     module_rows = tables.modules.read_all()
     metadata = {r.get("module_name") for r in control_rows} | {r.get("module_name") for r in module_rows}
@@ -147,7 +146,8 @@ def read_status(
     if runs is not None:
         run_rows = list(runs)
         latest_runs = _latest_runs(run_rows)
-        health = health_of_rows(run_rows, now=now, limits=module_limits(module_rows))
+        if health is None:
+            health = health_of_rows(run_rows, now=now, limits=module_limits(module_rows))
     modules: dict[str, dict[str, Any]] = {}
     for name in sorted(str(m) for m in metadata | {k[1] for k in tracking} | {k[1] for k in history} if m):
         author = authors.get(name) or {}
@@ -163,7 +163,7 @@ def read_status(
             "targets": [],
         }
         if runs is not None:
-            judged = health.get(name)
+            judged = (health or {}).get(name)
             modules[name]["health"] = judged.as_dict() if judged is not None else None
     for key in sorted(set(tracking) | set(history), key=lambda k: (str(k[1]), str(k[0]))):
         target, name = key
@@ -195,6 +195,18 @@ def read_status(
         if runs is not None and entry["kind"] == "workspace" and entry["job_id"]:
             entry["latest_run"] = latest_runs.get(entry["job_id"])
         modules[name]["targets"].append(entry)
+    return {**header, "modules": list(modules.values())}
+
+
+def read_state_header(tables: Any, control_table: str, *, now: float) -> dict[str, Any]:
+    """The part of ``status`` the state table and the control table's version decide: versions
+    and lag, the monitor's lease, rejected files. Apart, so a reader that kept the modules (the
+    status page) re-reads only this when just the state table moved (a lease renewal)."""
+    store = StateStore(tables.state, control_table_id(control_table), now=lambda: now)
+    state = store.get_many([StateKey.PROGRESS, StateKey.LEASE, StateKey.REJECTED_FILES])
+    progress = state.get(StateKey.PROGRESS) or {}
+    current = tables.control.version()
+    applied = progress.get("applied_control_version")
     return {
         "control_table": control_table,
         "control_version": current,
@@ -203,7 +215,6 @@ def read_status(
         "last_good_cycle_at": iso(progress.get("last_good_cycle_at")),
         "monitor": _monitor(state.get(StateKey.LEASE), now),
         "rejected_files": state.get(StateKey.REJECTED_FILES) or {},
-        "modules": list(modules.values()),
     }
 
 

@@ -44,9 +44,25 @@ def build_app(source: StatusSource) -> Starlette:
             return _Json({"error": f"no module {name!r}"}, status_code=404)
         return html("missing.html", status=404, name=name)
 
+    rendered: dict[Filters, tuple[dict[str, Any], str]] = {}
+
     async def overview(request: Request) -> Response:
-        page = source.overview(Filters.from_query(request.query_params))
-        return html("overview.html", page=page, sync_states=SYNC_STATES, health_filters=HEALTH_FILTERS)
+        """Rendered once per overview document and filter: 3,000 table rows take Jinja about
+        0.2 s, serving the same bytes again takes nothing."""
+        filters = Filters.from_query(request.query_params)
+        page = source.overview(filters)
+        memo = rendered.get(filters)
+        if memo is None or memo[0] is not page:
+            body = env.get_template("overview.html").render(
+                control_table=source.control_table,
+                page=page,
+                sync_states=SYNC_STATES,
+                health_filters=HEALTH_FILTERS,
+            )
+            if len(rendered) > 64:
+                rendered.clear()
+            memo = rendered[filters] = (page, body)
+        return HTMLResponse(memo[1])
 
     async def overview_api(request: Request) -> Response:
         return _Json(source.overview(Filters.from_query(request.query_params)))

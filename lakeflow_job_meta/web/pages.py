@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lakeflow_job_meta.clock import Clock
-from lakeflow_job_meta.engine.status import iso, read_history, read_status
+from lakeflow_job_meta.engine.runs import health_of_rows, module_limits
+from lakeflow_job_meta.engine.status import iso, read_history, read_state_header, read_status
 from lakeflow_job_meta.errors import LakeflowJobMetaError
 from lakeflow_job_meta.planning.graph import TaskGraph
 from lakeflow_job_meta.planning.graph_svg import render_svg
@@ -22,6 +23,7 @@ from lakeflow_job_meta.planning.plan import ORPHANED_STATUS
 from lakeflow_job_meta.storage.tables import ToolTables
 
 CACHE_SECONDS = 5.0
+MODULES_MAX_AGE = 60.0
 SYNC_STATES = ("synced", "out of sync", "held", "pending", "error", "orphaned", "inactive")
 MAX_ROWS = 100  # runs and history rows on a module page
 
@@ -108,6 +110,50 @@ class Filters:
         return not self.health or row["health"] == self.health
 
 
+class _VersionedReads:
+    """One table whose full read is kept until its Delta version moves: a monitor's lease
+    renewal writes only the state table, so the page then re-reads one small table, not all."""
+
+    def __init__(self, table: Any):
+        self._table = table
+        self._rows: tuple[int, list[dict[str, Any]]] | None = None
+        self.name, self.spec = table.name, table.spec
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def read_all(self) -> list[dict[str, Any]]:
+        version = self._table.version()
+        if self._rows is None or self._rows[0] != version:
+            self._rows = (version, self._table.read_all())
+        return self._rows[1]
+
+
+class _CachedTables:
+    """The :class:`ToolTables` surface the pages use, each table read through _VersionedReads."""
+
+    def __init__(self, tables: ToolTables):
+        self._tables = tables
+        self.reference = tables.reference
+        for kind in ("control", "modules", "jobs", "history", "state", "runs"):
+            setattr(self, kind, _VersionedReads(getattr(tables, kind)))
+
+    def all(self) -> tuple[Any, ...]:
+        return (self.control, self.modules, self.jobs, self.history, self.state)
+
+    def require_exists(self) -> None:
+        self._tables.require_exists()
+
+
+STATE_INDEX = 4  # position of the state table in ToolTables.all()
+
+
+def _only_state_moved(before: tuple[Any, ...], after: tuple[Any, ...]) -> bool:
+    return before != after and all(
+        b == a for i, (b, a) in enumerate(zip(before, after, strict=True)) if i != STATE_INDEX
+    )
+
+
 class StatusSource:
     """The tables behind the pages, read-only, with the fleet document cached by version."""
 
@@ -120,41 +166,97 @@ class StatusSource:
         desired: Callable[[], Any] | None = None,
         graph: Callable[[str], TaskGraph] | None = None,
     ):
-        self.tables = tables
+        self.tables: Any = _CachedTables(tables)
         self.control_table = control_table
         self.clock = clock
         self._desired = desired
         self._graph = graph
         self._lock = threading.Lock()
         self._cached: tuple[tuple[Any, ...], float, dict[str, Any]] | None = None
+        # The metadata's issues depend on the control and modules tables only: validating every
+        # row is most of a cold read, so a lease renewal or a cycle's write does not redo it.
+        self._desired_cached: tuple[tuple[Any, ...], Any] | None = None
+        self._health: tuple[tuple[Any, ...], float, Any] | None = None
+        self._overviews: dict[Filters, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def _versions(self) -> tuple[Any, ...]:
         runs = self.tables.runs.version() if self.tables.runs.exists() else None
         return (*(table.version() for table in self.tables.all()), runs)
 
     def status(self) -> dict[str, Any]:
-        """``read_status`` with metadata issues and run health, cached while nothing changed."""
+        """``read_status`` with metadata issues and run health, cached while nothing changed
+        (up to CACHE_SECONDS). When only the state table moved (a lease renewal, a cycle's
+        progress), modules younger than MODULES_MAX_AGE are kept and only the header (lease,
+        lag, rejected files) is read again."""
         versions = self._versions()
         now = self.clock.monotonic()
         with self._lock:
             cached = self._cached
-            if cached is not None and cached[0] == versions and now - cached[1] < CACHE_SECONDS:
-                return cached[2]
+        if cached is not None and cached[0] == versions and now - cached[1] < CACHE_SECONDS:
+            return cached[2]
+        if (
+            cached is not None
+            and _only_state_moved(cached[0], versions)
+            and now - cached[1] < MODULES_MAX_AGE
+        ):
+            header = read_state_header(self.tables, self.control_table, now=self.clock.now())
+            document = {**cached[2], **header}
+            document["modules"] = [
+                {**m, "rejections": rejections(m, header["rejected_files"])} for m in cached[2]["modules"]
+            ]
+            born = cached[1]
+        else:
+            document, born = self._read(versions, now), now
+        with self._lock:
+            self._cached = (versions, born, document)
+        return document
+
+    def _read(self, versions: tuple[Any, ...], now: float) -> dict[str, Any]:
         runs = self.tables.runs.read_all() if versions[-1] is not None else []
-        desired = self._desired() if self._desired is not None else None
+        desired = None
+        if self._desired is not None:
+            if self._desired_cached is None or self._desired_cached[0] != versions[:2]:
+                self._desired_cached = (versions[:2], self._desired())
+            desired = self._desired_cached[1]
         document = read_status(
-            self.tables, self.control_table, desired=desired, runs=runs, now=self.clock.now()
+            self.tables,
+            self.control_table,
+            desired=desired,
+            runs=runs,
+            now=self.clock.now(),
+            health=self._judged(versions, runs, now),
         )
         document["runs_rows"] = runs
         for module in document["modules"]:
             module["rejections"] = rejections(module, document["rejected_files"])
-        with self._lock:
-            self._cached = (versions, now, document)
         return document
+
+    def _judged(self, versions: tuple[Any, ...], runs: list[dict[str, Any]], now: float) -> Any:
+        """Run health, judged again when the runs or modules tables move or after CACHE_SECONDS
+        (an active run grows longer with time): not on every write of the state table."""
+        key = (versions[1], versions[-1])
+        if self._health is None or self._health[0] != key or now - self._health[1] >= CACHE_SECONDS:
+            limits = module_limits(self.tables.modules.read_all())
+            self._health = (key, now, health_of_rows(runs, now=self.clock.now(), limits=limits))
+        return self._health[2]
 
     # -- pages -------------------------------------------------------------------------------
     def overview(self, filters: Filters) -> dict[str, Any]:
+        """The overview page, memoised per filter while the fleet document is the same object
+        (at 3,000 modules building the rows costs more than serving them)."""
         status = self.status()
+        with self._lock:
+            memo = self._overviews.get(filters)
+            if memo is not None and memo[0] is status:
+                return memo[1]
+        page = self._overview(status, filters)
+        with self._lock:
+            if len(self._overviews) > 64:
+                self._overviews.clear()
+            self._overviews[filters] = (status, page)
+        return page
+
+    def _overview(self, status: dict[str, Any], filters: Filters) -> dict[str, Any]:
         rows = [overview_row(m) for m in status["modules"]]
         counts: dict[str, int] = {}
         for row in rows:
