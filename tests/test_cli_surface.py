@@ -49,6 +49,7 @@ def test_every_subcommand_has_examples_and_every_option_a_help_text(
     parsers = _subparsers()
     assert set(parsers) == set(COMMANDS) == {
         "init", "validate", "load", "plan", "apply", "export-bundle", "monitor", "status", "history", "graph",
+        "serve",
     }  # fmt: skip
     for name, parser in parsers.items():
         with pytest.raises(SystemExit) as done:

@@ -46,6 +46,7 @@ NON_EMPTY_OPTIONS = {
     "profile": "--profile",
     "managed_sql_root": "--managed-sql-root",
     "default_warehouse_id": "--default-warehouse-id",
+    "warehouse_id": "--warehouse-id",
 }
 
 
@@ -402,7 +403,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Blocks until interrupted; the page is read-only, so a crash loses nothing."""
     from lakeflow_job_meta.web.serve import create_app, serve
 
-    app = create_app(args.control_table)
+    if args.warehouse_id:
+        from lakeflow_job_meta.web.databricks_app import warehouse_app
+        from lakeflow_job_meta.wiring import workspace_client
+
+        app = warehouse_app(args.control_table, args.warehouse_id, workspace_client(args.profile))
+    else:
+        app = create_app(args.control_table)
     _note(args, f"serving {args.control_table} on http://{args.host}:{args.port}/ (read-only)")
     serve(app, host=args.host, port=args.port)
     return EXIT_OK

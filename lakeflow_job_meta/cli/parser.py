@@ -122,7 +122,7 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "JSON API under /api. Read-only. Needs the serve extra.",
         (
             f"{PROG} serve --control-table ./etl_control",
-            f"{PROG} serve --control-table main.ops.etl_control --host 0.0.0.0 --port 8000",
+            f"{PROG} serve --control-table main.ops.etl_control --warehouse-id abc123 --profile prod",
         ),
     ),
     "graph": (
@@ -377,6 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
     _table(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, metavar="N", help="port (default: %(default)s)")
+    p.add_argument(
+        "--warehouse-id",
+        default=None,
+        metavar="ID",
+        help="read catalog.schema.table tables through this SQL warehouse (statement execution API), "
+        "as the Databricks App does, instead of a Spark session",
+    )
 
     p = _add(sub, "graph")
     p.add_argument("module", metavar="MODULE", help="module name (one job)")
