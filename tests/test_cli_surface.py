@@ -273,6 +273,8 @@ def test_status_runs_and_job_urls_on_a_workspace(
     targets = [t for m in status["modules"] for t in m["targets"]]
     assert {t["url"].rsplit("/jobs/", 1)[0] for t in targets} == {jobs_emulator.url}
     assert all(t["latest_run"] and t["latest_run"]["run_id"] for t in targets)
+    # --auto-run started one run per job, still running: judged, none unhealthy.
+    assert {m["health"]["state"] for m in status["modules"] if m["targets"]} == {"healthy"}
     text = _run(capsys, "status", "--control-table", table, "--runs")[1]
     assert "latest run " in text
 
