@@ -151,6 +151,7 @@ class RunRecorder:
         self.rules = rules
         self._last_read: float | None = None  # monotonic
         self._last_read_epoch: float | None = None
+        self._created = False
         self._last_prune: float | None = None
         self._rows: dict[int, dict[str, Any]] | None = None  # run id -> row, loaded once
         self._limits: tuple[int, dict[str, float | None]] | None = None  # (modules version, limits)
@@ -169,7 +170,9 @@ class RunRecorder:
         if not force and not self.due():
             return None
         self._last_read = self.clock.monotonic()
-        self.runs.create_or_migrate()
+        if not self._created:  # once per process: on Spark it costs several statements
+            self.runs.create_or_migrate()
+            self._created = True
         rows = self._load()
         now = self.clock.now()
         managed = managed_jobs(self.tracking.read_all())
