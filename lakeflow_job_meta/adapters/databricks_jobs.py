@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -261,18 +262,21 @@ class WorkspaceJobs:
 
     # -- run health (issue 18) ---------------------------------------------------------------
     def list_runs(
-        self, *, start_time_from: int | None = None, active_only: bool = False
+        self, *, start_time_from: int | None = None, active_only: bool = False, max_runs: int | None = None
     ) -> list[dict[str, Any]]:
         """Every run of the workspace started at or after ``start_time_from`` (epoch ms), or
         only the active ones, in the API's JSON form: one paged ``jobs/runs/list`` (25 a page,
         the SDK follows ``next_page_token``), never one call per job, so the cost of watching
         runs does not grow with the number of managed jobs. Read whole per attempt: resuming a
-        half-read listing could skip or repeat runs."""
+        half-read listing could skip or repeat runs. The service lists newest first, so
+        ``max_runs`` (pages stop there) drops the oldest of a window too large to read at once."""
         kwargs: dict[str, Any] = {"limit": 25, "expand_tasks": False}
         if start_time_from is not None:
             kwargs["start_time_from"] = int(start_time_from)
         if active_only:
             kwargs["active_only"] = True
         with sdk_errors("jobs/runs/list"):
-            runs = self.retry.call(lambda: list(self.client.jobs.list_runs(**kwargs)))
+            runs = self.retry.call(
+                lambda: list(itertools.islice(self.client.jobs.list_runs(**kwargs), max_runs))
+            )
         return [run.as_dict() for run in runs]

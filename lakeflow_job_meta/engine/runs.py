@@ -36,6 +36,10 @@ DEFAULT_RUNS_INTERVAL_SECONDS = 300.0
 DEFAULT_RETENTION_DAYS = 30
 # A first read (empty table) looks this far back; later reads overlap the last by the interval.
 FIRST_LOOKBACK_SECONDS = 2 * 86400.0
+# At most this many runs per read (200 pages of 25): a first read of a large, busy workspace
+# must not hold the monitor's cycle for minutes. The listing is newest first, so the oldest of an
+# oversized window are left out (less history, never a missed new failure).
+MAX_RUNS_PER_READ = 5000
 PRUNE_EVERY_SECONDS = 86400.0
 
 
@@ -43,7 +47,7 @@ class RunsGateway(Protocol):
     """The one Jobs call run health needs (``WorkspaceJobs.list_runs``)."""
 
     def list_runs(
-        self, *, start_time_from: int | None = None, active_only: bool = False
+        self, *, start_time_from: int | None = None, active_only: bool = False, max_runs: int | None = None
     ) -> list[dict[str, Any]]: ...
 
 
@@ -176,7 +180,9 @@ class RunRecorder:
         rows = self._load()
         now = self.clock.now()
         managed = managed_jobs(self.tracking.read_all())
-        listed = self.gateway.list_runs(start_time_from=int(self._window_start(rows, now) * 1000))
+        listed = self.gateway.list_runs(
+            start_time_from=int(self._window_start(rows, now) * 1000), max_runs=MAX_RUNS_PER_READ
+        )
         self._last_read_epoch = now
         poll = RunsPoll(listed=len(listed))
         upserts = []
@@ -249,15 +255,21 @@ class RunRecorder:
 def current_runs(
     runs: Table, tracking: Table, gateway: RunsGateway | None, *, now: float, lookback_seconds: float
 ) -> list[dict[str, Any]]:
-    """The runs ``status --runs`` and the status page judge: the runs table's rows (when the
-    monitor keeps one), overlaid with one live read of the last ``lookback_seconds`` when a
-    gateway is given. Read-only: nothing is written."""
+    """The runs ``status --runs`` judges: the runs table's rows (when a monitor keeps one),
+    overlaid with one live read when a gateway is given: since the newest recorded run (the
+    monitor read the rest), else the last ``lookback_seconds``. Read-only: nothing is written."""
     rows = {
         int(r["run_id"]): r for r in (runs.read_all() if runs.exists() else []) if r.get("run_id") is not None
     }
     if gateway is not None:
         managed = managed_jobs(tracking.read_all())
-        for run in gateway.list_runs(start_time_from=int((now - lookback_seconds) * 1000)):
+        facts = [RunFacts.from_row(r) for r in rows.values()]
+        starts = [f.started for f in facts if f.started is not None]
+        active = [f.started for f in facts if f.started is not None and not f.finished]
+        start = now - lookback_seconds
+        if starts:
+            start = max(start, min([max(starts), *active]))
+        for run in gateway.list_runs(start_time_from=int(start * 1000), max_runs=MAX_RUNS_PER_READ):
             owner = managed.get(int(run.get("job_id") or 0))
             if owner is not None and run.get("run_id") is not None:
                 rows[int(run["run_id"])] = run_row(run, *owner).as_row()

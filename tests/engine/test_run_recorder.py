@@ -20,7 +20,7 @@ class Listing:
         self.windows: list[int | None] = []
 
     def list_runs(
-        self, *, start_time_from: int | None = None, active_only: bool = False
+        self, *, start_time_from: int | None = None, active_only: bool = False, max_runs: int | None = None
     ) -> list[dict[str, Any]]:
         self.windows.append(start_time_from)
         return [r for r in self.runs if start_time_from is None or r["start_time"] >= start_time_from]
