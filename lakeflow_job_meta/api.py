@@ -7,7 +7,7 @@ hands them to the engine class it extends. The engine classes themselves only ta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lakeflow_job_meta.clock import Clock
@@ -19,6 +19,7 @@ from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.engine.metadata_manager import MetadataStore
 from lakeflow_job_meta.engine.monitor import Monitor, MonitorOptions
 from lakeflow_job_meta.engine.orchestrator import Orchestrator
+from lakeflow_job_meta.engine.runs import DEFAULT_RETENTION_DAYS
 from lakeflow_job_meta.engine.targets.base import TargetSpec
 from lakeflow_job_meta.logs import ensure_handler
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
@@ -153,6 +154,9 @@ class MetadataMonitor(Monitor):
         log_format: str = "human",
         spark: Any = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        runs_interval_seconds: float | None = None,
+        runs_retention_days: float = DEFAULT_RETENTION_DAYS,
+        alert_sender: Callable[[str, bytes], int] | None = None,
     ):
         settings = RunSettings(
             control_table,
@@ -176,6 +180,9 @@ class MetadataMonitor(Monitor):
             lease_ttl_seconds=lease_ttl_seconds,
             watch_mode=watch_mode,
             holder_id=holder_id,
+            runs_interval_seconds=runs_interval_seconds,
+            runs_retention_days=runs_retention_days,
+            alert_sender=alert_sender,
         )
         parts = None if orchestrator is not None else build_parts(settings, clock=clock, spark=spark)
         super().__init__(

@@ -49,6 +49,12 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("prune", "--prune", "what happens to a removed module's job: pause | delete | keep"),
     Parameter("log_format", "--log-format", "human | json (one JSON document per log line)"),
     Parameter("full_resync_seconds", "--full-resync-seconds", "full reconcile every N seconds (default 600)"),
+    Parameter(
+        "runs_interval_seconds",
+        "--runs-interval-seconds",
+        "read the managed jobs' runs at most every N seconds (default 300; 0: never)",
+    ),
+    Parameter("runs_retention_days", "--runs-retention-days", "keep runs this many days (default 30)"),
     Parameter("default_warehouse_id", "--default-warehouse-id", "warehouse for SQL tasks that name none"),
     Parameter("managed_sql_root", "--managed-sql-root", "workspace folder for inline-SQL files"),
     Parameter("var", "--var", "K=V: set a ${var.K} value (repeatable)"),

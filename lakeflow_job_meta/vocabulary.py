@@ -115,3 +115,26 @@ def choices(enum_type: type[StrEnum]) -> list[str]:
 # Module applies in flight at once on the workspace target: each sends a few requests, so eight
 # keep a 100 ms round trip busy without crowding a workspace's rate limits (docs/BENCHMARKS.md).
 DEFAULT_MAX_WORKERS = 8
+
+
+class AlertEvent(StrEnum):
+    """What the monitor alerts on (the policy's ``alerts.webhooks[].events`` names these). Each
+    but ``drift_restored`` is a state: it alerts when it starts and again when it recovers."""
+
+    APPLY_FAILED = "apply_failed"
+    REJECTED = "rejected"
+    MASS_CHANGE_HELD = "mass_change_held"
+    DRIFT_RESTORED = "drift_restored"
+    LEASE_LOST = "lease_lost"
+    LAG = "lag"
+    RUN_FAILED = "run_failed"
+    RUN_TOO_LONG = "run_too_long"
+    RUN_QUEUED_TOO_LONG = "run_queued_too_long"
+    RUN_SKIPPED = "run_skipped"
+
+
+class AlertFormat(StrEnum):
+    """A webhook's body: Slack's ``{"text": ...}`` or the alert as plain JSON."""
+
+    SLACK = "slack"
+    JSON = "json"

@@ -18,11 +18,13 @@ from typing import Any
 from lakeflow_job_meta.adapters.retrying import RateLimiter, RetryPolicy
 from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
 from lakeflow_job_meta.clock import Clock, SystemClock
+from lakeflow_job_meta.engine.alerts import AlertDispatcher, MonitorAlerts
 from lakeflow_job_meta.engine.desired_cache import DesiredStateCache, default_cache_dir
 from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.engine.metadata_manager import MetadataStore
 from lakeflow_job_meta.engine.monitor import Monitor, MonitorOptions, default_holder_id
 from lakeflow_job_meta.engine.orchestrator import Orchestrator
+from lakeflow_job_meta.engine.runs import DEFAULT_RETENTION_DAYS, RunRecorder
 from lakeflow_job_meta.engine.targets.base import Target, TargetSpec, default_target
 from lakeflow_job_meta.engine.targets.bundle import BundleTarget
 from lakeflow_job_meta.errors import ConfigurationError
@@ -333,6 +335,12 @@ class WatchSettings:
     lease_ttl_seconds: float = 60.0
     watch_mode: str = "auto"
     holder_id: str | None = None
+    # Run health: one jobs/runs/list per interval (None: runs are not read, the public API's
+    # default; the CLI reads them every DEFAULT_RUNS_INTERVAL_SECONDS); kept this many days.
+    runs_interval_seconds: float | None = None
+    runs_retention_days: float = DEFAULT_RETENTION_DAYS
+    # Alert delivery (``(url, body) -> status``); tests inject one, default: an HTTP POST.
+    alert_sender: Callable[[str, bytes], int] | None = None
 
 
 def monitor_parts(
@@ -369,6 +377,9 @@ def monitor_parts(
     )
     volume = os.path.abspath(watch.options.volume_path) if watch.options.volume_path else None
     wake = threading.Event()
+    # Runs and secret-scope URLs go through the target's own gateway (one client, one retry budget).
+    target: Any = orchestrator.target
+    gateway = (lambda: target.gateway) if target.kind == TargetKind.WORKSPACE else None
     return {
         "orchestrator": orchestrator,
         "manager": manager,
@@ -379,7 +390,62 @@ def monitor_parts(
         "scanner": VolumeScanner(volume, clock=parts.clock) if volume else None,
         "watcher": VolumeWatcher(volume, wake, mode=watch.watch_mode) if volume else None,
         "wake": wake,
+        "runs": _run_recorder(watch, parts, gateway),
+        "alerts": _monitor_alerts(settings, watch, parts, orchestrator, gateway),
     }
+
+
+def _run_recorder(
+    watch: WatchSettings, parts: Parts, gateway: Callable[[], Any] | None
+) -> RunRecorder | None:
+    """Runs are read on a workspace target only (a bundle's jobs have no ids the tool knows)."""
+    if gateway is None or watch.runs_interval_seconds is None:
+        return None
+    return RunRecorder(
+        runs=parts.tables.runs,
+        tracking=parts.tables.jobs,
+        modules=parts.tables.modules,
+        gateway=gateway,
+        clock=parts.clock,
+        interval_seconds=watch.runs_interval_seconds,
+        retention_days=watch.runs_retention_days,
+    )
+
+
+def _monitor_alerts(
+    settings: RunSettings,
+    watch: WatchSettings,
+    parts: Parts,
+    orchestrator: Orchestrator,
+    gateway: Callable[[], Any] | None,
+) -> MonitorAlerts | None:
+    """Alerts when the policy names webhooks. Secret-scope URLs are read through the workspace
+    client at each send, environment references from the environment."""
+    from lakeflow_job_meta.adapters.webhooks import post_json, resolve_url, workspace_secret_reader
+
+    policy = orchestrator.policy
+    if policy is None or not policy.alerts.webhooks:
+        return None
+
+    def secrets(scope: str, key: str) -> str:
+        if gateway is None:
+            raise ConfigurationError("a ${secret:scope/key} webhook needs a workspace target")
+        return workspace_secret_reader(gateway().client)(scope, key)
+
+    dispatcher = AlertDispatcher(
+        policy.alerts,
+        sender=watch.alert_sender or post_json,
+        resolve=lambda hook: resolve_url(hook, secrets=secrets),
+        clock=parts.clock,
+        control_table=settings.control_table,
+    )
+    return MonitorAlerts(
+        dispatcher,
+        history=parts.tables.history,
+        state=parts.state,
+        clock=parts.clock,
+        lag_versions=policy.alerts.lag_versions,
+    )
 
 
 def build_monitor(settings: RunSettings, watch: WatchSettings, **kwargs: Any) -> Monitor:

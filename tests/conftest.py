@@ -12,6 +12,7 @@ import pytest
 
 from tests.emulator.fixtures import jobs_emulator, make_workspace_client, workspace_client  # noqa: F401
 from tests.fakews import fakews  # noqa: F401
+from tests.run_world import sink  # noqa: F401
 from tests.spark_delta import HAVE_SPARK_DELTA, build_session
 
 

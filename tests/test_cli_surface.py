@@ -49,6 +49,7 @@ def test_every_subcommand_has_examples_and_every_option_a_help_text(
     parsers = _subparsers()
     assert set(parsers) == set(COMMANDS) == {
         "init", "validate", "load", "plan", "apply", "export-bundle", "monitor", "status", "history", "graph",
+        "serve",
     }  # fmt: skip
     for name, parser in parsers.items():
         with pytest.raises(SystemExit) as done:
@@ -270,10 +271,12 @@ def test_status_runs_and_job_urls_on_a_workspace(
     status = json.loads(_run(capsys, "status", "--control-table", table, "--json")[1])
     assert jobs_emulator.count("jobs/runs/list") == before  # runs only on demand
     status = json.loads(_run(capsys, "status", "--control-table", table, "--json", "--runs")[1])
-    assert jobs_emulator.count("jobs/runs/list") == before + len(EXAMPLE_MODULES)  # one call per job
+    assert jobs_emulator.count("jobs/runs/list") == before + 1  # one paged call, whatever the job count
     targets = [t for m in status["modules"] for t in m["targets"]]
     assert {t["url"].rsplit("/jobs/", 1)[0] for t in targets} == {jobs_emulator.url}
     assert all(t["latest_run"] and t["latest_run"]["run_id"] for t in targets)
+    # --auto-run started one run per job, still running: judged, none unhealthy.
+    assert {m["health"]["state"] for m in status["modules"] if m["targets"]} == {"healthy"}
     text = _run(capsys, "status", "--control-table", table, "--runs")[1]
     assert "latest run " in text
 

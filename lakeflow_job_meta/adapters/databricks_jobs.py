@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -283,23 +284,6 @@ class WorkspaceJobs(JobsGateway):
             lambda: any(True for _ in self.client.jobs.list_runs(job_id=job_id, active_only=True, limit=1)),
         )
 
-    def latest_run(self, job_id: int) -> dict[str, Any] | None:
-        """The job's latest run (one ``runs/list`` call), for ``status --runs``."""
-        run = self._call(
-            f"jobs/runs/list {job_id}",
-            lambda: next(iter(self.client.jobs.list_runs(job_id=job_id, limit=1)), None),
-        )
-        if run is None:
-            return None
-        state = run.state
-        phases = [getattr(state, "life_cycle_state", None), getattr(state, "result_state", None)]
-        return {
-            "run_id": run.run_id,
-            "state": " ".join(str(getattr(p, "value", p)) for p in phases if p is not None) or None,
-            "start_time": run.start_time / 1000 if run.start_time else None,
-            "url": run.run_page_url,
-        }
-
     # -- job writes --------------------------------------------------------------------------
     def create(self, settings: dict[str, Any]) -> Created:
         """Retried only after a rate limit's definite rejection (nothing landed), with backoff
@@ -396,6 +380,26 @@ class WorkspaceJobs(JobsGateway):
     def delete_file(self, path: str) -> None:
         self.writes.add("file_delete")
         self._call(f"workspace/delete {path}", lambda: self.client.workspace.delete(path), missing_ok=True)
+
+    # -- run health (issue 18) ---------------------------------------------------------------
+    def list_runs(
+        self, *, start_time_from: int | None = None, active_only: bool = False, max_runs: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every run of the workspace started at or after ``start_time_from`` (epoch ms), or
+        only the active ones, in the API's JSON form: one paged ``jobs/runs/list`` (25 a page,
+        the SDK follows ``next_page_token``), never one call per job, so the cost of watching
+        runs does not grow with the number of managed jobs. Read whole per attempt: resuming a
+        half-read listing could skip or repeat runs. The service lists newest first, so
+        ``max_runs`` (pages stop there) drops the oldest of a window too large to read at once."""
+        kwargs: dict[str, Any] = {"limit": 25, "expand_tasks": False}
+        if start_time_from is not None:
+            kwargs["start_time_from"] = int(start_time_from)
+        if active_only:
+            kwargs["active_only"] = True
+        runs = self._must(
+            "jobs/runs/list", lambda: list(itertools.islice(self.client.jobs.list_runs(**kwargs), max_runs))
+        )
+        return [run.as_dict() for run in runs]
 
 
 def _live(job: sdk_jobs.BaseJob) -> LiveJob:

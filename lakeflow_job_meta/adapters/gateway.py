@@ -113,7 +113,10 @@ class JobsGateway(Protocol):
 
     def has_active_run(self, job_id: int) -> bool: ...
 
-    def latest_run(self, job_id: int) -> dict[str, Any] | None: ...
+    def list_runs(
+        self, *, start_time_from: int | None = None, active_only: bool = False, max_runs: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Runs of every job started since ``start_time_from`` (epoch ms), newest first, paged."""
 
     def create(self, settings: dict[str, Any]) -> Created: ...
 

@@ -50,6 +50,7 @@ NON_EMPTY_OPTIONS = {
     "plan": "--plan",
     "bundle_target": "--bundle-target",
     "workspace_host": "--workspace-host",
+    "warehouse_id": "--warehouse-id",
 }
 
 
@@ -491,6 +492,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             log_format=args.log_format,
         ),
         lease_ttl_seconds=args.lease_ttl_seconds,
+        runs_interval_seconds=args.runs_interval_seconds or None,
+        runs_retention_days=args.runs_retention_days,
     )
     monitor = build_monitor(_run_settings(args), watch)
     _note(args, monitor.orchestrator.describe_target())
@@ -550,20 +553,19 @@ def _table_parts(args: argparse.Namespace):
     return settings, parts, build_manager(settings, parts)
 
 
-def _run_reader(profile: str | None):
-    """The latest run of a job (``runs/list``, one call per job) for ``status --runs``, through
-    the same gateway as every other Jobs API call (its error mapping, retries and pacing)."""
+def _status_runs(profile: str | None, tables: Any) -> list[dict[str, Any]]:
+    """The runs ``status --runs`` judges: the runs table (when a monitor keeps one) and one
+    paged ``jobs/runs/list`` of the last two days, whatever the number of jobs."""
+    import time
+
     from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs
+    from lakeflow_job_meta.engine.runs import FIRST_LOOKBACK_SECONDS, current_runs
     from lakeflow_job_meta.wiring import workspace_client
 
-    gateways: list[WorkspaceJobs] = []  # built at the first workspace job: a bundle-only table needs none
-
-    def latest(job_id: int) -> dict[str, Any] | None:
-        if not gateways:
-            gateways.append(WorkspaceJobs(workspace_client(profile)))
-        return gateways[0].latest_run(job_id)
-
-    return latest
+    gateway = WorkspaceJobs(workspace_client(profile))
+    return current_runs(
+        tables.runs, tables.jobs, gateway, now=time.time(), lookback_seconds=FIRST_LOOKBACK_SECONDS
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -571,10 +573,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     _, parts, manager = _table_parts(args)
     parts.tables.require_exists()
-    runs = _run_reader(args.profile) if args.runs else None
-    status = read_status(parts.tables, args.control_table, desired=manager.desired_state(), runs=runs)
+    desired = manager.desired_state()
+    runs = None
     if args.runs:
-        _require_workspace_jobs(status)
+        # A table whose jobs are only in bundle folders needs no credentials to say so.
+        _require_workspace_jobs(read_status(parts.tables, args.control_table, desired=desired))
+        runs = _status_runs(args.profile, parts.tables)
+    status = read_status(parts.tables, args.control_table, desired=desired, runs=runs)
     if args.json:
         _emit_json(status)
     else:
@@ -597,6 +602,22 @@ def _require_workspace_jobs(status: dict[str, Any]) -> None:
         f"are {where}: deploy a bundle with `databricks bundle deploy` and see its runs with "
         "`databricks bundle run` or the Jobs UI, or apply with --target workspace"
     )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Blocks until interrupted; the page is read-only, so a crash loses nothing."""
+    from lakeflow_job_meta.web.serve import create_app, serve
+
+    if args.warehouse_id:
+        from lakeflow_job_meta.web.databricks_app import warehouse_app
+        from lakeflow_job_meta.wiring import workspace_client
+
+        app = warehouse_app(args.control_table, args.warehouse_id, workspace_client(args.profile))
+    else:
+        app = create_app(args.control_table)
+    _note(args, f"serving {args.control_table} on http://{args.host}:{args.port}/ (read-only)")
+    serve(app, host=args.host, port=args.port)
+    return EXIT_OK
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -655,6 +676,7 @@ COMMANDS = {
     "monitor": cmd_monitor,
     "status": cmd_status,
     "history": cmd_history,
+    "serve": cmd_serve,
     "graph": cmd_graph,
 }
 

@@ -115,6 +115,16 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
             f"{PROG} history --control-table main.ops.etl_control --module sales_daily --since 2026-01-01",
         ),
     ),
+    "serve": (
+        "a read-only status page (HTML and JSON) over the tool's tables",
+        "Serve the fleet overview, each module's task graph, runs, history and errors, the rejected "
+        "files and the monitor's lease as server-rendered HTML (no JavaScript, works offline) with a "
+        "JSON API under /api. Read-only. Needs the serve extra.",
+        (
+            f"{PROG} serve --control-table ./etl_control",
+            f"{PROG} serve --control-table main.ops.etl_control --warehouse-id abc123 --profile prod",
+        ),
+    ),
     "graph": (
         "draw a module's task graph (Mermaid or Graphviz)",
         "Print the task DAG of one module's job as it would be deployed: nodes are task keys with "
@@ -397,11 +407,21 @@ def build_parser() -> argparse.ArgumentParser:
         60.0,
         "the writer lease expires this long after its last renewal (default: %(default)s)",
     )
+    _number(
+        p,
+        "--runs-interval-seconds",
+        300.0,
+        "read the managed jobs' runs (one paged jobs/runs/list) at most this often; 0: never "
+        "(default: %(default)s)",
+    )
+    _number(p, "--runs-retention-days", 30.0, "keep runs in the runs table this long (default: %(default)s)")
 
     p = _add(sub, "status")
     _table(p)
     p.add_argument(
-        "--runs", action="store_true", help="also the state of each job's latest run (one API call per job)"
+        "--runs",
+        action="store_true",
+        help="also each job's latest run and run health (one paged jobs/runs/list, whatever the job count)",
     )
 
     p = _add(sub, "history")
@@ -411,6 +431,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", default=None, metavar="DATE", help="only runs on or after this date (YYYY-MM-DD, UTC)"
     )
     p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N rows (default: %(default)s)")
+
+    p = _add(sub, "serve")
+    _table(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, metavar="N", help="port (default: %(default)s)")
+    p.add_argument(
+        "--warehouse-id",
+        default=None,
+        metavar="ID",
+        help="read catalog.schema.table tables through this SQL warehouse (statement execution API), "
+        "as the Databricks App does, instead of a Spark session",
+    )
 
     p = _add(sub, "graph")
     p.add_argument("module", metavar="MODULE", help="module name (one job)")

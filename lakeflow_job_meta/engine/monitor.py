@@ -12,6 +12,9 @@ One cycle, cheapest first:
    when the feed cannot answer.
 4. The first cycle after start and every ``full_resync_seconds`` reconcile everything with a
    drift check.
+5. Runs (when a :class:`RunRecorder` is given): at most one ``jobs/runs/list`` per runs interval,
+   recorded in the runs table and judged; then alerts (when given) for every state change of
+   this cycle, queued to a worker thread so delivery never holds up the loop.
 
 Processed versions live in the state table, so a restart resumes. All time goes through the
 injectable clock.
@@ -30,14 +33,17 @@ from typing import Any
 
 from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
 from lakeflow_job_meta.clock import Clock
+from lakeflow_job_meta.engine.alerts import MonitorAlerts
 from lakeflow_job_meta.engine.cycle_log import HEARTBEAT_SECONDS, CycleLogger
 from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.engine.metadata_manager import MetadataStore
 from lakeflow_job_meta.engine.orchestrator import Orchestrator
 from lakeflow_job_meta.engine.results import RunResult
+from lakeflow_job_meta.engine.runs import RunRecorder
 from lakeflow_job_meta.engine.targets.base import refuse_auto_run
 from lakeflow_job_meta.logs import ensure_handler
 from lakeflow_job_meta.planning.blast_radius import emptied_volume_message, volume_emptied
+from lakeflow_job_meta.planning.health import ModuleHealth
 from lakeflow_job_meta.storage.state_store import StateKey, StateStore
 from lakeflow_job_meta.vocabulary import Outcome, PlanAction
 
@@ -69,6 +75,15 @@ class CycleReport:
     held: list[str] = field(default_factory=list)
     error: str | None = None
     duration_ms: int = 0
+    # Run health when the runs were read this cycle (at most once per runs interval).
+    health: dict[str, ModuleHealth] | None = None
+    runs_written: int = 0
+    runs_error: str | None = None
+    alerts: list[str] = field(default_factory=list)
+
+    @property
+    def unhealthy(self) -> dict[str, str]:
+        return {m: str(h.state) for m, h in (self.health or {}).items() if not h.healthy}
 
     @property
     def ok(self) -> bool:
@@ -105,6 +120,10 @@ class CycleReport:
             "held": self.held,
             "error": self.error,
             "duration_ms": self.duration_ms,
+            "runs": None
+            if self.health is None and self.runs_error is None
+            else {"written": self.runs_written, "unhealthy": self.unhealthy, "error": self.runs_error},
+            "alerts": self.alerts,
         }
 
     def summary(self) -> str:
@@ -131,6 +150,10 @@ class CycleReport:
             parts.append("idle")
         if self.error:
             parts.append(f"error: {self.error}")
+        if self.unhealthy:
+            parts.append(
+                "unhealthy runs: " + ", ".join(f"{m}={h}" for m, h in sorted(self.unhealthy.items()))
+            )
         parts += [f"held: {line}" for line in self.held]
         return ", ".join(parts) + f" ({self.duration_ms} ms)"
 
@@ -172,6 +195,8 @@ class Monitor:
         scanner: VolumeScanner | None = None,
         watcher: VolumeWatcher | None = None,
         wake: threading.Event | None = None,
+        runs: RunRecorder | None = None,
+        alerts: MonitorAlerts | None = None,
     ):
         self.control_table = orchestrator.control_table
         self.check_interval_seconds = float(options.check_interval_seconds)
@@ -195,6 +220,8 @@ class Monitor:
         self.stop_event = threading.Event()
         self.scanner = scanner
         self.watcher = watcher
+        self.runs = runs
+        self.alerts = alerts
         self.cycle_log = CycleLogger(log, self.clock, heartbeat_seconds=options.heartbeat_seconds)
         self.iteration = 0
         self._processed: tuple[int, int] | None = None
@@ -235,6 +262,8 @@ class Monitor:
     def close(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        if self.alerts is not None:
+            self.alerts.close()  # delivers what is queued, then stops the worker
         if self.lease.held:
             self.lease.release()
 
@@ -258,6 +287,8 @@ class Monitor:
             self._failures += 1
             report.error = f"{error.__class__.__name__}: {error}"
             log.debug("cycle failed", exc_info=True)
+        self._watch_runs(report, force=force_full)
+        self._raise_alerts(report)
         report.duration_ms = int((self.clock.monotonic() - started) * 1000)
         self._log(report, always=log_always)
         return report
@@ -272,6 +303,36 @@ class Monitor:
             return self.check_and_update(force_full=True, log_always=True)
         finally:
             self.close()
+
+    def _watch_runs(self, report: CycleReport, *, force: bool) -> None:
+        """Read the runs when due (a failure is reported, never fails the cycle: run health
+        is a view, reconciling the jobs is the job)."""
+        if self.runs is None or not report.lease_held or not self.lease.held:
+            return
+        try:
+            poll = self.runs.poll(force=force)
+        except Exception as error:
+            report.runs_error = f"{error.__class__.__name__}: {error}"
+            log.warning("cannot read the runs: %s", report.runs_error)
+            return
+        if poll is not None:
+            report.health = poll.health
+            report.runs_written = poll.written
+
+    def _raise_alerts(self, report: CycleReport) -> None:
+        if self.alerts is None:
+            return
+        try:
+            alerts = self.alerts.observe_cycle(report, lag=self._lag(report), health=report.health)
+        except Exception as error:  # alerting must never stop reconciling
+            log.warning("cannot raise alerts: %s: %s", error.__class__.__name__, error)
+            return
+        report.alerts = [alert.title for alert in alerts]
+
+    def _lag(self, report: CycleReport) -> int | None:
+        if report.control_version is None or self._applied_version is None:
+            return None
+        return max(0, report.control_version - int(self._applied_version))
 
     def _on_wait(self, holder: Any) -> None:
         if not self._was_waiting:
@@ -515,10 +576,7 @@ class Monitor:
         return self.check_interval_seconds
 
     def _log(self, report: CycleReport, *, always: bool = False) -> None:
-        lag = None
-        if report.control_version is not None and self._applied_version is not None:
-            lag = max(0, report.control_version - int(self._applied_version))
-        self.cycle_log.record(report, lag=lag, always=always)
+        self.cycle_log.record(report, lag=self._lag(report), always=always)
 
 
 def install_signal_handlers(monitor: Monitor) -> None:

@@ -9,7 +9,9 @@ holds the writer lease (and since when) or stopped (the lease expired), and list
 the monitor rejects. Times are ISO 8601 in JSON and local time in the text.
 
 History rows are the record of every apply, workspace and bundle alike; the tracking table adds
-job ids. ``runs`` (a callable, one API call per job) adds each workspace job's latest run.
+job ids. ``runs`` (rows of the runs table, see :mod:`lakeflow_job_meta.engine.runs`) adds each
+workspace job's latest run and each module's run health (:mod:`lakeflow_job_meta.planning.health`).
+Alerts are recorded in the history table under the target ``alerts``; they are not modules.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from lakeflow_job_meta.adapters.bundle import bundle_stem
+from lakeflow_job_meta.engine.alerts import ALERTS_TARGET
 from lakeflow_job_meta.engine.metadata_manager import DesiredState
+from lakeflow_job_meta.engine.runs import health_of_rows, module_limits
 from lakeflow_job_meta.planning.plan import ORPHANED_REASON, ORPHANED_STATUS
 from lakeflow_job_meta.storage.naming import control_table_id
 from lakeflow_job_meta.storage.state_store import StateKey, StateStore
 from lakeflow_job_meta.vocabulary import PlanAction
 
-RunReader = Callable[[int], dict[str, Any] | None]
 BUNDLE_PREFIX, WORKSPACE_PREFIX = "bundle:", "workspace:"
 APPLY_HOLDER_PREFIX = "orchestrator@"  # an apply's own lease (CLI, notebook); others are monitors
 
@@ -121,29 +124,44 @@ def read_status(
     control_table: str,
     *,
     desired: DesiredState | None = None,
-    runs: RunReader | None = None,
+    runs: Iterable[Mapping[str, Any]] | None = None,
     now: float | None = None,
+    health: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything ``status`` shows, JSON-able. ``desired`` adds the metadata's own issues."""
+    """Everything ``status`` shows, JSON-able. ``desired`` adds the metadata's own issues;
+    ``runs`` (runs-table rows) the latest runs and their health, judged here unless ``health``
+    (module -> ModuleHealth) is given already judged (the status page keeps it a while)."""
     tables.require_exists()
     now = now if now is not None else datetime.now(timezone.utc).timestamp()
-    store = StateStore(tables.state, control_table_id(control_table), now=lambda: now)
-    state = store.get_many(
-        [StateKey.PROGRESS, StateKey.LEASE, StateKey.REJECTED_FILES, StateKey.PENDING_MANUAL]
+    header = read_state_header(tables, control_table, now=now)
+    pending = (
+        StateStore(tables.state, control_table_id(control_table), now=lambda: now)
+        .get_many([StateKey.PENDING_MANUAL])
+        .get(StateKey.PENDING_MANUAL)
+        or {}
     )
-    pending = state.get(StateKey.PENDING_MANUAL) or {}
-    progress = state.get(StateKey.PROGRESS) or {}
-    current = tables.control.version()
-    applied = progress.get("applied_control_version")
     control_rows = tables.control.read_all()
     module_rows = tables.modules.read_all()
     metadata = {r.get("module_name") for r in control_rows} | {r.get("module_name") for r in module_rows}
     active = {r.get("module_name") for r in control_rows if r.get("is_active") is not False}
     authors = _authors(control_rows)
+    files: dict[str, set[str]] = {}
+    for row in control_rows:
+        if row.get("source_file"):
+            files.setdefault(str(row.get("module_name")), set()).add(str(row["source_file"]))
     tracking = {(r["target"], r["module_name"]): r for r in tables.jobs.read_all()}
-    history = _latest_by(tables.history.read_all(), lambda r: (r.get("target"), r.get("module_name")))
+    history = _latest_by(
+        (r for r in tables.history.read_all() if r.get("target") != ALERTS_TARGET),
+        lambda r: (r.get("target"), r.get("module_name")),
+    )
     issues = {m: [str(i) for i in found] for m, found in (desired.issues if desired else {}).items()}
 
+    latest_runs: dict[int, dict[str, Any]] = {}
+    if runs is not None:
+        run_rows = list(runs)
+        latest_runs = _latest_runs(run_rows)
+        if health is None:
+            health = health_of_rows(run_rows, now=now, limits=module_limits(module_rows))
     modules: dict[str, dict[str, Any]] = {}
     for name in sorted(str(m) for m in metadata | {k[1] for k in tracking} | {k[1] for k in history} if m):
         author = authors.get(name) or {}
@@ -155,8 +173,12 @@ def read_status(
             "metadata_changed_at": iso(author.get("at")),
             "metadata_changed_by": author.get("by"),
             "metadata_errors": issues.get(name, []),
+            "files": sorted(files.get(name, ())),
             "targets": [],
         }
+        if runs is not None:
+            judged = (health or {}).get(name)
+            modules[name]["health"] = judged.as_dict() if judged is not None else None
     held = {(target, name) for target, entries in pending.items() for name in entries or {}}
     for key in sorted(set(tracking) | set(history) | held, key=lambda k: (str(k[1]), str(k[0]))):
         target, name = key
@@ -198,8 +220,20 @@ def read_status(
             elif note.startswith("renamed from "):
                 entry["renamed_from"] = note.removeprefix("renamed from ")
         if runs is not None and entry["kind"] == "workspace" and entry["job_id"]:
-            entry["latest_run"] = runs(entry["job_id"])
+            entry["latest_run"] = latest_runs.get(entry["job_id"])
         modules[name]["targets"].append(entry)
+    return {**header, "modules": list(modules.values())}
+
+
+def read_state_header(tables: Any, control_table: str, *, now: float) -> dict[str, Any]:
+    """The part of ``status`` the state table and the control table's version decide: versions
+    and lag, the monitor's lease, rejected files. Apart, so a reader that kept the modules (the
+    status page) re-reads only this when just the state table moved (a lease renewal)."""
+    store = StateStore(tables.state, control_table_id(control_table), now=lambda: now)
+    state = store.get_many([StateKey.PROGRESS, StateKey.LEASE, StateKey.REJECTED_FILES])
+    progress = state.get(StateKey.PROGRESS) or {}
+    current = tables.control.version()
+    applied = progress.get("applied_control_version")
     return {
         "control_table": control_table,
         "control_version": current,
@@ -208,7 +242,28 @@ def read_status(
         "last_good_cycle_at": iso(progress.get("last_good_cycle_at")),
         "monitor": _monitor(state.get(StateKey.LEASE), now),
         "rejected_files": state.get(StateKey.REJECTED_FILES) or {},
-        "modules": list(modules.values()),
+    }
+
+
+def _latest_runs(rows: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
+    """job id -> its newest run, in the shape ``status`` has always shown."""
+    latest: dict[int, Mapping[str, Any]] = {}
+    for row in rows:
+        job_id = int(row.get("job_id") or 0)
+        seen = latest.get(job_id)
+        if seen is None or int(row.get("run_id") or 0) > int(seen.get("run_id") or 0):
+            latest[job_id] = row
+    return {
+        job_id: {
+            "run_id": row.get("run_id"),
+            "state": " ".join(str(p) for p in (row.get("life_cycle_state"), row.get("result_state")) if p)
+            or None,
+            "start_time": iso(row.get("started_at")),
+            "duration_seconds": row.get("duration_seconds"),
+            "error": row.get("error"),
+            "url": row.get("run_page_url"),
+        }
+        for job_id, row in latest.items()
     }
 
 
@@ -269,6 +324,13 @@ def render_status(status: Mapping[str, Any]) -> str:
         lines.append(head)
         for error in module["metadata_errors"]:
             lines.append(f"    error: {error}")
+        judged = module.get("health")
+        if judged and judged["state"] != "no_runs":
+            line = f"    runs: {judged['state']}"
+            if judged["consecutive_failures"]:
+                line += f", {judged['consecutive_failures']} consecutive failure(s)"
+            lines.append(line)
+            lines += [f"        {problem['message']}" for problem in judged["problems"]]
         if not module["targets"]:
             lines.append("    not applied yet")
         for t in module["targets"]:

@@ -10,6 +10,9 @@ policy file (``--policy PATH``, wheel parameter ``policy``) bounds that power:
   requirement files must live under one of these prefixes (after ``..`` is resolved).
 - ``permissions.default``: grants added to every managed job's ACL.
 - ``mass_change``: the blast-radius limit (``max_jobs``/``max_fraction``) and ``allow``.
+- ``alerts``: webhooks the monitor tells about trouble and recovery. A URL is a secret (a Slack
+  hook's path is its token), so one that carries credentials must be a reference,
+  ``${env:NAME}`` or ``${secret:scope/key}``, resolved only when sending.
 
 A module that breaks the policy gets issues naming its file or table, its source or module and
 the field, so it is skipped like any other invalid module while the others apply. This module is
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import posixpath
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -29,6 +33,7 @@ from lakeflow_job_meta.metadata.limits import MASS_CHANGE_MAX_FRACTION, MASS_CHA
 from lakeflow_job_meta.metadata.locations import format_path, table_location
 from lakeflow_job_meta.metadata.models import Module, Source
 from lakeflow_job_meta.metadata.yaml_loader import LoadedYaml, YamlLimits, load_yaml
+from lakeflow_job_meta.vocabulary import AlertEvent, AlertFormat, choices
 
 NO_POLICY_WARNING = "no policy given (--policy): every run_as identity, code path and permission is allowed"
 RUN_AS_KEYS: tuple[str, ...] = ("user_name", "service_principal_name")
@@ -39,8 +44,47 @@ DEFAULT_GRANT_LEVELS: tuple[str, ...] = ("CAN_VIEW", "CAN_MANAGE_RUN", "CAN_MANA
 _PATH_LIBRARY_KINDS: tuple[str, ...] = ("whl", "jar", "egg", "requirements")
 
 _TOP_KEYS = frozenset(
-    {"run_as", "code_paths", "permissions", "mass_change", "allow_mass_change", "environments"}
+    {"run_as", "code_paths", "permissions", "mass_change", "allow_mass_change", "environments", "alerts"}
 )
+_ALERT_KEYS = frozenset({"webhooks", "max_per_minute", "lag_versions"})
+_WEBHOOK_KEYS = frozenset({"url", "format", "events", "name"})
+# ``${env:NAME}`` or ``${secret:scope/key}``: where a secret URL is read from when sending.
+SECRET_REFERENCE = re.compile(
+    r"^\$\{(?:env:(?P<env>[A-Za-z_][A-Za-z0-9_]*)|secret:(?P<scope>[^/}]+)/(?P<key>[^}]+))\}$"
+)
+# What makes a literal URL a secret: credentials in it, a Slack hook, a token-like parameter.
+_SECRET_URL = re.compile(
+    r"//[^/@]*@|hooks\.slack\.com/|[?&](?:token|key|secret|sig|signature|code|password)=", re.I
+)
+DEFAULT_ALERTS_PER_MINUTE = 20
+DEFAULT_LAG_VERSIONS = 10
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One alert destination. ``url`` is a literal URL without secrets or a reference."""
+
+    url: str
+    format: AlertFormat = AlertFormat.JSON
+    events: frozenset[AlertEvent] = frozenset(AlertEvent)
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """What logs and history may say about this webhook (never its URL)."""
+        return self.name or (self.url if SECRET_REFERENCE.match(self.url) else "webhook")
+
+    def wants(self, event: str) -> bool:
+        return event in self.events
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    webhooks: tuple[Webhook, ...] = ()
+    max_per_minute: int = DEFAULT_ALERTS_PER_MINUTE
+    """Per webhook; alerts beyond it are dropped and counted (a storm must not flood a channel)."""
+    lag_versions: int = DEFAULT_LAG_VERSIONS
+    """A lag of more control-table versions than this raises the ``lag`` alert."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +100,7 @@ class Policy:
     mass_change_max_jobs: int = MASS_CHANGE_MAX_JOBS
     mass_change_max_fraction: float = MASS_CHANGE_MAX_FRACTION
     allow_mass_change: bool = False
+    alerts: AlertPolicy = field(default_factory=AlertPolicy)
 
     def run_as_default_for(self, env: str | None) -> Mapping[str, str] | None:
         if env is not None and env in self.environment_run_as_default:
@@ -142,7 +187,59 @@ class _PolicyReader:
             mass_change_max_jobs=max_jobs,
             mass_change_max_fraction=fraction,
             allow_mass_change=allow,
+            alerts=self.alerts(data.get("alerts")),
         )
+
+    def alerts(self, value: Any) -> AlertPolicy:
+        alerts = self.mapping(value, ["alerts"], _ALERT_KEYS)
+        hooks = tuple(
+            self.webhook(hook, ["alerts", "webhooks", i])
+            for i, hook in enumerate(self.list_of(alerts.get("webhooks"), ["alerts", "webhooks"]))
+        )
+        numbers = {}
+        for key, default in (
+            ("max_per_minute", DEFAULT_ALERTS_PER_MINUTE),
+            ("lag_versions", DEFAULT_LAG_VERSIONS),
+        ):
+            number = alerts.get(key, default)
+            if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+                raise self.fail(["alerts", key], "must be an integer >= 1")
+            numbers[key] = number
+        return AlertPolicy(webhooks=hooks, **numbers)
+
+    def webhook(self, value: Any, where: list[str | int]) -> Webhook:
+        hook = self.mapping(value, where, _WEBHOOK_KEYS)
+        url = hook.get("url")
+        if not isinstance(url, str) or not url:
+            raise self.fail([*where, "url"], "must be a URL or ${env:NAME} or ${secret:scope/key}")
+        if not SECRET_REFERENCE.match(url):
+            if not url.startswith(("https://", "http://")):
+                raise self.fail(
+                    [*where, "url"], "must be an http(s) URL or ${env:NAME} or ${secret:scope/key}"
+                )
+            if _SECRET_URL.search(url):
+                # The message never repeats the URL: it holds the secret.
+                raise self.fail(
+                    [*where, "url"],
+                    "carries a secret (credentials, a Slack hook or a token parameter): put it in an "
+                    "environment variable or a secret scope and write ${env:NAME} or ${secret:scope/key}",
+                )
+        fmt = hook.get("format", AlertFormat.JSON)
+        if fmt not in choices(AlertFormat):
+            raise self.fail([*where, "format"], f"must be one of {list(choices(AlertFormat))}")
+        events = frozenset(AlertEvent)
+        if "events" in hook:
+            names = self.strings(hook["events"], [*where, "events"])
+            unknown = sorted(set(names) - set(choices(AlertEvent)))
+            if unknown:
+                raise self.fail(
+                    [*where, "events"], f"unknown event {unknown[0]!r} (expected {list(choices(AlertEvent))})"
+                )
+            events = frozenset(AlertEvent(n) for n in names)
+        name = hook.get("name", "")
+        if not isinstance(name, str):
+            raise self.fail([*where, "name"], "must be a string")
+        return Webhook(url=url, format=AlertFormat(fmt), events=events, name=name)
 
     def run_as(self, value: Any) -> tuple[tuple[str, ...] | None, dict[str, str] | None]:
         run_as = self.mapping(value, ["run_as"], frozenset({"allowed", "default"}))

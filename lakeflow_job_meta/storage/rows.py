@@ -100,3 +100,34 @@ class StateRow:
 
     def as_row(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRow:
+    """One run of a managed job, as ``jobs/runs/list`` last reported it (upserted by run id
+    while the run is active, then kept for the retention period)."""
+
+    run_id: int
+    job_id: int
+    module_name: str
+    target: str
+    """Tracking key of the workspace the job lives in."""
+    trigger: str | None = None
+    """PERIODIC, ONE_TIME, FILE_ARRIVAL, RETRY, ...: why the run started."""
+    life_cycle_state: str | None = None
+    """QUEUED, PENDING, RUNNING, TERMINATED, SKIPPED, INTERNAL_ERROR, ..."""
+    result_state: str | None = None
+    """SUCCESS, FAILED, TIMEDOUT, CANCELED, ...; None while the run is active."""
+    queued_seconds: float | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_seconds: float | None = None
+    error: str | None = None
+    """The service's state message of a run that did not succeed."""
+    run_page_url: str | None = None
+    updated_at: datetime | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        del row["updated_at"]
+        return row

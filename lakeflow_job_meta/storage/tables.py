@@ -1,4 +1,4 @@
-"""Schemas of the tool's five tables and the :class:`ToolTables` bundle.
+"""Schemas of the tool's five tables, the optional ``runs`` table, and :class:`ToolTables`.
 
 Schema versions start at 2: version 1 is the older layout (no audit columns on the control and
 modules tables, no ``managed_files`` on the jobs table) that migration is tested against. A
@@ -115,6 +115,32 @@ STATE_SPEC = TableSpec(
     schema_version=2,
 )
 
+# The runs of the managed jobs as the monitor read them (``jobs/runs/list``), for run health.
+# Kept apart from SPECS: a table made before run health existed is complete without it, so
+# read-only commands never require it, and only the monitor (which records runs) creates it.
+RUNS_SPEC = TableSpec(
+    kind="runs",
+    columns=(
+        Column("run_id", "bigint"),
+        Column("job_id", "bigint"),
+        Column("module_name", "string"),
+        Column("target", "string"),
+        Column("trigger", "string"),
+        Column("life_cycle_state", "string"),
+        Column("result_state", "string"),
+        Column("queued_seconds", "double"),
+        Column("started_at", "timestamp"),
+        Column("ended_at", "timestamp"),
+        Column("duration_seconds", "double"),
+        Column("error", "string"),
+        Column("run_page_url", "string"),
+        Column("updated_at", "timestamp"),
+    ),
+    key=("run_id",),
+    schema_version=2,
+)
+RUNS_SUFFIX = "_runs"
+
 # kind -> (spec, suffix appended to the control table's name; "" for the control table itself)
 SPECS: dict[str, tuple[TableSpec, str]] = {
     "control": (CONTROL_SPEC, ""),
@@ -141,8 +167,10 @@ class ToolTables:
         self.jobs: Table = tables["jobs"]
         self.history: Table = tables["history"]
         self.state: Table = tables["state"]
+        self.runs: Table = factory(control.sibling(RUNS_SUFFIX), RUNS_SPEC)
 
     def all(self) -> tuple[Table, ...]:
+        """The five tables every command needs (``runs`` is optional: see RUNS_SPEC)."""
         return (self.control, self.modules, self.jobs, self.history, self.state)
 
     def lease_seed(self) -> dict[str, str | None]:

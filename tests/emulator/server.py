@@ -336,17 +336,47 @@ class JobsEmulator:
                 if job_id is None or r["job_id"] == job_id
             ]
 
-    def add_run(self, job_id: int, *, active: bool = True) -> int:
-        """Record a run out of band (e.g. a scheduled run in progress)."""
+    def add_run(
+        self,
+        job_id: int,
+        *,
+        active: bool = True,
+        result_state: str = "SUCCESS",
+        start_time: int | None = None,
+        end_time: int | None = None,
+        state_message: str = "",
+        trigger: str | None = None,
+        life_cycle_state: str | None = None,
+        queue_duration: int | None = None,
+    ) -> int:
+        """Record a run out of band (a scheduled run in progress, or one that already ended):
+        times in epoch ms, so tests inject failed, long and queued runs at chosen moments."""
         with self._lock:
             run_id = self._new_run(int(job_id), {})
+            run = self._runs[run_id]
+            if start_time is not None:
+                run["start_time"] = int(start_time)
+            if trigger is not None:
+                run["trigger"] = trigger
+            if queue_duration is not None:
+                run["queue_duration"] = int(queue_duration)
+            if life_cycle_state is not None:
+                run["state"]["life_cycle_state"] = life_cycle_state
+                run["status"] = {"state": life_cycle_state}
             if not active:
-                self._finish(run_id, "SUCCESS")
+                self._finish(run_id, result_state, end_time=end_time, state_message=state_message)
             return run_id
 
-    def finish_run(self, run_id: int, result_state: str = "SUCCESS") -> None:
+    def finish_run(
+        self,
+        run_id: int,
+        result_state: str = "SUCCESS",
+        *,
+        end_time: int | None = None,
+        state_message: str = "",
+    ) -> None:
         with self._lock:
-            self._finish(int(run_id), result_state)
+            self._finish(int(run_id), result_state, end_time=end_time, state_message=state_message)
 
     def permissions(self, job_id: int) -> dict:
         with self._lock:
@@ -400,11 +430,18 @@ class JobsEmulator:
         }
         return run_id
 
-    def _finish(self, run_id: int, result_state: str) -> None:
+    def _finish(
+        self, run_id: int, result_state: str, *, end_time: int | None = None, state_message: str = ""
+    ) -> None:
         run = self._runs[run_id]
-        run["state"] = {"life_cycle_state": "TERMINATED", "result_state": result_state, "state_message": ""}
+        run["state"] = {
+            "life_cycle_state": "TERMINATED",
+            "result_state": result_state,
+            "state_message": state_message,
+        }
         run["status"] = {"state": "TERMINATED"}
-        run["end_time"] = _now_ms()
+        run["end_time"] = _now_ms() if end_time is None else int(end_time)
+        run["run_duration"] = max(0, run["end_time"] - run["start_time"])
 
     def _permissions_body(self, job_id: int) -> dict:
         if job_id not in self._jobs:
@@ -601,11 +638,14 @@ class JobsEmulator:
         if q.get("page_token"):
             offset = int(_parse_token(q["page_token"], "runs")["o"])
         job_id = _int_param(q, "job_id")
+        start_from, start_to = _int_param(q, "start_time_from"), _int_param(q, "start_time_to")
         with self._lock:
             runs = [
                 r
                 for _, r in sorted(self._runs.items(), reverse=True)
                 if (job_id is None or r["job_id"] == job_id)
+                and (start_from is None or r["start_time"] >= start_from)
+                and (start_to is None or r["start_time"] <= start_to)
                 and (not active_only or r["state"]["life_cycle_state"] != "TERMINATED")
                 and (not completed_only or r["state"]["life_cycle_state"] == "TERMINATED")
             ]

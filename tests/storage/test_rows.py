@@ -6,12 +6,13 @@ import dataclasses
 
 import pytest
 
-from lakeflow_job_meta.storage.rows import HistoryRow, StateRow, TrackingRow
-from lakeflow_job_meta.storage.tables import HISTORY_SPEC, JOBS_SPEC, STATE_SPEC
+from lakeflow_job_meta.storage.rows import HistoryRow, RunRow, StateRow, TrackingRow
+from lakeflow_job_meta.storage.tables import HISTORY_SPEC, JOBS_SPEC, RUNS_SPEC, STATE_SPEC
 
 
 @pytest.mark.parametrize(
-    ("row_type", "spec"), [(TrackingRow, JOBS_SPEC), (HistoryRow, HISTORY_SPEC), (StateRow, STATE_SPEC)]
+    ("row_type", "spec"),
+    [(TrackingRow, JOBS_SPEC), (HistoryRow, HISTORY_SPEC), (StateRow, STATE_SPEC), (RunRow, RUNS_SPEC)],
 )
 def test_row_fields_are_the_spec_columns(row_type: type, spec) -> None:
     assert tuple(f.name for f in dataclasses.fields(row_type)) == spec.column_names

@@ -353,3 +353,32 @@ def test_active_session_falls_back_to_the_builder(spark: Any, monkeypatch: pytes
     monkeypatch.setattr(SparkSession, "getActiveSession", staticmethod(no_active))
     assert active_session() is spark
     assert calls == [True]
+
+
+def test_the_runs_table_keeps_runs_by_id_and_deletes_old_ones(backend: Backend) -> None:
+    """The optional runs table (issue 18) on both backends: not part of the five, created when
+    asked, upserted by run id, timestamps and doubles round-trip, deleted by key (retention)."""
+    from datetime import datetime, timezone
+
+    from lakeflow_job_meta.storage.rows import RunRow
+
+    tables = backend.tables()
+    tables.ensure_exists()
+    assert tables.runs not in tables.all() and not tables.runs.exists()
+    tables.runs.create_or_migrate()
+    started = datetime(2026, 12, 1, 6, 0, tzinfo=timezone.utc)
+    active = RunRow(run_id=2**60, job_id=2**55, module_name="m", target="workspace:h", started_at=started)
+    assert tables.runs.merge([active.as_row()]) is True
+    done = RunRow(
+        run_id=2**60, job_id=2**55, module_name="m", target="workspace:h", started_at=started,
+        ended_at=started, life_cycle_state="TERMINATED", result_state="FAILED", duration_seconds=12.5,
+        error="cell 3: KeyError",
+    )  # fmt: skip
+    tables.runs.merge([done.as_row()])
+    (row,) = tables.runs.read_all()
+    assert (row["run_id"], row["job_id"], row["result_state"], row["duration_seconds"]) == (
+        2**60, 2**55, "FAILED", 12.5,
+    )  # fmt: skip
+    assert row["started_at"] == started and row["updated_at"] is not None
+    assert tables.runs.merge(deletes=[{"run_id": 2**60}]) is True
+    assert tables.runs.read_all() == []
