@@ -562,7 +562,21 @@ class Monitor:
             return True
         return False
 
+    def _changed_during(self, report: CycleReport) -> bool:
+        """Whether the metadata moved while a full resync ran (its rows were read at the start):
+        the next cycle then starts at once, so a resync never delays a change by a whole
+        interval. Two version reads; a file event sets ``wake`` by itself."""
+        if not report.full or report.error is not None or not report.lease_held:
+            return False
+        try:
+            now = (self.tables.control.version(), self.tables.modules.version())
+        except (LakeflowJobMetaError, OSError):  # the next cycle reads them again and reports it
+            return False
+        return now != (report.control_version, report.modules_version)
+
     def _next_delay(self, report: CycleReport) -> float:
+        if self._changed_during(report):
+            return 0.0
         if report.error is not None:
             # Back off on a table or API outage; recover by itself.
             return min(MAX_BACKOFF_SECONDS, self.check_interval_seconds * (2 ** min(self._failures - 1, 8)))

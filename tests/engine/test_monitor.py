@@ -765,3 +765,30 @@ def test_loop_wakes_to_renew_the_lease_when_the_interval_is_longer_than_the_ttl(
     assert [r.full for r in reports] == [True] + [False] * 9
     assert all(r.lease_held and r.error is None for r in reports)
     assert env.emu.request_counts() == Counter()  # no full reconcile after the first cycle
+
+
+def test_a_change_during_a_full_resync_is_applied_by_the_next_cycle_without_waiting(
+    env: MonitorEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resync read its rows at the start: a row inserted while it applies is not in it, and
+    the monitor must not sleep a whole check interval before applying it."""
+    env.tables.control.merge([notebook_row("a1", "alpha"), notebook_row("b1", "beta")])
+    monitor = env.monitor(volume=False, full_resync_seconds=600, check_interval_seconds=30)
+    converge(monitor)
+    ids = tracked_job_ids(env.tables)
+    env.clock.advance(601)  # the next cycle is a full resync
+    reconcile = monitor.orchestrator.reconcile
+    inserted: list[bool] = []
+
+    def reconcile_and_meanwhile_insert(*args: Any, **kwargs: Any) -> Any:
+        result = reconcile(*args, **kwargs)
+        if not inserted:  # a user's INSERT lands while the resync is still applying
+            inserted.append(True)
+            raw_insert(env.ctl, [notebook_row("b2", "beta", "/Workspace/b2", order=2)])
+        return result
+
+    monkeypatch.setattr(monitor.orchestrator, "reconcile", reconcile_and_meanwhile_insert)
+    env.clock.sleeps.clear()
+    monitor.run_continuous(max_iterations=monitor.iteration + 2)
+    assert inserted and env.clock.sleeps[0] == 0.0  # no interval between the two cycles
+    assert sorted(notebook_paths(env.emu.job(ids["beta"]))) == ["/Workspace/b2", "/Workspace/x"]
