@@ -41,6 +41,7 @@ from lakeflow_job_meta.engine.orchestrator import Orchestrator
 from lakeflow_job_meta.engine.results import RunResult
 from lakeflow_job_meta.engine.runs import RunRecorder
 from lakeflow_job_meta.engine.targets.base import refuse_auto_run
+from lakeflow_job_meta.errors import LakeflowJobMetaError
 from lakeflow_job_meta.logs import ensure_handler
 from lakeflow_job_meta.planning.blast_radius import emptied_volume_message, volume_emptied
 from lakeflow_job_meta.planning.health import ModuleHealth

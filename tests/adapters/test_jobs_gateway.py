@@ -5,7 +5,6 @@ folder, a create that knows whether it went out twice, and one rate limiter for 
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from typing import Any
 
 from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs
