@@ -86,7 +86,7 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path) -> None:
     assert "lakeflow_job_meta/__main__.py" in names
     assert "$schema" in schema or "$defs" in schema
     assert not [n for n in names if n.startswith(("tests/", "examples/"))]
-    assert "lakeflow-job-meta = lakeflow_job_meta.cli.main:main" in entry_points
+    assert "lakeflow-job-meta = lakeflow_job_meta.cli.main:entry" in entry_points
     assert "lakeflow-job-meta-monitor = lakeflow_job_meta.main:main" in entry_points
     required = _required_dependencies(wheel)
     assert any(r.startswith("databricks-sdk") for r in required)
