@@ -237,8 +237,10 @@ class Bench:
             while not any(_endpoint(e).startswith("jobs/") for e in self.fake.entries()[before:]):
                 time.sleep(0.05)
             time.sleep(1.0)
-            self.change_one_row()
+            # From the start of the change's own process: its commit lands inside it, and the
+            # monitor may write before that process has even exited (so this is an upper bound).
             changed_at_ms = time.time() * 1000
+            self.change_one_row()
             written_ms = None
             deadline = time.monotonic() + 600
             while written_ms is None and time.monotonic() < deadline:

@@ -98,10 +98,12 @@ def _with_timeouts(config: Any, retry_timeout_seconds: int, http_timeout_seconds
     copied = config.copy()
     copied.retry_timeout_seconds = retry_timeout_seconds
     copied.http_timeout_seconds = http_timeout_seconds
-    if not copied.max_connections_per_pool:
-        # Reads overlap (up to twice the apply workers): the SDK's default pool of 10 would
-        # open and drop connections under them.
+    if not copied.max_connections_per_pool and not copied.max_connection_pools:
+        # Reads overlap (up to twice the apply workers): a pool of 20 would open and drop
+        # connections under them. The SDK passes max_connection_pools as the adapter's
+        # pool_maxsize (and mounts its adapter for https only), so both are set.
         copied.max_connections_per_pool = HTTP_CONNECTIONS
+        copied.max_connection_pools = HTTP_CONNECTIONS
     return copied
 
 

@@ -316,12 +316,17 @@ class WorkspaceTarget:
         scope: set[str] | None,
         check_drift: bool | None,
         job_ids: Mapping[str, int],
+        read: _Actual | None = None,
     ) -> tuple[list[PlannedChange], _Actual]:
+        """Plan the modules in ``scope``. ``read``: the live state an apply read once for all its
+        waves (a later wave's jobs are untouched by the earlier ones), else read here."""
         drift = self.options.check_drift if check_drift is None else check_drift
         names = set(desired.compiled) | set(tracked) | set(desired.issues)
         if scope is not None:
             names &= scope
-        actual = self._read_actual(tracked, names, drift)
+        actual = (
+            replace(read, tracked=tracked) if read is not None else self._read_actual(tracked, names, drift)
+        )
         ids = {m: t.job_id for m, t in tracked.items() if t.job_id}
         ids.update(job_ids)
         changes = [self._plan_one(name, desired, actual, ids, drift) for name in sorted(names)]
@@ -402,9 +407,11 @@ class WorkspaceTarget:
         applier = self._applier(desired, run)
         results: list[ModuleResult] = []
         job_ids: dict[str, int] = {}
+        drift = self.options.check_drift if run.check_drift is None else run.check_drift
+        read = self._read_actual(tracked, names, drift)  # once: one listing for every wave
         for wave in apply_waves(desired.compiled, names):
             tracked = self._tracked_view(desired) if job_ids else tracked
-            changes, actual = self._plan(desired, tracked, set(wave), run.check_drift, job_ids)
+            changes, actual = self._plan(desired, tracked, set(wave), run.check_drift, job_ids, read)
             changes, held = run.mass_change.screen(changes)
             results += [held_result(change) for change in held]
             for result in self._apply_wave(desired, changes, actual, applier, run):
