@@ -99,7 +99,7 @@ def _with_timeouts(config: Any, retry_timeout_seconds: int, http_timeout_seconds
     copied.retry_timeout_seconds = retry_timeout_seconds
     copied.http_timeout_seconds = http_timeout_seconds
     if not copied.max_connections_per_pool and not copied.max_connection_pools:
-        # Reads overlap (up to twice the apply workers): a pool of 20 would open and drop
+        # Reads overlap (up to four times the apply workers): a pool of 20 would open and drop
         # connections under them. The SDK passes max_connection_pools as the adapter's
         # pool_maxsize (and mounts its adapter for https only), so both are set.
         copied.max_connections_per_pool = HTTP_CONNECTIONS
@@ -234,8 +234,8 @@ def build_target(
         default_pause_status=settings.default_pause_status,
         check_drift=settings.check_drift,
         max_workers=max(1, settings.max_workers),
-        # One at a time when the caller asked for that; else reads overlap twice as wide.
-        max_reads=1 if settings.max_workers <= 1 else 2 * settings.max_workers,
+        # One at a time when the caller asked for that; else reads overlap four times as wide.
+        max_reads=1 if settings.max_workers <= 1 else 4 * settings.max_workers,
     )
     client = _client_factory(settings, workspace)
     policy = retry_policy or RetryPolicy(sleep=parts.clock.sleep)

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # included) instead of one jobs/get per job and one name lookup per create.
 LIST_INSTEAD_OF_GET_THRESHOLD = 20
 
+# What _read_acl returns for an ACL it could not read.
+_UNREAD = "unread"
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -136,7 +138,7 @@ class WorkspaceOptions:
     # Module applies in flight at once (each may send several requests).
     max_workers: int = DEFAULT_MAX_WORKERS
     # Reads in flight at once: jobs/get of jobs the listing gave in part, permission reads.
-    max_reads: int = 16
+    max_reads: int = 32
 
 
 @dataclass
@@ -151,6 +153,8 @@ class _Actual:
     # Every listed job by exact name, when the plan read the whole listing (None when it read
     # job by job): name conflicts and leftover copies are found here without a call per module.
     by_name: dict[str, list[LiveJob]] | None = None
+    # Job id -> its ACL (None: the job is gone), read while the listing was paged.
+    acls: dict[int, list[dict[str, Any]] | None] = field(default_factory=dict)
 
     def same_name(self, name: str | None) -> list[LiveJob] | None:
         """The listed jobs named ``name``, or None when the listing was not read."""
@@ -226,7 +230,13 @@ class WorkspaceTarget:
         if not drift:
             return actual
         if len(names) > LIST_INSTEAD_OF_GET_THRESHOLD:
-            self._read_listing(actual, wanted)
+            # Permissions have no bulk read: read them while the listing pages, not after it.
+            with ThreadPoolExecutor(max_workers=self.options.max_reads, thread_name_prefix="ljm-acl") as pool:
+                acls = {t.job_id: pool.submit(self._read_acl, t.job_id) for t in wanted.values()}
+                self._read_listing(actual, wanted)
+                actual.acls = {
+                    job_id: acl for job_id, future in acls.items() if (acl := future.result()) != _UNREAD
+                }
         else:
             self._read_each(actual, wanted)
         return actual
@@ -332,10 +342,20 @@ class WorkspaceTarget:
         changes = [self._plan_one(name, desired, actual, ids, drift) for name in sorted(names)]
         if drift:
             kept = [change for change in changes if change.module in actual.live]
-            overlapped(self._check_acl_drift, kept, self.options.max_reads)
+            overlapped(
+                lambda change: self._check_acl_drift(change, actual.acls), kept, self.options.max_reads
+            )
         return changes, actual
 
-    def _check_acl_drift(self, change: PlannedChange) -> None:
+    def _read_acl(self, job_id: int) -> list[dict[str, Any]] | str | None:
+        """A job's ACL, or ``_UNREAD`` when it could not be read (the plan leaves it alone)."""
+        try:
+            return self.gateway.get_permissions(job_id)
+        except JobsApiError as error:
+            log.warning("could not read the permissions of job %s: %s", job_id, error)
+            return _UNREAD
+
+    def _check_acl_drift(self, change: PlannedChange, acls: Mapping[int, Any] | None = None) -> None:
         """Compare the live ACL of a job we keep with the one we send: every managed job's, as
         one with no declared grants is sent owner-only. Inherited grants are not drift, and
         neither is the live owner when the metadata names none (the tool never moves it). An ACL
@@ -348,12 +368,14 @@ class WorkspaceTarget:
             or not change.job_id
         ):
             return
-        try:
-            live = self.gateway.get_permissions(change.job_id)
-        except JobsApiError as error:
-            log.warning("could not read the permissions of job %s: %s", change.job_id, error)
-            return
-        if live is not None:
+        if acls is not None and change.job_id in acls:
+            live = acls[change.job_id]
+        else:
+            read = self._read_acl(change.job_id)
+            if read == _UNREAD:
+                return
+            live = read
+        if isinstance(live, list):
             change.live_acl = live
             acl = effective_acl(compiled.permissions, compiled.declared_permissions or [], live)
             change.acl_drift = acl_drift(acl, live)
