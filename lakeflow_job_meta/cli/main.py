@@ -528,15 +528,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         _emit_json(
             {
                 "module": args.module,
-                "job_name": graph.name,
-                "tasks": [
-                    {"task_key": n.task_key, "task_type": n.task_type, "run_if": n.run_if}
-                    for n in graph.nodes
-                ],
-                "dependencies": [
-                    {"upstream": e.upstream, "downstream": e.downstream, "outcome": e.outcome}
-                    for e in graph.edges
-                ],
+                **graph.as_dict(),
                 args.format: render_graph(graph, args.format),
             }
         )

@@ -51,6 +51,18 @@ class TaskGraph:
     nodes: tuple[Node, ...]
     edges: tuple[Edge, ...]
 
+    def as_dict(self) -> dict[str, Any]:
+        """The graph as JSON: what ``graph --json`` prints and the status page's API serves."""
+        return {
+            "job_name": self.name,
+            "tasks": [
+                {"task_key": n.task_key, "task_type": n.task_type, "run_if": n.run_if} for n in self.nodes
+            ],
+            "dependencies": [
+                {"upstream": e.upstream, "downstream": e.downstream, "outcome": e.outcome} for e in self.edges
+            ],
+        }
+
 
 def task_type(task: Mapping[str, Any], managed_files: Mapping[str, str] | None = None) -> str:
     """The metadata task type of a compiled task. An inline ``sql_query`` is compiled into a

@@ -291,19 +291,7 @@ class StatusSource:
             "control_table": self.control_table,
             "module": found,
             "overview": overview_row(found),
-            "graph": None
-            if graph is None
-            else {
-                "job_name": graph.name,
-                "tasks": [
-                    {"task_key": n.task_key, "task_type": n.task_type, "run_if": n.run_if}
-                    for n in graph.nodes
-                ],
-                "dependencies": [
-                    {"upstream": e.upstream, "downstream": e.downstream, "outcome": e.outcome}
-                    for e in graph.edges
-                ],
-            },
+            "graph": None if graph is None else graph.as_dict(),
             "graph_svg": render_svg(graph) if graph is not None else None,
             "graph_error": graph_error,
             "runs": [_run_view(r) for r in runs],
