@@ -364,6 +364,8 @@ class Monitor:
             modules = None if changed is None else changed | retry_due
         if modules is None:
             versions = self._apply_changes_while_reading(report, versions, now)
+            if self.stop_event.is_set():
+                return  # stopped while the resync read: it did not run, nothing is processed
         report.modules_reconciled = sorted(modules) if modules is not None else None
         if modules is None or modules:
             report.run = self.orchestrator.reconcile(
