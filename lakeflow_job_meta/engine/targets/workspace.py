@@ -138,7 +138,7 @@ class WorkspaceOptions:
     # Module applies in flight at once (each may send several requests).
     max_workers: int = DEFAULT_MAX_WORKERS
     # Reads in flight at once: jobs/get of jobs the listing gave in part, permission reads.
-    max_reads: int = 32
+    max_reads: int = 4 * DEFAULT_MAX_WORKERS
 
 
 @dataclass
