@@ -1,6 +1,6 @@
 """The workspace path at scale, against the Databricks CLI's own fake workspace (``fakews``).
 
-    python benchmarks/bench_workspace.py [--jobs 135,2940] [--latency-ms 100] [--no-dab] [--write-docs]
+    python benchmarks/bench_workspace.py [--jobs 135,2940] [--latency-ms 100] [--no-dab] [--emulator] [--write-docs]
 
 Each step runs whole processes as a user does, against one ``fakews`` process whose answers are
 delayed by ``--latency-ms`` (``FAKEWS_LATENCY_MS``, a workspace's round trip). Requests are
@@ -15,6 +15,10 @@ counted from the fake's own request log, so the figures say what a workspace wou
 6. ``databricks bundle deploy`` (direct engine, the real CLI) of ``export-bundle`` output of the
    same jobs into a second, empty workspace of the same fake: first deploy, no change, one
    change.
+
+With ``--emulator`` our steps run again against the project's emulator with the same latency:
+its ``jobs/list`` pages in constant time, as the service's do, while the fake's costs grow with
+every job in the workspace (the figure each size prints).
 
 Writes ``benchmarks/results/bench_workspace.json`` and, with ``--write-docs``, its section of
 docs/BENCHMARKS.md. Not part of the test run: it needs ``../shared/tools`` (or
@@ -98,6 +102,36 @@ class FakeWorkspace:
             return [json.loads(line) for line in log if line.strip()]
 
 
+@dataclass
+class EmulatedWorkspace:
+    """The project's Jobs API emulator (``tests/emulator``) in this process, answering after
+    ``latency_ms``: a stand-in whose ``jobs/list`` pages in constant time, as the service's do
+    (the fake's shim lists every job of the workspace for each page)."""
+
+    folder: Path
+    latency_ms: int
+    url: str = ""
+    emulator: Any = None
+
+    def start(self) -> None:
+        from tests.emulator.server import JobsEmulator
+
+        self.emulator = JobsEmulator(latency_ms=self.latency_ms).start()
+        self.url = self.emulator.url
+
+    def stop(self) -> None:
+        if self.emulator is not None:
+            self.emulator.stop()
+
+    def entries(self) -> list[dict[str, Any]]:
+        if self.emulator is None:
+            return []
+        return [
+            {"path": r.path, "method": r.method, "t": r.at_ms, "query": r.query}
+            for r in self.emulator.requests
+        ]
+
+
 def _endpoint(entry: dict[str, Any]) -> str:
     path = str(entry["path"])
     for prefix in ("/api/2.2/", "/api/2.1/", "/api/2.0/"):
@@ -147,10 +181,12 @@ def count(entries: list[dict[str, Any]], name: str, wall_s: float, note: str = "
 class Bench:
     """One size: a folder with the metadata, the control table and two workspaces of one fake."""
 
-    def __init__(self, jobs: int, latency_ms: int, root: Path):
+    def __init__(self, jobs: int, latency_ms: int, root: Path, *, emulated: bool = False):
         self.jobs = jobs
         self.root = root
-        self.fake = FakeWorkspace(root, latency_ms)
+        self.fake: FakeWorkspace | EmulatedWorkspace = (
+            EmulatedWorkspace(root, latency_ms) if emulated else FakeWorkspace(root, latency_ms)
+        )
         self.ours_token = "dbapi0" + secrets.token_hex(6)
         self.dab_token = "dbapi0" + secrets.token_hex(6)
         self.home = root / "home"
@@ -316,7 +352,20 @@ def _sources_per_copy() -> int:
     return text.count("source_id:")
 
 
-def run(sizes: list[int], latency_ms: int, with_dab: bool) -> dict[str, Any]:
+def run_emulated(jobs: int, latency_ms: int) -> list[dict[str, Any]]:
+    """Our steps against the emulator: the same metadata, a constant-time listing."""
+    print(f"{jobs} jobs, emulator", flush=True)
+    root = Path(tempfile.mkdtemp(prefix=f"ljm-bench-emu-{jobs}-"))
+    bench = Bench(jobs, latency_ms, root, emulated=True)
+    bench.fake.start()
+    try:
+        return [s.as_dict() for s in bench.ours()]
+    finally:
+        bench.fake.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run(sizes: list[int], latency_ms: int, with_dab: bool, with_emulator: bool = False) -> dict[str, Any]:
     report: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "latency_ms": latency_ms,
@@ -336,6 +385,8 @@ def run(sizes: list[int], latency_ms: int, with_dab: bool) -> dict[str, Any]:
             bench.fake.stop()
             shutil.rmtree(root, ignore_errors=True)
         report["sizes"][str(jobs)] = {"ours": ours, "dab": dab, "listing_page_s": page_s}
+        if with_emulator:
+            report["sizes"][str(jobs)]["ours_emulator"] = run_emulated(jobs, latency_ms)
     return report
 
 
@@ -350,11 +401,12 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for jobs, both in report["sizes"].items():
         dab = {s["name"]: s for s in both["dab"]}
+        emulated = {s["name"]: s for s in both.get("ours_emulator", [])}
         lines += [
             f"### {jobs} jobs",
             "",
-            "| step | ours: wall, requests, job writes, `jobs/list` | `databricks bundle deploy` (direct): wall, requests | speed-up |",
-            "|---|---|---|---|",
+            "| step | ours: wall, requests, job writes, `jobs/list` | `databricks bundle deploy` (direct): wall, requests | speed-up | ours against the emulator: wall, requests, job writes, `jobs/list` |",
+            "|---|---|---|---|---|",
         ]
         for step in both["ours"]:
             other = dab.get(step["name"])
@@ -364,9 +416,15 @@ def markdown(report: dict[str, Any]) -> str:
                 if other and step["wall_s"] and math.isfinite(step["wall_s"])
                 else ""
             )
+            emu = emulated.get(step["name"])
+            on_emulator = (
+                f"{emu['wall_s']:.2f} s, {emu['requests']}, {emu['job_writes']}, {emu['list_pages']}"
+                if emu
+                else ""
+            )
             lines.append(
                 f"| {step['name']} | {step['wall_s']:.2f} s, {step['requests']}, {step['job_writes']}, "
-                f"{step['list_pages']} | {theirs} | {speedup} |"
+                f"{step['list_pages']} | {theirs} | {speedup} | {on_emulator} |"
             )
         lines.append("")
         if "listing_page_s" in both:
@@ -384,11 +442,14 @@ def main() -> None:
     parser.add_argument("--jobs", default="135,2940")
     parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--no-dab", action="store_true", help="skip databricks bundle deploy")
+    parser.add_argument(
+        "--emulator", action="store_true", help="also run our steps against the emulator (same latency)"
+    )
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     if not (tools_dir() / "fakews").exists():
         sys.exit(f"no fakews in {tools_dir()} (set LJM_SHARED_TOOLS)")
-    report = run([int(n) for n in args.jobs.split(",")], args.latency_ms, not args.no_dab)
+    report = run([int(n) for n in args.jobs.split(",")], args.latency_ms, not args.no_dab, args.emulator)
     out = REPO / "benchmarks" / "results" / "bench_workspace.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
