@@ -70,6 +70,8 @@ class FakeWorkspace:
     latency_ms: int
     process: subprocess.Popen[bytes] | None = None
     url: str = ""
+    _entries: list[dict[str, Any]] = field(default_factory=list)
+    _read_to: int = 0
 
     @property
     def log_path(self) -> Path:
@@ -97,10 +99,18 @@ class FakeWorkspace:
             self.process.wait(timeout=30)
 
     def entries(self) -> list[dict[str, Any]]:
+        """Every request logged so far. Read on from where the last call stopped: the log holds
+        every reply (a listing page is 100 jobs), and reading it whole every 50 ms while a step
+        runs would take a core from the processes being measured."""
         if not self.log_path.exists():
             return []
-        with self.log_path.open() as log:
-            return [json.loads(line) for line in log if line.strip()]
+        with self.log_path.open("rb") as log:
+            log.seek(self._read_to)
+            data = log.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits
+        self._read_to += len(complete)
+        self._entries += [json.loads(line) for line in complete.splitlines() if line.strip()]
+        return list(self._entries)
 
 
 @dataclass
