@@ -44,11 +44,7 @@ def sync_state(module: Mapping[str, Any]) -> str:
     ``out of sync`` (the metadata changed after the last apply, or it was never applied) and
     ``synced``."""
     targets = module.get("targets") or []
-    if (
-        module.get("metadata_errors")
-        or module.get("rejections")
-        or any(t.get("last_outcome") == "error" or t.get("last_error") for t in targets)
-    ):
+    if module.get("metadata_errors") or module.get("rejections") or any(_failed(t) for t in targets):
         return "error"
     if any(t.get("last_outcome") == "held" for t in targets):
         return "held"
@@ -62,6 +58,13 @@ def sync_state(module: Mapping[str, Any]) -> str:
     if changed and module.get("sync_manual"):
         return "manual pending"
     return "out of sync" if changed else "synced"
+
+
+def _failed(target: Mapping[str, Any]) -> bool:
+    """The target's last apply failed (a held change's row carries why it was held, no failure)."""
+    if target.get("last_outcome") == "held":
+        return False
+    return target.get("last_outcome") == "error" or bool(target.get("last_error"))
 
 
 def overview_row(module: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lakeflow_job_meta.adapters.bundle import job_of_file, job_of_text, job_resource_key, render_job_files
+from lakeflow_job_meta.engine.orchestrator import manual_hint
 from lakeflow_job_meta.engine.targets.workspace import resolve_run_job_refs
 from lakeflow_job_meta.errors import JobsApiError, LakeflowJobMetaError
 from lakeflow_job_meta.planning.compiler import CompiledJob
@@ -54,7 +55,7 @@ def _change(
     }
 
 
-def _recorded(target: Mapping[str, Any]) -> dict[str, Any]:
+def _recorded(module: str, target: Mapping[str, Any]) -> dict[str, Any]:
     held = target["pending"]
     return _change(
         target,
@@ -63,6 +64,7 @@ def _recorded(target: Mapping[str, Any]) -> dict[str, Any]:
         "recorded",
         diff=[str(line) for line in held.get("diff") or []],
         detected_at=held.get("detected_at"),
+        hint=manual_hint(module),
     )
 
 
@@ -139,19 +141,29 @@ def pending_changes(
             job = compile_one(str(module["module"]))
         except LakeflowJobMetaError as failed:
             error = str(failed)
-    keys: dict[str, str] = {}
+    keys: dict[str, str] | None = None
+
+    def on_disk(target: Mapping[str, Any], job: CompiledJob) -> dict[str, Any]:
+        nonlocal keys
+        if keys is None:
+            keys = _run_job_keys(job, compile_one) if compile_one is not None else {}
+        return _bundle(target, job, keys)
+
     for target in targets:
         if target.get("pending"):
-            changes.append(_recorded(target))
+            held = _recorded(str(module["module"]), target)
+            if not held["diff"] and job is not None and target.get("kind") == "bundle":
+                # A bundle's held change is recorded without its diff: the job file has it.
+                found = on_disk(target, job)
+                held.update(source=found["source"], diff=found["diff"], fields=found["fields"])
+            changes.append(held)
         elif job is None:
             action = PlanAction.ERROR if error else "unknown"
             changes.append(_change(target, action, error or "not in the metadata or inactive", None))
         elif target.get("kind") is None:
             changes.append(_change(target, PlanAction.CREATE, "not applied yet", None))
         elif target["kind"] == "bundle":
-            if not keys and compile_one is not None:
-                keys = _run_job_keys(job, compile_one)
-            changes.append(_bundle(target, job, keys))
+            changes.append(on_disk(target, job))
         else:
             ids = job_ids(str(target["target"]))
             changes.append(_workspace(target, job, bool(target.get("lag")), ids, live_settings))

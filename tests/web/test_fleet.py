@@ -16,7 +16,7 @@ from lakeflow_job_meta.engine.status import read_status
 from lakeflow_job_meta.storage import control_table_id, open_tables
 from lakeflow_job_meta.storage.state_store import StateKey, StateStore
 from lakeflow_job_meta.web.fleet import rejections
-from lakeflow_job_meta.web.pages import Filters, sync_state
+from lakeflow_job_meta.web.pages import SYNC_STATES, Filters, sync_state
 from lakeflow_job_meta.web.serve import build_source
 from lakeflow_job_meta.wiring import RunSettings, build_manager, build_parts
 from tests.example_files import EXAMPLES
@@ -218,3 +218,91 @@ def test_a_fleet_read_whole_again_when_the_feed_cannot_answer(
     edited["is_active"] = False
     fleet.tables.control.merge([edited])
     fleet.expect_as_read_from_scratch()
+
+
+EXTRA_YAML = """\
+modules:
+  - module_name: quiet_module
+    sources:
+      - source_id: quiet_task
+        source_type: notebook
+        execution_order: 1
+        transformation_config: {task_type: notebook, notebook_path: /Workspace/Shared/quiet}
+  - module_name: manual_module
+    sync: manual
+    sources:
+      - source_id: manual_task
+        source_type: notebook
+        execution_order: 1
+        transformation_config: {task_type: notebook, notebook_path: /Workspace/Shared/manual}
+"""
+
+
+def test_every_sync_state_is_reached_by_the_tool_itself(tmp_path: Path) -> None:
+    """Loads, applies to a bundle folder and edits that a user makes leave one module in each
+    sync state the page names; each is read as ``sync_state`` says, and the overview's filter
+    finds it."""
+    from lakeflow_job_meta import JobOrchestrator
+
+    fleet = Fleet(tmp_path)
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(EXTRA_YAML)
+    fleet.manager.load_files([str(EXAMPLES), str(extra)])
+    bundle = f"bundle:{tmp_path / 'bundle'}"
+    held_back = tmp_path / "policy.yaml"
+    held_back.write_text("mass_change: {max_jobs: 0, max_fraction: 0}\n")
+
+    def apply(**options: Any) -> Any:
+        return JobOrchestrator(fleet.ctl, target=bundle, **options).run_all_modules()
+
+    def remove(module: str) -> None:
+        for table in (fleet.tables.control, fleet.tables.modules):
+            keys = [{k: r[k] for k in table.spec.key} for r in table.read_all() if r["module_name"] == module]
+            table.merge([], keys)
+
+    apply()  # manual_module's create is held: only `apply --module` creates it
+    JobOrchestrator(fleet.ctl, target=bundle).create_or_update_job("manual_module")
+    remove("warehouse_refresh")
+    apply(allow_mass_change=True)  # its job paused: the module is gone, its job stays
+    remove("ml_features")
+    edited = fleet.row("manual_task")
+    edited["transformation_config"] = json.dumps(
+        {**json.loads(edited["transformation_config"]), "notebook_path": "/Workspace/Shared/manual_v2"}
+    )
+    fleet.tables.control.merge([edited])
+    apply(policy=str(held_back))  # ml_features' pause held back; manual_module's update held
+    edited = fleet.row("orders_ingest")
+    edited["transformation_config"] = json.dumps(
+        {**json.loads(edited["transformation_config"]), "timeout_seconds": 99}
+    )
+    fleet.tables.control.merge([edited])  # loaded, not applied
+    broken = fleet.row("clickstream_stream")
+    broken["transformation_config"] = "{not json"
+    fleet.tables.control.merge([broken])  # e.g. an INSERT by SQL
+
+    rows = fleet.expect_as_read_from_scratch()
+    expected = {
+        "quiet_module": "synced",
+        "sales_daily": "out of sync",
+        "ml_features": "held",
+        "manual_module": "manual pending",
+        "clickstream_continuous": "error",
+        "warehouse_refresh": "orphaned",
+        "legacy_exports": "inactive",
+    }
+    assert {m: rows[m]["sync"] for m in expected} == expected
+    assert set(expected.values()) == set(SYNC_STATES)
+    for module, state in expected.items():
+        found = fleet.source.overview(Filters(sync=state))["modules"]
+        assert module in [row["module"] for row in found]
+    pending = fleet.source.module("manual_module")
+    assert pending is not None
+    (change,) = pending["pending"]["changes"]
+    assert (change["action"], change["source"]) == ("update", "job file")  # held, diffed on disk
+    assert change["hint"] == "sync: manual: pending until `apply --module manual_module`"
+    assert change["diff"] == [
+        '~ tasks[manual_task].notebook_task.notebook_path: "/Workspace/Shared/manual" -> "/Workspace/Shared/manual_v2"'
+    ]
+    (change,) = fleet.source.module("sales_daily")["pending"]["changes"]
+    assert (change["action"], change["source"]) == ("update", "job file")
+    assert [c["path"] for c in change["fields"]] == ["tasks[orders_ingest].timeout_seconds"]
