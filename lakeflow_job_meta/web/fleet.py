@@ -81,13 +81,13 @@ class _Mirror:
         changes = self._from_feed() if version is not None else None
         if changes is None:
             fresh = self.table.read_all() if version is not None else []
-            changes = self._replace({self._key(row): row for row in fresh})
+            changes = self._replace({self.key_of(row): row for row in fresh})
         else:
             version = max(version, self._feed_version)
         self.version = version
         return changes
 
-    def _key(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+    def key_of(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(row.get(k) for k in self.key)
 
     def _replace(self, fresh: dict[tuple[Any, ...], Row]) -> list[tuple[Row | None, Row | None]]:
@@ -112,7 +112,7 @@ class _Mirror:
             if kind == "update_preimage":
                 continue
             row = {k: v for k, v in change.items() if k not in ("_change_type", "_commit_version")}
-            key = self._key(row)
+            key = self.key_of(row)
             before = self.rows.get(key)
             if kind == "delete":
                 if before is not None:
@@ -149,8 +149,14 @@ class Fleet:
         self._row_of = row_of
         self._validate = validate
         self.lock = threading.RLock()
+        # Moves whenever anything shown changed: pages built from an older one are stale.
+        self.generation = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        """Forget everything read: the next refresh reads the tables whole."""
         self._mirrors = {
-            kind: _Mirror(getattr(tables, kind), feed=kind in FEED_KINDS, optional=kind == "runs")
+            kind: _Mirror(getattr(self.tables, kind), feed=kind in FEED_KINDS, optional=kind == "runs")
             for kind in KINDS
         }
         self._versions: dict[str, int | None] | None = None
@@ -178,45 +184,52 @@ class Fleet:
         self._named: set[str] = set()
         self.header: dict[str, Any] = {}
         self._rejected: Mapping[str, list[str]] = {}
-        # Moves whenever anything shown changed: pages built from an older one are stale.
-        self.generation = 0
 
     # -- refresh -----------------------------------------------------------------------------
     def refresh(self) -> int:
         """Bring everything up to the tables' current versions; returns the generation."""
         with self.lock:
-            if self._versions is None:
-                self.tables.require_exists()
-            versions = {kind: mirror.current() for kind, mirror in self._mirrors.items()}
-            now = self.clock.now()
-            timed = bool(self._timed) and self.clock.monotonic() - self._judged_at >= CACHE_SECONDS
-            if versions == self._versions and not timed:
-                return self.generation
-            first = self._versions is None
-            moved = {k for k, v in versions.items() if self._versions is None or self._versions[k] != v}
-            dirty: set[str] = set()
-            health: set[str] = set(self._timed) if timed else set()
-            metadata = self._poll_metadata(versions, moved, health)
-            dirty |= self._revalidate(metadata, everything=first)
-            if "jobs" in moved:
-                dirty |= self._poll_tracking(versions["jobs"])
-            if "history" in moved:
-                dirty |= self._poll_history(versions["history"])
-            if "runs" in moved:
-                dirty |= self._poll_runs(versions["runs"], health)
-            header_moved = bool(moved & {"state", "control"})
-            if header_moved:
-                dirty |= self._read_state(versions["state"], versions["control"], now)
-            if health:
-                self._judged_at = self.clock.monotonic()
-                dirty |= self._judge(health, now)
-            if first:
-                dirty = set(self.control) | set(self.settings) | set(self.tracking) | set(self._latest)
-            self._versions = versions
-            if dirty or header_moved:
-                self._rebuild(dirty)
-                self.generation += 1
+            try:
+                return self._refresh()
+            except BaseException:
+                # A refresh cut short may have taken rows from a table without applying them:
+                # start again from whole reads rather than show a fleet that missed a change.
+                self._clear()
+                raise
+
+    def _refresh(self) -> int:
+        if self._versions is None:
+            self.tables.require_exists()
+        versions = {kind: mirror.current() for kind, mirror in self._mirrors.items()}
+        now = self.clock.now()
+        timed = bool(self._timed) and self.clock.monotonic() - self._judged_at >= CACHE_SECONDS
+        if versions == self._versions and not timed:
             return self.generation
+        first = self._versions is None
+        moved = {k for k, v in versions.items() if self._versions is None or self._versions[k] != v}
+        dirty: set[str] = set()
+        health: set[str] = set(self._timed) if timed else set()
+        metadata = self._poll_metadata(versions, moved, health)
+        dirty |= self._revalidate(metadata, everything=first)
+        if "jobs" in moved:
+            dirty |= self._poll_tracking(versions["jobs"])
+        if "history" in moved:
+            dirty |= self._poll_history(versions["history"])
+        if "runs" in moved:
+            dirty |= self._poll_runs(versions["runs"], health)
+        header_moved = bool(moved & {"state", "control"})
+        if header_moved:
+            dirty |= self._read_state(versions["state"], versions["control"], now)
+        if health:
+            self._judged_at = self.clock.monotonic()
+            dirty |= self._judge(health, now)
+        if first:
+            dirty = set(self.control) | set(self.settings) | set(self.tracking) | set(self._latest)
+        self._versions = versions
+        if dirty or header_moved:
+            self._rebuild(dirty)
+            self.generation += 1
+        return self.generation
 
     def _poll_metadata(
         self, versions: Mapping[str, int | None], moved: set[str], health: set[str]
@@ -231,19 +244,24 @@ class Fleet:
                     if row is not None and row.get("module_name"):
                         name = str(row["module_name"])
                         touched.add(name)
-                        grouped.setdefault(name, {}).pop(mirror._key(row), None)
+                        grouped.setdefault(name, {}).pop(mirror.key_of(row), None)
                 if after is not None and after.get("module_name"):
-                    grouped[str(after["module_name"])][mirror._key(after)] = after
+                    grouped[str(after["module_name"])][mirror.key_of(after)] = after
             for name in list(touched):
                 if not grouped.get(name):
                     grouped.pop(name, None)
         for name in touched:
             self._deps[name] = set().union(*(run_job_modules(r) for r in self.control.get(name, {}).values()))
-            limits = module_limits(self.settings.get(name, {}).values())
-            if limits.get(name) != self._limits.get(name) or name not in self._limits:
-                self._limits[name] = limits.get(name)
+            # Health is judged for the modules with runs or a row in the modules table.
+            present, limit = (
+                name in self.settings,
+                module_limits(self.settings.get(name, {}).values()).get(name),
+            )
+            if present != (name in self._limits) or (present and limit != self._limits[name]):
                 health.add(name)
-            if name not in self.settings:
+            if present:
+                self._limits[name] = limit
+            else:
                 self._limits.pop(name, None)
         return touched
 
@@ -301,9 +319,9 @@ class Fleet:
                 if row is not None and row.get("module_name"):
                     name = str(row["module_name"])
                     touched.add(name)
-                    self.history.setdefault(name, {}).pop(mirror._key(row), None)
+                    self.history.setdefault(name, {}).pop(mirror.key_of(row), None)
             if after is not None and after.get("module_name"):
-                self.history[str(after["module_name"])][mirror._key(after)] = after
+                self.history[str(after["module_name"])][mirror.key_of(after)] = after
         for name in touched:
             latest = latest_history(self.history.get(name, {}).values()).get(name)
             if latest:
@@ -384,7 +402,7 @@ class Fleet:
                 if runs or name in self._limits
                 else None
             )
-            if any(not r.finished for r in runs) or any(r.ended is None for r in runs):
+            if any(r.ended is None for r in runs):
                 self._timed.add(name)
             else:
                 self._timed.discard(name)

@@ -220,6 +220,26 @@ def test_a_fleet_read_whole_again_when_the_feed_cannot_answer(
     fleet.expect_as_read_from_scratch()
 
 
+def test_a_refresh_cut_short_starts_again_from_whole_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = Fleet(tmp_path)
+    fleet.expect_as_read_from_scratch()
+    kept = fleet.source.fleet
+
+    def cut_short(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(kept, "_revalidate", cut_short)
+    edited = fleet.row("orders_ingest")
+    edited["is_active"] = False
+    fleet.tables.control.merge([edited])  # taken from the feed, never applied
+    with pytest.raises(OSError):
+        fleet.source.overview(Filters())
+    monkeypatch.undo()
+    fleet.expect_as_read_from_scratch()
+
+
 EXTRA_YAML = """\
 modules:
   - module_name: quiet_module
