@@ -85,7 +85,7 @@ def build_app(source: StatusSource) -> Starlette:
         if memo is None or memo[0] is not page:
             if len(dumped) > 64:
                 dumped.clear()
-            memo = dumped[filters] = (page, _Json(page).body)
+            memo = dumped[filters] = (page, bytes(_Json(page).body))
         return Response(memo[1], media_type="application/json")
 
     async def module(request: Request) -> Response:

@@ -78,12 +78,14 @@ class _Mirror:
         """Bring the rows to ``version``; returns the rows that changed as (before, after)."""
         if version == self.version:
             return []
-        changes = self._from_feed() if version is not None else None
-        if changes is None:
-            fresh = self.table.read_all() if version is not None else []
-            changes = self._replace({self.key_of(row): row for row in fresh})
+        if version is None:  # the table is gone: so are its rows
+            changes = self._replace({})
         else:
-            version = max(version, self._feed_version)
+            fed = self._from_feed()
+            if fed is None:
+                changes = self._replace({self.key_of(row): row for row in self.table.read_all()})
+            else:
+                changes, version = fed, max(version, self._feed_version)
         self.version = version
         return changes
 
@@ -92,7 +94,9 @@ class _Mirror:
 
     def _replace(self, fresh: dict[tuple[Any, ...], Row]) -> list[tuple[Row | None, Row | None]]:
         old = self.rows
-        changes = [(old.get(k), row) for k, row in fresh.items() if old.get(k) != row]
+        changes: list[tuple[Row | None, Row | None]] = [
+            (old.get(k), row) for k, row in fresh.items() if old.get(k) != row
+        ]
         changes += [(row, None) for k, row in old.items() if k not in fresh]
         self.rows = fresh
         return changes
@@ -167,7 +171,7 @@ class Fleet:
         self.history: dict[str, dict[tuple[Any, ...], Row]] = {}
         self.runs: dict[str, dict[int, Row]] = {}
         # Derived per module.
-        self._latest: dict[str, dict[str, Row]] = {}
+        self._latest: dict[str, dict[str, Mapping[str, Any]]] = {}
         self._pending: dict[str, dict[str, Any]] = {}
         self._deps: dict[str, set[str]] = {}
         self.issues: dict[str, list[str]] = {}
