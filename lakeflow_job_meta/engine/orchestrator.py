@@ -323,6 +323,7 @@ class Orchestrator:
         self.target.check_owner()
         self.tables.require_exists()
         scope = set(modules) if modules is not None else None
+        self.target.prefetch(scope, check_drift)
         desired = self._desired(None)
         plan = self.target.plan(desired, scope=scope, check_drift=check_drift)
         for change in plan.changes:
@@ -423,6 +424,7 @@ class Orchestrator:
         named_set = set(named) if named is not None else None
         try:
             scope = self.target.scope(set(modules) if modules is not None else None)
+            self.target.prefetch(scope, check_drift)
             desired = self._desired(scope)
             pending: dict[str, dict[str, Any]] = {}
             pending_lock = threading.Lock()
