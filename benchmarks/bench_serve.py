@@ -277,12 +277,12 @@ def docs_section(result: dict[str, Any]) -> str:
             SECTION_START,
             "## Status page (`benchmarks/bench_serve.py`)",
             "",
-            f"`serve`'s overview at {result['modules']:,} modules ({result['sources']:,} sources from "
-            "`benchmarks/generate.py`, loaded, with the tracking and history rows of a workspace apply "
-            f"and five runs per module: {result['runs']:,} rows in the runs table), timed over HTTP "
-            "against the real server (uvicorn) on loopback; target under 300 ms, the first request "
-            f"after a change included. Measured on this {result['cpus']}-core machine shared with other "
-            "work (`benchmarks/results/bench_serve.json`):",
+            f"`serve`'s overview at {result['modules']:,} modules ({result['sources']:,} sources from",
+            "`benchmarks/generate.py`, loaded, with the tracking and history rows of a workspace apply and",
+            f"five runs per module: {result['runs']:,} rows in the runs table), timed over HTTP against the",
+            "real server (uvicorn) on loopback; target under 300 ms, the first request after a change",
+            f"included. Measured on this {result['cpus']}-core machine shared with other work",
+            "(`benchmarks/results/bench_serve.json`):",
             "",
             "```bash",
             "python benchmarks/bench_serve.py --write-docs",
