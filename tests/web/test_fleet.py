@@ -45,6 +45,9 @@ class Fleet:
         (row,) = [r for r in self.tables.control.read_all() if r["source_id"] == source_id]
         return {k: v for k, v in row.items() if k not in ("created_at", "updated_at")}
 
+    def switch_off(self, source_id: str) -> None:
+        self.tables.control.merge([{**self.row(source_id), "is_active": False}])
+
     def expect_as_read_from_scratch(self) -> dict[str, dict[str, Any]]:
         page = self.source.overview(Filters())
         kept = self.source.fleet
@@ -214,9 +217,7 @@ def test_a_fleet_read_whole_again_when_the_feed_cannot_answer(
     fleet = Fleet(tmp_path)
     fleet.expect_as_read_from_scratch()
     monkeypatch.setattr(type(fleet.tables.control), "changes_since", lambda self, version: None)
-    edited = fleet.row("orders_ingest")
-    edited["is_active"] = False
-    fleet.tables.control.merge([edited])
+    fleet.switch_off("orders_ingest")
     fleet.expect_as_read_from_scratch()
 
 
@@ -231,9 +232,7 @@ def test_a_refresh_cut_short_starts_again_from_whole_reads(
         raise OSError("disk gone")
 
     monkeypatch.setattr(kept, "_revalidate", cut_short)
-    edited = fleet.row("orders_ingest")
-    edited["is_active"] = False
-    fleet.tables.control.merge([edited])  # taken from the feed, never applied
+    fleet.switch_off("orders_ingest")  # taken from the feed, never applied
     with pytest.raises(OSError):
         fleet.source.overview(Filters())
     monkeypatch.undo()
