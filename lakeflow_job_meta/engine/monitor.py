@@ -286,10 +286,12 @@ class Monitor:
         try:
             self._cycle(report, force_full)
             self._failures = 0
-        except Exception as error:
+        except Exception as error:  # a table or API outage: reported, backed off, retried
             self._failures += 1
             report.error = f"{error.__class__.__name__}: {error}"
-            log.debug("cycle failed", exc_info=True)
+            # The first failure of a streak keeps its whole story; the retries that follow
+            # (backed off, each reported in the cycle line) keep it at DEBUG.
+            log.log(logging.ERROR if self._failures == 1 else logging.DEBUG, "cycle failed", exc_info=True)
         self._watch_runs(report, force=force_full)
         self._raise_alerts(report)
         report.duration_ms = int((self.clock.monotonic() - started) * 1000)

@@ -604,7 +604,11 @@ class Orchestrator:
                 outcome=r.outcome,
                 error=error,
                 duration_ms=r.duration_ms,
-                started_at=utc_datetime(self.clock.now() - r.duration_ms / 1000),  # when the module began
+                # When the module began: modules run side by side, so "now minus duration" is right
+                # only for the last to finish; a target that does not time modules gets that.
+                started_at=utc_datetime(
+                    r.started_at if r.started_at is not None else self.clock.now() - r.duration_ms / 1000
+                ),
                 writes=writes,
             ).as_row()
 

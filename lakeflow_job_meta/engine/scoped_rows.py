@@ -14,13 +14,11 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from lakeflow_job_meta.metadata.validation import run_job_targets
+from lakeflow_job_meta.storage.base import Table
 
 
-def _read(table: Any, modules: Collection[str]) -> list[dict[str, Any]]:
-    reader = getattr(table, "read_matching", None)
-    if reader is not None:
-        return reader("module_name", modules)
-    return [row for row in table.read_all() if row.get("module_name") in modules]  # e.g. Spark
+def _read(table: Table, modules: Collection[str]) -> list[dict[str, Any]]:
+    return table.read_matching("module_name", modules)
 
 
 def run_job_modules(row: Mapping[str, Any]) -> set[str]:

@@ -603,6 +603,7 @@ class WorkspaceTarget:
             auto_run=run.auto_run,
             run_token=run.run_id,
             clock_monotonic=self.clock.monotonic,
+            clock_now=self.clock.now,
         )
 
     def _apply_wave(
