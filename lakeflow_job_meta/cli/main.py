@@ -599,14 +599,16 @@ def _require_workspace_jobs(status: dict[str, Any]) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Blocks until interrupted; the page is read-only, so a crash loses nothing."""
     from lakeflow_job_meta.web.serve import create_app, serve
+    from lakeflow_job_meta.wiring import workspace_client
 
     if args.warehouse_id:
         from lakeflow_job_meta.web.databricks_app import warehouse_app
-        from lakeflow_job_meta.wiring import workspace_client
 
         app = warehouse_app(args.control_table, args.warehouse_id, workspace_client(args.profile))
     else:
-        app = create_app(args.control_table)
+        # With --profile the module pages compare workspace jobs with their live settings.
+        workspace = (lambda: workspace_client(args.profile)) if args.profile else None
+        app = create_app(args.control_table, workspace=workspace)
     _note(args, f"serving {args.control_table} on http://{args.host}:{args.port}/ (read-only)")
     serve(app, host=args.host, port=args.port)
     return EXIT_OK

@@ -10,7 +10,7 @@ names are the tables' keys).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from lakeflow_job_meta.metadata.validation import run_job_targets
@@ -21,7 +21,8 @@ def _read(table: Table, modules: Collection[str]) -> list[dict[str, Any]]:
     return table.read_matching("module_name", modules)
 
 
-def _run_job_targets(row: dict[str, Any]) -> set[str]:
+def run_job_modules(row: Mapping[str, Any]) -> set[str]:
+    """The modules a control row's task runs (``run_job_task.module_name``)."""
     try:
         config = json.loads(row.get("transformation_config") or "null")
     except (TypeError, ValueError):
@@ -41,7 +42,7 @@ def read_module_rows(
         rows = _read(tables.control, pending)
         control += rows
         settings += _read(tables.modules, pending)
-        named = set().union(*(_run_job_targets(row) for row in rows)) if rows else set()
+        named = set().union(*(run_job_modules(row) for row in rows)) if rows else set()
         pending = named - wanted
         wanted |= pending
     return control, settings

@@ -248,20 +248,20 @@ def _plan_desired(
         change.renamed_from = tracked.renamed_from
         change.reason = f"renamed from {tracked.renamed_from}: same job, renamed with one reset"
         if live_settings is not None:
-            change.diff = _diff_desired(desired, live_settings)
+            change.diff = diff_against_live(desired, live_settings)
         return change
     if tracked.spec_hash != new_hash:
         change.action = PlanAction.UPDATE
         change.reason = "metadata changed"
         if live_settings is not None:
-            change.diff = _diff_desired(desired, live_settings)
+            change.diff = diff_against_live(desired, live_settings)
         return change
     if tracked.paused_by_tool:
         change.action = PlanAction.UPDATE
         change.reason = "module is back: unpause the job the tool paused"
         return change
     if check_drift and live_settings is not None:
-        diff = _diff_desired(desired, live_settings)
+        diff = diff_against_live(desired, live_settings)
         if diff:
             change.action = PlanAction.UPDATE
             change.drift = True
@@ -273,7 +273,7 @@ def _plan_desired(
     return change
 
 
-def _diff_desired(desired: CompiledJob, live: Mapping[str, Any]) -> list[FieldChange]:
+def diff_against_live(desired: CompiledJob, live: Mapping[str, Any]) -> list[FieldChange]:
     """Live against desired; fields the module hands to the UI (``ignore_drift``) never differ."""
     settings = with_live_values(desired.settings, live, desired.ignore_drift)
     return compare_settings(settings, live, explicit_pause=desired.explicit_pause)

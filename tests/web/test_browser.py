@@ -1,7 +1,7 @@
 """The status page as a person sees it: the real server over real local tables (after a monitor
-run against the emulator with failed and long runs and a rejected edit), opened in Debian's
-headless Chromium through Playwright for Python (the system browser: no download). Saves the
-screenshots docs/ and the README show."""
+run against the emulator with failed and long runs, a rejected edit and a held sync: manual
+change), opened in Debian's headless Chromium through Playwright for Python (the system browser:
+no download). Saves the screenshots docs/ and the README show."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.run_world import BROKEN_LINE
-from tests.web.conftest import Served
+from tests.web.conftest import REPORTS_EDIT, Served
 
 CHROMIUM = "/usr/bin/chromium"
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
@@ -68,6 +68,17 @@ def test_a_person_sees_the_failing_module_its_error_and_its_whole_graph(served: 
             assert all(tasks.nth(i).is_visible() for i in range(tasks.count()))
             assert "cell 3: KeyError" in page.locator("#runs").inner_text()
             page.screenshot(path=str(IMAGES / "status_module.png"), full_page=True)
+
+            page.goto(f"{served.url}/")
+            manual = page.locator('tr[data-module="weekly_report"]')
+            assert manual.locator(".badge").first.inner_text() == "manual pending"
+            manual.locator("a").first.click()
+            page.wait_for_url("**/modules/weekly_report")
+            pending = page.locator("#pending").inner_text()
+            old, new = REPORTS_EDIT
+            assert f'tasks[weekly_summary].notebook_task.notebook_path: "{old}" -> "{new}"' in pending
+            assert "apply --module weekly_report" in pending
+            page.screenshot(path=str(IMAGES / "status_pending.png"), full_page=True)
 
             page.goto(f"{served.url}/rejected")
             assert f"sales.yaml:{BROKEN_LINE}" in page.locator("#rejected").inner_text()
