@@ -441,7 +441,8 @@ def _walk_events(get_event: Any, limits: YamlLimits, question_text: str | None) 
                 else None
             )
             if not is_map:
-                lines[path + (len(container),)] = event.start_mark.line + 1
+                item_path: FieldPath = (*path, len(container))
+                lines[item_path] = event.start_mark.line + 1
                 if resolved is None:
                     container.append(text)
                 elif resolved[1] is step_aside:
@@ -461,7 +462,8 @@ def _walk_events(get_event: Any, limits: YamlLimits, question_text: str | None) 
             else:
                 key = text
                 keys += 1
-                lines[path + (key,)] = event.start_mark.line + 1
+                key_path: FieldPath = (*path, key)
+                lines[key_path] = event.start_mark.line + 1
         elif kind is mapping_start or kind is sequence_start:
             if event.anchor is not None or event.tag is not None:
                 return None

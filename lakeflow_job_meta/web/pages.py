@@ -21,6 +21,7 @@ from lakeflow_job_meta.planning.graph import TaskGraph
 from lakeflow_job_meta.planning.graph_svg import render_svg
 from lakeflow_job_meta.planning.plan import ORPHANED_STATUS
 from lakeflow_job_meta.storage.tables import ToolTables
+from lakeflow_job_meta.vocabulary import Outcome
 
 CACHE_SECONDS = 5.0
 MODULES_MAX_AGE = 60.0
@@ -36,10 +37,10 @@ def sync_state(module: Mapping[str, Any]) -> str:
     if (
         module.get("metadata_errors")
         or module.get("rejections")
-        or any(t.get("last_outcome") == "error" or t.get("last_error") for t in targets)
+        or any(t.get("last_outcome") == Outcome.ERROR or t.get("last_error") for t in targets)
     ):
         return "error"
-    if any(t.get("last_outcome") == "held" for t in targets):
+    if any(t.get("last_outcome") == Outcome.HELD for t in targets):
         return "held"
     if not module.get("active"):
         return "inactive"
@@ -135,8 +136,12 @@ class _CachedTables:
     def __init__(self, tables: ToolTables):
         self._tables = tables
         self.reference = tables.reference
-        for kind in ("control", "modules", "jobs", "history", "state", "runs"):
-            setattr(self, kind, _VersionedReads(getattr(tables, kind)))
+        self.control = _VersionedReads(tables.control)
+        self.modules = _VersionedReads(tables.modules)
+        self.jobs = _VersionedReads(tables.jobs)
+        self.history = _VersionedReads(tables.history)
+        self.state = _VersionedReads(tables.state)
+        self.runs = _VersionedReads(tables.runs)
 
     def all(self) -> tuple[Any, ...]:
         return (self.control, self.modules, self.jobs, self.history, self.state)
