@@ -250,7 +250,7 @@ def _run_settings(args: argparse.Namespace) -> RunSettings:
     )
 
 
-def _warn_without_policy(args: argparse.Namespace, orchestrator: Any) -> None:
+def _warn_without_policy(args: argparse.Namespace, orchestrator: Orchestrator) -> None:
     """With no policy a run says, in one line, that nothing is restricted: every run against a
     workspace (it writes jobs), once per control table for a bundle folder (it writes files a
     person deploys; the local demo's every command repeated it)."""

@@ -17,7 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakeflow_job_meta.adapters.webhooks import Sender, alert_body
 from lakeflow_job_meta.clock import Clock, utc_datetime
@@ -28,6 +28,9 @@ from lakeflow_job_meta.storage.base import Table
 from lakeflow_job_meta.storage.rows import HistoryRow
 from lakeflow_job_meta.storage.state_store import StateStore
 from lakeflow_job_meta.vocabulary import AlertEvent, Outcome
+
+if TYPE_CHECKING:  # the monitor imports this module
+    from lakeflow_job_meta.engine.monitor import CycleReport
 
 log = logging.getLogger("lakeflow_job_meta.alerts")
 
@@ -171,7 +174,7 @@ class MonitorAlerts:
         return self._tracker
 
     def observe_cycle(
-        self, report: Any, *, lag: int | None, health: Mapping[str, ModuleHealth] | None
+        self, report: CycleReport, *, lag: int | None, health: Mapping[str, ModuleHealth] | None
     ) -> list[Alert]:
         """Alerts of one monitor cycle (a ``CycleReport``); ``health`` when runs were read."""
         conditions, checked, one_shot = _cycle_conditions(report, lag=lag, lag_limit=self.lag_versions)
@@ -226,7 +229,7 @@ class MonitorAlerts:
 
 
 def _cycle_conditions(
-    report: Any, *, lag: int | None, lag_limit: int
+    report: CycleReport, *, lag: int | None, lag_limit: int
 ) -> tuple[list[Condition], dict[AlertEvent, set[str] | None], list[Condition]]:
     """What a cycle report says: conditions that hold, what was examined, one-shot events."""
     conditions: list[Condition] = []

@@ -33,7 +33,7 @@ from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
 from lakeflow_job_meta.clock import Clock
 from lakeflow_job_meta.engine.alerts import MonitorAlerts
 from lakeflow_job_meta.engine.cycle_log import HEARTBEAT_SECONDS, CycleLogger
-from lakeflow_job_meta.engine.lease import Lease, monitor_holder_id
+from lakeflow_job_meta.engine.lease import Lease, LeaseInfo, monitor_holder_id
 from lakeflow_job_meta.engine.metadata_manager import MetadataStore
 from lakeflow_job_meta.engine.orchestrator import Orchestrator, process_id
 from lakeflow_job_meta.engine.results import RunResult
@@ -333,7 +333,7 @@ class Monitor:
             return None
         return max(0, report.control_version - int(self._applied_version))
 
-    def _on_wait(self, holder: Any) -> None:
+    def _on_wait(self, holder: LeaseInfo | None) -> None:
         if not self._was_waiting:
             log.warning("another monitor holds the writer lease (%s); waiting to take over", holder)
             self._was_waiting = True

@@ -53,6 +53,7 @@ from lakeflow_job_meta.planning.ownership import (
     is_owned_by_us,
 )
 from lakeflow_job_meta.planning.plan import PlannedChange, TrackedJob
+from lakeflow_job_meta.storage.base import Table
 from lakeflow_job_meta.storage.rows import TrackingRow
 from lakeflow_job_meta.vocabulary import PENDING_STATUSES, Outcome, PlanAction, TrackingStatus
 
@@ -115,7 +116,7 @@ class TrackingWriter:
     once its row is committed (a job id is never lost), but eight workers cost one Delta commit
     where they cost eight (a full resync that settles 150 modules: about 20 commits, not 150)."""
 
-    table: Any
+    table: Table
     target: str
     lock: threading.Lock
     _pending: list[_Write] = field(default_factory=list, init=False, repr=False)
