@@ -47,7 +47,8 @@ from lakeflow_job_meta.vocabulary import (
 # and the first call each spend this budget, so the worst case is about twice it.
 CLI_RETRY_TIMEOUT_SECONDS = 45
 CLI_HTTP_TIMEOUT_SECONDS = 30
-HTTP_CONNECTIONS = 32
+# Reads overlap four times as wide as the apply workers: one connection each, no dropping.
+HTTP_CONNECTIONS = 4 * DEFAULT_MAX_WORKERS
 
 
 def in_databricks_runtime() -> bool:

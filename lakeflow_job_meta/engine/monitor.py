@@ -70,6 +70,8 @@ class CycleReport:
     files_unstable: list[str] = field(default_factory=list)
     modules_reconciled: list[str] | None = None
     run: RunResult | None = None
+    # Changes applied while a full resync's bulk read ran, before the resync itself.
+    applied_meanwhile: list[RunResult] = field(default_factory=list)
     # Changes held back by the blast-radius limit this cycle (logged every cycle until allowed).
     held: list[str] = field(default_factory=list)
     error: str | None = None
@@ -358,6 +360,10 @@ class Monitor:
         if not full and self._processed is not None:
             changed = self._changed_modules(self._processed, versions) if report.table_changed else set()
             modules = None if changed is None else changed | retry_due
+        if modules is None:
+            versions = self._apply_changes_while_reading(report, versions, now)
+            if self.stop_event.is_set():
+                return  # stopped while the resync read: it did not run, nothing is processed
         report.modules_reconciled = sorted(modules) if modules is not None else None
         if modules is None or modules:
             report.run = self.orchestrator.reconcile(
@@ -375,6 +381,39 @@ class Monitor:
         if run is None or run.ok:
             self._applied_version = versions[0]
         self._save_progress(versions, run)
+
+    def _apply_changes_while_reading(
+        self, report: CycleReport, versions: tuple[int, int], now: float
+    ) -> tuple[int, int]:
+        """Start the full resync's bulk read (a minute or more on a large workspace) and, while
+        it runs, apply the changes that arrive one check interval apart, as an idle monitor
+        would: a resync never delays a change. The resync that follows reads its desired state
+        after them, and the target reads the jobs written meanwhile again (see
+        ``WorkspaceTarget.prefetch``), so they cost it no second write. Returns the versions the
+        changes applied here reach."""
+        reading = self.orchestrator.target.prefetch(None, True)
+        if reading is None:
+            return versions
+        ready = threading.Event()  # cuts the sleep short (a clock's sleep clears it)
+        reading.add_done_callback(lambda _: ready.set())
+        while not reading.done() and not self.stop_event.is_set():
+            self.clock.sleep(self.check_interval_seconds, ready)
+            if reading.done() or self.stop_event.is_set() or not self.lease.renew_if_due():
+                break
+            if self.scanner is not None:
+                self._sync_volume(report, False)
+            current = (self.tables.control.version(), self.tables.modules.version())
+            if current == versions:
+                continue
+            changed = self._changed_modules(versions, current)
+            if changed is None:  # the feed cannot say which: the resync covers them
+                continue
+            if changed:
+                run = self.orchestrator.reconcile(modules=changed, auto_run=self.auto_run)
+                report.applied_meanwhile.append(run)
+                self._schedule_retries(run, changed, now)
+            versions = current
+        return versions
 
     def _hold_lease(self, report: CycleReport) -> bool:
         """Take the lease (a new holder starts from a full reconcile) or renew it when due."""

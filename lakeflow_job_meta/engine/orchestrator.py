@@ -328,6 +328,7 @@ class Orchestrator:
         self.target.check_owner()
         self.tables.require_exists()
         scope = set(modules) if modules is not None else None
+        self.target.prefetch(scope, check_drift)
         desired = self._desired(None)
         plan = self.target.plan(desired, scope=scope, check_drift=check_drift)
         for change in plan.changes:
@@ -428,6 +429,7 @@ class Orchestrator:
         named_set = set(named) if named is not None else None
         try:
             scope = self.target.scope(set(modules) if modules is not None else None)
+            self.target.prefetch(scope, check_drift)
             desired = self._desired(scope)
             pending: dict[str, dict[str, Any]] = {}
             pending_lock = threading.Lock()
@@ -607,7 +609,11 @@ class Orchestrator:
                 outcome=r.outcome,
                 error=error,
                 duration_ms=r.duration_ms,
-                started_at=utc_datetime(self.clock.now() - r.duration_ms / 1000),  # when the module began
+                # When the module began: modules run side by side, so "now minus duration" is right
+                # only for the last to finish; a target that does not time modules gets that.
+                started_at=utc_datetime(
+                    r.started_at if r.started_at is not None else self.clock.now() - r.duration_ms / 1000
+                ),
                 writes=writes,
             ).as_row()
 

@@ -37,6 +37,8 @@ class ModuleResult:
     transient: bool = False
     # A rename: the earlier module name whose job this module took over (history records both).
     renamed_from: str | None = None
+    # When the module's apply began (epoch seconds), where the target times modules one by one.
+    started_at: float | None = None
 
     @property
     def ok(self) -> bool:

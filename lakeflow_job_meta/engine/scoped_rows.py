@@ -10,21 +10,16 @@ names are the tables' keys).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from typing import Any
 
 from lakeflow_job_meta.metadata.validation import run_job_targets
 from lakeflow_job_meta.storage.base import Table
 from lakeflow_job_meta.storage.tables import ToolTables
 
-_ReadMatching = Callable[[str, Collection[str]], list[dict[str, Any]]]
-
 
 def _read(table: Table, modules: Collection[str]) -> list[dict[str, Any]]:
-    reader: _ReadMatching | None = getattr(table, "read_matching", None)  # not every backend has it
-    if reader is not None:
-        return reader("module_name", modules)
-    return [row for row in table.read_all() if row.get("module_name") in modules]  # e.g. Spark
+    return table.read_matching("module_name", modules)
 
 
 def _run_job_targets(row: dict[str, Any]) -> set[str]:

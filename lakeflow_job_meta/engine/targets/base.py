@@ -12,8 +12,9 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from lakeflow_job_meta.engine.results import ModuleResult
 from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue
@@ -173,6 +174,11 @@ class Target(Protocol):
 
     def scope(self, modules: set[str] | None) -> set[str] | None:
         """The modules to read and compile for a run limited to ``modules`` (None: all)."""
+
+    def prefetch(self, scope: set[str] | None, check_drift: bool | None) -> Future[Any] | None:
+        """Start reading what the next plan or apply over ``scope`` needs from the target, in
+        the background while the desired state is computed. Returns the read under way, or None
+        where there is nothing worth reading ahead."""
 
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
         """What an apply would do, without writing anything."""

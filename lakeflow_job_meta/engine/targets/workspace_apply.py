@@ -196,6 +196,7 @@ class WorkspaceApplier:
         auto_run: bool,
         run_token: str,
         clock_monotonic: Callable[[], float] = time.monotonic,
+        clock_now: Callable[[], float] = time.time,
     ):
         self.gateway = gateway
         self.tracking = tracking
@@ -206,6 +207,7 @@ class WorkspaceApplier:
         self.auto_run = auto_run
         self.run_token = run_token
         self.monotonic = clock_monotonic
+        self.now = clock_now
         self._latest: TrackedJob | None = None
         self._same_name: list[LiveJob] | None = None
 
@@ -340,6 +342,7 @@ class WorkspaceApplier:
     def _apply(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None) -> ModuleResult:
         started = self.monotonic()
         result = ModuleResult(
+            started_at=self.now(),
             module=change.module,
             action=change.action,
             job_id=change.job_id,
