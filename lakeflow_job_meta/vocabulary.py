@@ -87,6 +87,15 @@ class TrackingStatus(StrEnum):
 PENDING_STATUSES = frozenset({TrackingStatus.CREATING, TrackingStatus.ADOPTING, TrackingStatus.CREATED})
 
 
+def tracking_status(text: str | None) -> TrackingStatus | None:
+    """The status a jobs-tracking row holds; None when it holds none (``''``) or one this version
+    does not know. Either is neither ``ok`` nor pending: the next apply rewrites the row."""
+    try:
+        return TrackingStatus(text)
+    except ValueError:
+        return None
+
+
 class Outcome(StrEnum):
     """How applying one module ended."""
 

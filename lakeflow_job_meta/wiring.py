@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lakeflow_job_meta.adapters.retrying import RateLimiter, RetryPolicy
-from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
+from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher, WatchMode
 from lakeflow_job_meta.clock import Clock, SystemClock
 from lakeflow_job_meta.engine.alerts import AlertDispatcher, MonitorAlerts
 from lakeflow_job_meta.engine.desired_cache import DesiredStateCache, default_cache_dir
@@ -30,7 +30,7 @@ from lakeflow_job_meta.engine.targets.bundle import BundleTarget
 from lakeflow_job_meta.errors import ConfigurationError
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 from lakeflow_job_meta.metadata.policy import load_policy
-from lakeflow_job_meta.planning.compiler import CompileContext
+from lakeflow_job_meta.planning.compiler import CompileContext, PauseStatus
 from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.naming import control_table_id
 from lakeflow_job_meta.storage.state_store import StateStore
@@ -137,7 +137,7 @@ class RunSettings:
     # The environment's mode when the caller knows it; else the mode its last load recorded.
     env_mode: str | None = None
     prune: str = PrunePolicy.PAUSE
-    default_pause_status: str | None = None
+    default_pause_status: PauseStatus | None = None
     default_warehouse_id: str | None = None
     managed_sql_root: str | None = None
     profile: str | None = None
@@ -336,7 +336,7 @@ class WatchSettings:
 
     options: MonitorOptions = field(default_factory=MonitorOptions)
     lease_ttl_seconds: float = 60.0
-    watch_mode: str = "auto"
+    watch_mode: WatchMode = "auto"
     holder_id: str | None = None
     # Run health: one jobs/runs/list per interval (None: runs are not read, the public API's
     # default; the CLI reads them every DEFAULT_RUNS_INTERVAL_SECONDS); kept this many days.

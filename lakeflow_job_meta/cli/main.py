@@ -14,7 +14,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakeflow_job_meta.cli.parser import (
     DEFAULT_LEASE_TIMEOUT_SECONDS,
@@ -29,7 +29,16 @@ from lakeflow_job_meta.errors import (
     MissingDependencyError,
     TableNotFoundError,
 )
-from lakeflow_job_meta.vocabulary import DEFAULT_MAX_WORKERS, Outcome, PlanAction
+from lakeflow_job_meta.vocabulary import DEFAULT_MAX_WORKERS, Outcome, PlanAction, PrunePolicy, TargetKind
+
+if TYPE_CHECKING:  # the commands import what they use when they run (a fast --help)
+    from rich.console import Console
+
+    from lakeflow_job_meta.engine.metadata_manager import MetadataStore
+    from lakeflow_job_meta.engine.orchestrator import Orchestrator
+    from lakeflow_job_meta.engine.results import RunResult
+    from lakeflow_job_meta.metadata.models import MetadataDocument
+    from lakeflow_job_meta.wiring import Parts, RunSettings
 
 __all__ = ["DEFAULT_LOCAL_CONTROL_TABLE", "build_parser", "main"]
 
@@ -68,7 +77,7 @@ def _refuse_empty_options(args: argparse.Namespace) -> None:
             raise empty_value_error(flag)
 
 
-def _console(stderr: bool = True):
+def _console(stderr: bool = True) -> Console:
     """Results go to stdout, logs and progress to stderr (``stderr=True``)."""
     from rich.console import Console
 
@@ -98,7 +107,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.metadata.loader import parse_files
 
     paths = _expand_paths(args.paths)
-    documents = []
+    documents: list[MetadataDocument] = []
     if args.control_table is not None:
         # Against the table: load's own checks (clashes with other files and SQL rows, the
         # environment's mode, --env/--var), load's messages; nothing is written.
@@ -220,14 +229,14 @@ def cmd_load(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_settings(args: argparse.Namespace):
+def _run_settings(args: argparse.Namespace) -> RunSettings:
     from lakeflow_job_meta.wiring import RunSettings
 
     return RunSettings(
         control_table=args.control_table,
         target=args.target,
         env=args.env,
-        prune=getattr(args, "prune", "pause"),
+        prune=getattr(args, "prune", PrunePolicy.PAUSE),
         default_pause_status=getattr(args, "default_pause_status", None),
         default_warehouse_id=args.default_warehouse_id,
         managed_sql_root=args.managed_sql_root,
@@ -241,14 +250,13 @@ def _run_settings(args: argparse.Namespace):
     )
 
 
-def _warn_without_policy(args: argparse.Namespace, orchestrator: Any) -> None:
+def _warn_without_policy(args: argparse.Namespace, orchestrator: Orchestrator) -> None:
     """With no policy a run says, in one line, that nothing is restricted: every run against a
     workspace (it writes jobs), once per control table for a bundle folder (it writes files a
     person deploys; the local demo's every command repeated it)."""
     if args.policy or args.json:  # --json: stdout carries the one document, stderr stays quiet
         return
     from lakeflow_job_meta.metadata.policy import NO_POLICY_WARNING
-    from lakeflow_job_meta.vocabulary import TargetKind
 
     if orchestrator.target.kind == TargetKind.BUNDLE and not _first_time(
         f"no-policy-{orchestrator.table_id}"
@@ -340,7 +348,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             result = orchestrator.reconcile(named, auto_run=args.auto_run, progress=shown, named=named)
         else:
             result = orchestrator.run_all_modules(auto_run=args.auto_run, progress=shown)
-    if scaffolded and not args.json:
+    if scaffolded and bundle_target is not None and not args.json:
         print(
             f"wrote {scaffolded}: deploy with `databricks bundle deploy -t {bundle_target[0]}`",
             file=sys.stderr,
@@ -382,7 +390,6 @@ def _bundle_target(args: argparse.Namespace) -> tuple[str, str] | None:
     """``--bundle-target NAME --workspace-host URL``, checked before anything is written: both or
     neither, and only for a bundle folder (a workspace target has no bundle to deploy)."""
     from lakeflow_job_meta.engine.targets.base import TargetSpec, default_target
-    from lakeflow_job_meta.vocabulary import TargetKind
 
     name, host = getattr(args, "bundle_target", None), getattr(args, "workspace_host", None)
     if name is None and host is None:
@@ -404,22 +411,26 @@ def _bundle_target(args: argparse.Namespace) -> tuple[str, str] | None:
     return name, host
 
 
-def _scaffold_target(orchestrator: Any, bundle_target: tuple[str, str] | None) -> str | None:
+def _scaffold_target(orchestrator: Orchestrator, bundle_target: tuple[str, str] | None) -> str | None:
     """Write the user's target file (once), in a folder that is this table's to write (another
     table's folder is refused first); a clash with the file the user owns is exit 2."""
     if bundle_target is None:
         return None
     from lakeflow_job_meta.adapters.bundle import scaffold_target
+    from lakeflow_job_meta.engine.targets.bundle import BundleTarget
 
-    orchestrator.target.check_owner()
+    target = orchestrator.target
+    if not isinstance(target, BundleTarget):  # _bundle_target refused every other target
+        raise ConfigurationError("--bundle-target needs a bundle target")
+    target.check_owner()
 
     try:
-        return scaffold_target(orchestrator.target.directory, *bundle_target)
+        return scaffold_target(target.directory, *bundle_target)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
 
 
-def _print_run(console: Any, result: Any) -> None:
+def _print_run(console: Console, result: RunResult) -> None:
     from lakeflow_job_meta.planning.plan import ORPHANED_REASON
 
     symbols = {
@@ -537,7 +548,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _table_parts(args: argparse.Namespace):
+def _table_parts(args: argparse.Namespace) -> tuple[RunSettings, Parts, MetadataStore]:
     from lakeflow_job_meta.wiring import RunSettings, build_manager, build_parts
 
     settings = RunSettings(args.control_table, profile=args.profile, cli=True)
@@ -583,7 +594,7 @@ def _require_workspace_jobs(status: dict[str, Any]) -> None:
     """``--runs`` reads runs from a workspace: on a table whose jobs are only in bundle folders it
     cannot apply, and says why (exit 2) instead of failing on credentials nobody needed."""
     entries = [entry for module in status["modules"] for entry in module["targets"]]
-    if any(entry.get("kind") == "workspace" for entry in entries):
+    if any(entry.get("kind") == TargetKind.WORKSPACE for entry in entries):
         return
     folders = sorted({entry["target"] for entry in entries})
     where = (

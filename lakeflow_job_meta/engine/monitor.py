@@ -25,9 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +33,9 @@ from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
 from lakeflow_job_meta.clock import Clock
 from lakeflow_job_meta.engine.alerts import MonitorAlerts
 from lakeflow_job_meta.engine.cycle_log import HEARTBEAT_SECONDS, CycleLogger
-from lakeflow_job_meta.engine.lease import Lease
+from lakeflow_job_meta.engine.lease import Lease, LeaseInfo, monitor_holder_id
 from lakeflow_job_meta.engine.metadata_manager import MetadataStore
-from lakeflow_job_meta.engine.orchestrator import Orchestrator
+from lakeflow_job_meta.engine.orchestrator import Orchestrator, process_id
 from lakeflow_job_meta.engine.results import RunResult
 from lakeflow_job_meta.engine.runs import RunRecorder
 from lakeflow_job_meta.engine.targets.base import refuse_auto_run
@@ -162,7 +160,7 @@ class CycleReport:
 
 
 def default_holder_id() -> str:
-    return f"monitor@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return monitor_holder_id(process_id())
 
 
 @dataclass(frozen=True)
@@ -339,7 +337,7 @@ class Monitor:
             return None
         return max(0, report.control_version - int(self._applied_version))
 
-    def _on_wait(self, holder: Any) -> None:
+    def _on_wait(self, holder: LeaseInfo | None) -> None:
         if not self._was_waiting:
             log.warning("another monitor holds the writer lease (%s); waiting to take over", holder)
             self._was_waiting = True
@@ -557,8 +555,8 @@ class Monitor:
         report.files_rejected = {
             os.path.relpath(path, root): [str(i) for i in issues] for path, issues in result.rejected.items()
         }
-        for rel, error in too_large.items():
-            report.files_rejected[rel] = [f"{rel}: cannot load: {error}"]
+        for rel, reason in too_large.items():
+            report.files_rejected[rel] = [f"{rel}: cannot load: {reason}"]
         # Rejected files are acknowledged too: they are re-read when they change again, and
         # their previously loaded rows stay as they were.
         self.scanner.commit(changes)
@@ -621,7 +619,8 @@ class Monitor:
             return 0.0
         if report.error is not None:
             # Back off on a table or API outage; recover by itself.
-            return min(MAX_BACKOFF_SECONDS, self.check_interval_seconds * (2 ** min(self._failures - 1, 8)))
+            factor: int = 2 ** min(self._failures - 1, 8)  # typeshed: int ** int may be a float
+            return min(MAX_BACKOFF_SECONDS, self.check_interval_seconds * factor)
         if not report.lease_held:
             return min(self.check_interval_seconds, self.lease.renew_every)
         # Wake in time to renew the lease (every TTL/3): sleeping a whole check interval longer

@@ -15,6 +15,7 @@ from typing import Any
 
 from lakeflow_job_meta.metadata.validation import run_job_targets
 from lakeflow_job_meta.storage.base import Table
+from lakeflow_job_meta.storage.tables import ToolTables
 
 
 def _read(table: Table, modules: Collection[str]) -> list[dict[str, Any]]:
@@ -31,7 +32,7 @@ def run_job_modules(row: Mapping[str, Any]) -> set[str]:
 
 
 def read_module_rows(
-    tables: Any, modules: Collection[str]
+    tables: ToolTables, modules: Collection[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(control rows, modules-table rows) of ``modules`` and the modules they run, transitively."""
     wanted = set(modules)

@@ -23,15 +23,15 @@ from typing import Any
 
 from lakeflow_job_meta.adapters.bundle import bundle_stem
 from lakeflow_job_meta.engine.alerts import ALERTS_TARGET
+from lakeflow_job_meta.engine.lease import is_apply_holder
 from lakeflow_job_meta.engine.metadata_manager import DesiredState
 from lakeflow_job_meta.engine.runs import health_of_rows, module_limits
 from lakeflow_job_meta.planning.plan import ORPHANED_REASON, ORPHANED_STATUS
 from lakeflow_job_meta.storage.naming import control_table_id
 from lakeflow_job_meta.storage.state_store import StateKey, StateStore
-from lakeflow_job_meta.vocabulary import PlanAction
+from lakeflow_job_meta.vocabulary import Outcome, PlanAction, TargetKind
 
 BUNDLE_PREFIX, WORKSPACE_PREFIX = "bundle:", "workspace:"
-APPLY_HOLDER_PREFIX = "orchestrator@"  # an apply's own lease (CLI, notebook); others are monitors
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -64,10 +64,17 @@ def _target_place(target: str, job_id: int | None, job_name: str | None, module:
     base = target.split("#env=", 1)[0]
     if base.startswith(WORKSPACE_PREFIX):
         host = base[len(WORKSPACE_PREFIX) :].rstrip("/")
-        return {"kind": "workspace", "host": host, "url": f"{host}/jobs/{job_id}" if job_id else None}
+        return {
+            "kind": TargetKind.WORKSPACE,
+            "host": host,
+            "url": f"{host}/jobs/{job_id}" if job_id else None,
+        }
     directory = base[len(BUNDLE_PREFIX) :] if base.startswith(BUNDLE_PREFIX) else base
 
-    return {"kind": "bundle", "file": os.path.join(directory, "resources", f"{bundle_stem(module)}.job.yml")}
+    return {
+        "kind": TargetKind.BUNDLE,
+        "file": os.path.join(directory, "resources", f"{bundle_stem(module)}.job.yml"),
+    }
 
 
 def _latest_by(
@@ -83,10 +90,10 @@ def _latest_by(
     return latest
 
 
-def _authors(control_rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    last: dict[str, dict[str, Any]] = {}
+def _authors(control_rows: Iterable[Mapping[str, Any]]) -> dict[str | None, dict[str, Any]]:
+    last: dict[str | None, dict[str, Any]] = {}
     for row in control_rows:
-        module = row.get("module_name")
+        module: str | None = row.get("module_name")
         when = _as_datetime(row.get("updated_at") or row.get("created_at"))
         seen = last.get(module)
         if seen is None or (when is not None and (seen["at"] is None or when > seen["at"])):
@@ -106,7 +113,7 @@ def _monitor(lease: Any, now: float) -> dict[str, Any]:
     released = lease.get("renewed_at") is not None and float(lease.get("expires_at", 0)) <= float(
         lease["renewed_at"]
     )
-    if not str(lease.get("holder", "")).startswith(APPLY_HOLDER_PREFIX):
+    if not is_apply_holder(str(lease.get("holder", ""))):
         state = "running" if live else (STOPPED_CLEANLY if released else "stopped (lease expired)")
     else:  # a CLI apply or a notebook run held it last
         state = "an apply is running" if live else "not running"
@@ -280,7 +287,7 @@ def module_status(
             # A held change of a sync: manual module: out of sync until `apply --module`.
             "pending": _pending_view(pending.get(target)),
         }
-        if last.get("action") == PlanAction.RENAME and last.get("outcome") == "ok":
+        if last.get("action") == PlanAction.RENAME and last.get("outcome") == Outcome.OK:
             # A rename's history rows carry a note ("renamed to/from NAME"), not an error.
             note = str(last.get("error") or "")
             entry["last_error"] = track.get("last_error")
@@ -288,7 +295,7 @@ def module_status(
                 entry["renamed_to"] = note.removeprefix("renamed to ")
             elif note.startswith("renamed from "):
                 entry["renamed_from"] = note.removeprefix("renamed from ")
-        if latest_runs is not None and entry["kind"] == "workspace" and entry["job_id"]:
+        if latest_runs is not None and entry["kind"] == TargetKind.WORKSPACE and entry["job_id"]:
             entry["latest_run"] = latest_runs.get(entry["job_id"])
         module["targets"].append(entry)
     return module
@@ -402,11 +409,11 @@ def render_status(status: Mapping[str, Any]) -> str:
         if not module["targets"]:
             lines.append("    not applied yet")
         for t in module["targets"]:
-            where = t.get("url") or f"job {t['job_id']}" if t["kind"] == "workspace" else t["file"]
+            where = t.get("url") or f"job {t['job_id']}" if t["kind"] == TargetKind.WORKSPACE else t["file"]
             line = f"    {where}: {t['last_action'] or t['status'] or 'tracked'}"
             if t["status"] == ORPHANED_STATUS:
                 line = f"    ! {module['module']}: {where}: {ORPHANED_REASON}"
-            if t["last_outcome"] and t["last_outcome"] != "ok":
+            if t["last_outcome"] and t["last_outcome"] != Outcome.OK:
                 line += f" ({t['last_outcome']})"
             line += f", applied {local_time(t['applied_at'])}"
             if t["applied_version"] is not None:
@@ -478,7 +485,7 @@ def render_history(rows: list[dict[str, Any]]) -> str:
         if r.get("job_id"):
             line += f" (job {r['job_id']})"
         line += f"  [{r.get('target')}]"
-        if r.get("error") and r.get("action") == PlanAction.RENAME and r.get("outcome") == "ok":
+        if r.get("error") and r.get("action") == PlanAction.RENAME and r.get("outcome") == Outcome.OK:
             line += f"  {r['error']}"  # "renamed to/from NAME": the rename's note, not a failure
         elif r.get("error"):
             line += f"  error: {r['error']}"

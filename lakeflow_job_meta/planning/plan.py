@@ -46,7 +46,8 @@ class TrackedJob:
     paused_by_tool: bool = False
     # Workspace path -> sha256 of the text last written there (inline SQL files).
     managed_files: dict[str, str] = field(default_factory=dict)
-    status: str = "ok"
+    # None: the row holds no status this version knows (see vocabulary.tracking_status).
+    status: TrackingStatus | None = TrackingStatus.OK
     # Set when this is the job of an earlier name (``renamed_from``) taken over by the module:
     # the old name, whose ownership tags the live job still carries until the rename's reset.
     renamed_from: str | None = None
@@ -55,7 +56,7 @@ class TrackedJob:
 @dataclass
 class PlannedChange:
     module: str
-    action: str
+    action: PlanAction
     job_id: int | None = None
     job_name: str | None = None
     diff: list[FieldChange] = field(default_factory=list)
@@ -165,7 +166,7 @@ class Plan:
             if change.reason:
                 lines.append(f"      # {change.reason}")
             compiled = change.compiled or change.shown
-            if change.action == "create" and compiled is not None:
+            if change.action == PlanAction.CREATE and compiled is not None:
                 graph = task_graph(compiled.job_name, compiled.settings, compiled.managed_files)
                 lines += [f"      {line}" for line in task_lines(graph)]
             lines += [f"      {item}" for item in change.diff]

@@ -340,7 +340,7 @@ def _databricks_connect() -> Any:
     if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         return None
     try:
-        from databricks.connect import DatabricksSession  # type: ignore[import-not-found]
+        from databricks.connect import DatabricksSession
     except ImportError:
         return None
     return DatabricksSession

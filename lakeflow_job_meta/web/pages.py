@@ -25,6 +25,7 @@ from lakeflow_job_meta.planning.graph import TaskGraph, task_graph
 from lakeflow_job_meta.planning.graph_svg import render_svg
 from lakeflow_job_meta.planning.plan import ORPHANED_STATUS
 from lakeflow_job_meta.storage.tables import ToolTables
+from lakeflow_job_meta.vocabulary import Outcome
 from lakeflow_job_meta.web.fleet import CACHE_SECONDS, Fleet, Validate
 from lakeflow_job_meta.web.pending import LiveSettings, pending_changes
 
@@ -46,7 +47,7 @@ def sync_state(module: Mapping[str, Any]) -> str:
     targets = module.get("targets") or []
     if module.get("metadata_errors") or module.get("rejections") or any(_failed(t) for t in targets):
         return "error"
-    if any(t.get("last_outcome") == "held" for t in targets):
+    if any(t.get("last_outcome") == Outcome.HELD for t in targets):
         return "held"
     if any(t.get("pending") for t in targets):
         return "manual pending"
@@ -62,9 +63,9 @@ def sync_state(module: Mapping[str, Any]) -> str:
 
 def _failed(target: Mapping[str, Any]) -> bool:
     """The target's last apply failed (a held change's row carries why it was held, no failure)."""
-    if target.get("last_outcome") == "held":
+    if target.get("last_outcome") == Outcome.HELD:
         return False
-    return target.get("last_outcome") == "error" or bool(target.get("last_error"))
+    return target.get("last_outcome") == Outcome.ERROR or bool(target.get("last_error"))
 
 
 def overview_row(module: Mapping[str, Any]) -> dict[str, Any]:

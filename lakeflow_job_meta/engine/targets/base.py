@@ -189,7 +189,7 @@ class Target(Protocol):
 
 # Why a target kind cannot run jobs: asking it to (``--auto-run``, ``auto_run=True``) is a usage
 # error naming this, never silently ignored (an apply that exited 0 and ran nothing).
-CANNOT_RUN_JOBS: dict[str, str] = {
+CANNOT_RUN_JOBS: dict[TargetKind, str] = {
     TargetKind.BUNDLE: (
         "auto-run cannot apply to the bundle target: it writes job definitions into a folder and "
         "no job exists until `databricks bundle deploy`; run them after the deploy "
@@ -198,7 +198,7 @@ CANNOT_RUN_JOBS: dict[str, str] = {
 }
 
 
-def refuse_auto_run(kind: str) -> None:
+def refuse_auto_run(kind: TargetKind) -> None:
     """Raise ConfigurationError (exit 2) when ``kind`` of target cannot run the jobs it writes."""
     reason = CANNOT_RUN_JOBS.get(kind)
     if reason is not None:

@@ -31,7 +31,14 @@ from lakeflow_job_meta.planning.ownership import is_owned_by_us
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module, take_over_renames
 from lakeflow_job_meta.storage.base import Table
 from lakeflow_job_meta.storage.rows import TrackingRow
-from lakeflow_job_meta.vocabulary import DEFAULT_MAX_WORKERS, Outcome, PlanAction, PrunePolicy, TargetKind
+from lakeflow_job_meta.vocabulary import (
+    DEFAULT_MAX_WORKERS,
+    Outcome,
+    PlanAction,
+    PrunePolicy,
+    TargetKind,
+    tracking_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +130,7 @@ def _tracked_job(row: TrackingRow) -> TrackedJob:
         spec_hash=row.spec_hash,
         paused_by_tool=row.paused_by_tool,
         managed_files=row.managed_files,
-        status=row.status,
+        status=tracking_status(row.status),
     )
 
 
