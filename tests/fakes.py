@@ -34,6 +34,33 @@ class FakeClock:
         return False
 
 
+class TickingClock(FakeClock):
+    """A FakeClock that moves on by ``tick`` seconds at every reading: durations measured on it
+    are positive and its timestamps strictly increase, without waiting."""
+
+    def __init__(self, start: float = 1_700_000_000.0, tick: float = 0.001):
+        super().__init__(start)
+        self.tick = tick
+
+    def now(self) -> float:
+        self.advance(self.tick)
+        return super().now()
+
+    def monotonic(self) -> float:
+        self.advance(self.tick)
+        return super().monotonic()
+
+
+class RecordingSleep:
+    """A ``sleep(seconds)`` that records what it was asked to wait and returns at once."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float, *args: object) -> None:
+        self.waits.append(seconds)
+
+
 class RecordingTarget:
     """A ``Target`` that keeps jobs in memory and records what the orchestrator hands it: the
     seam the orchestrator plans and applies through, without HTTP or files."""
@@ -103,3 +130,17 @@ class RecordingTarget:
                 ModuleResult(change.module, change.action, job_writes=int(change.action != "noop"))
             )
         return results
+
+
+class WakeOnlyClock(FakeClock):
+    """A FakeClock whose interruptible sleeps never run out: ``sleep(seconds, wake)`` returns only
+    once ``wake`` is set. A monitor loop on it moves on its events (a file event, ``stop()``),
+    never on its interval; a sleep without ``wake`` still advances the clock at once."""
+
+    def sleep(self, seconds: float, wake: threading.Event | None = None) -> bool:
+        if wake is None:
+            return super().sleep(seconds)
+        self.sleeps.append(seconds)
+        wake.wait()
+        wake.clear()
+        return True

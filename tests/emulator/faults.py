@@ -18,7 +18,9 @@ Kinds (see ``docs/API_FACTS.md`` for what the SDK does with each):
 * ``"400"``: 400 ``INVALID_PARAMETER_VALUE``, a permanent error: neither the SDK nor the tool
   retries it (the same request would fail the same way).
 * ``"slow"``: wait ``delay`` seconds, then handle the request normally (the change
-  commits even if the client has given up and resends).
+  commits even if the client has given up and resends). With a ``gate`` (a
+  ``threading.Event``), wait until the test sets it instead (``delay`` at most): the request is
+  held exactly as long as the test needs.
 * ``"drop_before"``: close the connection without a reply, before any change is applied.
 * ``"drop_after_commit"``: apply the change, then close the connection without a reply.
   The SDK resends any request that fails with a connection error, so a ``jobs/create``
@@ -120,6 +122,8 @@ class Fault:
     delay: float = 0.5
     retry_after: int | None = 0
     message: str | None = None
+    # "slow": hold the request until this is set (``delay`` at most) instead of for ``delay``.
+    gate: threading.Event | None = field(default=None, repr=False, compare=False)
     # bookkeeping
     seen: int = field(default=0, repr=False)
     fired: int = field(default=0, repr=False)
