@@ -41,7 +41,7 @@ import random as _random
 import threading
 import time as _time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 KIND_429 = "429"
@@ -164,9 +164,11 @@ class _RandomMode:
 
 
 class FaultSet:
-    """Thread-safe collection of faults consulted by the emulator for every request."""
+    """Thread-safe collection of faults consulted by the emulator for every request.
+    ``clock`` (seconds, monotonic) times the rate limit's one-second window."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = _time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._random: _RandomMode | None = None
@@ -258,7 +260,7 @@ class FaultSet:
         with self._lock:
             if self._limit is not None:
                 per_second, retry_after = self._limit
-                now = _time.monotonic()
+                now = self._clock()
                 while self._admitted and now - self._admitted[0] >= 1.0:
                     self._admitted.popleft()
                 if len(self._admitted) >= per_second:

@@ -401,30 +401,18 @@ def test_restart_resumes_from_persisted_versions(env: MonitorEnv) -> None:
 # ---------------------------------------------------------------------------------- 6. backoff
 
 
-class ScriptedClock(FakeClock):
-    """A FakeClock that runs ``on_sleep(n)`` at the n-th sleep longer than ``min_seconds`` (the
-    loop's waits, not the scanner's settle interval)."""
-
-    def __init__(self, on_sleep: Callable[[int], None], min_seconds: float = 1.0):
-        super().__init__()
-        self.on_sleep = on_sleep
-        self.min_seconds = min_seconds
-        self.loop_sleeps: list[float] = []
-
-    def sleep(self, seconds: float, wake: threading.Event | None = None) -> bool:
-        if seconds >= self.min_seconds:
-            self.loop_sleeps.append(seconds)
-            self.on_sleep(len(self.loop_sleeps))
-        return super().sleep(seconds, wake)
-
-
 def test_unreadable_control_table_backs_off_and_recovers(env: MonitorEnv, caplog) -> None:
     env.tables.control.merge([notebook_row("a1", "alpha")])
     control = Path(env.ctl)
     hidden = control.with_name("etl_control.away")
     events: list[str] = []
+    loop_sleeps: list[float] = []
 
-    def on_sleep(n: int) -> None:
+    def meanwhile(seconds: float) -> None:
+        if seconds < 1:  # the scanner's settle interval, not the loop's wait
+            return
+        loop_sleeps.append(seconds)
+        n = len(loop_sleeps)
         if n == 1:  # after the first good cycle: the table goes away
             control.rename(hidden)
             events.append("gone")
@@ -433,7 +421,7 @@ def test_unreadable_control_table_backs_off_and_recovers(env: MonitorEnv, caplog
             env.tables.control.merge([notebook_row("a1", "alpha", "/Workspace/after_outage")])
             events.append("back")
 
-    clock = ScriptedClock(on_sleep)
+    clock = FakeClock(on_sleep=meanwhile)
     monitor = env.monitor(clock=clock, volume=False, check_interval_seconds=10)
     reports: list[CycleReport] = []
     original = monitor.check_and_update
@@ -451,8 +439,8 @@ def test_unreadable_control_table_backs_off_and_recovers(env: MonitorEnv, caplog
     for failed in reports[1:5]:
         assert "etl_control" in failed.error, failed.error
     # 10 s after a good cycle, then doubling while the table is unreadable, then back to 10 s.
-    assert clock.loop_sleeps == [10, 10, 20, 40, 80, 10, 10][: len(clock.loop_sleeps)]
-    assert len(clock.loop_sleeps) == 6  # no sleep after the last iteration
+    assert loop_sleeps == [10, 10, 20, 40, 80, 10, 10][: len(loop_sleeps)]
+    assert len(loop_sleeps) == 6  # no sleep after the last iteration
     assert any("error:" in rec.getMessage() for rec in caplog.records)
     # Recovered: the change made during the outage is applied.
     job_id = tracked_job_ids(env.tables)["alpha"]
