@@ -61,12 +61,14 @@ def workspace_client(
     retry_timeout_seconds: int = CLI_RETRY_TIMEOUT_SECONDS,
     http_timeout_seconds: int = CLI_HTTP_TIMEOUT_SECONDS,
     check: bool = True,
+    clock: Clock | None = None,
 ) -> Any:
     """A WorkspaceClient using Databricks unified auth (env vars, ``~/.databrickscfg``).
 
     With ``check``, the client is first built with the short preflight budget (the SDK probes
     the host while building it) and one cheap authenticated call must succeed: an unreachable
-    host or refused credentials fail fast with ConfigurationError naming the host."""
+    host or refused credentials fail fast with ConfigurationError naming the host. The SDK waits
+    between its retries on ``clock`` when one is given (else on its own real clock)."""
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.core import Config
 
@@ -79,6 +81,7 @@ def workspace_client(
             if check
             else retry_timeout_seconds,
             http_timeout_seconds=preflight.HOST_PROBE_HTTP_TIMEOUT_SECONDS if check else http_timeout_seconds,
+            **({"clock": SdkClock(clock)} if clock is not None else {}),
         )
     except ValueError as error:  # the SDK's message names what is missing; it never holds a token
         raise ConfigurationError(f"cannot authenticate to Databricks: {error}") from error
@@ -93,6 +96,19 @@ def workspace_client(
     )
     # The run itself gets the full budget; copies keep the resolved host and credentials.
     return WorkspaceClient(config=_with_timeouts(config, retry_timeout_seconds, http_timeout_seconds))
+
+
+class SdkClock:
+    """A :class:`Clock` as the SDK's clock (``time``, ``sleep``)."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+
+    def time(self) -> float:
+        return self.clock.now()
+
+    def sleep(self, seconds: float) -> None:
+        self.clock.sleep(seconds)
 
 
 def _with_timeouts(config: Any, retry_timeout_seconds: int, http_timeout_seconds: int) -> Any:
@@ -157,6 +173,8 @@ class RunSettings:
     # Keep the compiled desired state between processes (engine/desired_cache.py). The monitor
     # keeps it in memory instead: writing it after every change would only cost it time.
     desired_cache: bool = True
+    # The clock every part runs on, the SDK's retry waits included (None: the system clock).
+    clock: Clock | None = None
 
 
 @dataclass
@@ -174,7 +192,7 @@ def build_parts(
 ) -> Parts:
     if tables is None:
         tables = open_tables(settings.control_table, spark=spark if spark is not None else spark_session())
-    clock = clock or SystemClock()
+    clock = clock or settings.clock or SystemClock()
     table_id = control_table_id(settings.control_table)
     return Parts(tables, clock, StateStore(tables.state, table_id, clock.now), table_id)
 
@@ -207,7 +225,7 @@ def _client_factory(settings: RunSettings, workspace: Any) -> Callable[[], Any]:
     if workspace is not None:
         return lambda: workspace
     if settings.cli:
-        return lambda: workspace_client(settings.profile)
+        return lambda: workspace_client(settings.profile, clock=settings.clock)
     return sdk_default_client
 
 

@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
-from tests.emulator.fixtures import jobs_emulator, make_workspace_client, workspace_client  # noqa: F401
+from tests.emulator.fixtures import (  # noqa: F401
+    jobs_emulator,
+    make_workspace_client,
+    sdk_clock,
+    workspace_client,
+)
 from tests.fakews import fakews  # noqa: F401
 from tests.run_world import sink  # noqa: F401
 from tests.spark_delta import HAVE_SPARK_DELTA, build_session

@@ -17,11 +17,11 @@ the other, so a mark is per test).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,16 +29,14 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.waiting import wait_for
+
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = Path(os.environ.get("LJM_SHARED_TOOLS") or REPO.parent / "shared" / "tools")
 FAKEWS = TOOLS / "fakews"
 DATABRICKS_CLI = TOOLS / "databricks"
 # The fake's user (a token starting with dbapi0): fixed in libs/testserver.
 FAKE_USER = "tester@databricks.com"
-
-# Start-up only: how many short waits for the port file before giving up (about 30 s).
-_START_POLLS = 600
-_START_POLL_SECONDS = 0.05
 
 _JOB_WRITES = ("/jobs/create", "/jobs/reset", "/jobs/update", "/jobs/delete")
 
@@ -129,10 +127,8 @@ def fakews(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeWorkspace]:
         )
     try:
         # fakews writes the file by rename once it listens: it is whole when it exists.
-        for _ in range(_START_POLLS):
-            if port_file.exists() or proc.poll() is not None:
-                break
-            time.sleep(_START_POLL_SECONDS)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: port_file.exists() or proc.poll() is not None, "fakews to listen")
         if not port_file.exists():
             pytest.fail(f"fakews did not start: {(folder / 'stderr').read_text()[-2000:]}")
         yield FakeWorkspace(port_file.read_text().strip(), log_file)

@@ -8,15 +8,13 @@ The workspace target talks to the Jobs API emulator through the real SDK, config
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lakeflow_job_meta.cli.main import main
+from tests.cli_run import run_subprocess
 
 pytest.importorskip("deltalake")
 
@@ -58,20 +56,6 @@ def module_yaml(name: str, *source_ids: str) -> str:
         for sid in source_ids
     )
     return f"  - module_name: {name}\n    sources:\n{sources}"
-
-
-def run_subprocess(*argv: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
-    full_env.update({"PYTHONPATH": str(REPO), "HOME": str(cwd), "NO_COLOR": "1"})
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "lakeflow_job_meta", *argv],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 # -- validate ------------------------------------------------------------------------------------

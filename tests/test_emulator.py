@@ -5,9 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import socket
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -26,13 +23,10 @@ from databricks.sdk.service import iam, jobs
 from databricks.sdk.service.compute import ClusterSpec
 from databricks.sdk.service.workspace import ImportFormat, Language, ObjectType
 
-try:
-    from tests.emulator import ApiError, Fault, JobsEmulator
-    from tests.emulator.fixtures import jobs_emulator, make_workspace_client, workspace_client
-except ImportError:  # tests/ is not a package and the repo root is not on sys.path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.emulator import ApiError, Fault, JobsEmulator
-    from tests.emulator.fixtures import jobs_emulator, make_workspace_client, workspace_client  # noqa: F401
+from tests.emulator import ApiError, Fault, JobsEmulator
+from tests.emulator import server as emulator_server
+from tests.emulator.faults import FaultSet
+from tests.helpers.waiting import SAFETY_NET_SECONDS
 from tests.reliability.helpers import instant_client
 from tests.sdk_behaviour import PROBES_HOST_METADATA, RESENDS_POST_AFTER_READ_TIMEOUT
 
@@ -58,25 +52,30 @@ def raw_create(w, settings: dict) -> dict:
 # ---------------------------------------------------------------------------------------
 # basics
 # ---------------------------------------------------------------------------------------
-def test_client_creation_is_fast_and_probes_host_metadata(jobs_emulator, make_workspace_client):
-    t0 = time.monotonic()
+def test_client_creation_waits_for_nothing_and_probes_host_metadata(
+    jobs_emulator, make_workspace_client, sdk_clock
+):
     w = make_workspace_client()
-    assert time.monotonic() - t0 < 2
+    assert sdk_clock.sleeps == []  # nothing retried while the client was built
     # Newer SDK releases probe the host's metadata once; the floor of the range does not.
     assert jobs_emulator.count(".well-known/databricks-config") == (1 if PROBES_HOST_METADATA else 0)
     assert w.current_user.me().user_name == jobs_emulator.user_name
 
 
-def test_ephemeral_ports_and_clean_stop():
+def test_ephemeral_ports_and_clean_stop(monkeypatch):
+    # No idle timeout: only stop() itself can close the idle connection below.
+    monkeypatch.setattr(emulator_server._Handler, "timeout", None)
     with JobsEmulator() as a, JobsEmulator() as b:
         assert a.port != b.port and a.url.startswith("http://127.0.0.1:")
         # an idle keep-alive connection must not block stop()
         s = socket.create_connection(("127.0.0.1", a.port))
         s.sendall(b"GET /api/2.2/jobs/list HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\r\n")
         assert b"200 OK" in s.recv(65536)
-        t0 = time.monotonic()
         a.stop()
-        assert time.monotonic() - t0 < 2
+        # stop() closed the idle connection itself and its serving thread is gone.
+        s.settimeout(SAFETY_NET_SECONDS)
+        assert s.recv(65536) == b""
+        assert a._thread is not None and not a._thread.is_alive()
         s.close()
 
 
@@ -601,11 +600,10 @@ def test_workspace_upload_is_multipart(workspace_client, jobs_emulator):
 # faults (each observed through one SDK call)
 # ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["429", "503"])
-def test_throttling_is_retried_by_the_sdk(workspace_client, jobs_emulator, kind):
+def test_throttling_is_retried_by_the_sdk(workspace_client, jobs_emulator, sdk_clock, kind):
     jobs_emulator.faults.add(Fault(endpoint="jobs/create", kind=kind, times=2, retry_after=0))
-    t0 = time.monotonic()
     workspace_client.jobs.create(name="t")
-    assert time.monotonic() - t0 < 3  # Retry-After 0 + up to 1 s jitter per retry
+    assert len(sdk_clock.sleeps) == 2 and all(0 <= s < 1 for s in sdk_clock.sleeps)  # Retry-After 0 + jitter
     assert jobs_emulator.count("jobs/create") == 3 and len(jobs_emulator.jobs()) == 1
     assert jobs_emulator.faults.fired_count(kind) == 2
 
@@ -617,20 +615,20 @@ def test_permanent_500_fails_at_once(workspace_client, jobs_emulator):
     assert jobs_emulator.count("jobs/create") == 1 and jobs_emulator.jobs() == {}
 
 
-def test_transient_500_is_retried(workspace_client, jobs_emulator):
+def test_transient_500_is_retried(workspace_client, jobs_emulator, sdk_clock):
     jobs_emulator.faults.add(Fault(endpoint="jobs/get", kind="500_transient"))
     jid = jobs_emulator.add_job({"name": "x"})
-    t0 = time.monotonic()
     assert workspace_client.jobs.get(jid).job_id == jid
-    assert 1 <= time.monotonic() - t0 < 3  # min(10, attempt=1) s + jitter
+    (wait,) = sdk_clock.sleeps
+    assert 1 <= wait < 2  # min(10, attempt=1) s + jitter
     assert jobs_emulator.count("jobs/get") == 2
 
 
-def test_drop_before_commit_is_retried_without_duplicates(workspace_client, jobs_emulator):
+def test_drop_before_commit_is_retried_without_duplicates(workspace_client, jobs_emulator, sdk_clock):
     jobs_emulator.faults.add(Fault(endpoint="jobs/create", kind="drop_before"))
-    t0 = time.monotonic()
     workspace_client.jobs.create(name="once")
-    assert 1 <= time.monotonic() - t0 < 3
+    (wait,) = sdk_clock.sleeps
+    assert 1 <= wait < 2
     assert jobs_emulator.count("jobs/create") == 2 and len(jobs_emulator.jobs()) == 1
 
 
@@ -672,11 +670,11 @@ def test_the_job_rate_limit_is_a_400_invalid_state_the_sdk_does_not_retry(worksp
     assert len(jobs_emulator.jobs()) == 1
 
 
-def test_slow_reply_within_the_timeout(workspace_client, jobs_emulator):
+def test_slow_reply_within_the_timeout(workspace_client, jobs_emulator, sdk_clock):
     jobs_emulator.faults.add(Fault(endpoint="jobs/list", kind="slow", delay=0.3))
-    t0 = time.monotonic()
     list(workspace_client.jobs.list())
-    assert time.monotonic() - t0 >= 0.3 and jobs_emulator.count("jobs/list") == 1
+    assert jobs_emulator.faults.fired_count("slow") == 1
+    assert jobs_emulator.count("jobs/list") == 1 and sdk_clock.sleeps == []  # answered, not retried
 
 
 def test_faults_hit_only_the_chosen_endpoint_method_and_position(workspace_client, jobs_emulator):
@@ -715,13 +713,14 @@ def test_workspace_upload_is_not_retried_by_the_sdk(workspace_client, jobs_emula
 
 
 def test_rate_limit_throttles_beyond_the_limit_within_a_second_and_can_be_lifted():
-    from tests.emulator.faults import FaultSet
-
-    faults = FaultSet()
+    now = [100.0]
+    faults = FaultSet(clock=lambda: now[0])
     faults.rate_limit(5, retry_after=2)
-    picked = [faults.pick("GET", "jobs/get") for _ in range(8)]  # well within one second
+    picked = [faults.pick("GET", "jobs/get") for _ in range(8)]  # all within one second
     assert picked[:5] == [None] * 5
     assert all(f is not None and f.kind == "429" and f.retry_after == 2 for f in picked[5:])
     assert faults.fired_count("429") == 3
-    faults.rate_limit(None)
+    now[0] += 1.0  # a second later the window has room again
     assert faults.pick("GET", "jobs/get") is None
+    faults.rate_limit(None)
+    assert all(faults.pick("GET", "jobs/get") is None for _ in range(8))

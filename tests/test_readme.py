@@ -196,7 +196,7 @@ def test_the_getting_started_first_job_is_valid(tmp_path: Path) -> None:
     assert found, "docs/GETTING_STARTED.md has no <!-- first-job --> yaml block"
     path = tmp_path / "first_job.yaml"
     path.write_text(found.group(1), encoding="utf-8")
-    from tests.test_cli import run_subprocess
+    from tests.cli_run import run_subprocess
 
     def cli(*argv: str) -> subprocess.CompletedProcess[str]:
         return run_subprocess(*argv, cwd=tmp_path)

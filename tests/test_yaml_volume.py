@@ -100,19 +100,16 @@ def test_delete_detected(tmp_path: Path) -> None:
 def test_delete_then_recreate_during_settle_is_not_a_deletion(tmp_path: Path) -> None:
     f = write(tmp_path / "a.yaml", "x: 1\n")
 
-    class RecreatingClock(FakeClock):
-        recreate = False
+    recreate = False
 
-        def sleep(self, seconds, wake=None):
-            if self.recreate:
-                write(f, "x: 1\n")  # editor saves by delete + create
-            return super().sleep(seconds, wake)
+    def meanwhile(seconds: float) -> None:
+        if recreate:
+            write(f, "x: 1\n")  # editor saves by delete + create
 
-    clock = RecreatingClock()
-    s = scanner(tmp_path, clock)
+    s = scanner(tmp_path, FakeClock(on_sleep=meanwhile))
     settled(s)
     f.unlink()
-    clock.recreate = True
+    recreate = True
     ch = s.scan()
     assert ch.deleted == [] and ch.unstable == ["a.yaml"]
 
@@ -151,24 +148,21 @@ def test_touch_without_content_change_not_reported(tmp_path: Path) -> None:
 def test_half_written_file_is_unstable_until_it_settles(tmp_path: Path) -> None:
     f = write(tmp_path / "big.yaml", "modules:\n  - module_name: a\n")
 
-    class WritingClock(FakeClock):
-        writing = True
+    writing = True
 
-        def sleep(self, seconds, wake=None):
-            if self.writing:
-                with open(f, "ab") as fh:
-                    fh.write(b"    sources: []\n")
-            return super().sleep(seconds, wake)
+    def meanwhile(seconds: float) -> None:
+        if writing:
+            with open(f, "ab") as fh:
+                fh.write(b"    sources: []\n")
 
-    clock = WritingClock()
-    s = scanner(tmp_path, clock)
+    s = scanner(tmp_path, FakeClock(on_sleep=meanwhile))
     ch = s.scan()
     assert ch.unstable == ["big.yaml"]
     assert ch.added == {} and ch.modified == {}
     s.commit(ch)  # committing an unstable result must not remember the file
     assert s.known_paths == []
 
-    clock.writing = False
+    writing = False
     ch = s.scan()
     assert ch.unstable == []
     assert ch.added["big.yaml"].data == f.read_bytes()

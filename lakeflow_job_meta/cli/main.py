@@ -21,6 +21,7 @@ from lakeflow_job_meta.cli.parser import (
     DEFAULT_LOCAL_CONTROL_TABLE,
     build_parser,
 )
+from lakeflow_job_meta.clock import Clock
 from lakeflow_job_meta.errors import (
     ConfigurationError,
     LakeflowJobMetaError,
@@ -113,7 +114,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         # environment's mode, --env/--var), load's messages; nothing is written.
         from lakeflow_job_meta.wiring import RunSettings, build_manager, build_parts
 
-        settings = RunSettings(args.control_table, default_warehouse_id=args.default_warehouse_id, cli=True)
+        settings = RunSettings(
+            args.control_table, default_warehouse_id=args.default_warehouse_id, cli=True, clock=args.clock
+        )
         manager = build_manager(settings, build_parts(settings))
         issues = manager.check_files(paths, var=_variables(args), env=args.env)
         if args.show:
@@ -202,7 +205,9 @@ def _expand_paths(paths: Sequence[str]) -> list[str]:
 def cmd_load(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.wiring import RunSettings, build_manager, build_parts
 
-    settings = RunSettings(args.control_table, default_warehouse_id=args.default_warehouse_id, cli=True)
+    settings = RunSettings(
+        args.control_table, default_warehouse_id=args.default_warehouse_id, cli=True, clock=args.clock
+    )
     manager = build_manager(settings, build_parts(settings))
     variables = _variables(args)
     if args.sync:
@@ -247,6 +252,7 @@ def _run_settings(args: argparse.Namespace) -> RunSettings:
         max_requests_per_second=getattr(args, "max_rps", None),
         variables=_variables(args),
         cli=True,
+        clock=args.clock,
     )
 
 
@@ -551,38 +557,38 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def _table_parts(args: argparse.Namespace) -> tuple[RunSettings, Parts, MetadataStore]:
     from lakeflow_job_meta.wiring import RunSettings, build_manager, build_parts
 
-    settings = RunSettings(args.control_table, profile=args.profile, cli=True)
+    settings = RunSettings(args.control_table, profile=args.profile, cli=True, clock=args.clock)
     parts = build_parts(settings)
     return settings, parts, build_manager(settings, parts)
 
 
-def _status_runs(profile: str | None, tables: Any) -> list[dict[str, Any]]:
+def _status_runs(settings: Any, parts: Any) -> list[dict[str, Any]]:
     """The runs ``status --runs`` judges: the runs table (when a monitor keeps one) and one
     paged ``jobs/runs/list`` of the last two days, whatever the number of jobs."""
-    import time
-
     from lakeflow_job_meta.adapters.databricks_jobs import WorkspaceJobs
     from lakeflow_job_meta.engine.runs import FIRST_LOOKBACK_SECONDS, current_runs
     from lakeflow_job_meta.wiring import workspace_client
 
-    gateway = WorkspaceJobs(workspace_client(profile))
+    gateway = WorkspaceJobs(workspace_client(settings.profile, clock=settings.clock))
+    tables = parts.tables
     return current_runs(
-        tables.runs, tables.jobs, gateway, now=time.time(), lookback_seconds=FIRST_LOOKBACK_SECONDS
+        tables.runs, tables.jobs, gateway, now=parts.clock.now(), lookback_seconds=FIRST_LOOKBACK_SECONDS
     )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.engine.status import read_status, render_status
 
-    _, parts, manager = _table_parts(args)
+    settings, parts, manager = _table_parts(args)
     parts.tables.require_exists()
     desired = manager.desired_state()
     runs = None
+    now = parts.clock.now()
     if args.runs:
         # A table whose jobs are only in bundle folders needs no credentials to say so.
-        _require_workspace_jobs(read_status(parts.tables, args.control_table, desired=desired))
-        runs = _status_runs(args.profile, parts.tables)
-    status = read_status(parts.tables, args.control_table, desired=desired, runs=runs)
+        _require_workspace_jobs(read_status(parts.tables, args.control_table, desired=desired, now=now))
+        runs = _status_runs(settings, parts)
+    status = read_status(parts.tables, args.control_table, desired=desired, runs=runs, now=now)
     if args.json:
         _emit_json(status)
     else:
@@ -754,9 +760,12 @@ def _quiet_broken_pipe() -> int:
     return EXIT_BROKEN_PIPE
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
+    """Run one command; ``clock`` (default: the system clock) is what every wait, lease and
+    timestamp of the command runs on, the SDK's retry waits included."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.clock = clock
     configure_logging(debug=args.debug)
     try:
         _refuse_empty_options(args)

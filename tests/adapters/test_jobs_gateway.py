@@ -12,25 +12,8 @@ from lakeflow_job_meta.adapters.gateway import JOBS_PAGE_SIZE
 from lakeflow_job_meta.adapters.retrying import RateLimiter, RetryPolicy
 from tests.emulator import Fault
 from tests.emulator.server import JobsEmulator
+from tests.fakes import FakeClock
 from tests.reliability.helpers import instant_client
-
-
-class FakeTime:
-    """A clock whose sleep moves it: the limiter's waits are read, never waited."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.waits: list[float] = []
-        self._lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.waits.append(seconds)
-            self.now += seconds
 
 
 def gateway(emu: JobsEmulator, **kwargs: Any) -> WorkspaceJobs:
@@ -81,10 +64,9 @@ def test_a_create_says_whether_the_sdk_sent_it_more_than_once(jobs_emulator):
 
 
 def test_one_limiter_keeps_every_worker_of_a_client_under_the_rate(jobs_emulator):
-    time = FakeTime()
-    limiter = RateLimiter(5.0, clock=time.monotonic, sleep=time.sleep)
+    clock = FakeClock()  # the limiter's waits are read, never waited
+    limiter = RateLimiter(5.0, clock=clock.monotonic, sleep=clock.sleep)
     jobs = gateway(jobs_emulator, limiter=limiter)
-    start = time.monotonic()
     workers = [threading.Thread(target=lambda: [jobs.get(1) for _ in range(5)]) for _ in range(4)]
     for worker in workers:
         worker.start()
@@ -93,15 +75,15 @@ def test_one_limiter_keeps_every_worker_of_a_client_under_the_rate(jobs_emulator
     sent = jobs_emulator.count("jobs/get")
     assert sent == 20
     # 20 requests at 5 a second: the last one starts no earlier than 3.8 s after the first.
-    assert time.monotonic() - start >= (sent - 1) / 5.0 - 1e-9
+    assert sum(clock.sleeps) >= (sent - 1) / 5.0 - 1e-9
 
 
 def test_a_429_pauses_the_whole_client_for_the_wait_it_names(jobs_emulator):
-    time = FakeTime()
-    limiter = RateLimiter(None, clock=time.monotonic, sleep=time.sleep)
+    clock = FakeClock()
+    limiter = RateLimiter(None, clock=clock.monotonic, sleep=clock.sleep)
     jobs = gateway(jobs_emulator, limiter=limiter)
     jobs_emulator.faults.add(Fault(endpoint="jobs/get", kind="429", retry_after=7, times=1))
     jobs.get(1)  # the SDK resends it after its own wait; the limiter saw the 429 first
     # The resend (and any other worker's request) waited out the seven seconds on the limiter.
-    assert any(abs(wait - 7) < 1e-6 for wait in time.waits), time.waits
+    assert any(abs(wait - 7) < 1e-6 for wait in clock.sleeps), clock.sleeps
     assert jobs_emulator.count("jobs/get") == 2

@@ -18,7 +18,9 @@ Kinds (see ``docs/API_FACTS.md`` for what the SDK does with each):
 * ``"400"``: 400 ``INVALID_PARAMETER_VALUE``, a permanent error: neither the SDK nor the tool
   retries it (the same request would fail the same way).
 * ``"slow"``: wait ``delay`` seconds, then handle the request normally (the change
-  commits even if the client has given up and resends).
+  commits even if the client has given up and resends). With a ``gate`` (a
+  ``threading.Event``), wait until the test sets it instead (``delay`` at most): the request is
+  held exactly as long as the test needs.
 * ``"drop_before"``: close the connection without a reply, before any change is applied.
 * ``"drop_after_commit"``: apply the change, then close the connection without a reply.
   The SDK resends any request that fails with a connection error, so a ``jobs/create``
@@ -39,7 +41,7 @@ import random as _random
 import threading
 import time as _time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 KIND_429 = "429"
@@ -120,6 +122,8 @@ class Fault:
     delay: float = 0.5
     retry_after: int | None = 0
     message: str | None = None
+    # "slow": hold the request until this is set (``delay`` at most) instead of for ``delay``.
+    gate: threading.Event | None = field(default=None, repr=False, compare=False)
     # bookkeeping
     seen: int = field(default=0, repr=False)
     fired: int = field(default=0, repr=False)
@@ -160,9 +164,11 @@ class _RandomMode:
 
 
 class FaultSet:
-    """Thread-safe collection of faults consulted by the emulator for every request."""
+    """Thread-safe collection of faults consulted by the emulator for every request.
+    ``clock`` (seconds, monotonic) times the rate limit's one-second window."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = _time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._random: _RandomMode | None = None
@@ -254,7 +260,7 @@ class FaultSet:
         with self._lock:
             if self._limit is not None:
                 per_second, retry_after = self._limit
-                now = _time.monotonic()
+                now = self._clock()
                 while self._admitted and now - self._admitted[0] >= 1.0:
                     self._admitted.popleft()
                 if len(self._admitted) >= per_second:

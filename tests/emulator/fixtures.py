@@ -6,11 +6,13 @@ Import them from ``tests/conftest.py``::
 
 ``workspace_client`` is a real ``databricks.sdk.WorkspaceClient`` pointed at a fresh
 emulator, with no ambient configuration (every ``DATABRICKS_*`` variable removed, ``HOME``
-moved to ``tmp_path`` so no ``~/.databrickscfg`` is read) and short timeouts so that
-retried faults stay fast:
+moved to ``tmp_path`` so no ``~/.databrickscfg`` is read) and short timeouts:
 
 * ``retry_timeout_seconds=15``: the SDK's overall retry budget per call;
 * ``http_timeout_seconds=5``: per HTTP request.
+
+The SDK waits between its retries on ``sdk_clock`` (an ``InstantSdkClock``): each wait is
+recorded in ``sdk_clock.sleeps`` and moves that clock, none is slept.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
+
+from tests.fakes import InstantSdkClock
 
 from .server import JobsEmulator
 
@@ -43,7 +47,15 @@ def jobs_emulator() -> Iterator[JobsEmulator]:
 
 
 @pytest.fixture
-def make_workspace_client(jobs_emulator: JobsEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Callable:
+def sdk_clock() -> InstantSdkClock:
+    """The clock the SDK of every ``make_workspace_client`` client waits on: recorded, not slept."""
+    return InstantSdkClock()
+
+
+@pytest.fixture
+def make_workspace_client(
+    jobs_emulator: JobsEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path, sdk_clock: InstantSdkClock
+) -> Callable:
     """Factory: ``make_workspace_client(retry_timeout_seconds=..., http_timeout_seconds=...)``."""
     from databricks.sdk import WorkspaceClient
     from databricks.sdk.config import Config
@@ -61,6 +73,7 @@ def make_workspace_client(jobs_emulator: JobsEmulator, monkeypatch: pytest.Monke
             token=token,
             retry_timeout_seconds=retry_timeout_seconds,
             http_timeout_seconds=http_timeout_seconds,
+            clock=sdk_clock,
         )
         return WorkspaceClient(config=cfg)
 

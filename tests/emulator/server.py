@@ -1039,5 +1039,5 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
             return True
         if kind == F.KIND_SLOW:
-            self.emulator._stopping.wait(fault.delay)
+            (fault.gate or self.emulator._stopping).wait(fault.delay)
         return False

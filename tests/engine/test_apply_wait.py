@@ -4,43 +4,44 @@ taken by a worker thread must stop the modules not yet started, not only after t
 
 from __future__ import annotations
 
-import linecache
 import signal
-import sys
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 
 import pytest
 
 from lakeflow_job_meta.engine.targets.workspace import _result_of
+from tests.helpers.waiting import SAFETY_NET_SECONDS
 
 
-def _main_thread_is_waiting(main_id: int) -> bool:
-    """The main thread is at ``waiter.acquire()`` in ``Condition.wait``: blocked in C, where no
-    Python signal handler runs until the call returns."""
-    frame = sys._current_frames().get(main_id)
-    if frame is None or frame.f_code.co_name != "wait":
-        return False
-    return linecache.getline(frame.f_code.co_filename, frame.f_lineno).find("waiter.acquire(") >= 0
+class WatchedFuture(Future):
+    """A future that says when the main thread has started waiting for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited_on = threading.Event()
+
+    def result(self, timeout: float | None = None):
+        self.waited_on.set()
+        return super().result(timeout)
 
 
 @pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX threads only")
 def test_a_signal_taken_by_a_worker_runs_its_handler_while_the_main_thread_waits() -> None:
     handled = threading.Event()
-    main_id = threading.get_ident()
     previous = signal.signal(signal.SIGUSR1, lambda signum, frame: handled.set())
+    module = WatchedFuture()
+
+    def module_in_flight() -> None:
+        module.waited_on.wait()  # the main thread waits for this very module
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # taken by this worker
+        # Python runs the handler in the main thread: it must not need this module to finish.
+        module.set_result(handled.wait(SAFETY_NET_SECONDS))
+
+    worker = threading.Thread(target=module_in_flight, daemon=True)
     try:
-
-        def module_in_flight() -> bool:
-            deadline = time.monotonic() + 10
-            while not _main_thread_is_waiting(main_id) and time.monotonic() < deadline:
-                pass  # until the main thread waits for this module
-            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)  # taken by this worker
-            # Python runs the handler in the main thread, which is waiting for this very module.
-            return handled.wait(timeout=10)
-
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            assert _result_of(pool.submit(module_in_flight)) is True
+        worker.start()
+        assert _result_of(module) is True
     finally:
+        worker.join(SAFETY_NET_SECONDS)
         signal.signal(signal.SIGUSR1, previous)

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("deltalake")
 
 from lakeflow_job_meta.adapters import bundle as bundle_adapter
-from tests.engine.test_bundle_target import World
+from tests.helpers.bundle_world import World
 
 
 @pytest.fixture

@@ -18,16 +18,8 @@ pytest.importorskip("deltalake")
 
 from lakeflow_job_meta import JobOrchestrator, MetadataManager
 from tests.bundle_schema import JOB_REF, load_schema, schema_errors
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples" / "metadata_examples.yaml"
-EXAMPLE_MODULES = {
-    "sales_daily",
-    "ml_features",
-    "warehouse_refresh",
-    "nightly_umbrella",
-    "clickstream_continuous",
-}
+from tests.example_files import EXAMPLE_MODULES
+from tests.helpers.bundle_world import World
 
 
 @pytest.fixture(scope="module")
@@ -36,41 +28,6 @@ def schema() -> dict[str, Any]:
 
 
 # -- a world: a YAML volume, its control table, a bundle folder ----------------------------------
-
-
-class World:
-    def __init__(self, tmp_path: Path):
-        self.volume = tmp_path / "volume"
-        self.volume.mkdir()
-        (self.volume / "examples.yaml").write_text(EXAMPLES.read_text(encoding="utf-8"), encoding="utf-8")
-        self.control = str(tmp_path / "tables" / "etl_control")
-        self.manager = MetadataManager(self.control)
-        self.manager.ensure_exists()
-        self.bundle = tmp_path / "bundle_out"
-        self.sync()
-
-    def sync(self):
-        return self.manager.sync_from_volume(str(self.volume))
-
-    def orchestrator(self, **kwargs: Any) -> JobOrchestrator:
-        return JobOrchestrator(self.control, target=f"bundle:{self.bundle}", **kwargs)
-
-    def apply(self):
-        return self.orchestrator().run_all_modules()
-
-    def snapshot(self) -> dict[str, tuple[bytes, int]]:
-        return {
-            p.relative_to(self.bundle).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(self.bundle.rglob("*"))
-            if p.is_file()
-        }
-
-    def edit(self, old: str, new: str) -> None:
-        path = self.volume / "examples.yaml"
-        text = path.read_text(encoding="utf-8")
-        assert text.count(old) == 1, old
-        path.write_text(text.replace(old, new), encoding="utf-8")
-        self.sync()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 
 from lakeflow_job_meta.logs import EVENT, JsonFormatter, ensure_handler
 from tests.emulator import Fault
-from tests.engine.test_monitor import MonitorEnv, module_yaml, notebook_row, write_file
+from tests.helpers.monitor_env import MonitorEnv, module_yaml, notebook_row, write_file
 
 pytest.importorskip("deltalake")
 

@@ -16,7 +16,7 @@ from lakeflow_job_meta.engine.metadata_manager import MetadataStore
 from lakeflow_job_meta.engine.targets.base import job_json
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.planning.compiler import CompiledJob
-from tests.engine.test_bundle_target import World
+from tests.helpers.bundle_world import World
 
 
 @pytest.fixture

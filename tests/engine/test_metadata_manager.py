@@ -20,6 +20,7 @@ from lakeflow_job_meta import MetadataManager
 from lakeflow_job_meta.errors import ConfigurationError, MetadataValidationError
 from lakeflow_job_meta.planning.compiler import CompileContext, compile_module
 from lakeflow_job_meta.storage.tables import CONTROL_SPEC
+from tests.helpers.bad_inputs import CASES
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "metadata_examples.yaml"
@@ -411,12 +412,6 @@ def test_a_row_with_only_the_reference_columns_gives_a_working_task(
 # -- acceptance: the bad-input corpus leaves every table version as it was --------------------
 
 
-def _corpus():
-    from tests.metadata import test_bad_inputs
-
-    return test_bad_inputs.CASES
-
-
 @pytest.fixture(scope="module")
 def populated(tmp_path_factory: pytest.TempPathFactory) -> MetadataManager:
     """One table holding the examples, a SQL-inserted row and a modules row; shared by the corpus."""
@@ -432,10 +427,10 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> MetadataManager:
 
 
 def test_corpus_is_large_enough() -> None:
-    assert len(_corpus()) >= 25
+    assert len(CASES) >= 25
 
 
-@pytest.mark.parametrize("case", _corpus(), ids=[c.id for c in _corpus()])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_leaves_every_table_version_unchanged(
     case: Any, populated: MetadataManager, tmp_path: Path
 ) -> None:

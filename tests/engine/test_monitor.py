@@ -1,6 +1,6 @@
 """MetadataMonitor against real delta-rs tables, real files, real watchdog and the Jobs API
-emulator through the real SDK. Time goes through FakeClock, except in the one test that checks
-that a watchdog event wakes the real loop.
+emulator through the real SDK. Time goes through FakeClock; the one test of the real loop runs
+it on a clock whose sleeps end only when a file event wakes them.
 """
 
 from __future__ import annotations
@@ -10,39 +10,30 @@ import os
 import re
 import shutil
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lakeflow_job_meta import JobOrchestrator, MetadataMonitor
-from lakeflow_job_meta.clock import Clock, SystemClock
 from lakeflow_job_meta.engine.monitor import PROGRESS_KEY, VOLUME_KEY, CycleReport
-from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.tables import ToolTables
-from tests.emulator.server import JobsEmulator
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, WakeOnlyClock
+from tests.helpers.monitor_env import (
+    MonitorEnv,
+    converge,
+    job_ids_by_name,
+    module_yaml,
+    notebook_paths,
+    notebook_row,
+    tracked_job_ids,
+    write_file,
+)
+from tests.helpers.waiting import SAFETY_NET_SECONDS, wait_for
 
 # ---------------------------------------------------------------------------------- helpers
-
-
-def notebook_row(source_id: str, module: str, path: str = "/Workspace/x", order: int = 1) -> dict[str, Any]:
-    """A control-table row as a SQL INSERT would write it (no source_file)."""
-    return {
-        "source_id": source_id,
-        "module_name": module,
-        "source_type": "notebook",
-        "execution_order": order,
-        "source_config": "{}",
-        "target_config": "{}",
-        "transformation_config": json.dumps({"task_type": "notebook", "notebook_path": path}),
-        "is_active": True,
-        "source_file": None,
-    }
 
 
 def raw_insert(control_path: str, rows: list[dict[str, Any]]) -> None:
@@ -59,122 +50,8 @@ def raw_insert(control_path: str, rows: list[dict[str, Any]]) -> None:
     deltalake.write_deltalake(control_path, pa.table(columns, schema=schema), mode="append")
 
 
-def module_yaml(
-    module: str, notebook: str = "/Workspace/nb", *, scheduled: bool = True, n_sources: int = 1
-) -> str:
-    schedule = (
-        "    schedule:\n"
-        '      quartz_cron_expression: "0 0 5 * * ?"\n'
-        "      timezone_id: UTC\n"
-        "      pause_status: UNPAUSED\n"
-        if scheduled
-        else ""
-    )
-    sources = "".join(
-        f"      - source_id: {module}_s{i}\n"
-        "        source_type: notebook\n"
-        f"        execution_order: {i}\n"
-        "        transformation_config:\n"
-        "          task_type: notebook\n"
-        f"          notebook_path: {notebook}\n"
-        for i in range(1, n_sources + 1)
-    )
-    return f"modules:\n  - module_name: {module}\n{schedule}    sources:\n{sources}"
-
-
-def write_file(path: Path, text: str) -> Path:
-    """Write via a temp name + rename, as careful producers (and `cp` to a volume) do."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def job_ids_by_name(emu: JobsEmulator) -> dict[str, list[int]]:
-    by_name: dict[str, list[int]] = {}
-    for job_id, job in emu.jobs().items():
-        by_name.setdefault(job["settings"]["name"], []).append(job_id)
-    return by_name
-
-
-def tracked_job_ids(tables: ToolTables) -> dict[str, int]:
-    return {row["module_name"]: int(row["job_id"]) for row in tables.jobs.read_all() if row.get("job_id")}
-
-
-def notebook_paths(job: dict) -> list[str]:
-    return [t["notebook_task"]["notebook_path"] for t in job["settings"]["tasks"] if "notebook_task" in t]
-
-
 def versions(tables: ToolTables) -> dict[str, int]:
     return {table.spec.kind: table.version() for table in tables.all()}
-
-
-@dataclass
-class MonitorEnv:
-    root: Path
-    ctl: str
-    volume: Path
-    clock: FakeClock
-    emu: JobsEmulator
-    client: Any
-    tables: ToolTables
-    monitors: list[MetadataMonitor] = field(default_factory=list)
-
-    def monitor(
-        self,
-        *,
-        clock: Clock | None = None,
-        volume: bool = True,
-        prune: str = "pause",
-        check_interval_seconds: float = 30,
-        **kwargs: Any,
-    ) -> MetadataMonitor:
-        clock = clock or self.clock
-        orchestrator = JobOrchestrator(self.ctl, self.client, target="workspace", clock=clock, prune=prune)
-        monitor = MetadataMonitor(
-            self.ctl,
-            check_interval_seconds=check_interval_seconds,
-            volume_path=str(self.volume) if volume else None,
-            orchestrator=orchestrator,
-            clock=clock,
-            **kwargs,
-        )
-        self.monitors.append(monitor)
-        return monitor
-
-
-@pytest.fixture
-def env(tmp_path: Path, jobs_emulator: JobsEmulator, workspace_client: Any) -> Iterator[MonitorEnv]:
-    ctl = str(tmp_path / "etl_control")
-    volume = tmp_path / "volume"
-    volume.mkdir()
-    tables = open_tables(ctl)
-    tables.ensure_exists()
-    e = MonitorEnv(tmp_path, ctl, volume, FakeClock(), jobs_emulator, workspace_client, tables)
-    yield e
-    for monitor in e.monitors:
-        monitor.stop()
-        monitor.close()
-
-
-def converge(monitor: MetadataMonitor) -> CycleReport:
-    report = monitor.check_and_update()
-    assert report.error is None, report.error
-    assert report.run is not None and report.run.ok, report.summary()
-    return report
 
 
 class TableSpy:
@@ -326,10 +203,11 @@ def test_maintenance_only_versions_are_idle(env: MonitorEnv, monkeypatch: pytest
 
 
 def test_dropped_yaml_wakes_the_loop_and_follows_edits_and_deletion(env: MonitorEnv) -> None:
-    """The real loop (SystemClock, 30 s interval): file events, not the interval, drive it."""
+    """The real loop: file events, not the interval, drive it. Its clock never ends a sleep by
+    itself (only a wake does), so every cycle after the first was started by a file event."""
     # A second file stays throughout: a volume emptied of every file prunes nothing (issue 9).
     write_file(env.volume / "other.yaml", module_yaml("other", "/Workspace/other"))
-    monitor = env.monitor(clock=SystemClock(), check_interval_seconds=30)
+    monitor = env.monitor(clock=WakeOnlyClock(), check_interval_seconds=30)
     assert monitor.watcher is not None and monitor.watcher.mode == "events"
     reports: list[CycleReport] = []
     original = monitor.check_and_update
@@ -351,13 +229,11 @@ def test_dropped_yaml_wakes_the_loop_and_follows_edits_and_deletion(env: Monitor
     thread = threading.Thread(target=run, name="monitor-loop", daemon=True)
     thread.start()
     try:
-        wait_for(lambda: reports, 10, "the first (full) cycle")
+        wait_for(lambda: reports, "the first (full) cycle")
         assert reports[0].full and reports[0].error is None
 
-        started = time.monotonic()
         write_file(env.volume / "sales.yaml", module_yaml("sales", "/Workspace/v1"))
-        ids = wait_for(lambda: env.emu.job_ids("sales"), 5, "the job of a dropped file")
-        assert time.monotonic() - started < 5  # far below the 30 s interval
+        ids = wait_for(lambda: env.emu.job_ids("sales"), "the job of a dropped file")
         assert len(ids) == 1
         job_id = ids[0]
         assert notebook_paths(env.emu.job(job_id)) == ["/Workspace/v1"]
@@ -367,24 +243,23 @@ def test_dropped_yaml_wakes_the_loop_and_follows_edits_and_deletion(env: Monitor
         with open(env.volume / "sales.yaml", "w") as fh:
             fh.write(text)
         wait_for(
-            lambda: notebook_paths(env.emu.job(job_id)) == ["/Workspace/v2"], 5, "the in-place edit applied"
+            lambda: notebook_paths(env.emu.job(job_id)) == ["/Workspace/v2"], "the in-place edit applied"
         )
 
         # Deleted: its rows go and its job is paused (prune=pause), not deleted.
         os.remove(env.volume / "sales.yaml")
         wait_for(
             lambda: env.emu.job(job_id)["settings"]["schedule"]["pause_status"] == "PAUSED",
-            5,
             "the deleted file's job paused",
         )
         rows = env.tables.control.read_all()
         assert [r for r in rows if r["module_name"] == "sales"] == []
         assert env.emu.job_ids("sales") == [job_id]
-        wait_for(lambda: any(r.files_deleted == ["sales.yaml"] for r in reports), 5, "the cycle's report")
+        wait_for(lambda: any(r.files_deleted == ["sales.yaml"] for r in reports), "the cycle's report")
         assert all(r.error is None for r in reports)
     finally:
         monitor.stop()
-        thread.join(10)
+        thread.join(SAFETY_NET_SECONDS)
     assert not thread.is_alive(), "stop() did not end run_continuous"
     assert errors == []
     assert monitor.iteration < 20  # woken by events, not spinning
@@ -526,30 +401,18 @@ def test_restart_resumes_from_persisted_versions(env: MonitorEnv) -> None:
 # ---------------------------------------------------------------------------------- 6. backoff
 
 
-class ScriptedClock(FakeClock):
-    """A FakeClock that runs ``on_sleep(n)`` at the n-th sleep longer than ``min_seconds`` (the
-    loop's waits, not the scanner's settle interval)."""
-
-    def __init__(self, on_sleep: Callable[[int], None], min_seconds: float = 1.0):
-        super().__init__()
-        self.on_sleep = on_sleep
-        self.min_seconds = min_seconds
-        self.loop_sleeps: list[float] = []
-
-    def sleep(self, seconds: float, wake: threading.Event | None = None) -> bool:
-        if seconds >= self.min_seconds:
-            self.loop_sleeps.append(seconds)
-            self.on_sleep(len(self.loop_sleeps))
-        return super().sleep(seconds, wake)
-
-
 def test_unreadable_control_table_backs_off_and_recovers(env: MonitorEnv, caplog) -> None:
     env.tables.control.merge([notebook_row("a1", "alpha")])
     control = Path(env.ctl)
     hidden = control.with_name("etl_control.away")
     events: list[str] = []
+    loop_sleeps: list[float] = []
 
-    def on_sleep(n: int) -> None:
+    def meanwhile(seconds: float) -> None:
+        if seconds < 1:  # the scanner's settle interval, not the loop's wait
+            return
+        loop_sleeps.append(seconds)
+        n = len(loop_sleeps)
         if n == 1:  # after the first good cycle: the table goes away
             control.rename(hidden)
             events.append("gone")
@@ -558,7 +421,7 @@ def test_unreadable_control_table_backs_off_and_recovers(env: MonitorEnv, caplog
             env.tables.control.merge([notebook_row("a1", "alpha", "/Workspace/after_outage")])
             events.append("back")
 
-    clock = ScriptedClock(on_sleep)
+    clock = FakeClock(on_sleep=meanwhile)
     monitor = env.monitor(clock=clock, volume=False, check_interval_seconds=10)
     reports: list[CycleReport] = []
     original = monitor.check_and_update
@@ -576,8 +439,8 @@ def test_unreadable_control_table_backs_off_and_recovers(env: MonitorEnv, caplog
     for failed in reports[1:5]:
         assert "etl_control" in failed.error, failed.error
     # 10 s after a good cycle, then doubling while the table is unreadable, then back to 10 s.
-    assert clock.loop_sleeps == [10, 10, 20, 40, 80, 10, 10][: len(clock.loop_sleeps)]
-    assert len(clock.loop_sleeps) == 6  # no sleep after the last iteration
+    assert loop_sleeps == [10, 10, 20, 40, 80, 10, 10][: len(loop_sleeps)]
+    assert len(loop_sleeps) == 6  # no sleep after the last iteration
     assert any("error:" in rec.getMessage() for rec in caplog.records)
     # Recovered: the change made during the outage is applied.
     job_id = tracked_job_ids(env.tables)["alpha"]
@@ -814,7 +677,7 @@ def test_a_change_arriving_while_a_full_resync_reads_the_workspace_is_applied_be
         return read_snapshot(*args)
 
     monkeypatch.setattr(target, "_read_snapshot", gated_read)
-    sleep = env.clock.sleep
+    advance_fake_clock = env.clock.sleep
     intervals: list[float] = []
 
     def sleep_and_meanwhile(seconds: float, wake: threading.Event | None = None) -> bool:
@@ -823,7 +686,7 @@ def test_a_change_arriving_while_a_full_resync_reads_the_workspace_is_applied_be
             raw_insert(env.ctl, [notebook_row("smod05b", "mod05", "/Workspace/b2", order=2)])
         elif len(intervals) == 2:  # the change was applied by then: let the read finish
             gate.set()
-        return sleep(seconds, wake)
+        return advance_fake_clock(seconds, wake)
 
     monkeypatch.setattr(env.clock, "sleep", sleep_and_meanwhile)
     report = monitor.check_and_update()

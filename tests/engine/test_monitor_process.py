@@ -3,8 +3,9 @@ point) talking to the Jobs API emulator, which runs in the test process, through
 configured only by ``DATABRICKS_HOST``/``DATABRICKS_TOKEN``. SIGKILL, SIGTERM, two monitors on one
 control table, ``--once``.
 
-Every wait is on a real signal (a request the emulator saw, a log line, a process exit) with a
-deadline; nothing sleeps to synchronise.
+Every wait is on a real signal (a request the emulator saw, a log line, a process exit), and
+where a signal must land at a chosen point the emulator holds the child's request there until the
+test has sent it; nothing sleeps to synchronise and nothing is timed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,15 @@ from lakeflow_job_meta.main import translate_parameters
 from lakeflow_job_meta.storage import open_tables
 from tests.emulator.faults import Fault
 from tests.emulator.server import JobsEmulator
-from tests.engine.test_monitor import job_ids_by_name, notebook_paths, notebook_row, tracked_job_ids, wait_for
+from tests.helpers.monitor_env import (
+    job_ids_by_name,
+    module_yaml,
+    notebook_paths,
+    notebook_row,
+    tracked_job_ids,
+    write_file,
+)
+from tests.helpers.waiting import SAFETY_NET_SECONDS, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +67,7 @@ class Child:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_log(self, text: str, timeout: float) -> None:
+    def wait_log(self, text: str) -> None:
         def seen() -> bool:
             if text in self.log:
                 return True
@@ -66,20 +75,21 @@ class Child:
                 raise AssertionError(f"exited {self.proc.returncode} before logging {text!r}:\n{self.log}")
             return False
 
-        wait_for(seen, timeout, f"{text!r} in the log")
+        wait_for(seen, f"{text!r} in the log")
 
-    def wait(self, timeout: float) -> int:
+    def wait(self) -> int:
+        """The exit code (a process still running after the safety net fails the test)."""
         try:
-            return self.proc.wait(timeout)
+            return self.proc.wait(SAFETY_NET_SECONDS)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"still running after {timeout}s:\n{self.log}") from None
+            raise AssertionError(f"still running after {SAFETY_NET_SECONDS:g}s:\n{self.log}") from None
         finally:
             self.log_file.close()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(10)
+            self.proc.wait(SAFETY_NET_SECONDS)
         self.log_file.close()
 
 
@@ -115,11 +125,6 @@ def insert_modules(ctl: str, n: int, path: str = "/Workspace/x") -> list[str]:
     return modules
 
 
-def create_requests_finished(emu: JobsEmulator) -> bool:
-    creates = [r for r in emu.requests if r.endpoint == "jobs/create"]
-    return bool(creates) and all(r.status is not None for r in creates)
-
-
 def assert_one_job_per_module(emu: JobsEmulator, ctl: str, modules: list[str]) -> None:
     by_name = job_ids_by_name(emu)
     assert sorted(by_name) == sorted(modules), by_name
@@ -135,24 +140,26 @@ def test_sigkill_between_create_and_record_then_restart_converges_without_duplic
     ctl: str, spawn, jobs_emulator: JobsEmulator
 ) -> None:
     modules = insert_modules(ctl, 3)
-    # Every create takes 2 s on the server and commits even if the client is gone: the kill lands
-    # after the job exists (soon) but before the monitor recorded it.
-    jobs_emulator.faults.add(Fault(endpoint="jobs/create", kind="slow", delay=2.0, times=None))
-    child = spawn(*monitor_args(ctl, "--check-interval-seconds", "1", "--lease-ttl-seconds", "3"))
-    wait_for(lambda: jobs_emulator.count("jobs/create") >= 1, 60, "the first jobs/create")
+    # One module at a time; the first create commits and its reply is held until the client is
+    # gone: the kill lands after the job exists and before the monitor could record it.
+    jobs_emulator.faults.add(
+        Fault(endpoint="jobs/create", kind="stall_after_commit", delay=SAFETY_NET_SECONDS, times=None)
+    )
+    args = ("--check-interval-seconds", "1", "--lease-ttl-seconds", "3", "--max-workers", "1")
+    child = spawn(*monitor_args(ctl, *args))
+    wait_for(lambda: jobs_emulator.jobs(), "the first jobs/create to commit")
     child.proc.send_signal(signal.SIGKILL)
-    assert child.wait(10) == -signal.SIGKILL
-    wait_for(lambda: create_requests_finished(jobs_emulator), 10, "the in-flight creates to commit")
+    assert child.wait() == -signal.SIGKILL
     created = jobs_emulator.jobs()
-    assert created, "the kill was meant to land after a create committed"
-    assert tracked_job_ids(open_tables(ctl)) == {}  # ... and before any was recorded
+    assert len(created) == 1 and jobs_emulator.count("jobs/create") == 1
+    assert tracked_job_ids(open_tables(ctl)) == {}
 
     jobs_emulator.faults.clear()
     jobs_emulator.reset_counters()
     # --once waits for the dead monitor's lease (TTL 3 s) if still live, then does a full
     # reconcile, which finds the unrecorded jobs by name and ownership tags.
     again = spawn(*monitor_args(ctl, "--once"))
-    assert again.wait(60) == 0, again.log
+    assert again.wait() == 0, again.log
     assert "adopt" in again.log
     assert_one_job_per_module(jobs_emulator, ctl, modules)
     # The jobs created before the kill were adopted, not created again.
@@ -167,14 +174,20 @@ def test_sigterm_finishes_the_modules_in_flight_and_exits_0(
     ctl: str, spawn, jobs_emulator: JobsEmulator
 ) -> None:
     modules = insert_modules(ctl, 12)  # more modules than apply workers (8): some never start
-    jobs_emulator.faults.add(Fault(endpoint="jobs/create", kind="slow", delay=2.0, times=None))
+    # Every create is held until the monitor has taken the SIGTERM: the workers are all busy
+    # then, so the modules still queued can only be skipped.
+    held = threading.Event()
+    jobs_emulator.faults.add(
+        Fault(endpoint="jobs/create", kind="slow", gate=held, delay=SAFETY_NET_SECONDS, times=None)
+    )
     child = spawn(*monitor_args(ctl, "--check-interval-seconds", "1"))
-    wait_for(lambda: jobs_emulator.count("jobs/create") >= 1, 60, "the first jobs/create")
-    sent = time.monotonic()
-    child.proc.send_signal(signal.SIGTERM)
-    assert child.wait(15) == 0, child.log
-    assert time.monotonic() - sent < 2.0 + 5.0  # the create in flight (2 s) plus shutdown
-    assert "received SIGTERM" in child.log
+    try:
+        wait_for(lambda: jobs_emulator.count("jobs/create") >= 1, "the first jobs/create")
+        child.proc.send_signal(signal.SIGTERM)
+        child.wait_log("received SIGTERM")
+    finally:
+        held.set()
+    assert child.wait() == 0, child.log
     # Every module that was in flight finished and was recorded; the others were not started.
     created = jobs_emulator.jobs()
     tracked = tracked_job_ids(open_tables(ctl))
@@ -183,7 +196,7 @@ def test_sigterm_finishes_the_modules_in_flight_and_exits_0(
     # Its lease was released on the way out: the next start need not wait for the TTL.
     jobs_emulator.faults.clear()
     again = spawn(*monitor_args(ctl, "--once", "--no-wait"))
-    assert again.wait(60) == 0, again.log
+    assert again.wait() == 0, again.log
     assert_one_job_per_module(jobs_emulator, ctl, modules)
 
 
@@ -196,34 +209,31 @@ def test_two_monitors_one_applies_the_other_takes_over_after_the_ttl(
     modules = insert_modules(ctl, 2)
     common = ("--check-interval-seconds", "0.5", "--lease-ttl-seconds", "3")
     first = spawn(*monitor_args(ctl, *common), name="first")
-    wait_for(lambda: len(tracked_job_ids(open_tables(ctl))) == 2, 60, "the first monitor to apply")
+    wait_for(lambda: len(tracked_job_ids(open_tables(ctl))) == 2, "the first monitor to apply")
     second = spawn(*monitor_args(ctl, *common), name="second")
-    second.wait_log("another monitor holds the writer lease", 60)
+    second.wait_log("another monitor holds the writer lease")
 
     # While both run, a change is applied once, by the first.
     jobs_emulator.reset_counters()
     open_tables(ctl).control.merge([notebook_row("s0", "module0", "/Workspace/v2")])
     job0 = tracked_job_ids(open_tables(ctl))["module0"]
-    wait_for(lambda: notebook_paths(jobs_emulator.job(job0)) == ["/Workspace/v2"], 30, "the change applied")
-    first.wait_log("module0=update", 10)
+    wait_for(lambda: notebook_paths(jobs_emulator.job(job0)) == ["/Workspace/v2"], "the change applied")
+    first.wait_log("module0=update")
     assert "job write" not in second.log  # the waiting monitor applied nothing
     assert jobs_emulator.writes() == 1
 
-    killed = time.monotonic()
     first.proc.send_signal(signal.SIGKILL)
-    assert first.wait(10) == -signal.SIGKILL
-    second.wait_log("took over the writer lease", 30)
-    took = time.monotonic() - killed
-    assert took < 3 + 5, took  # the TTL, a poll, and process overhead
+    assert first.wait() == -signal.SIGKILL
+    second.wait_log("took over the writer lease")  # once the dead holder's TTL ran out
     # The new holder applies: a full reconcile (nothing to do) and then new changes.
     open_tables(ctl).control.merge([notebook_row("s1", "module1", "/Workspace/v3")])
     job1 = tracked_job_ids(open_tables(ctl))["module1"]
-    wait_for(lambda: notebook_paths(jobs_emulator.job(job1)) == ["/Workspace/v3"], 30, "the second applies")
-    second.wait_log("module1=update", 10)
+    wait_for(lambda: notebook_paths(jobs_emulator.job(job1)) == ["/Workspace/v3"], "the second applies")
+    second.wait_log("module1=update")
     assert jobs_emulator.writes() == 2
     assert_one_job_per_module(jobs_emulator, ctl, modules)
     second.proc.send_signal(signal.SIGTERM)
-    assert second.wait(15) == 0
+    assert second.wait() == 0
 
 
 # ---------------------------------------------------------------------------------- (d) --once
@@ -235,17 +245,15 @@ def test_once_runs_one_full_cycle_and_exits_0(
     modules = insert_modules(ctl, 2)
     volume = tmp_path / "volume"
     volume.mkdir()
-    from tests.engine.test_monitor import module_yaml, write_file
-
     write_file(volume / "y.yaml", module_yaml("from_yaml"))
     child = spawn(*monitor_args(ctl, "--once", "--volume-path", str(volume)))
-    assert child.wait(60) == 0, child.log
+    assert child.wait() == 0, child.log
     assert "full resync" in child.log and "cycle 1" in child.log and "cycle 2" not in child.log
     assert_one_job_per_module(jobs_emulator, ctl, [*modules, "from_yaml"])
 
     jobs_emulator.reset_counters()
     again = spawn(*monitor_args(ctl, "--once", "--volume-path", str(volume), "--log-format", "json"))
-    assert again.wait(60) == 0, again.log
+    assert again.wait() == 0, again.log
     assert jobs_emulator.writes() == 0
     assert '"full": true' in again.log and '"job_writes": 0' in again.log
 
@@ -254,7 +262,7 @@ def test_once_exits_1_when_a_module_fails(ctl: str, spawn, jobs_emulator: JobsEm
     insert_modules(ctl, 1)
     jobs_emulator.faults.add(Fault(endpoint="jobs/create", kind="500", times=None))
     child = spawn(*monitor_args(ctl, "--once"))
-    assert child.wait(60) == 1, child.log
+    assert child.wait() == 1, child.log
 
 
 # ---------------------------------------------------------------------------------- (e) wheel entry
@@ -272,14 +280,14 @@ def test_wheel_entry_point_takes_underscore_parameters(ctl: str, spawn, jobs_emu
         "--target=workspace",
         module=False,
     )
-    assert child.wait(60) == 0, child.log
+    assert child.wait() == 0, child.log
     assert_one_job_per_module(jobs_emulator, ctl, modules)
 
     # A failed run must fail the task: Databricks ignores the entry point's return value.
     jobs_emulator.faults.add(Fault(endpoint="jobs/reset", kind="500", times=None))
     open_tables(ctl).control.merge([notebook_row("s0", "module0", "/Workspace/v2")])
     failing = spawn("-c", entry, f"--control_table={ctl}", "--once=true", "--target=workspace", module=False)
-    assert failing.wait(60) == 1, failing.log
+    assert failing.wait() == 1, failing.log
 
 
 def test_translate_parameters_underscores_and_empty_means_unset() -> None:
@@ -314,9 +322,9 @@ def test_signal_counts_are_not_confused_by_idle_cycles(ctl: str, spawn, jobs_emu
     insert_modules(ctl, 1)
     # Idle cycles log at DEBUG: --debug shows them.
     child = spawn("--debug", *monitor_args(ctl, "--check-interval-seconds", "0.2"))
-    child.wait_log("cycle 1,", 60)
+    child.wait_log("cycle 1,")
     jobs_emulator.reset_counters()
-    child.wait_log("cycle 10,", 30)
+    child.wait_log("cycle 10,")
     assert jobs_emulator.request_counts() == Counter()
     child.proc.send_signal(signal.SIGINT)
-    assert child.wait(15) == 0
+    assert child.wait() == 0

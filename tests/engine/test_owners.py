@@ -9,7 +9,8 @@ import pytest
 
 from lakeflow_job_meta.errors import MetadataValidationError
 from lakeflow_job_meta.planning.acl import acl_drift
-from tests.engine.test_reconciler import EXAMPLE_MODULES, World, converge
+from tests.example_files import EXAMPLE_MODULES
+from tests.helpers.workspace_world import World, converge
 
 ME = ("GET", "preview/scim/v2/Me")
 

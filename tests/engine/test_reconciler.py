@@ -12,110 +12,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
 from databricks.sdk.service.jobs import JobSettings
 
-from lakeflow_job_meta import JobOrchestrator, MetadataManager
-from lakeflow_job_meta.adapters.retrying import RetryPolicy
-from lakeflow_job_meta.clock import SystemClock
-from lakeflow_job_meta.planning.ownership import MODULE_TAG, TABLE_TAG, TOOL_TAG, owner_tags
-from lakeflow_job_meta.storage.naming import control_table_id
+from lakeflow_job_meta.planning.ownership import MODULE_TAG, TOOL_TAG
 from tests.emulator import Fault
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples" / "metadata_examples.yaml"
-EXAMPLE_MODULES = {
-    "sales_daily",
-    "ml_features",
-    "warehouse_refresh",
-    "nightly_umbrella",
-    "clickstream_continuous",
-}
-FILE_WRITE = ("POST", "workspace/import")
-# A fault that outlasts our retries of an idempotent call (one call's attempts).
-ATTEMPTS = RetryPolicy().max_attempts
-
-
-class World:
-    """A control table in ``tmp_path`` loaded from a YAML folder, and the emulator."""
-
-    def __init__(self, tmp_path: Path, emulator, make_workspace_client, yaml_text: str | None = None):
-        self.emu = emulator
-        self.tmp = tmp_path
-        self.control = str(tmp_path / "ctl")
-        self.volume = tmp_path / "volume"
-        self.volume.mkdir()
-        self.yaml = self.volume / "metadata.yaml"
-        self.yaml.write_text(EXAMPLES.read_text() if yaml_text is None else yaml_text)
-        self.client = make_workspace_client(retry_timeout_seconds=10, http_timeout_seconds=5)
-        self.manager = MetadataManager(self.control)
-        self.manager.ensure_exists()
-        self.table_id = control_table_id(self.control)
-        self.sync()
-
-    def sync(self):
-        return self.manager.sync_from_volume(str(self.volume))
-
-    def edit_yaml(self, old: str, new: str) -> None:
-        text = self.yaml.read_text()
-        assert text.count(old) == 1, old
-        self.yaml.write_text(text.replace(old, new))
-        self.sync()
-
-    def orchestrator(self, **kwargs: Any) -> JobOrchestrator:
-        kwargs.setdefault("target", "workspace")
-        kwargs.setdefault("retry_policy", RetryPolicy(sleep=lambda seconds: None))  # no waiting
-        return JobOrchestrator(self.control, self.client, **kwargs)
-
-    def ours(self) -> dict[str, list[int]]:
-        """module tag -> ids of live jobs carrying all our ownership tags."""
-        found: dict[str, list[int]] = {}
-        for job_id, job in self.emu.jobs().items():
-            tags = job["settings"].get("tags") or {}
-            if (
-                tags.get(TOOL_TAG) == "managed"
-                and tags.get(TABLE_TAG) == owner_tags(self.table_id, "x")[TABLE_TAG]
-            ):
-                found.setdefault(tags[MODULE_TAG], []).append(job_id)
-        return found
-
-    def tracked(self) -> dict[str, dict[str, Any]]:
-        return {row["module_name"]: row for row in self.manager.tables.jobs.read_all()}
-
-    def settings(self, job_id: int) -> dict[str, Any]:
-        job = self.emu.job(job_id)
-        assert job is not None
-        return job["settings"]
-
-    def file_writes(self) -> int:
-        return self.emu.request_counts()[FILE_WRITE]
-
-    def other_writes(self) -> Counter:
-        """Non-job writes the emulator received (files, folders, permissions)."""
-        return Counter(
-            {
-                (m, e): n
-                for (m, e), n in self.emu.request_counts().items()
-                if m in ("POST", "PUT", "PATCH") and not e.startswith("jobs/")
-            }
-        )
-
-
-@pytest.fixture
-def world(tmp_path, jobs_emulator, make_workspace_client) -> World:
-    return World(tmp_path, jobs_emulator, make_workspace_client)
-
-
-def converge(world: World, **kwargs: Any):
-    """First apply, asserting it succeeded for every module."""
-    result = world.orchestrator(**kwargs).run_all_modules()
-    assert result.ok, [r.as_dict() for r in result if not r.ok]
-    return result
+from tests.example_files import EXAMPLE_MODULES, EXAMPLES, REPO
+from tests.fakes import FakeClock, TickingClock
+from tests.helpers.workspace_world import ATTEMPTS, World, converge
 
 
 # ---------------------------------------------------------------------------------------
@@ -335,11 +242,10 @@ print("not killed")
 """
 
 
-class LaterClock(SystemClock):
-    """The restarted process runs after the dead holder's writer lease (60 s) expired."""
-
-    def now(self) -> float:
-        return time.time() + 120
+def after_the_lease(world: World) -> FakeClock:
+    """A clock for the restarted process: just after the dead holder's writer lease expired."""
+    (lease,) = [r for r in world.manager.tables.state.read_all() if r["key"] == "lease"]
+    return FakeClock(start=json.loads(lease["value"])["expires_at"] + 1)
 
 
 def test_killed_between_create_and_recording_then_restarted_adopts(world: World):
@@ -361,7 +267,8 @@ def test_killed_between_create_and_recording_then_restarted_adopts(world: World)
     assert world.tracked() == {}
 
     world.emu.reset_counters()
-    result = world.orchestrator(clock=LaterClock()).run_all_modules()
+    later = after_the_lease(world)
+    result = world.orchestrator(clock=later).run_all_modules()
     assert result.ok, [r.as_dict() for r in result if not r.ok]
     (adopted,) = [r for r in result if r.action == "adopt"]
     assert adopted.job_id == orphan_id
@@ -374,7 +281,7 @@ def test_killed_between_create_and_recording_then_restarted_adopts(world: World)
     )
 
     world.emu.reset_counters()
-    again = world.orchestrator(clock=LaterClock()).run_all_modules()  # same clock: no lease wait
+    again = world.orchestrator(clock=later).run_all_modules()  # same clock: no lease wait
     assert {r.action for r in again} == {"noop"} and world.emu.writes() == 0
     assert {m: row["status"] for m, row in world.tracked().items()} == dict.fromkeys(EXAMPLE_MODULES, "ok")
 
@@ -731,8 +638,9 @@ def test_auto_run_starts_only_created_or_changed_jobs_without_an_active_run(worl
 # 8. history
 # ---------------------------------------------------------------------------------------
 def test_history_records_every_action_with_run_id_hashes_outcome_and_duration(world: World):
-    started = time.time()
-    first = converge(world)
+    clock = TickingClock()
+    started = clock.now()
+    first = converge(world, clock=clock)
     history = world.manager.tables.history
     rows = history.read_all()
     assert sorted(r["module_name"] for r in rows) == sorted(EXAMPLE_MODULES)
@@ -745,7 +653,7 @@ def test_history_records_every_action_with_run_id_hashes_outcome_and_duration(wo
         assert row["old_hash"] is None and row["new_hash"] == tracked[module]["spec_hash"]
         assert row["new_hash"].startswith("v1:")
         assert row["duration_ms"] > 0 and row["writes"] >= 1
-        assert started - 1 <= row["started_at"].timestamp() <= time.time() + 1
+        assert started <= row["started_at"].timestamp() <= clock.now()
 
     world.orchestrator().run_all_modules()  # all noop: nothing to record
     assert len(history.read_all()) == 5
@@ -768,6 +676,26 @@ def test_history_records_every_action_with_run_id_hashes_outcome_and_duration(wo
     failed = new_rows["warehouse_refresh"]
     assert (failed["action"], failed["outcome"], failed["writes"]) == ("update", "error", 0)
     assert "NotOwned" in failed["error"] and failed["job_id"] == job_id
+
+
+# ---------------------------------------------------------------------------------------
+# 8b. tracking rows per environment
+# ---------------------------------------------------------------------------------------
+def test_production_environments_share_the_tracking_rows_of_no_environment(world: World):
+    """`--env prod` deploys the same job names as no `--env`: one set of tracking rows, so a
+    prune under one never deletes a job the other still tracks."""
+    plain = world.orchestrator()
+    assert plain.run_all_modules().ok
+    created = world.emu.writes("jobs/create")
+    # The table holds one environment's values: it is loaded again for each (issue 15).
+    world.manager.sync_from_volume(str(world.volume), env="prod")
+    prod = world.orchestrator(env="prod")
+    assert prod.target_key == plain.target_key
+    assert prod.run_all_modules().ok
+    assert world.emu.writes("jobs/create") == created  # nothing re-created or re-adopted
+    world.manager.sync_from_volume(str(world.volume), env="dev")
+    dev = world.orchestrator(env="dev")
+    assert dev.target_key == plain.target_key + "#env=dev"
 
 
 # ---------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections import Counter
 from databricks.sdk.service.jobs import JobSettings
 
 from lakeflow_job_meta.metadata.policy import Policy
-from tests.engine.test_reconciler import World, converge
+from tests.helpers.workspace_world import World, converge
 
 ME = "emulator-user@example.com"  # the emulator's caller (tests/emulator/server.py DEFAULT_USER)
 OLD_SP = "11111111-2222-3333-4444-555555555555"

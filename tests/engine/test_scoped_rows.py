@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("deltalake")
 
 from lakeflow_job_meta.engine.metadata_manager import desired_state_from_rows
-from tests.engine.test_bundle_target import World
+from tests.helpers.bundle_world import World
 
 
 @pytest.mark.parametrize("scope", [{"nightly_umbrella"}, {"clickstream_continuous"}, {"no_such_module"}])

@@ -17,30 +17,16 @@ from lakeflow_job_meta.metadata.policy import (
     policy_issues,
     with_policy_defaults,
 )
+from tests.helpers.policies import SAMPLE_POLICY, SP
 from tests.planning.builders import TASK_TYPE_SOURCES, mod, src
-
-SP = "9f8e7d6c-0000-1111-2222-333344445555"
-ISSUE_POLICY = f"""
-run_as:
-  allowed: [etl-prod@example.com, {SP}]
-  default: {{service_principal_name: {SP}}}
-code_paths:
-  allowed_prefixes: [/Workspace/Shared/, /Volumes/main/]
-permissions:
-  default: [{{group_name: data-eng, permission_level: CAN_VIEW}}]
-environments:
-  dev:
-    run_as:
-      default: {{user_name: etl-prod@example.com}}
-"""
 
 
 @pytest.fixture
 def policy() -> Policy:
-    return parse_policy(ISSUE_POLICY, "policy.yaml")
+    return parse_policy(SAMPLE_POLICY, "policy.yaml")
 
 
-def test_the_issue_example_loads(policy: Policy, tmp_path: Path):
+def test_the_sample_policy_loads(policy: Policy, tmp_path: Path):
     assert policy.run_as_allowed == ("etl-prod@example.com", SP)
     assert policy.run_as_default == {"service_principal_name": SP}
     assert policy.run_as_default_for("dev") == {"user_name": "etl-prod@example.com"}
@@ -53,7 +39,7 @@ def test_the_issue_example_loads(policy: Policy, tmp_path: Path):
         False,
     )
     path = tmp_path / "policy.yaml"
-    path.write_text(ISSUE_POLICY)
+    path.write_text(SAMPLE_POLICY)
     assert replace(load_policy(str(path)), source="policy.yaml") == policy
 
 

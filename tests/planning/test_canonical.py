@@ -11,18 +11,8 @@ from hypothesis import strategies as st
 from lakeflow_job_meta.metadata.models import Module
 from lakeflow_job_meta.planning.canonical import HASH_VERSION, canonical_settings, spec_hash
 from lakeflow_job_meta.planning.compiler import compile_module
+from tests.helpers.shuffle import shuffled_dict
 from tests.planning.builders import CTX, example_modules, mod, src
-
-
-def _shuffled_dict(value, rng: random.Random):
-    """The same value with every dict's key order shuffled."""
-    if isinstance(value, dict):
-        items = list(value.items())
-        rng.shuffle(items)
-        return {k: _shuffled_dict(v, rng) for k, v in items}
-    if isinstance(value, list):
-        return [_shuffled_dict(v, rng) for v in value]
-    return value
 
 
 def _hash(module: Module) -> str:
@@ -39,10 +29,10 @@ def test_hash_ignores_source_order_and_dict_key_order(rng: random.Random, module
     shuffled = Module(
         name=module.name,
         sources=tuple(
-            type(s)(**{**s.__dict__, "transformation_config": _shuffled_dict(s.transformation_config, rng)})
+            type(s)(**{**s.__dict__, "transformation_config": shuffled_dict(s.transformation_config, rng)})
             for s in sources
         ),
-        settings=_shuffled_dict(module.settings, rng),
+        settings=shuffled_dict(module.settings, rng),
     )
     assert _hash(shuffled) == _hash(module)
 

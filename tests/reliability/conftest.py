@@ -1,4 +1,4 @@
-"""Fixtures of the reliability suite: the reconciler's and the monitor's worlds, reused."""
+"""Fixtures of the reliability suite: the engine tests' worlds (``tests/helpers``), reused."""
 
-from tests.engine.test_monitor import env  # noqa: F401
-from tests.engine.test_reconciler import world  # noqa: F401
+from tests.helpers.monitor_env import env  # noqa: F401
+from tests.helpers.workspace_world import world  # noqa: F401

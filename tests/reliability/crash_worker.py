@@ -4,7 +4,7 @@ Importing the SDK, delta-rs and pyarrow costs about 2 s of CPU here; forking a c
 from this single-threaded process (which never opens a table or a connection itself) makes 20+
 SIGKILLed applies affordable. Reads one JSON command a line on stdin::
 
-    {"control": PATH, "host": URL, "kill_at": N, "offset": SECONDS}
+    {"control": PATH, "host": URL, "kill_at": N, "now": EPOCH_SECONDS}
 
 and forks a child that runs ``run_all_modules()`` and SIGKILLs itself at the N-th *point* (just
 before or just after one API call or one tracking-table write). Prints one JSON line per command:
@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import sys
-import time
 import traceback
 from typing import Any
 
@@ -28,8 +27,8 @@ from databricks.sdk.config import Config
 import lakeflow_job_meta.storage.delta_rs  # noqa: F401  (imported before forking)
 from lakeflow_job_meta import JobOrchestrator
 from lakeflow_job_meta.adapters import databricks_jobs
-from lakeflow_job_meta.clock import SystemClock
 from lakeflow_job_meta.engine.targets import workspace_apply as workspace_target
+from tests.fakes import FakeClock
 
 # stdout is this worker's protocol (one JSON line per command): the package's logs go to stderr,
 # and a configured handler keeps JobOrchestrator from adding its notebook handler on stdout.
@@ -51,17 +50,9 @@ INSTRUMENTED = {
 }
 
 
-class Later(SystemClock):
-    """Each restart runs after the killed holder's writer lease (60 s) expired."""
-
-    def __init__(self, offset: float):
-        self.offset = offset
-
-    def now(self) -> float:
-        return time.time() + self.offset
-
-
-def apply_and_die(control: str, host: str, kill_at: int, offset: float) -> None:
+def apply_and_die(control: str, host: str, kill_at: int, now: float) -> None:
+    """One apply on a fake clock at ``now`` (the test dates each restart after the killed
+    holder's writer lease expired), SIGKILLed at its ``kill_at``-th point."""
     import faulthandler
 
     faulthandler.dump_traceback_later(40, exit=True)  # a hung child shows where, then exits
@@ -88,7 +79,9 @@ def apply_and_die(control: str, host: str, kill_at: int, offset: float) -> None:
             instrument(cls, name)
 
     client = WorkspaceClient(config=Config(host=host, token="t", retry_timeout_seconds=10))
-    orchestrator = JobOrchestrator(control, client, target="workspace", clock=Later(offset), max_workers=2)
+    orchestrator = JobOrchestrator(
+        control, client, target="workspace", clock=FakeClock(start=now), max_workers=2
+    )
     result = orchestrator.run_all_modules()
     sys.stdout.flush()
     os._exit(0 if result.ok else 1)

@@ -1,33 +1,14 @@
-"""Helpers of the reliability suite: clocks that never wait, generated metadata, invariants."""
+"""Helpers of the reliability suite: a client that never waits, generated metadata, invariants."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
-from databricks.sdk.clock import Clock as SdkClock
-
 from lakeflow_job_meta.planning.ownership import MODULE_TAG, TABLE_TAG, TOOL_TAG, owner_tags
 from lakeflow_job_meta.storage.naming import control_table_id
 from tests.emulator.server import JobsEmulator
-
-
-class InstantSdkClock(SdkClock):
-    """The SDK's retry clock without waiting: a sleep moves the clock (so its deadline still
-    holds) and is recorded."""
-
-    def __init__(self) -> None:
-        import time
-
-        self._now = time.time()
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self._now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self._now += seconds
+from tests.fakes import InstantSdkClock
 
 
 def instant_client(

@@ -14,6 +14,7 @@ from lakeflow_job_meta.adapters.retrying import RetryPolicy
 from lakeflow_job_meta.cli.main import main
 from tests.emulator import Fault
 from tests.emulator.server import JobsEmulator
+from tests.fakes import FakeClock
 from tests.reliability.helpers import assert_one_job_per_module, instant_client, modules_yaml
 
 pytestmark = pytest.mark.reliability
@@ -33,22 +34,9 @@ def load(tmp_path: Path, text: str) -> str:
     return control
 
 
-@pytest.fixture
-def no_waiting(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """A CLI builds its own SDK client and clock: record their waits instead of sleeping."""
-    from databricks.sdk.clock import RealClock
-
-    from lakeflow_job_meta.clock import SystemClock
-
-    waits: list[float] = []
-    monkeypatch.setattr(RealClock, "sleep", lambda self, seconds: waits.append(seconds))
-    monkeypatch.setattr(SystemClock, "sleep", lambda self, seconds, wake=None: bool(waits.append(seconds)))
-    return waits
-
-
 @pytest.mark.parametrize("seed", [3, 11, 29])
 def test_cli_applies_converge_within_three_runs_at_25_percent_faults(
-    tmp_path: Path, jobs_emulator: JobsEmulator, monkeypatch: pytest.MonkeyPatch, no_waiting, seed: int
+    tmp_path: Path, jobs_emulator: JobsEmulator, monkeypatch: pytest.MonkeyPatch, seed: int
 ):
     """40 modules, a quarter of all requests failing: at most 3 `lakeflow-job-meta apply`
     runs, exactly one job per module, then a run with nothing to write. (40: a full resync
@@ -57,9 +45,10 @@ def test_cli_applies_converge_within_three_runs_at_25_percent_faults(
     monkeypatch.setenv("DATABRICKS_HOST", jobs_emulator.url)
     monkeypatch.setenv("DATABRICKS_TOKEN", "t")
     jobs_emulator.faults.random(rate=0.25, kinds=ALL_FAULTS, seed=seed, endpoints=ENDPOINTS)
+    clock = FakeClock()  # the CLI's and its SDK client's waits: recorded, not slept
     codes = []
     for _ in range(3):
-        codes.append(main(["apply", "--control-table", control, "--target", "workspace"]))
+        codes.append(main(["apply", "--control-table", control, "--target", "workspace"], clock=clock))
         if codes[-1] == 0:
             break
     fired = Counter(f.kind for f in jobs_emulator.faults.fired)
@@ -67,12 +56,13 @@ def test_cli_applies_converge_within_three_runs_at_25_percent_faults(
     jobs_emulator.faults.clear()
     assert codes[-1] == 0, codes
     assert sum(fired.values()) >= 20 and fired["500"] >= 1, fired
+    assert clock.sleeps  # the retries waited on the injected clock
     # Bounded: about 4 requests a module per run when nothing fails; faults add their retries.
     assert requests <= 40 * 4 * len(codes) * 2, requests
     assert_one_job_per_module(jobs_emulator, control, {f"mod{m:03d}" for m in range(40)})
 
     jobs_emulator.reset_counters()
-    assert main(["apply", "--control-table", control, "--target", "workspace"]) == 0
+    assert main(["apply", "--control-table", control, "--target", "workspace"], clock=clock) == 0
     assert jobs_emulator.writes() == 0
 
 

@@ -15,23 +15,19 @@ from pathlib import Path
 import pytest
 
 from lakeflow_job_meta import JobOrchestrator, MetadataManager
-from lakeflow_job_meta.clock import SystemClock
 from tests.emulator.server import JobsEmulator
+from tests.example_files import EXAMPLE_MODULES, EXAMPLES, REPO
+from tests.fakes import AFTER_ANY_REAL_CLOCK, FakeClock
 from tests.reliability.helpers import assert_one_job_per_module, instant_client, modules_yaml, ours_by_module
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples" / "metadata_examples.yaml"
 KILLS = 20
 
 
-class LaterClock(SystemClock):
-    def __init__(self, offset: float):
-        self.offset = offset
-
-    def now(self) -> float:
-        return super().now() + self.offset
+def restart_time(iteration: int) -> float:
+    """When the ``iteration``-th apply runs: after the killed one's writer lease (60 s) expired."""
+    return AFTER_ANY_REAL_CLOCK + 120.0 * iteration
 
 
 class Worker:
@@ -50,9 +46,9 @@ class Worker:
             text=True,
         )
 
-    def apply(self, control: str, host: str, kill_at: int, offset: float) -> dict:
+    def apply(self, control: str, host: str, kill_at: int, now: float) -> dict:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        command = {"control": control, "host": host, "kill_at": kill_at, "offset": offset}
+        command = {"control": control, "host": host, "kill_at": kill_at, "now": now}
         self.proc.stdin.write(json.dumps(command) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
@@ -107,27 +103,22 @@ def test_an_apply_killed_at_random_points_and_restarted_converges(
             if iteration % 4 == 0:  # the metadata moves on between crashes: a new or changed module
                 count += iteration % 8 == 0
                 write_generated(iteration)
-            # Each restart runs after the killed one's writer lease (60 s TTL) expired.
-            outcomes.append(worker.apply(control, jobs_emulator.url, rng.randint(1, 48), 120.0 * iteration))
+            outcomes.append(
+                worker.apply(control, jobs_emulator.url, rng.randint(1, 48), restart_time(iteration))
+            )
             assert outcomes[-1]["killed"] or outcomes[-1]["code"] in (0, 1), outcomes[-1]
             assert_tracking_consistent(manager, jobs_emulator, control)
-        final = worker.apply(control, jobs_emulator.url, 0, 120.0 * (iteration + 1))
+        final = worker.apply(control, jobs_emulator.url, 0, restart_time(iteration + 1))
     finally:
         worker.close()
     assert final == {"killed": False, "code": 0}, (tmp_path / "worker.log").read_text()[-3000:]
     assert sum(o["killed"] for o in outcomes) >= KILLS
 
-    modules = {
-        "sales_daily",
-        "ml_features",
-        "warehouse_refresh",
-        "nightly_umbrella",
-        "clickstream_continuous",
-    } | {f"gen{m:03d}" for m in range(count)}
+    modules = EXAMPLE_MODULES | {f"gen{m:03d}" for m in range(count)}
     assert_one_job_per_module(jobs_emulator, control, modules)
     assert len(jobs_emulator.jobs()) == len(modules)
     client = instant_client(jobs_emulator)
-    clock = LaterClock(120.0 * (iteration + 2))  # the workers' leases are dated in their future
+    clock = FakeClock(start=restart_time(iteration + 2))
     JobOrchestrator(control, client, target="workspace", clock=clock).run_all_modules()  # settles "created"
     jobs_emulator.reset_counters()
     again = JobOrchestrator(control, client, target="workspace", clock=clock).run_all_modules()

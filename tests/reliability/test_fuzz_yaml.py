@@ -14,7 +14,7 @@ from lakeflow_job_meta import MetadataManager
 from lakeflow_job_meta.cli.main import main
 from lakeflow_job_meta.errors import MetadataIssue, MetadataValidationError
 from lakeflow_job_meta.metadata.loader import parse_document
-from tests.metadata.test_yaml_loader import TRICKY_PLAIN_SCALARS, pure_python
+from tests.helpers.yaml_cases import TRICKY_PLAIN_SCALARS, pure_python
 
 pytestmark = pytest.mark.reliability
 

@@ -32,9 +32,9 @@ from lakeflow_job_meta.errors import (
 )
 from tests.emulator import Fault
 from tests.emulator.faults import JOB_RATE_LIMIT_MESSAGE
-from tests.engine.test_reconciler import World
-from tests.reliability.helpers import InstantSdkClock, instant_client
-from tests.reliability.test_retries import RecordingSleep
+from tests.fakes import InstantSdkClock, RecordingSleep
+from tests.helpers.workspace_world import World
+from tests.reliability.helpers import instant_client
 from tests.sdk_behaviour import RESENDS_POST_AFTER_READ_TIMEOUT
 
 pytestmark = pytest.mark.reliability

@@ -18,8 +18,8 @@ from lakeflow_job_meta.metadata.models import Module, Source
 from lakeflow_job_meta.metadata.validation import validate_all
 from lakeflow_job_meta.planning.compiler import compile_module
 from lakeflow_job_meta.planning.plan import TrackedJob, plan_module
+from tests.helpers.shuffle import shuffled_dict
 from tests.planning.builders import CTX
-from tests.planning.test_canonical import _shuffled_dict
 
 pytestmark = pytest.mark.reliability
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -136,7 +136,7 @@ def test_the_spec_hash_does_not_depend_on_yaml_key_order(module: Module, rnd: ra
         ]
     }
     hashes = set()
-    for variant in (document, _shuffled_dict(document, rnd)):
+    for variant in (document, shuffled_dict(document, rnd)):
         parsed = parse_document(yaml.safe_dump(variant, sort_keys=False), "m.yaml")
         assert parsed.document is not None, parsed.issues
         (loaded,) = parsed.document.modules

@@ -11,7 +11,7 @@ from lakeflow_job_meta import JobOrchestrator, MetadataMonitor
 from lakeflow_job_meta.adapters.retrying import RetryPolicy
 from lakeflow_job_meta.engine.monitor import MAX_BACKOFF_SECONDS
 from tests.emulator import Fault
-from tests.engine.test_monitor import MonitorEnv, notebook_paths, notebook_row, tracked_job_ids
+from tests.helpers.monitor_env import MonitorEnv, notebook_paths, notebook_row, tracked_job_ids
 from tests.reliability.helpers import assert_one_job_per_module
 
 pytestmark = pytest.mark.reliability

@@ -26,19 +26,11 @@ from lakeflow_job_meta.errors import (
     TransientApiError,
 )
 from tests.emulator import Fault
-from tests.engine.test_monitor import MonitorEnv, notebook_row, tracked_job_ids
-from tests.engine.test_reconciler import ATTEMPTS, World
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, RecordingSleep
+from tests.helpers.monitor_env import MonitorEnv, notebook_row, tracked_job_ids
+from tests.helpers.workspace_world import ATTEMPTS, World
 
 pytestmark = pytest.mark.reliability
-
-
-class RecordingSleep:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float, *args: Any) -> None:
-        self.waits.append(seconds)
 
 
 def policy(**kwargs: Any) -> tuple[RetryPolicy, RecordingSleep]:
@@ -199,12 +191,12 @@ def test_monitor_retries_a_transient_failure_with_exponential_backoff_to_a_cap(e
     env.tables.control.merge([notebook_row("a1", "alpha", "/Workspace/v2")])
     assert not monitor.check_and_update().run.ok
     attempts_at: list[float] = []
-    start = env.clock.monotonic()
+    start = env.clock.now()
     for _ in range(150):  # 1500 s of 10 s cycles
         env.clock.advance(10)
         report = monitor.check_and_update()
         if report.run is not None:
-            attempts_at.append(env.clock.monotonic() - start)
+            attempts_at.append(env.clock.now() - start)
     gaps = [b - a for a, b in itertools.pairwise(attempts_at)]
     assert len(attempts_at) >= 6
     # the gaps double (20, 40, 80, 160 s, give or take a cycle and the retry sleeps), then stay at the cap
@@ -218,3 +210,36 @@ def test_monitor_retries_a_transient_failure_with_exponential_backoff_to_a_cap(e
     assert monitor.check_and_update().run.ok
     job = env.emu.job(tracked_job_ids(env.tables)["alpha"])
     assert job["settings"]["tasks"][0]["notebook_task"]["notebook_path"] == "/Workspace/v2"
+
+
+def test_an_apply_that_failed_in_a_monitor_cycle_is_retried_without_a_new_version(world: World):
+    """The Delta versions of a failed apply count as processed, so the failed module itself is
+    retried on the next cycles (with backoff) instead of waiting for the full resync."""
+    from lakeflow_job_meta import MetadataMonitor
+
+    clock = FakeClock()
+    monitor = MetadataMonitor(
+        world.control,
+        check_interval_seconds=10,
+        orchestrator=world.orchestrator(clock=clock),
+        clock=clock,
+    )
+    assert monitor.check_and_update().run.ok
+    world.edit_yaml("base_parameters: {load_mode: streaming}", "base_parameters: {load_mode: batch}")
+    world.emu.faults.add(Fault(endpoint="jobs/reset", kind="500", times=ATTEMPTS))  # outlasts our retries
+    world.emu.reset_counters()
+
+    failed = monitor.check_and_update()
+    assert failed.run is not None and not failed.run.ok
+    assert world.emu.writes() == 0
+    assert monitor._read_state("progress")["retrying"] == ["clickstream_continuous"]
+
+    clock.advance(10)
+    retried = monitor.check_and_update()
+    assert not retried.table_changed
+    assert retried.modules_reconciled == ["clickstream_continuous"]
+    assert retried.run is not None and retried.run.ok
+    assert world.emu.write_counts() == {"jobs/reset": 1}
+
+    clock.advance(10)
+    assert monitor.check_and_update().idle  # nothing left to retry

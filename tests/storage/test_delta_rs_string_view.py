@@ -33,7 +33,9 @@ def test_lease_seed_and_key_reads_work_on_string_view_data_files(tmp_path: Path)
                 "scope": pa.array([scope] * 3, pa.string_view()),
                 "key": pa.array(keys, pa.string_view()),
                 "value": pa.array(["{}"] * 3, pa.string_view()),
-                "updated_at": pa.array([datetime.now(timezone.utc)] * 3, pa.timestamp("us", tz="UTC")),
+                "updated_at": pa.array(
+                    [datetime(2026, 1, 1, tzinfo=timezone.utc)] * 3, pa.timestamp("us", tz="UTC")
+                ),
             }
         ),
         mode="append",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.emulator.server import JobsEmulator
-from tests.fakes import FakeClock
+from tests.fakes import AFTER_ANY_REAL_CLOCK, FakeClock
 from tests.run_world import BROKEN_YAML, Sink, build_world, cycle, failed_run, good_run, job_id_of, ms
 
 pytest.importorskip("starlette", reason="the serve extra is not installed")
@@ -47,10 +46,10 @@ modules:
         transformation_config: {task_type: notebook, notebook_path: /Workspace/Shared/weekly}
 """
 REPORTS_EDIT = ("/Workspace/Shared/weekly", "/Workspace/Shared/weekly_v2")
-# The fleet's fake clock starts a minute after the real one: the tables' audit columns (when
-# the metadata changed) are written on the real clock, the applies on the fake one, and the page
-# judges on the fake one too, so the fleet reads as just applied, not as lagging.
-CLOCK_LEAD_SECONDS = 60.0
+# The fleet's fake clock starts after any real clock the suite runs on: the tables' audit columns
+# (when the metadata changed) are written on the real clock, the applies on the fake one, and the
+# page judges on the fake one too, so the fleet reads as applied after its last change, not as
+# lagging.
 
 
 @dataclass
@@ -70,7 +69,7 @@ def _fleet(
         client,
         sink.url,
         monkeypatch,
-        clock_start=time.time() + CLOCK_LEAD_SECONDS,
+        clock_start=AFTER_ANY_REAL_CLOCK,
         extra_files={"orders.yaml": ORDERS_YAML, "reports.yaml": REPORTS_YAML},
     )
     try:

@@ -20,7 +20,7 @@ from lakeflow_job_meta.web.pages import SYNC_STATES, Filters, sync_state
 from lakeflow_job_meta.web.serve import build_source
 from lakeflow_job_meta.wiring import RunSettings, build_manager, build_parts
 from tests.example_files import EXAMPLES
-from tests.fakes import FakeClock
+from tests.fakes import AFTER_ANY_REAL_CLOCK, FakeClock
 
 pytest.importorskip("deltalake")
 
@@ -37,7 +37,7 @@ class Fleet:
         self.manager.load_files([str(EXAMPLES)])
         self.tables = open_tables(self.ctl)
         self.tables.runs.create_or_migrate()
-        self.clock = FakeClock(start=datetime.now(timezone.utc).timestamp() + 60)
+        self.clock = FakeClock(start=AFTER_ANY_REAL_CLOCK)
         self.state = StateStore(self.tables.state, control_table_id(self.ctl), self.clock.now)
         self.source = build_source(self.ctl, clock=self.clock, warm=False)
 
@@ -89,6 +89,7 @@ def test_every_kind_of_write_shows_as_a_full_read_would(tmp_path: Path) -> None:
     rows = fleet.expect_as_read_from_scratch()
     assert rows["sales_daily"]["sync"] == "out of sync"  # loaded, never applied
     now = datetime.fromtimestamp(fleet.clock.now(), timezone.utc)
+    loaded_at = max(row["updated_at"] for row in fleet.tables.control.read_all())
 
     # Applied (tracking and history rows), runs recorded, one still running.
     tracked = ["sales_daily", "nightly_umbrella", "ml_features"]
@@ -114,7 +115,7 @@ def test_every_kind_of_write_shows_as_a_full_read_would(tmp_path: Path) -> None:
                 "action": "create",
                 "job_id": i + 1,
                 "outcome": "ok",
-                "started_at": datetime.now(timezone.utc),  # after the load, before the edit below
+                "started_at": loaded_at + timedelta(microseconds=1),  # after the load, before the edit below
             }
             for i, m in enumerate(tracked)
         ]

@@ -1,4 +1,4 @@
-"""The monitor with issue 17's module settings written to the tables by SQL (the modules table's
+"""The monitor with module settings written to the tables by SQL (the modules table's
 ``settings`` column), cycle by cycle on the FakeClock: a ``sync: manual`` module's change is
 recorded and not applied; a rename is one reset of the same job, never a pause."""
 
@@ -9,7 +9,7 @@ from collections import Counter
 
 from lakeflow_job_meta.storage.naming import control_table_id
 from lakeflow_job_meta.storage.state_store import StateKey, StateStore
-from tests.engine.test_monitor import MonitorEnv, converge, env, notebook_row, tracked_job_ids  # noqa: F401
+from tests.helpers.monitor_env import MonitorEnv, converge, notebook_row, tracked_job_ids
 
 SCHEDULE = {"quartz_cron_expression": "0 0 5 * * ?", "timezone_id": "UTC"}
 
@@ -18,7 +18,7 @@ def settings_row(module: str, settings: dict) -> dict:
     return {"module_name": module, "settings": json.dumps(settings), "is_active": True}
 
 
-def test_a_manual_module_change_is_recorded_and_not_applied(env: MonitorEnv) -> None:  # noqa: F811 (the fixture)
+def test_a_manual_module_change_is_recorded_and_not_applied(env: MonitorEnv) -> None:
     env.tables.control.merge([notebook_row("a1", "alpha"), notebook_row("b1", "beta")])
     env.tables.modules.merge([settings_row("alpha", {"sync": "manual"})])
     monitor = env.monitor(volume=False)
@@ -42,7 +42,7 @@ def test_a_manual_module_change_is_recorded_and_not_applied(env: MonitorEnv) -> 
     assert "(pending: sync manual)" in report.summary()
 
 
-def test_a_rename_by_sql_is_one_reset_of_the_same_job(env: MonitorEnv) -> None:  # noqa: F811 (the fixture)
+def test_a_rename_by_sql_is_one_reset_of_the_same_job(env: MonitorEnv) -> None:
     env.tables.control.merge(
         [notebook_row("a1", "alpha"), notebook_row("b1", "beta"), notebook_row("c1", "gamma")]
     )
@@ -69,7 +69,7 @@ def test_a_rename_by_sql_is_one_reset_of_the_same_job(env: MonitorEnv) -> None: 
     assert env.emu.job(ids["alpha"])["settings"]["name"] == "alpha_v2"
 
 
-def test_a_held_manual_change_writes_no_history_row(env: MonitorEnv) -> None:  # noqa: F811 (the fixture)
+def test_a_held_manual_change_writes_no_history_row(env: MonitorEnv) -> None:
     env.tables.control.merge([notebook_row("a1", "alpha")])
     env.tables.modules.merge([settings_row("alpha", {"sync": "manual"})])
     monitor = env.monitor(volume=False)

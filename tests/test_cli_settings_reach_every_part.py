@@ -1,8 +1,10 @@
-"""The two bugs of building objects in three places (issue 8), through the command line.
+"""Settings given on the command line reach every part that uses them, whichever command builds
+it:
 
-- ``monitor --default-warehouse-id`` must reach the manager that loads the volume, as it does for
+- ``monitor --default-warehouse-id`` reaches the manager that loads the volume, as it does for
   ``load``;
-- the development-mode job-name prefix follows the environment's declared ``mode``, not its name.
+- the development-mode job-name prefix follows the environment's declared ``mode``, not its
+  name, for ``apply`` and for the monitor from its first cycle.
 """
 
 from __future__ import annotations
