@@ -74,6 +74,9 @@ def workspace_client(
 
     from lakeflow_job_meta.adapters import preflight
 
+    # Duck-typed: the SDK only calls time() and sleep() (subclassing its Clock would import the
+    # SDK with this module, which a bundle run never needs).
+    sdk_clock: dict[str, Any] = {"clock": SdkClock(clock)} if clock is not None else {}
     try:
         config = Config(
             profile=profile,
@@ -81,7 +84,7 @@ def workspace_client(
             if check
             else retry_timeout_seconds,
             http_timeout_seconds=preflight.HOST_PROBE_HTTP_TIMEOUT_SECONDS if check else http_timeout_seconds,
-            **({"clock": SdkClock(clock)} if clock is not None else {}),
+            **sdk_clock,
         )
     except ValueError as error:  # the SDK's message names what is missing; it never holds a token
         raise ConfigurationError(f"cannot authenticate to Databricks: {error}") from error
