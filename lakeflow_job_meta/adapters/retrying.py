@@ -90,7 +90,7 @@ def only_rate_limited(error: BaseException) -> bool:
 class RateLimiter:
     """One per client, shared by every worker: requests are spaced to stay under
     ``requests_per_second`` (None: no cap of our own), and a rate-limited reply pauses every
-    request of the client for the wait the service named. Without it, eight workers that each
+    request of the client for the wait the service named. Without it, sixteen workers that each
     back off alone keep the service at eight times the rate it asked for."""
 
     requests_per_second: float | None = None

@@ -23,6 +23,7 @@ import pytest
 
 from lakeflow_job_meta.main import translate_parameters
 from lakeflow_job_meta.storage import open_tables
+from lakeflow_job_meta.vocabulary import DEFAULT_MAX_WORKERS
 from tests.emulator.faults import Fault
 from tests.emulator.server import JobsEmulator
 from tests.helpers.monitor_env import (
@@ -173,7 +174,7 @@ def test_sigkill_between_create_and_record_then_restart_converges_without_duplic
 def test_sigterm_finishes_the_modules_in_flight_and_exits_0(
     ctl: str, spawn, jobs_emulator: JobsEmulator
 ) -> None:
-    modules = insert_modules(ctl, 12)  # more modules than apply workers (8): some never start
+    modules = insert_modules(ctl, DEFAULT_MAX_WORKERS + 4)  # more than the apply workers: some never start
     # Every create is held until the monitor has taken the SIGTERM: the workers are all busy
     # then, so the modules still queued can only be skipped.
     held = threading.Event()
