@@ -114,7 +114,7 @@ class TrackingWriter:
     worker whose write arrives while another commit is running waits and goes into the next one,
     together with every other write that arrived meanwhile. Each ``record`` still returns only
     once its row is committed (a job id is never lost), but sixteen workers cost one Delta commit
-    where they cost sixteen (a full resync that settles 150 modules: about 20 commits, not 150)."""
+    where they cost sixteen (a full resync that settles 150 modules: about 10 commits, not 150)."""
 
     table: Table
     target: str
