@@ -1,6 +1,6 @@
 """The workspace path at scale, against the Databricks CLI's own fake workspace (``fakews``).
 
-    python benchmarks/bench_workspace.py [--jobs 135,2940] [--latency-ms 100] [--no-dab] [--write-docs]
+    python benchmarks/bench_workspace.py [--jobs 135,2940] [--latency-ms 100] [--no-dab] [--stand-ins fakews,emulator] [--write-docs]
 
 Each step runs whole processes as a user does, against one ``fakews`` process whose answers are
 delayed by ``--latency-ms`` (``FAKEWS_LATENCY_MS``, a workspace's round trip). Requests are
@@ -16,7 +16,12 @@ counted from the fake's own request log, so the figures say what a workspace wou
    same jobs into a second, empty workspace of the same fake: first deploy, no change, one
    change.
 
-Writes ``benchmarks/results/bench_workspace.json`` and, with ``--write-docs``, its section of
+Our steps also run against the project's emulator with the same latency (``--stand-ins``):
+its ``jobs/list`` pages in constant time, as the service's do, while the fake's costs grow with
+every job in the workspace (the figure each size prints).
+
+Merges its figures into ``benchmarks/results/bench_workspace.json`` (size by size, stand-in by
+stand-in: a long size need not run again to measure a short one) and, with ``--write-docs``, its section of
 docs/BENCHMARKS.md. Not part of the test run: it needs ``../shared/tools`` (or
 ``$LJM_SHARED_TOOLS``) and takes minutes.
 """
@@ -65,6 +70,8 @@ class FakeWorkspace:
     latency_ms: int
     process: subprocess.Popen[bytes] | None = None
     url: str = ""
+    _entries: list[dict[str, Any]] = field(default_factory=list)
+    _read_to: int = 0
 
     @property
     def log_path(self) -> Path:
@@ -92,10 +99,48 @@ class FakeWorkspace:
             self.process.wait(timeout=30)
 
     def entries(self) -> list[dict[str, Any]]:
+        """Every request logged so far. Read on from where the last call stopped: the log holds
+        every reply (a listing page is 100 jobs), and reading it whole every 50 ms while a step
+        runs would take a core from the processes being measured."""
         if not self.log_path.exists():
             return []
-        with self.log_path.open() as log:
-            return [json.loads(line) for line in log if line.strip()]
+        with self.log_path.open("rb") as log:
+            log.seek(self._read_to)
+            data = log.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits
+        self._read_to += len(complete)
+        self._entries += [json.loads(line) for line in complete.splitlines() if line.strip()]
+        return list(self._entries)
+
+
+@dataclass
+class EmulatedWorkspace:
+    """The project's Jobs API emulator (``tests/emulator``) in this process, answering after
+    ``latency_ms``: a stand-in whose ``jobs/list`` pages in constant time, as the service's do
+    (the fake's shim lists every job of the workspace for each page)."""
+
+    folder: Path
+    latency_ms: int
+    url: str = ""
+    emulator: Any = None
+
+    def start(self) -> None:
+        from tests.emulator.server import JobsEmulator
+
+        self.emulator = JobsEmulator(latency_ms=self.latency_ms).start()
+        self.url = self.emulator.url
+
+    def stop(self) -> None:
+        if self.emulator is not None:
+            self.emulator.stop()
+
+    def entries(self) -> list[dict[str, Any]]:
+        if self.emulator is None:
+            return []
+        return [
+            {"path": r.path, "method": r.method, "t": r.at_ms, "query": r.query}
+            for r in self.emulator.requests
+        ]
 
 
 def _endpoint(entry: dict[str, Any]) -> str:
@@ -147,10 +192,12 @@ def count(entries: list[dict[str, Any]], name: str, wall_s: float, note: str = "
 class Bench:
     """One size: a folder with the metadata, the control table and two workspaces of one fake."""
 
-    def __init__(self, jobs: int, latency_ms: int, root: Path):
+    def __init__(self, jobs: int, latency_ms: int, root: Path, *, emulated: bool = False):
         self.jobs = jobs
         self.root = root
-        self.fake = FakeWorkspace(root, latency_ms)
+        self.fake: FakeWorkspace | EmulatedWorkspace = (
+            EmulatedWorkspace(root, latency_ms) if emulated else FakeWorkspace(root, latency_ms)
+        )
         self.ours_token = "dbapi0" + secrets.token_hex(6)
         self.dab_token = "dbapi0" + secrets.token_hex(6)
         self.home = root / "home"
@@ -205,6 +252,21 @@ class Bench:
             new = text.replace("timeout_seconds: 7201", "timeout_seconds: 7200", 1)
         path.write_text(new)
         self.cli("load", "meta", "--control-table", "./ctl")
+
+    def listing_page_seconds(self) -> float:
+        """One ``jobs/list`` page (100 jobs, tasks expanded) as the fake answers it now: the
+        fake lists every job of the workspace for each page, so this grows with the jobs (the
+        service pages in constant time). Read directly, and left out of every step's counts."""
+        from urllib.request import Request, urlopen
+
+        request = Request(
+            f"{self.fake.url}/api/2.2/jobs/list?limit=100&expand_tasks=true",
+            headers={"Authorization": f"Bearer {self.ours_token}"},
+        )
+        started = time.perf_counter()
+        with urlopen(request, timeout=600) as reply:
+            reply.read()
+        return round(time.perf_counter() - started, 2)
 
     # -- ours ----------------------------------------------------------------------------------
     def ours(self) -> list[StepResult]:
@@ -301,25 +363,60 @@ def _sources_per_copy() -> int:
     return text.count("source_id:")
 
 
-def run(sizes: list[int], latency_ms: int, with_dab: bool) -> dict[str, Any]:
-    report: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "latency_ms": latency_ms,
-        "sizes": {},
-    }
+def run_emulated(jobs: int, latency_ms: int) -> list[dict[str, Any]]:
+    """Our steps against the emulator: the same metadata, a constant-time listing."""
+    print(f"{jobs} jobs, emulator", flush=True)
+    root = Path(tempfile.mkdtemp(prefix=f"ljm-bench-emu-{jobs}-"))
+    bench = Bench(jobs, latency_ms, root, emulated=True)
+    bench.fake.start()
+    try:
+        return [s.as_dict() for s in bench.ours()]
+    finally:
+        bench.fake.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run(sizes: list[int], latency_ms: int, stand_ins: set[str], with_dab: bool) -> dict[str, Any]:
+    """Each size against the stand-ins asked for; a size's entry keeps the stand-ins not run."""
+    report: dict[str, Any] = {"sizes": {}}
     for jobs in sizes:
-        print(f"{jobs} jobs", flush=True)
-        root = Path(tempfile.mkdtemp(prefix=f"ljm-bench-ws-{jobs}-"))
-        bench = Bench(jobs, latency_ms, root)
-        bench.fake.start()
-        try:
-            ours = [s.as_dict() for s in bench.ours()]
-            dab = [s.as_dict() for s in bench.dab()] if with_dab else []
-        finally:
-            bench.fake.stop()
-            shutil.rmtree(root, ignore_errors=True)
-        report["sizes"][str(jobs)] = {"ours": ours, "dab": dab}
+        entry: dict[str, Any] = {}
+        if "fakews" in stand_ins:
+            print(f"{jobs} jobs", flush=True)
+            root = Path(tempfile.mkdtemp(prefix=f"ljm-bench-ws-{jobs}-"))
+            bench = Bench(jobs, latency_ms, root)
+            bench.fake.start()
+            try:
+                entry["ours"] = [s.as_dict() for s in bench.ours()]
+                entry["listing_page_s"] = bench.listing_page_seconds()
+                print(
+                    f"  one jobs/list page as the fake answers it: {entry['listing_page_s']:.2f} s",
+                    flush=True,
+                )
+                entry["dab"] = [s.as_dict() for s in bench.dab()] if with_dab else []
+            finally:
+                bench.fake.stop()
+                shutil.rmtree(root, ignore_errors=True)
+        if "emulator" in stand_ins:
+            entry["ours_emulator"] = run_emulated(jobs, latency_ms)
+        entry["machine"] = _machine()
+        report["sizes"][str(jobs)] = entry
     return report
+
+
+def _machine() -> str:
+    load = ", load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else ""
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}{load}"
+
+
+def merged(old: dict[str, Any], new: dict[str, Any], latency_ms: int) -> dict[str, Any]:
+    """The new figures over the recorded ones, size by size and stand-in by stand-in: a long
+    size can be measured once and a short one again. Figures of another latency are dropped."""
+    sizes = dict(old.get("sizes", {})) if old.get("latency_ms") == latency_ms else {}
+    for jobs, entry in new["sizes"].items():
+        sizes[jobs] = {**sizes.get(jobs, {}), **entry}
+    ordered = dict(sorted(sizes.items(), key=lambda item: int(item[0])))
+    return {"latency_ms": latency_ms, "sizes": ordered}
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -327,33 +424,49 @@ def markdown(report: dict[str, Any]) -> str:
         SECTION_START,
         "## The workspace path against the fake workspace (`bench_workspace.py`)",
         "",
-        f"`python benchmarks/bench_workspace.py --write-docs`; {report['machine']}; every answer of "
-        f"`fakews` delayed {report['latency_ms']} ms. Whole processes; requests counted in the fake's log.",
+        f"`python benchmarks/bench_workspace.py --write-docs`; every answer of `fakews` (and of the "
+        f"emulator) delayed {report['latency_ms']} ms. Whole processes; requests counted in the stand-in's log.",
         "",
     ]
     for jobs, both in report["sizes"].items():
-        dab = {s["name"]: s for s in both["dab"]}
+        dab = {s["name"]: s for s in both.get("dab", [])}
+        emulated = {s["name"]: s for s in both.get("ours_emulator", [])}
+        steps = both.get("ours") or both.get("ours_emulator", [])
+        made = steps[0]["job_writes"] if steps else 0
+        lines += [f"### {jobs} jobs ({made} made by the first apply of the generated metadata)", ""]
+        if "machine" in both:
+            lines += [f"Measured on {both['machine']} at the start.", ""]
         lines += [
-            f"### {jobs} jobs",
-            "",
-            "| step | ours: wall, requests, job writes, `jobs/list` | `databricks bundle deploy` (direct): wall, requests | speed-up |",
-            "|---|---|---|---|",
+            "| step | ours: wall, requests, job writes, `jobs/list` | `databricks bundle deploy` (direct): wall, requests | speed-up | ours against the emulator: wall, requests, job writes, `jobs/list` |",
+            "|---|---|---|---|---|",
         ]
-        for step in both["ours"]:
-            other = dab.get(step["name"])
-            theirs = f"{other['wall_s']:.2f} s, {other['requests']}" if other else "(no monitor)"
+        ours = {s["name"]: s for s in both.get("ours", [])}
+        for name in [s["name"] for s in steps]:
+            mine, other, emu = ours.get(name), dab.get(name), emulated.get(name)
+            theirs = f"{other['wall_s']:.2f} s, {other['requests']}" if other else ""
+            if not other and ("monitor" in name or "resync" in name):
+                theirs = "(no monitor)"
             speedup = (
-                f"{other['wall_s'] / step['wall_s']:.1f}x"
-                if other and step["wall_s"] and math.isfinite(step["wall_s"])
+                f"{other['wall_s'] / mine['wall_s']:.1f}x"
+                if mine and other and mine["wall_s"] and math.isfinite(mine["wall_s"])
                 else ""
             )
-            lines.append(
-                f"| {step['name']} | {step['wall_s']:.2f} s, {step['requests']}, {step['job_writes']}, "
-                f"{step['list_pages']} | {theirs} | {speedup} |"
-            )
+            lines.append(f"| {name} | {_cell(mine)} | {theirs} | {speedup} | {_cell(emu)} |")
         lines.append("")
+        if "listing_page_s" in both:
+            lines += [
+                f"One `jobs/list` page (100 jobs, tasks expanded) took the fake {both['listing_page_s']:.2f} s "
+                f"at this size, {report['latency_ms']} ms of it the injected latency.",
+                "",
+            ]
     lines.append(SECTION_END)
     return "\n".join(lines)
+
+
+def _cell(step: dict[str, Any] | None) -> str:
+    if step is None:
+        return ""
+    return f"{step['wall_s']:.2f} s, {step['requests']}, {step['job_writes']}, {step['list_pages']}"
 
 
 def main() -> None:
@@ -361,12 +474,20 @@ def main() -> None:
     parser.add_argument("--jobs", default="135,2940")
     parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--no-dab", action="store_true", help="skip databricks bundle deploy")
+    parser.add_argument(
+        "--stand-ins",
+        default="fakews,emulator",
+        help="fakews (with databricks bundle deploy beside it) and/or emulator (ours only)",
+    )
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     if not (tools_dir() / "fakews").exists():
         sys.exit(f"no fakews in {tools_dir()} (set LJM_SHARED_TOOLS)")
-    report = run([int(n) for n in args.jobs.split(",")], args.latency_ms, not args.no_dab)
+    stand_ins = set(args.stand_ins.split(","))
+    report = run([int(n) for n in args.jobs.split(",")], args.latency_ms, stand_ins, not args.no_dab)
     out = REPO / "benchmarks" / "results" / "bench_workspace.json"
+    old = json.loads(out.read_text()) if out.exists() else {}
+    report = merged(old, report, args.latency_ms)
     out.write_text(json.dumps(report, indent=2) + "\n")
     text = markdown(report)
     print(text)

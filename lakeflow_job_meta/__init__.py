@@ -32,6 +32,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from lakeflow_job_meta.api import JobOrchestrator, MetadataManager, MetadataMonitor
+    from lakeflow_job_meta.engine.metadata_manager import LoadResult
     from lakeflow_job_meta.errors import MetadataValidationError
 
 
@@ -44,7 +45,9 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module_name), name)
 
 
-def load_yaml(path: str, control_table: str, var: dict[str, str] | None = None, env: str | None = None):
+def load_yaml(
+    path: str, control_table: str, var: dict[str, str] | None = None, env: str | None = None
+) -> LoadResult:
     """Load one YAML file into ``control_table`` (creating the tables if needed)."""
     from lakeflow_job_meta.api import MetadataManager
 

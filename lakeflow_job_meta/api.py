@@ -15,6 +15,8 @@ from lakeflow_job_meta.engine.cycle_log import HEARTBEAT_SECONDS
 
 if TYPE_CHECKING:
     from lakeflow_job_meta.adapters.retrying import RetryPolicy
+    from lakeflow_job_meta.adapters.yaml_volume import WatchMode
+    from lakeflow_job_meta.planning.compiler import PauseStatus
 from lakeflow_job_meta.engine.lease import Lease
 from lakeflow_job_meta.engine.metadata_manager import MetadataStore
 from lakeflow_job_meta.engine.monitor import Monitor, MonitorOptions
@@ -80,7 +82,7 @@ class JobOrchestrator(Orchestrator):
         env_mode: str | None = None,
         variables: Mapping[str, str] | None = None,
         prune: str = PrunePolicy.PAUSE,
-        default_pause_status: str | None = None,
+        default_pause_status: PauseStatus | None = None,
         default_warehouse_id: str | None = None,
         managed_sql_root: str | None = None,
         max_workers: int = DEFAULT_MAX_WORKERS,
@@ -148,7 +150,7 @@ class MetadataMonitor(Monitor):
         wait_for_lease: bool = True,
         full_resync_seconds: float = 600.0,
         lease_ttl_seconds: float = 60.0,
-        watch_mode: str = "auto",
+        watch_mode: WatchMode = "auto",
         clock: Clock | None = None,
         holder_id: str | None = None,
         log_format: str = "human",

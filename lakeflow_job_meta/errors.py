@@ -28,7 +28,8 @@ bad module never aborts a run. Exceptions are raised only where the caller canno
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, order=True)
@@ -43,11 +44,11 @@ class MetadataIssue:
     field: str
     message: str
     # The module the issue belongs to, when known, so one bad module is skipped and not others.
-    module: str | None = field(default=None, compare=False)
+    module: str | None = dataclasses.field(default=None, compare=False)
     # The YAML file the issue is in (None for a row INSERTed by SQL), and other files it names
     # (the first copy of a duplicate): a load rejects exactly these files, never by matching text.
-    file: str | None = field(default=None, compare=False)
-    related_files: tuple[str, ...] = field(default=(), compare=False)
+    file: str | None = dataclasses.field(default=None, compare=False)
+    related_files: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
     def __str__(self) -> str:
         if self.field:

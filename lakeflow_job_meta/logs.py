@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 from datetime import datetime, timezone
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 PACKAGE_LOGGER = "lakeflow_job_meta"
 LogFormat = Literal["human", "json"]
@@ -43,7 +43,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str, ensure_ascii=False)
 
 
-class CurrentStreamHandler(logging.StreamHandler):
+if TYPE_CHECKING:
+    _StreamHandler = logging.StreamHandler[TextIO]
+else:  # not subscriptable at run time before Python 3.11
+    _StreamHandler = logging.StreamHandler
+
+
+class CurrentStreamHandler(_StreamHandler):
     """Writes to whatever ``sys.stderr`` (or ``sys.stdout``) is when a record is emitted, not the
     object it was when the handler was made: notebooks and test runners swap them."""
 
@@ -51,9 +57,9 @@ class CurrentStreamHandler(logging.StreamHandler):
         self._sys_attr = name
         super().__init__(getattr(sys, name))
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
-        return getattr(sys, self._sys_attr)
+        return sys.stdout if self._sys_attr == "stdout" else sys.stderr
 
     @stream.setter
     def stream(self, value: TextIO) -> None:  # StreamHandler.__init__ sets it; always follow sys

@@ -87,6 +87,15 @@ class TrackingStatus(StrEnum):
 PENDING_STATUSES = frozenset({TrackingStatus.CREATING, TrackingStatus.ADOPTING, TrackingStatus.CREATED})
 
 
+def tracking_status(text: str | None) -> TrackingStatus | None:
+    """The status a jobs-tracking row holds; None when it holds none (``''``) or one this version
+    does not know. Either is neither ``ok`` nor pending: the next apply rewrites the row."""
+    try:
+        return TrackingStatus(text)
+    except ValueError:
+        return None
+
+
 class Outcome(StrEnum):
     """How applying one module ended."""
 
@@ -112,9 +121,10 @@ def choices(enum_type: type[StrEnum]) -> list[str]:
     return [member.value for member in enum_type]
 
 
-# Module applies in flight at once on the workspace target: each sends a few requests, so eight
-# keep a 100 ms round trip busy without crowding a workspace's rate limits (docs/BENCHMARKS.md).
-DEFAULT_MAX_WORKERS = 8
+# Module applies in flight at once on the workspace target. Each waits on two or three round
+# trips in a row (name lookup, create, permissions), so sixteen keep a 100 ms round trip busy
+# (docs/BENCHMARKS.md); should a workspace answer 429, the shared rate limiter slows them all.
+DEFAULT_MAX_WORKERS = 16
 
 
 class AlertEvent(StrEnum):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lakeflow_job_meta.adapters.retrying import RateLimiter, RetryPolicy
-from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
+from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher, WatchMode
 from lakeflow_job_meta.clock import Clock, SystemClock
 from lakeflow_job_meta.engine.alerts import AlertDispatcher, MonitorAlerts
 from lakeflow_job_meta.engine.desired_cache import DesiredStateCache, default_cache_dir
@@ -30,7 +30,7 @@ from lakeflow_job_meta.engine.targets.bundle import BundleTarget
 from lakeflow_job_meta.errors import ConfigurationError
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
 from lakeflow_job_meta.metadata.policy import load_policy
-from lakeflow_job_meta.planning.compiler import CompileContext
+from lakeflow_job_meta.planning.compiler import CompileContext, PauseStatus
 from lakeflow_job_meta.storage import open_tables
 from lakeflow_job_meta.storage.naming import control_table_id
 from lakeflow_job_meta.storage.state_store import StateStore
@@ -47,7 +47,8 @@ from lakeflow_job_meta.vocabulary import (
 # and the first call each spend this budget, so the worst case is about twice it.
 CLI_RETRY_TIMEOUT_SECONDS = 45
 CLI_HTTP_TIMEOUT_SECONDS = 30
-HTTP_CONNECTIONS = 32
+# Reads overlap four times as wide as the apply workers: one connection each, no dropping.
+HTTP_CONNECTIONS = 4 * DEFAULT_MAX_WORKERS
 
 
 def in_databricks_runtime() -> bool:
@@ -73,6 +74,9 @@ def workspace_client(
 
     from lakeflow_job_meta.adapters import preflight
 
+    # Duck-typed: the SDK only calls time() and sleep() (subclassing its Clock would import the
+    # SDK with this module, which a bundle run never needs).
+    sdk_clock: dict[str, Any] = {"clock": SdkClock(clock)} if clock is not None else {}
     try:
         config = Config(
             profile=profile,
@@ -80,7 +84,7 @@ def workspace_client(
             if check
             else retry_timeout_seconds,
             http_timeout_seconds=preflight.HOST_PROBE_HTTP_TIMEOUT_SECONDS if check else http_timeout_seconds,
-            **({"clock": SdkClock(clock)} if clock is not None else {}),
+            **sdk_clock,
         )
     except ValueError as error:  # the SDK's message names what is missing; it never holds a token
         raise ConfigurationError(f"cannot authenticate to Databricks: {error}") from error
@@ -152,7 +156,7 @@ class RunSettings:
     # The environment's mode when the caller knows it; else the mode its last load recorded.
     env_mode: str | None = None
     prune: str = PrunePolicy.PAUSE
-    default_pause_status: str | None = None
+    default_pause_status: PauseStatus | None = None
     default_warehouse_id: str | None = None
     managed_sql_root: str | None = None
     profile: str | None = None
@@ -353,7 +357,7 @@ class WatchSettings:
 
     options: MonitorOptions = field(default_factory=MonitorOptions)
     lease_ttl_seconds: float = 60.0
-    watch_mode: str = "auto"
+    watch_mode: WatchMode = "auto"
     holder_id: str | None = None
     # Run health: one jobs/runs/list per interval (None: runs are not read, the public API's
     # default; the CLI reads them every DEFAULT_RUNS_INTERVAL_SECONDS); kept this many days.

@@ -115,6 +115,9 @@ class RecordingTarget:
     def scope(self, modules):
         return modules
 
+    def prefetch(self, scope, check_drift):
+        pass
+
     def _changes(self, desired):
         from lakeflow_job_meta.planning.plan import PlannedChange
 

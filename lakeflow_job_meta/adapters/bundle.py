@@ -106,8 +106,9 @@ _EMIT_OPTIONS: dict[str, Any] = {
     "width": YAML_WIDTH,
     "indent": 2,
 }
-_CSafeDumper: Any = getattr(yaml, "CSafeDumper", None)  # libyaml's emitter, in the pyyaml wheels
-_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
+# libyaml's emitter and parser, in the pyyaml wheels; None when PyYAML was built without it.
+_CSafeDumper: type[yaml.CSafeDumper] | None = getattr(yaml, "CSafeDumper", None)
+_CSafeLoader: type[yaml.CSafeLoader] | None = getattr(yaml, "CSafeLoader", None)
 # What json.dumps writes for a control character other than newline and tab.
 _JSON_CONTROL_ESCAPE = re.compile(r"\\[ubfr]")
 
@@ -148,10 +149,11 @@ def _dump(document: dict[str, Any]) -> str:
     it when the two agree: printable ASCII with newlines and tabs, no empty key, and no line at
     the width that could fold (their folding differs)."""
     if _CSafeDumper is not None and _emitters_agree(document):
-        body = yaml.dump(document, Dumper=_CSafeDumper, **_EMIT_OPTIONS)
+        body: str = yaml.dump(document, Dumper=_CSafeDumper, **_EMIT_OPTIONS)
         if all(len(line) < YAML_WIDTH or _unfoldable(line) for line in body.split("\n")):
             return YAML_HEADER + body
-    return YAML_HEADER + yaml.safe_dump(document, **_EMIT_OPTIONS)
+    text: str = yaml.safe_dump(document, **_EMIT_OPTIONS)
+    return YAML_HEADER + text
 
 
 def _bundle_permissions(acl: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -176,7 +178,7 @@ def _job_resource(
     the modules its run_job tasks name, where they differ from their names (renamed modules)."""
     # A copy to edit: the settings are JSON data (string keys), and a JSON round trip copies them
     # about 10x faster than copy.deepcopy.
-    settings = json.loads(json.dumps(job.settings))
+    settings: dict[str, Any] = json.loads(json.dumps(job.settings))
     for name in API_ONLY_FIELDS:
         settings.pop(name, None)
     stem = bundle_stem(job.module_name)

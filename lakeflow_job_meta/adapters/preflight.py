@@ -27,6 +27,10 @@ HOST_PROBE_HTTP_TIMEOUT_SECONDS = 5
 CONNECT_TIMEOUT_SECONDS = 5
 PREFLIGHT_RETRY_TIMEOUT_SECONDS = 5
 PREFLIGHT_HTTP_TIMEOUT_SECONDS = 8
+# The preflight lists jobs by a name no job has: the name filter is an indexed lookup, so the
+# call proves the same (credentials, permission to list jobs) at the cost of a job read, not of
+# a listing page (a full page costs the service, and the CLI's fake workspace, far more).
+PREFLIGHT_JOB_NAME = "lakeflow_job_meta preflight: no job has this name"
 
 
 def _first_line(error: BaseException) -> str:
@@ -60,13 +64,13 @@ def _connect(host: str) -> None:
 
 
 def check_access(client: Any) -> None:
-    """Connect, then list one job: proves the host answers, the credentials work and jobs may
-    be read. Raises ConfigurationError (exit 2) naming the host."""
+    """Connect, then list jobs by a name none has: proves the host answers, the credentials
+    work and jobs may be listed. Raises ConfigurationError (exit 2) naming the host."""
     host = str(client.config.host or "").rstrip("/") or "(no host configured)"
     token = getattr(client.config, "token", None)
     try:
         _connect(host)
-        next(iter(client.jobs.list(limit=1)), None)
+        next(iter(client.jobs.list(name=PREFLIGHT_JOB_NAME, limit=1)), None)
     except Unauthenticated as error:
         message = f"the Databricks workspace {host} refused the credentials: {_first_line(error)}"
     except PermissionDenied as error:

@@ -140,7 +140,8 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Wait before retry number ``attempt`` (1-based): "equal jitter", so concurrent workers
         that failed together do not retry together, and never less than half the backoff."""
-        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        factor: int = 2 ** (attempt - 1)  # typeshed: int ** int may be a float
+        backoff = min(self.max_delay, self.base_delay * factor)
         return backoff / 2 + self.rng.uniform(0, backoff / 2)
 
     def _take(self) -> bool:

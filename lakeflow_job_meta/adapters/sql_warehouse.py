@@ -11,7 +11,7 @@ part by part (``TableReference.sql_name``) before they reach SQL; no value is in
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -129,6 +129,12 @@ class WarehouseTable:
             {name: _value(text, types.get(name, "string")) for name, text in zip(columns, row, strict=False)}
             for row in rows
         ]
+
+    def read_matching(self, column: str, values: Collection[str]) -> list[dict[str, Any]]:
+        """Filtered here, not in SQL: no value of the metadata is ever put in a statement's text
+        (a module page compiles one module; the tables the page reads are small)."""
+        wanted = set(values)
+        return [row for row in self.read_all() if row.get(column) in wanted]
 
     def changes_since(self, version: int) -> list[dict[str, Any]] | None:
         return None  # the status page reads whole tables; None means "read all"

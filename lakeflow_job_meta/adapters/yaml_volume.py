@@ -375,6 +375,8 @@ def _check_root(root: str) -> None:
 # ---------------------------------------------------------------------- watching
 
 WatchMode = Literal["auto", "events", "poll"]
+# What ``auto`` resolves to (:func:`choose_mode`).
+ResolvedWatchMode = Literal["events", "poll"]
 
 # Event types that mean content may have changed. Opened/closed-without-write are excluded: our
 # own reads produce them, and waking on them would make the loop scan forever.
@@ -407,7 +409,7 @@ def filesystem_type(path: str, mounts_file: str = "/proc/mounts") -> str | None:
     return best[1] if best else None
 
 
-def choose_mode(root: str, mode: WatchMode = "auto", mounts_file: str = "/proc/mounts") -> str:
+def choose_mode(root: str, mode: WatchMode = "auto", mounts_file: str = "/proc/mounts") -> ResolvedWatchMode:
     """Resolve ``auto`` to ``events`` (local disk) or ``poll`` (FUSE / network / Databricks)."""
     if mode in ("events", "poll"):
         return mode
@@ -444,7 +446,7 @@ class VolumeWatcher:
         self.root = os.path.abspath(os.fspath(root))
         self.wake = wake
         self.requested_mode: WatchMode = mode
-        self.mode: str = choose_mode(self.root, mode, mounts_file)
+        self.mode: ResolvedWatchMode = choose_mode(self.root, mode, mounts_file)
         self.events_seen = 0
         self._observer: Any = None
         self._lock = threading.Lock()

@@ -14,7 +14,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakeflow_job_meta.cli.parser import (
     DEFAULT_LEASE_TIMEOUT_SECONDS,
@@ -30,7 +30,16 @@ from lakeflow_job_meta.errors import (
     MissingDependencyError,
     TableNotFoundError,
 )
-from lakeflow_job_meta.vocabulary import DEFAULT_MAX_WORKERS, Outcome, PlanAction
+from lakeflow_job_meta.vocabulary import DEFAULT_MAX_WORKERS, Outcome, PlanAction, PrunePolicy, TargetKind
+
+if TYPE_CHECKING:  # the commands import what they use when they run (a fast --help)
+    from rich.console import Console
+
+    from lakeflow_job_meta.engine.metadata_manager import MetadataStore
+    from lakeflow_job_meta.engine.orchestrator import Orchestrator
+    from lakeflow_job_meta.engine.results import RunResult
+    from lakeflow_job_meta.metadata.models import MetadataDocument
+    from lakeflow_job_meta.wiring import Parts, RunSettings
 
 __all__ = ["DEFAULT_LOCAL_CONTROL_TABLE", "build_parser", "main"]
 
@@ -69,7 +78,7 @@ def _refuse_empty_options(args: argparse.Namespace) -> None:
             raise empty_value_error(flag)
 
 
-def _console(stderr: bool = True):
+def _console(stderr: bool = True) -> Console:
     """Results go to stdout, logs and progress to stderr (``stderr=True``)."""
     from rich.console import Console
 
@@ -99,7 +108,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from lakeflow_job_meta.metadata.loader import parse_files
 
     paths = _expand_paths(args.paths)
-    documents = []
+    documents: list[MetadataDocument] = []
     if args.control_table is not None:
         # Against the table: load's own checks (clashes with other files and SQL rows, the
         # environment's mode, --env/--var), load's messages; nothing is written.
@@ -225,14 +234,14 @@ def cmd_load(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_settings(args: argparse.Namespace):
+def _run_settings(args: argparse.Namespace) -> RunSettings:
     from lakeflow_job_meta.wiring import RunSettings
 
     return RunSettings(
         control_table=args.control_table,
         target=args.target,
         env=args.env,
-        prune=getattr(args, "prune", "pause"),
+        prune=getattr(args, "prune", PrunePolicy.PAUSE),
         default_pause_status=getattr(args, "default_pause_status", None),
         default_warehouse_id=args.default_warehouse_id,
         managed_sql_root=args.managed_sql_root,
@@ -247,14 +256,13 @@ def _run_settings(args: argparse.Namespace):
     )
 
 
-def _warn_without_policy(args: argparse.Namespace, orchestrator: Any) -> None:
+def _warn_without_policy(args: argparse.Namespace, orchestrator: Orchestrator) -> None:
     """With no policy a run says, in one line, that nothing is restricted: every run against a
     workspace (it writes jobs), once per control table for a bundle folder (it writes files a
     person deploys; the local demo's every command repeated it)."""
     if args.policy or args.json:  # --json: stdout carries the one document, stderr stays quiet
         return
     from lakeflow_job_meta.metadata.policy import NO_POLICY_WARNING
-    from lakeflow_job_meta.vocabulary import TargetKind
 
     if orchestrator.target.kind == TargetKind.BUNDLE and not _first_time(
         f"no-policy-{orchestrator.table_id}"
@@ -346,7 +354,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             result = orchestrator.reconcile(named, auto_run=args.auto_run, progress=shown, named=named)
         else:
             result = orchestrator.run_all_modules(auto_run=args.auto_run, progress=shown)
-    if scaffolded and not args.json:
+    if scaffolded and bundle_target is not None and not args.json:
         print(
             f"wrote {scaffolded}: deploy with `databricks bundle deploy -t {bundle_target[0]}`",
             file=sys.stderr,
@@ -388,7 +396,6 @@ def _bundle_target(args: argparse.Namespace) -> tuple[str, str] | None:
     """``--bundle-target NAME --workspace-host URL``, checked before anything is written: both or
     neither, and only for a bundle folder (a workspace target has no bundle to deploy)."""
     from lakeflow_job_meta.engine.targets.base import TargetSpec, default_target
-    from lakeflow_job_meta.vocabulary import TargetKind
 
     name, host = getattr(args, "bundle_target", None), getattr(args, "workspace_host", None)
     if name is None and host is None:
@@ -410,22 +417,26 @@ def _bundle_target(args: argparse.Namespace) -> tuple[str, str] | None:
     return name, host
 
 
-def _scaffold_target(orchestrator: Any, bundle_target: tuple[str, str] | None) -> str | None:
+def _scaffold_target(orchestrator: Orchestrator, bundle_target: tuple[str, str] | None) -> str | None:
     """Write the user's target file (once), in a folder that is this table's to write (another
     table's folder is refused first); a clash with the file the user owns is exit 2."""
     if bundle_target is None:
         return None
     from lakeflow_job_meta.adapters.bundle import scaffold_target
+    from lakeflow_job_meta.engine.targets.bundle import BundleTarget
 
-    orchestrator.target.check_owner()
+    target = orchestrator.target
+    if not isinstance(target, BundleTarget):  # _bundle_target refused every other target
+        raise ConfigurationError("--bundle-target needs a bundle target")
+    target.check_owner()
 
     try:
-        return scaffold_target(orchestrator.target.directory, *bundle_target)
+        return scaffold_target(target.directory, *bundle_target)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
 
 
-def _print_run(console: Any, result: Any) -> None:
+def _print_run(console: Console, result: RunResult) -> None:
     from lakeflow_job_meta.planning.plan import ORPHANED_REASON
 
     symbols = {
@@ -543,7 +554,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _table_parts(args: argparse.Namespace):
+def _table_parts(args: argparse.Namespace) -> tuple[RunSettings, Parts, MetadataStore]:
     from lakeflow_job_meta.wiring import RunSettings, build_manager, build_parts
 
     settings = RunSettings(args.control_table, profile=args.profile, cli=True, clock=args.clock)
@@ -589,7 +600,7 @@ def _require_workspace_jobs(status: dict[str, Any]) -> None:
     """``--runs`` reads runs from a workspace: on a table whose jobs are only in bundle folders it
     cannot apply, and says why (exit 2) instead of failing on credentials nobody needed."""
     entries = [entry for module in status["modules"] for entry in module["targets"]]
-    if any(entry.get("kind") == "workspace" for entry in entries):
+    if any(entry.get("kind") == TargetKind.WORKSPACE for entry in entries):
         return
     folders = sorted({entry["target"] for entry in entries})
     where = (
@@ -605,14 +616,16 @@ def _require_workspace_jobs(status: dict[str, Any]) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Blocks until interrupted; the page is read-only, so a crash loses nothing."""
     from lakeflow_job_meta.web.serve import create_app, serve
+    from lakeflow_job_meta.wiring import workspace_client
 
     if args.warehouse_id:
         from lakeflow_job_meta.web.databricks_app import warehouse_app
-        from lakeflow_job_meta.wiring import workspace_client
 
         app = warehouse_app(args.control_table, args.warehouse_id, workspace_client(args.profile))
     else:
-        app = create_app(args.control_table)
+        # With --profile the module pages compare workspace jobs with their live settings.
+        workspace = (lambda: workspace_client(args.profile)) if args.profile else None
+        app = create_app(args.control_table, workspace=workspace)
     _note(args, f"serving {args.control_table} on http://{args.host}:{args.port}/ (read-only)")
     serve(app, host=args.host, port=args.port)
     return EXIT_OK

@@ -285,7 +285,7 @@ def _number(
     p.add_argument(flag, type=kind, default=default, metavar="N" if kind is int else "S", help=help_text)
 
 
-def _add(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+def _add(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str) -> argparse.ArgumentParser:
     short, description, examples = COMMANDS[name]
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, suppress=True)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import sys
 import threading
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from lakeflow_job_meta.engine.results import ModuleResult
 
 # Fewer modules than this apply in a blink: no bar.
 MIN_MODULES = 5
@@ -49,7 +52,7 @@ class ProgressBar:
             else:  # a later wave of run_job dependants: more to do
                 self._progress.update(self._task, total=(self._progress.tasks[0].total or 0) + total)
 
-    def advance(self, result: Any) -> None:
+    def advance(self, result: ModuleResult) -> None:
         with self._lock:
             if self._progress is not None:
                 self._progress.update(self._task, advance=1, module=getattr(result, "module", ""))

@@ -17,10 +17,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from lakeflow_job_meta.adapters.webhooks import Sender, alert_body
 from lakeflow_job_meta.clock import Clock, utc_datetime
+from lakeflow_job_meta.engine.results import RunResult
 from lakeflow_job_meta.metadata.policy import AlertPolicy, Webhook
 from lakeflow_job_meta.planning.alerts import ALL, Alert, AlertTracker, Condition, health_conditions
 from lakeflow_job_meta.planning.health import ModuleHealth
@@ -28,6 +29,27 @@ from lakeflow_job_meta.storage.base import Table
 from lakeflow_job_meta.storage.rows import HistoryRow
 from lakeflow_job_meta.storage.state_store import StateStore
 from lakeflow_job_meta.vocabulary import AlertEvent, Outcome
+
+
+class CycleFacts(Protocol):
+    """What the alerts read of a monitor cycle's report (``engine.monitor.CycleReport``, which
+    imports this module)."""
+
+    @property
+    def lease_held(self) -> bool: ...
+    @property
+    def run(self) -> RunResult | None: ...
+    @property
+    def held(self) -> list[str]: ...
+    @property
+    def files_added(self) -> list[str]: ...
+    @property
+    def files_modified(self) -> list[str]: ...
+    @property
+    def files_deleted(self) -> list[str]: ...
+    @property
+    def files_rejected(self) -> dict[str, list[str]]: ...
+
 
 log = logging.getLogger("lakeflow_job_meta.alerts")
 
@@ -171,7 +193,7 @@ class MonitorAlerts:
         return self._tracker
 
     def observe_cycle(
-        self, report: Any, *, lag: int | None, health: Mapping[str, ModuleHealth] | None
+        self, report: CycleFacts, *, lag: int | None, health: Mapping[str, ModuleHealth] | None
     ) -> list[Alert]:
         """Alerts of one monitor cycle (a ``CycleReport``); ``health`` when runs were read."""
         conditions, checked, one_shot = _cycle_conditions(report, lag=lag, lag_limit=self.lag_versions)
@@ -226,7 +248,7 @@ class MonitorAlerts:
 
 
 def _cycle_conditions(
-    report: Any, *, lag: int | None, lag_limit: int
+    report: CycleFacts, *, lag: int | None, lag_limit: int
 ) -> tuple[list[Condition], dict[AlertEvent, set[str] | None], list[Condition]]:
     """What a cycle report says: conditions that hold, what was examined, one-shot events."""
     conditions: list[Condition] = []

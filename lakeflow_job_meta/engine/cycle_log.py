@@ -21,6 +21,7 @@ from typing import Any
 
 from lakeflow_job_meta.clock import Clock
 from lakeflow_job_meta.logs import EVENT
+from lakeflow_job_meta.vocabulary import PlanAction
 
 # The monitor's CycleReport (not imported: the monitor imports this module).
 CycleReport = Any
@@ -59,7 +60,7 @@ class CycleLogger:
             report.files_added
             or report.files_modified
             or report.files_deleted
-            or (report.run is not None and any(r.action != "noop" or r.error for r in report.run))
+            or (report.run is not None and any(r.action != PlanAction.NOOP or r.error for r in report.run))
         )
         if always or changed or self._first:
             self._first = False

@@ -45,6 +45,27 @@ from lakeflow_job_meta.storage.base import Table
 from lakeflow_job_meta.storage.tables import LEASE_KEY
 
 log = logging.getLogger(__name__)
+# Who holds the lease, told by the holder id's prefix: an apply of its own (the CLI, a notebook's
+# JobOrchestrator) or a monitor. ``status`` reads a monitor's state only from a monitor's lease.
+APPLY_HOLDER_PREFIX = "orchestrator@"
+MONITOR_HOLDER_PREFIX = "monitor@"
+
+
+def apply_holder_id(process: str) -> str:
+    """The holder id of an apply's own lease, for the process ``process`` (host:pid:nonce)."""
+    return f"{APPLY_HOLDER_PREFIX}{process}"
+
+
+def monitor_holder_id(process: str) -> str:
+    """The holder id of a monitor's lease, for the process ``process`` (host:pid:nonce)."""
+    return f"{MONITOR_HOLDER_PREFIX}{process}"
+
+
+def is_apply_holder(holder: str) -> bool:
+    """Whether ``holder`` is an apply's own lease (see :func:`apply_holder_id`), not a monitor's."""
+    return holder.startswith(APPLY_HOLDER_PREFIX)
+
+
 _CAS_ATTEMPTS = 3  # a CAS can fail on an unrelated concurrent commit; retry while the row is unchanged
 
 

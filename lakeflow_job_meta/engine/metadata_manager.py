@@ -108,8 +108,8 @@ class _Prepared:
     documents: dict[str, MetadataDocument]
     rejected: dict[str, list[MetadataIssue]]
     replaced: set[str]
-    stored_sources: dict[str, Mapping[str, Any]]
-    stored_modules: dict[str, Mapping[str, Any]]
+    stored_sources: Mapping[str, Mapping[str, Any]]
+    stored_modules: Mapping[str, Mapping[str, Any]]
     environments: set[EnvironmentSelection]
     loaded: LoadedEnvironments
     issues: list[MetadataIssue]
@@ -126,7 +126,7 @@ def _stored_json_equal(stored: Any, wanted: str) -> bool:
     if stored == wanted:
         return True
     try:
-        return json.loads(stored) == json.loads(wanted)
+        return bool(json.loads(stored) == json.loads(wanted))
     except (TypeError, ValueError):
         return False
 
@@ -519,9 +519,9 @@ class MetadataStore:
         for row in stored_modules.values():
             if row.get("source_file") in replaced:
                 continue
-            parsed = module_settings_from_row(row, self.tables.modules.name)
-            if isinstance(parsed, ModuleSettings):
-                kept_modules.append(parsed)
+            parsed_module = module_settings_from_row(row, self.tables.modules.name)
+            if isinstance(parsed_module, ModuleSettings):
+                kept_modules.append(parsed_module)
             else:
                 unparsed_modules[row["module_name"]] = row
         new_sources = [s for doc in documents.values() for s in doc.sources]
@@ -558,13 +558,14 @@ class MetadataStore:
         YAML never overwrites it."""
         blamed: dict[str, list[MetadataIssue]] = {}
         for path, doc in documents.items():
-            for model, key, label, table, taken in (
+            claims: list[tuple[Source | ModuleSettings, str, str, str, Mapping[str, Mapping[str, Any]]]] = [
                 *((s, s.source_id, "source_id", self.control_table, unparsed_sources) for s in doc.sources),
                 *(
                     (m, m.module_name, "module", self.tables.modules.name, unparsed_modules)
                     for m in doc.modules
                 ),
-            ):
+            ]
+            for model, key, label, table, taken in claims:
                 row = taken.get(key)
                 if row is None:
                     continue
@@ -702,11 +703,11 @@ def desired_state_from_rows(
             else:
                 issues.setdefault(module_name, []).extend(parsed)
         for row in settings_rows.get(module_name, []):
-            parsed = module_settings_from_row(dict(row), modules_table)
-            if isinstance(parsed, ModuleSettings):
-                settings.append(parsed)
+            parsed_module = module_settings_from_row(dict(row), modules_table)
+            if isinstance(parsed_module, ModuleSettings):
+                settings.append(parsed_module)
             else:
-                issues.setdefault(module_name, []).extend(parsed)
+                issues.setdefault(module_name, []).extend(parsed_module)
     by_name: dict[str, ModuleSettings] = {m.module_name: m for m in settings}
     for issue in validate_all(
         sources, settings, default_warehouse_id=default_warehouse_id, control_table=control_table

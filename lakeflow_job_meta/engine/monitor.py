@@ -25,9 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +33,9 @@ from lakeflow_job_meta.adapters.yaml_volume import VolumeScanner, VolumeWatcher
 from lakeflow_job_meta.clock import Clock
 from lakeflow_job_meta.engine.alerts import MonitorAlerts
 from lakeflow_job_meta.engine.cycle_log import HEARTBEAT_SECONDS, CycleLogger
-from lakeflow_job_meta.engine.lease import Lease
+from lakeflow_job_meta.engine.lease import Lease, LeaseInfo, monitor_holder_id
 from lakeflow_job_meta.engine.metadata_manager import MetadataStore
-from lakeflow_job_meta.engine.orchestrator import Orchestrator
+from lakeflow_job_meta.engine.orchestrator import Orchestrator, process_id
 from lakeflow_job_meta.engine.results import RunResult
 from lakeflow_job_meta.engine.runs import RunRecorder
 from lakeflow_job_meta.engine.targets.base import refuse_auto_run
@@ -72,6 +70,8 @@ class CycleReport:
     files_unstable: list[str] = field(default_factory=list)
     modules_reconciled: list[str] | None = None
     run: RunResult | None = None
+    # Changes applied while a full resync's bulk read ran, before the resync itself.
+    applied_meanwhile: list[RunResult] = field(default_factory=list)
     # Changes held back by the blast-radius limit this cycle (logged every cycle until allowed).
     held: list[str] = field(default_factory=list)
     error: str | None = None
@@ -160,7 +160,7 @@ class CycleReport:
 
 
 def default_holder_id() -> str:
-    return f"monitor@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return monitor_holder_id(process_id())
 
 
 @dataclass(frozen=True)
@@ -284,10 +284,12 @@ class Monitor:
         try:
             self._cycle(report, force_full)
             self._failures = 0
-        except Exception as error:
+        except Exception as error:  # a table or API outage: reported, backed off, retried
             self._failures += 1
             report.error = f"{error.__class__.__name__}: {error}"
-            log.debug("cycle failed", exc_info=True)
+            # The first failure of a streak keeps its whole story; the retries that follow
+            # (backed off, each reported in the cycle line) keep it at DEBUG.
+            log.log(logging.ERROR if self._failures == 1 else logging.DEBUG, "cycle failed", exc_info=True)
         self._watch_runs(report, force=force_full)
         self._raise_alerts(report)
         report.duration_ms = int((self.clock.monotonic() - started) * 1000)
@@ -335,7 +337,7 @@ class Monitor:
             return None
         return max(0, report.control_version - int(self._applied_version))
 
-    def _on_wait(self, holder: Any) -> None:
+    def _on_wait(self, holder: LeaseInfo | None) -> None:
         if not self._was_waiting:
             log.warning("another monitor holds the writer lease (%s); waiting to take over", holder)
             self._was_waiting = True
@@ -360,6 +362,10 @@ class Monitor:
         if not full and self._processed is not None:
             changed = self._changed_modules(self._processed, versions) if report.table_changed else set()
             modules = None if changed is None else changed | retry_due
+        if modules is None:
+            versions = self._apply_changes_while_reading(report, versions, now)
+            if self.stop_event.is_set():
+                return  # stopped while the resync read: it did not run, nothing is processed
         report.modules_reconciled = sorted(modules) if modules is not None else None
         if modules is None or modules:
             report.run = self.orchestrator.reconcile(
@@ -377,6 +383,39 @@ class Monitor:
         if run is None or run.ok:
             self._applied_version = versions[0]
         self._save_progress(versions, run)
+
+    def _apply_changes_while_reading(
+        self, report: CycleReport, versions: tuple[int, int], now: float
+    ) -> tuple[int, int]:
+        """Start the full resync's bulk read (a minute or more on a large workspace) and, while
+        it runs, apply the changes that arrive one check interval apart, as an idle monitor
+        would: a resync never delays a change. The resync that follows reads its desired state
+        after them, and the target reads the jobs written meanwhile again (see
+        ``WorkspaceTarget.prefetch``), so they cost it no second write. Returns the versions the
+        changes applied here reach."""
+        reading = self.orchestrator.target.prefetch(None, True)
+        if reading is None:
+            return versions
+        ready = threading.Event()  # cuts the sleep short (a clock's sleep clears it)
+        reading.add_done_callback(lambda _: ready.set())
+        while not reading.done() and not self.stop_event.is_set():
+            self.clock.sleep(self.check_interval_seconds, ready)
+            if reading.done() or self.stop_event.is_set() or not self.lease.renew_if_due():
+                break
+            if self.scanner is not None:
+                self._sync_volume(report, False)
+            current = (self.tables.control.version(), self.tables.modules.version())
+            if current == versions:
+                continue
+            changed = self._changed_modules(versions, current)
+            if changed is None:  # the feed cannot say which: the resync covers them
+                continue
+            if changed:
+                run = self.orchestrator.reconcile(modules=changed, auto_run=self.auto_run)
+                report.applied_meanwhile.append(run)
+                self._schedule_retries(run, changed, now)
+            versions = current
+        return versions
 
     def _hold_lease(self, report: CycleReport) -> bool:
         """Take the lease (a new holder starts from a full reconcile) or renew it when due."""
@@ -516,8 +555,8 @@ class Monitor:
         report.files_rejected = {
             os.path.relpath(path, root): [str(i) for i in issues] for path, issues in result.rejected.items()
         }
-        for rel, error in too_large.items():
-            report.files_rejected[rel] = [f"{rel}: cannot load: {error}"]
+        for rel, reason in too_large.items():
+            report.files_rejected[rel] = [f"{rel}: cannot load: {reason}"]
         # Rejected files are acknowledged too: they are re-read when they change again, and
         # their previously loaded rows stay as they were.
         self.scanner.commit(changes)
@@ -580,7 +619,8 @@ class Monitor:
             return 0.0
         if report.error is not None:
             # Back off on a table or API outage; recover by itself.
-            return min(MAX_BACKOFF_SECONDS, self.check_interval_seconds * (2 ** min(self._failures - 1, 8)))
+            factor: int = 2 ** min(self._failures - 1, 8)  # typeshed: int ** int may be a float
+            return min(MAX_BACKOFF_SECONDS, self.check_interval_seconds * factor)
         if not report.lease_held:
             return min(self.check_interval_seconds, self.lease.renew_every)
         # Wake in time to renew the lease (every TTL/3): sleeping a whole check interval longer

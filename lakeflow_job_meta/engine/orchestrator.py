@@ -11,6 +11,7 @@ Built by :mod:`lakeflow_job_meta.wiring`; ``lakeflow_job_meta.JobOrchestrator`` 
 
 from __future__ import annotations
 
+import enum
 import fnmatch
 import logging
 import os
@@ -23,7 +24,7 @@ from typing import Any
 
 from lakeflow_job_meta.clock import Clock, utc_datetime
 from lakeflow_job_meta.engine.desired_cache import DesiredStateCache, fingerprint
-from lakeflow_job_meta.engine.lease import Lease, LeaseInfo, LeaseLostError
+from lakeflow_job_meta.engine.lease import Lease, LeaseInfo, LeaseLostError, apply_holder_id
 from lakeflow_job_meta.engine.metadata_manager import DesiredState, MetadataStore
 from lakeflow_job_meta.engine.plan_file import PlanFile, moved
 from lakeflow_job_meta.engine.results import ModuleResult, RunResult
@@ -60,8 +61,12 @@ from lakeflow_job_meta.vocabulary import EnvironmentMode, Outcome, PlanAction
 
 log = logging.getLogger(__name__)
 
-# The owner identity could not be read: such a desired state is never cached.
-_IDENTITY_UNKNOWN = object()
+
+class _Identity(enum.Enum):
+    # The owner identity could not be read: such a desired state is never cached.
+    UNKNOWN = "unknown"
+
+
 _GLOB_CHARACTERS = frozenset("*?[")
 
 
@@ -167,7 +172,7 @@ class Orchestrator:
             tracking_key=self._target_key(context.env_mode),
             name_prefix=context.name_prefix,
         )
-        if stamp is not None and identity is not _IDENTITY_UNKNOWN and stamp == self._cache_stamp(context):
+        if stamp is not None and identity is not _Identity.UNKNOWN and stamp == self._cache_stamp(context):
             # Stored only when the tables did not move while they were read. Each job's JSON
             # text is made once, for its digest and its cache entry.
             assert self.desired_cache is not None
@@ -254,11 +259,11 @@ class Orchestrator:
 
     def _compile(
         self, desired: DesiredState, scope: set[str] | None, context: CompileContext
-    ) -> tuple[dict[str, CompiledJob], dict[str, list[MetadataIssue]], str | object | None]:
+    ) -> tuple[dict[str, CompiledJob], dict[str, list[MetadataIssue]], str | _Identity | None]:
         """Compile the modules in ``scope`` (all when None) and, transitively, the modules their
         ``run_job`` tasks name: a one-module cycle of the monitor compiles one module, not all.
         Also returns the owner identity compiled in (its repr; None when no module needed one;
-        ``_IDENTITY_UNKNOWN`` when it could not be read)."""
+        ``_Identity.UNKNOWN`` when it could not be read)."""
         compiled: dict[str, CompiledJob] = {}
         issues: dict[str, list[MetadataIssue]] = {k: list(v) for k, v in desired.issues.items()}
         pending = sorted(desired.modules if scope is None else scope & set(desired.modules))
@@ -286,7 +291,7 @@ class Orchestrator:
                 seen.update(fresh)
                 pending.extend(fresh)
             # else: no active source - the module's job follows the prune policy.
-        identity: str | object | None = _IDENTITY_UNKNOWN if identity_error else None
+        identity: str | _Identity | None = _Identity.UNKNOWN if identity_error else None
         if context.run_identity is not None:
             identity = repr(context.run_identity)
         return compiled, issues, identity
@@ -323,6 +328,7 @@ class Orchestrator:
         self.target.check_owner()
         self.tables.require_exists()
         scope = set(modules) if modules is not None else None
+        self.target.prefetch(scope, check_drift)
         desired = self._desired(None)
         plan = self.target.plan(desired, scope=scope, check_drift=check_drift)
         for change in plan.changes:
@@ -423,6 +429,7 @@ class Orchestrator:
         named_set = set(named) if named is not None else None
         try:
             scope = self.target.scope(set(modules) if modules is not None else None)
+            self.target.prefetch(scope, check_drift)
             desired = self._desired(scope)
             pending: dict[str, dict[str, Any]] = {}
             pending_lock = threading.Lock()
@@ -552,7 +559,7 @@ class Orchestrator:
         if lease is None:
             lease = Lease(
                 self.tables.state,
-                holder_id=f"orchestrator@{process_id()}",
+                holder_id=apply_holder_id(process_id()),
                 scope=self.table_id,
                 clock=self.clock,
             )
@@ -602,7 +609,11 @@ class Orchestrator:
                 outcome=r.outcome,
                 error=error,
                 duration_ms=r.duration_ms,
-                started_at=utc_datetime(self.clock.now() - r.duration_ms / 1000),  # when the module began
+                # When the module began: modules run side by side, so "now minus duration" is right
+                # only for the last to finish; a target that does not time modules gets that.
+                started_at=utc_datetime(
+                    r.started_at if r.started_at is not None else self.clock.now() - r.duration_ms / 1000
+                ),
                 writes=writes,
             ).as_row()
 

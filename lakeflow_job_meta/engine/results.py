@@ -10,7 +10,7 @@ from typing import Any
 
 from lakeflow_job_meta.planning.blast_radius import ALLOW_FLAG
 from lakeflow_job_meta.planning.plan import PlannedChange
-from lakeflow_job_meta.vocabulary import Outcome
+from lakeflow_job_meta.vocabulary import Outcome, PlanAction
 
 # How a bundle target's key (and so a run's ``target``) starts: ``bundle:<abs dir>``.
 BUNDLE_KEY_PREFIX = "bundle:"
@@ -19,8 +19,8 @@ BUNDLE_KEY_PREFIX = "bundle:"
 @dataclass
 class ModuleResult:
     module: str
-    action: str  # a PlanAction
-    outcome: str = Outcome.OK
+    action: PlanAction
+    outcome: Outcome = Outcome.OK
     job_id: int | None = None
     job_name: str | None = None
     error: str | None = None
@@ -37,6 +37,8 @@ class ModuleResult:
     transient: bool = False
     # A rename: the earlier module name whose job this module took over (history records both).
     renamed_from: str | None = None
+    # When the module's apply began (epoch seconds), where the target times modules one by one.
+    started_at: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -92,7 +94,7 @@ class RunResult:
     def other_writes(self) -> int:
         return sum(r.other_writes for r in self.results)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[PlanAction, int]:
         return dict(Counter(r.action for r in self.results))
 
     @property

@@ -10,20 +10,20 @@ names are the tables' keys).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from lakeflow_job_meta.metadata.validation import run_job_targets
+from lakeflow_job_meta.storage.base import Table
+from lakeflow_job_meta.storage.tables import ToolTables
 
 
-def _read(table: Any, modules: Collection[str]) -> list[dict[str, Any]]:
-    reader = getattr(table, "read_matching", None)
-    if reader is not None:
-        return reader("module_name", modules)
-    return [row for row in table.read_all() if row.get("module_name") in modules]  # e.g. Spark
+def _read(table: Table, modules: Collection[str]) -> list[dict[str, Any]]:
+    return table.read_matching("module_name", modules)
 
 
-def _run_job_targets(row: dict[str, Any]) -> set[str]:
+def run_job_modules(row: Mapping[str, Any]) -> set[str]:
+    """The modules a control row's task runs (``run_job_task.module_name``)."""
     try:
         config = json.loads(row.get("transformation_config") or "null")
     except (TypeError, ValueError):
@@ -32,7 +32,7 @@ def _run_job_targets(row: dict[str, Any]) -> set[str]:
 
 
 def read_module_rows(
-    tables: Any, modules: Collection[str]
+    tables: ToolTables, modules: Collection[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(control rows, modules-table rows) of ``modules`` and the modules they run, transitively."""
     wanted = set(modules)
@@ -43,7 +43,7 @@ def read_module_rows(
         rows = _read(tables.control, pending)
         control += rows
         settings += _read(tables.modules, pending)
-        named = set().union(*(_run_job_targets(row) for row in rows)) if rows else set()
+        named = set().union(*(run_job_modules(row) for row in rows)) if rows else set()
         pending = named - wanted
         wanted |= pending
     return control, settings

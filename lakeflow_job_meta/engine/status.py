@@ -23,15 +23,15 @@ from typing import Any
 
 from lakeflow_job_meta.adapters.bundle import bundle_stem
 from lakeflow_job_meta.engine.alerts import ALERTS_TARGET
+from lakeflow_job_meta.engine.lease import is_apply_holder
 from lakeflow_job_meta.engine.metadata_manager import DesiredState
 from lakeflow_job_meta.engine.runs import health_of_rows, module_limits
 from lakeflow_job_meta.planning.plan import ORPHANED_REASON, ORPHANED_STATUS
 from lakeflow_job_meta.storage.naming import control_table_id
 from lakeflow_job_meta.storage.state_store import StateKey, StateStore
-from lakeflow_job_meta.vocabulary import PlanAction
+from lakeflow_job_meta.vocabulary import Outcome, PlanAction, TargetKind
 
 BUNDLE_PREFIX, WORKSPACE_PREFIX = "bundle:", "workspace:"
-APPLY_HOLDER_PREFIX = "orchestrator@"  # an apply's own lease (CLI, notebook); others are monitors
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -64,10 +64,17 @@ def _target_place(target: str, job_id: int | None, job_name: str | None, module:
     base = target.split("#env=", 1)[0]
     if base.startswith(WORKSPACE_PREFIX):
         host = base[len(WORKSPACE_PREFIX) :].rstrip("/")
-        return {"kind": "workspace", "host": host, "url": f"{host}/jobs/{job_id}" if job_id else None}
+        return {
+            "kind": TargetKind.WORKSPACE,
+            "host": host,
+            "url": f"{host}/jobs/{job_id}" if job_id else None,
+        }
     directory = base[len(BUNDLE_PREFIX) :] if base.startswith(BUNDLE_PREFIX) else base
 
-    return {"kind": "bundle", "file": os.path.join(directory, "resources", f"{bundle_stem(module)}.job.yml")}
+    return {
+        "kind": TargetKind.BUNDLE,
+        "file": os.path.join(directory, "resources", f"{bundle_stem(module)}.job.yml"),
+    }
 
 
 def _latest_by(
@@ -83,10 +90,10 @@ def _latest_by(
     return latest
 
 
-def _authors(control_rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    last: dict[str, dict[str, Any]] = {}
+def _authors(control_rows: Iterable[Mapping[str, Any]]) -> dict[str | None, dict[str, Any]]:
+    last: dict[str | None, dict[str, Any]] = {}
     for row in control_rows:
-        module = row.get("module_name")
+        module: str | None = row.get("module_name")
         when = _as_datetime(row.get("updated_at") or row.get("created_at"))
         seen = last.get(module)
         if seen is None or (when is not None and (seen["at"] is None or when > seen["at"])):
@@ -106,7 +113,7 @@ def _monitor(lease: Any, now: float) -> dict[str, Any]:
     released = lease.get("renewed_at") is not None and float(lease.get("expires_at", 0)) <= float(
         lease["renewed_at"]
     )
-    if not str(lease.get("holder", "")).startswith(APPLY_HOLDER_PREFIX):
+    if not is_apply_holder(str(lease.get("holder", ""))):
         state = "running" if live else (STOPPED_CLEANLY if released else "stopped (lease expired)")
     else:  # a CLI apply or a notebook run held it last
         state = "an apply is running" if live else "not running"
@@ -130,7 +137,9 @@ def read_status(
 ) -> dict[str, Any]:
     """Everything ``status`` shows, JSON-able. ``desired`` adds the metadata's own issues;
     ``runs`` (runs-table rows) the latest runs and their health, judged here unless ``health``
-    (module -> ModuleHealth) is given already judged (the status page keeps it a while)."""
+    (module -> ModuleHealth) is given already judged. Each module is built by
+    :func:`module_status` from its own rows, so a reader that keeps the rows (the status page)
+    builds again only the modules whose rows moved."""
     tables.require_exists()
     now = now if now is not None else datetime.now(timezone.utc).timestamp()
     header = read_state_header(tables, control_table, now=now)
@@ -140,54 +149,121 @@ def read_status(
         .get(StateKey.PENDING_MANUAL)
         or {}
     )
-    control_rows = tables.control.read_all()
-    module_rows = tables.modules.read_all()
-    metadata = {r.get("module_name") for r in control_rows} | {r.get("module_name") for r in module_rows}
-    active = {r.get("module_name") for r in control_rows if r.get("is_active") is not False}
-    authors = _authors(control_rows)
-    files: dict[str, set[str]] = {}
-    for row in control_rows:
-        if row.get("source_file"):
-            files.setdefault(str(row.get("module_name")), set()).add(str(row["source_file"]))
-    tracking = {(r["target"], r["module_name"]): r for r in tables.jobs.read_all()}
-    history = _latest_by(
-        (r for r in tables.history.read_all() if r.get("target") != ALERTS_TARGET),
-        lambda r: (r.get("target"), r.get("module_name")),
-    )
+    control = group_by_module(tables.control.read_all())
+    settings = group_by_module(tables.modules.read_all())
+    tracking = by_module_and_target(tables.jobs.read_all())
+    history = latest_history(tables.history.read_all())
+    held = pending_by_module(pending)
     issues = {m: [str(i) for i in found] for m, found in (desired.issues if desired else {}).items()}
-
-    latest_runs: dict[int, dict[str, Any]] = {}
+    latest_runs: dict[int, dict[str, Any]] | None = None
     if runs is not None:
         run_rows = list(runs)
-        latest_runs = _latest_runs(run_rows)
+        latest_runs = latest_run_views(run_rows)
         if health is None:
-            health = health_of_rows(run_rows, now=now, limits=module_limits(module_rows))
-    modules: dict[str, dict[str, Any]] = {}
-    for name in sorted(str(m) for m in metadata | {k[1] for k in tracking} | {k[1] for k in history} if m):
-        author = authors.get(name) or {}
-        modules[name] = {
-            "module": name,
-            "in_metadata": name in metadata,
-            "active": name in active,
-            "orphaned": name not in metadata,
-            "metadata_changed_at": iso(author.get("at")),
-            "metadata_changed_by": author.get("by"),
-            "metadata_errors": issues.get(name, []),
-            "files": sorted(files.get(name, ())),
-            "targets": [],
-        }
-        if runs is not None:
-            judged = (health or {}).get(name)
-            modules[name]["health"] = judged.as_dict() if judged is not None else None
-    held = {(target, name) for target, entries in pending.items() for name in entries or {}}
-    for key in sorted(set(tracking) | set(history) | held, key=lambda k: (str(k[1]), str(k[0]))):
-        target, name = key
-        if name not in modules:
-            continue
-        track, last = tracking.get(key) or {}, history.get(key) or {}
+            health = health_of_rows(
+                run_rows, now=now, limits=module_limits(r for rows in settings.values() for r in rows)
+            )
+    modules = []
+    for name in module_names(control, settings, tracking, history):
+        judged = (health or {}).get(name)
+        modules.append(
+            module_status(
+                name,
+                control_rows=control.get(name, ()),
+                in_modules_table=name in settings,
+                tracking=tracking.get(name, {}),
+                history=history.get(name, {}),
+                pending=held.get(name, {}),
+                issues=issues.get(name, []),
+                health=judged.as_dict() if judged is not None else None,
+                latest_runs=latest_runs,
+            )
+        )
+    return {**header, "modules": modules}
+
+
+def group_by_module(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Rows of the control or modules table by module name (rows without one left out)."""
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if row.get("module_name"):
+            grouped.setdefault(str(row["module_name"]), []).append(row)
+    return grouped
+
+
+def by_module_and_target(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Mapping[str, Any]]]:
+    """Tracking rows: module -> target -> row."""
+    grouped: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for row in rows:
+        if row.get("module_name"):
+            grouped.setdefault(str(row["module_name"]), {})[row["target"]] = row
+    return grouped
+
+
+def latest_history(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Mapping[str, Any]]]:
+    """Each module's newest history row per target (alerts are not modules)."""
+    latest = _latest_by(
+        (r for r in rows if r.get("target") != ALERTS_TARGET and r.get("module_name")),
+        lambda r: (r.get("target"), str(r.get("module_name"))),
+    )
+    grouped: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for (target, module), row in latest.items():
+        grouped.setdefault(module, {})[target] = row
+    return grouped
+
+
+def pending_by_module(pending: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The held ``sync: manual`` changes (the state table's document, target -> module ->
+    entry) by module: module -> target -> entry."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for target, entries in pending.items():
+        for module, entry in (entries or {}).items():
+            grouped.setdefault(str(module), {})[str(target)] = entry
+    return grouped
+
+
+def module_names(*groups: Mapping[str, Any]) -> list[str]:
+    """Every module ``status`` has a row for: in the metadata, tracked or in the history."""
+    return sorted({name for group in groups for name in group if name})
+
+
+def module_status(
+    name: str,
+    *,
+    control_rows: Iterable[Mapping[str, Any]],
+    in_modules_table: bool,
+    tracking: Mapping[str, Mapping[str, Any]],
+    history: Mapping[str, Mapping[str, Any]],
+    pending: Mapping[str, Any],
+    issues: list[str],
+    health: dict[str, Any] | None = None,
+    latest_runs: Mapping[int, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One module of ``status`` from its own rows: its control rows, its tracking rows and
+    newest history row per target, its held ``sync: manual`` changes per target, its metadata
+    issues; with ``latest_runs`` (job id -> newest run, runs were read) its ``health`` and each
+    workspace job's latest run."""
+    rows = list(control_rows)
+    in_metadata = bool(rows) or in_modules_table
+    author = _authors(rows).get(name) or {}
+    module: dict[str, Any] = {
+        "module": name,
+        "in_metadata": in_metadata,
+        "active": any(r.get("is_active") is not False for r in rows),
+        "orphaned": not in_metadata,
+        "metadata_changed_at": iso(author.get("at")),
+        "metadata_changed_by": author.get("by"),
+        "metadata_errors": list(issues),
+        "files": sorted({str(r["source_file"]) for r in rows if r.get("source_file")}),
+        "targets": [],
+    }
+    if latest_runs is not None:
+        module["health"] = health
+    changed_at = _as_datetime(author.get("at"))
+    for target in sorted(set(tracking) | set(history) | set(pending), key=str):
+        track, last = tracking.get(target) or {}, history.get(target) or {}
         job_id = track.get("job_id") or last.get("job_id")
         applied_at = _as_datetime(last.get("started_at")) or _as_datetime(track.get("updated_at"))
-        changed_at = _as_datetime(authors.get(name, {}).get("at"))
         entry = {
             "target": target,
             **_target_place(str(target), job_id, track.get("job_name"), name),
@@ -209,20 +285,20 @@ def read_status(
             # The module its job went to when it was renamed (``renamed_from``), else None.
             "renamed_to": None,
             # A held change of a sync: manual module: out of sync until `apply --module`.
-            "pending": _pending_of(pending, str(target), name),
+            "pending": _pending_view(pending.get(target)),
         }
-        if last.get("action") == PlanAction.RENAME and last.get("outcome") == "ok":
+        if last.get("action") == PlanAction.RENAME and last.get("outcome") == Outcome.OK:
             # A rename's history rows carry a note ("renamed to/from NAME"), not an error.
             note = str(last.get("error") or "")
             entry["last_error"] = track.get("last_error")
-            if note.startswith("renamed to ") and not track and name not in metadata:
+            if note.startswith("renamed to ") and not track and not in_metadata:
                 entry["renamed_to"] = note.removeprefix("renamed to ")
             elif note.startswith("renamed from "):
                 entry["renamed_from"] = note.removeprefix("renamed from ")
-        if runs is not None and entry["kind"] == "workspace" and entry["job_id"]:
+        if latest_runs is not None and entry["kind"] == TargetKind.WORKSPACE and entry["job_id"]:
             entry["latest_run"] = latest_runs.get(entry["job_id"])
-        modules[name]["targets"].append(entry)
-    return {**header, "modules": list(modules.values())}
+        module["targets"].append(entry)
+    return module
 
 
 def read_state_header(tables: Any, control_table: str, *, now: float) -> dict[str, Any]:
@@ -245,7 +321,7 @@ def read_state_header(tables: Any, control_table: str, *, now: float) -> dict[st
     }
 
 
-def _latest_runs(rows: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
+def latest_run_views(rows: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
     """job id -> its newest run, in the shape ``status`` has always shown."""
     latest: dict[int, Mapping[str, Any]] = {}
     for row in rows:
@@ -267,8 +343,7 @@ def _latest_runs(rows: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, Any]]
     }
 
 
-def _pending_of(pending: Mapping[str, Any], target: str, module: str) -> dict[str, Any] | None:
-    entry = (pending.get(target) or {}).get(module)
+def _pending_view(entry: Any) -> dict[str, Any] | None:
     if not isinstance(entry, Mapping):
         return None
     return {**entry, "detected_at": iso(entry.get("detected_at"))}
@@ -334,11 +409,11 @@ def render_status(status: Mapping[str, Any]) -> str:
         if not module["targets"]:
             lines.append("    not applied yet")
         for t in module["targets"]:
-            where = t.get("url") or f"job {t['job_id']}" if t["kind"] == "workspace" else t["file"]
+            where = t.get("url") or f"job {t['job_id']}" if t["kind"] == TargetKind.WORKSPACE else t["file"]
             line = f"    {where}: {t['last_action'] or t['status'] or 'tracked'}"
             if t["status"] == ORPHANED_STATUS:
                 line = f"    ! {module['module']}: {where}: {ORPHANED_REASON}"
-            if t["last_outcome"] and t["last_outcome"] != "ok":
+            if t["last_outcome"] and t["last_outcome"] != Outcome.OK:
                 line += f" ({t['last_outcome']})"
             line += f", applied {local_time(t['applied_at'])}"
             if t["applied_version"] is not None:
@@ -380,16 +455,25 @@ def read_history(
             from lakeflow_job_meta.errors import ConfigurationError
 
             raise ConfigurationError(f"--since must be a date YYYY-MM-DD, got {since!r}") from error
-    rows = []
-    for row in tables.history.read_all():
+    return history_rows(
+        (r for r in tables.history.read_all() if module is None or r.get("module_name") == module),
+        since=start,
+        limit=limit,
+    )
+
+
+def history_rows(
+    rows: Iterable[Mapping[str, Any]], *, since: datetime | None = None, limit: int | None = 50
+) -> list[dict[str, Any]]:
+    """History rows started at or after ``since``, newest first, times as ISO text."""
+    found = []
+    for row in rows:
         started = _as_datetime(row.get("started_at"))
-        if module is not None and row.get("module_name") != module:
+        if since is not None and (started is None or started < since):
             continue
-        if start is not None and (started is None or started < start):
-            continue
-        rows.append({**{k: v for k, v in row.items()}, "started_at": iso(started)})
-    rows.sort(key=lambda r: (r["started_at"] or "", r.get("module_name") or ""), reverse=True)
-    return rows[:limit] if limit is not None and limit >= 0 else rows
+        found.append({**row, "started_at": iso(started)})
+    found.sort(key=lambda r: (r["started_at"] or "", r.get("module_name") or ""), reverse=True)
+    return found[:limit] if limit is not None and limit >= 0 else found
 
 
 def render_history(rows: list[dict[str, Any]]) -> str:
@@ -401,7 +485,7 @@ def render_history(rows: list[dict[str, Any]]) -> str:
         if r.get("job_id"):
             line += f" (job {r['job_id']})"
         line += f"  [{r.get('target')}]"
-        if r.get("error") and r.get("action") == PlanAction.RENAME and r.get("outcome") == "ok":
+        if r.get("error") and r.get("action") == PlanAction.RENAME and r.get("outcome") == Outcome.OK:
             line += f"  {r['error']}"  # "renamed to/from NAME": the rename's note, not a failure
         elif r.get("error"):
             line += f"  error: {r['error']}"

@@ -12,13 +12,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.metadata.defaults import with_defaults
 from lakeflow_job_meta.metadata.files import read_yaml_file
 from lakeflow_job_meta.metadata.limits import MAX_FILE_BYTES
-from lakeflow_job_meta.metadata.locations import LineMap, Locator, YamlOrigin, sorted_issues, yaml_issue
+from lakeflow_job_meta.metadata.locations import (
+    FieldPath,
+    LineMap,
+    Locator,
+    YamlOrigin,
+    sorted_issues,
+    yaml_issue,
+)
 from lakeflow_job_meta.metadata.models import MetadataDocument, ModuleSettings, Source
 from lakeflow_job_meta.metadata.row_shape import RowShape
 from lakeflow_job_meta.metadata.schema import schema_problems
@@ -33,6 +40,7 @@ from lakeflow_job_meta.metadata.variables import (
     undeclared_overrides,
 )
 from lakeflow_job_meta.metadata.yaml_loader import LoadedYaml, YamlLimits, load_yaml
+from lakeflow_job_meta.vocabulary import EnvironmentMode
 
 __all__ = [
     "FilesParseResult",
@@ -59,12 +67,20 @@ class ParseResult:
     declared_variables: frozenset[str] = frozenset()
     # The file's environments (name -> mode); ``header_read`` is False when the file could not
     # be read as far as its variables and environments (then what it declares is unknown).
-    declared_environments: Mapping[str, str] = field(default_factory=dict)
+    declared_environments: Mapping[str, EnvironmentMode] = field(default_factory=dict)
     header_read: bool = False
 
     @property
     def declarations(self) -> FileDeclarations:
         return FileDeclarations(dict(self.declared_environments), self.declared_variables)
+
+
+class _HeaderRead(TypedDict):
+    """The :class:`ParseResult` fields known once a file's header passed the schema."""
+
+    declared_variables: frozenset[str]
+    declared_environments: Mapping[str, EnvironmentMode]
+    header_read: bool
 
 
 @dataclass(frozen=True)
@@ -247,10 +263,10 @@ def _parse_data(
             None, sorted_issues(yaml_issue(path, lines, p.path, p.message, p.line_path) for p in header)
         )
     declared = frozenset(data.get("variables") or {})
-    read = {
+    read: _HeaderRead = {
         "declared_variables": declared,
-        "declared_environments": {
-            name: (spec or {}).get("mode", DEFAULT_MODE)
+        "declared_environments": {  # the header passed the schema: every mode is one of its enum
+            name: EnvironmentMode((spec or {}).get("mode", DEFAULT_MODE))
             for name, spec in (data.get("environments") or {}).items()
         },
         "header_read": True,
@@ -300,7 +316,7 @@ def _semantic_issues_of_the_rest(
     lines: LineMap,
     path: str,
     rows: RowShape | None,
-    bad_paths: list[tuple],
+    bad_paths: list[FieldPath],
     default_warehouse_id: str | None,
 ) -> list[MetadataIssue]:
     """Every problem of a file in one pass: the semantic checks of the parts the schema accepted
@@ -310,11 +326,23 @@ def _semantic_issues_of_the_rest(
     raw_modules = full.get("modules")
     if not isinstance(raw_modules, list):
         return []
-    bad_sources = {(p[1], p[3]) for p in bad_paths if len(p) >= 4 and p[0] == "modules" and p[2] == "sources"}
+    # ``modules`` and ``sources`` are lists: the parts after them are indexes.
+    bad_sources = {
+        (p[1], p[3])
+        for p in bad_paths
+        if len(p) >= 4
+        and p[0] == "modules"
+        and p[2] == "sources"
+        and isinstance(p[1], int)
+        and isinstance(p[3], int)
+    }
     bad_settings = {
         p[1]
         for p in bad_paths
-        if len(p) >= 2 and p[0] == "modules" and not (len(p) >= 3 and p[2] == "sources" and len(p) >= 4)
+        if len(p) >= 2
+        and p[0] == "modules"
+        and isinstance(p[1], int)
+        and not (len(p) >= 3 and p[2] == "sources" and len(p) >= 4)
     }
     if any(len(p) < 2 or p[0] != "modules" for p in bad_paths):
         return []  # the document's own shape is wrong: nothing below it can be judged

@@ -158,7 +158,8 @@ def module_settings_from_row(row: Mapping[str, Any], table_name: str) -> ModuleS
         if key in settings
     ]
     settings = {key: value for key, value in settings.items() if key not in _MODULE_ROW_KEYS}
-    is_active = True if row.get("is_active") is None else row.get("is_active")
+    # A JSON value until the schema below has judged it a boolean.
+    is_active: Any = True if row.get("is_active") is None else row.get("is_active")
     for p in _row_schema_problems({"module_name": module_name, "is_active": is_active, **settings}, "module"):
         field = p.path if p.path[:1] in (("module_name",), ("is_active",)) else ("settings", *p.path)
         issues.append(MetadataIssue(location, format_path(field), p.message, module=module))

@@ -15,14 +15,19 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
+from jsonschema.protocols import Validator
 
 from lakeflow_job_meta.metadata.locations import FieldPath
 from lakeflow_job_meta.metadata.models import TASK_TYPES
 
-_StrictIntegerValidator = validators.extend(
+if TYPE_CHECKING:
+    import jsonschema_rs
+
+# types-jsonschema leaves validators.extend unannotated; it returns a validator class.
+_StrictIntegerValidator: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
         "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
@@ -55,11 +60,12 @@ class SchemaProblem:
 def metadata_schema() -> dict[str, Any]:
     """The shipped schema (parsed once)."""
     text = resources.files("lakeflow_job_meta.metadata").joinpath("schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 @cache
-def _validator(definition: str | None) -> Any:
+def _validator(definition: str | None) -> Validator:
     schema = metadata_schema()
     Draft202012Validator.check_schema(schema)  # here, not on the happy path: it costs 0.5 s
     if definition is not None:
@@ -68,7 +74,7 @@ def _validator(definition: str | None) -> Any:
 
 
 @cache
-def _compiled_validator(definition: str | None) -> Any:
+def _compiled_validator(definition: str | None) -> jsonschema_rs.Validator | None:
     """The same schema compiled by ``jsonschema-rs`` (about 400x faster), or None when it is not
     installed. It only ever answers "valid": every failure is explained by ``jsonschema``."""
     try:
@@ -170,21 +176,23 @@ def schema_problems(instance: Any, definition: str | None = None) -> list[Schema
     )
 
 
-def _describe(error: ValidationError, validator: Any) -> Iterator[SchemaProblem]:
+def _describe(error: ValidationError, validator: Validator) -> Iterator[SchemaProblem]:
     path: FieldPath = tuple(error.absolute_path)
     keyword = error.validator
+    # JSON values of the schema; set on every error ``iter_errors`` yields.
+    value: Any = error.validator_value
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     if "propertyNames" in error.absolute_schema_path:
         detail = schema.get("x-message") or _keyword_message(error, schema)
         yield SchemaProblem(path, f"invalid name '{error.instance}': {detail}", (*path, str(error.instance)))
         return
     if keyword == "required":
-        for name in error.validator_value:
+        for name in value:
             if isinstance(error.instance, Mapping) and name not in error.instance:
                 yield SchemaProblem((*path, name), "is required", path)
         return
     if keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, Mapping):
-        if error.validator_value is not False:
+        if value is not False:
             return
         task_type = error.instance.get("task_type")
         if task_type is not None and task_type not in TASK_TYPES:
@@ -200,7 +208,7 @@ def _describe(error: ValidationError, validator: Any) -> Iterator[SchemaProblem]
     if keyword in _GOT_KEYWORDS:
         message += f", got {_got(error.instance)}"
     if keyword == "enum" and isinstance(error.instance, str):
-        message += did_you_mean(error.instance, [str(v) for v in error.validator_value])
+        message += did_you_mean(error.instance, [str(v) for v in value])
     yield SchemaProblem(path, message, path)
 
 
@@ -236,7 +244,7 @@ def _got(value: Any) -> str:
 
 def _keyword_message(error: ValidationError, schema: Mapping[str, Any]) -> str:
     keyword = error.validator
-    value = error.validator_value
+    value: Any = error.validator_value  # JSON, set on every error ``iter_errors`` yields
     if keyword in _X_MESSAGE_KEYWORDS and "x-message" in schema:
         return str(schema["x-message"])
     if keyword == "type" and "x-type-message" in schema:
@@ -288,7 +296,7 @@ def _show(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) and value in ("true", "false") else str(value)
 
 
-def _declared_keys(schema: Mapping[str, Any], instance: Mapping[str, Any], validator: Any) -> set[str]:
+def _declared_keys(schema: Mapping[str, Any], instance: Mapping[str, Any], validator: Validator) -> set[str]:
     """Keys ``schema`` declares for ``instance``, following local ``$ref``, ``allOf`` and the
     ``if``/``then`` branch that applies (so a notebook task knows ``notebook_path``)."""
     keys = set(schema.get("properties", {}))

@@ -24,11 +24,12 @@ from typing import Any
 
 from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue
 from lakeflow_job_meta.metadata.locations import FieldPath, LineMap, yaml_issue
+from lakeflow_job_meta.vocabulary import EnvironmentMode
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 VARIABLE_REFERENCE = re.compile(r"\$\{var\.([A-Za-z_][A-Za-z0-9_-]*)\}")
-MODES = ("development", "production")
-DEFAULT_MODE = "development"
+# An environment that declares no ``mode``.
+DEFAULT_MODE = EnvironmentMode.DEVELOPMENT
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,11 @@ class EnvironmentSelection:
     """The environment a file was parsed for (``--env``). Development mode prefixes job names."""
 
     name: str
-    mode: str = DEFAULT_MODE
+    mode: EnvironmentMode = DEFAULT_MODE
 
     @property
     def is_production(self) -> bool:
-        return self.mode == "production"
+        return self.mode == EnvironmentMode.PRODUCTION
 
 
 @dataclass
@@ -241,7 +242,8 @@ def apply_variables(
             issues.append(yaml_issue(file, lines, at, message))
             return Substitution(data.get("modules"), None, issues)
         chosen = environments[env] or {}
-        selection = EnvironmentSelection(env, chosen.get("mode", DEFAULT_MODE))
+        # The header matched the schema (see above): ``mode`` is one of its enum.
+        selection = EnvironmentSelection(env, EnvironmentMode(chosen.get("mode", DEFAULT_MODE)))
         env_values = chosen.get("variables") or {}
     resolver = _Resolver(file, lines, data.get("variables") or {}, env_values, env, overrides or {})
     modules = resolver.substitute(data.get("modules"), ("modules",))

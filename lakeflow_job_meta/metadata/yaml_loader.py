@@ -111,10 +111,11 @@ def _core_scalar(constructor: SafeConstructor, node: ScalarNode) -> tuple[Any, s
     return value, None if math.isfinite(value) else f"'{node.value}' is not a finite number"
 
 
-class _NodeBuilder:
+class _NodeBuilder(SafeConstructor):
     """Builds plain Python values from a composed node graph, recording the start line of every
     mapping entry, sequence item and scalar in a :class:`LineMap`. PyYAML's own constructor is
-    used only for core scalars. Mixed into a pure-Python and a libyaml loader."""
+    used only for core scalars. Mixed into a pure-Python and a libyaml loader (both are
+    ``SafeConstructor``s, so the loader's MRO is unchanged)."""
 
     limits: YamlLimits
     lines: LineMap
@@ -192,8 +193,8 @@ class _NodeBuilder:
                             (_line(key_node), path, "'<<' must merge a mapping or a list of mappings")
                         )
                         continue
-                    for key, key_line, merged_value in self._entries(source, path):
-                        merged.setdefault(key, (key_line, merged_value))
+                    for merged_key, key_line, merged_value in self._entries(source, path):
+                        merged.setdefault(merged_key, (key_line, merged_value))
                 continue
             key = self._key(key_node, path)
             if key is None:
@@ -242,16 +243,18 @@ class TrackingLoader(_NodeBuilder, yaml.SafeLoader):
         yaml.SafeLoader.__init__(self, text)
         self._start(limits)
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > self.limits.max_aliases:
-                mark = self.peek_event().start_mark
+                # types-PyYAML leaves Parser.peek_event unannotated (an alias event, with its mark).
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise _Refused(mark.line + 1, f"more than {self.limits.max_aliases} aliases (*name)")
         return super().compose_node(parent, index)
 
 
-_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)  # libyaml, shipped in the pyyaml wheels
+# libyaml, shipped in the pyyaml wheels; None when PyYAML was built without it.
+_CSafeLoader: type[yaml.CSafeLoader] | None = getattr(yaml, "CSafeLoader", None)
 
 
 def _shape(root: Node) -> tuple[int, int, int]:
@@ -274,23 +277,30 @@ def _shape(root: Node) -> tuple[int, int, int]:
     return uses, len(seen), depth
 
 
-class _CachedResolver:
+class _CachedResolver(Resolver):
     """libyaml's parser asks the Python resolver for the tag of every scalar (regex matches);
     a file repeats the same keys and values thousands of times, and the answer depends only on
-    the value and whether it was quoted."""
+    the value and whether it was quoted. Mixed in before the loader, whose MRO places its own
+    ``Resolver`` after the parser and constructor."""
 
     _resolved: dict[tuple[Any, str, Any], str] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
         if kind is not ScalarNode:
-            return super().resolve(kind, value, implicit)  # type: ignore[misc]
+            return _resolve(super(), kind, value, implicit)
         key = (kind, value, implicit)
         tag = self._resolved.get(key)
         if tag is None:
-            tag = super().resolve(kind, value, implicit)  # type: ignore[misc]
+            tag = _resolve(super(), kind, value, implicit)
             if len(self._resolved) < 100_000:
                 self._resolved[key] = tag
         return tag
+
+
+def _resolve(resolver: Any, kind: Any, value: Any, implicit: Any) -> str:
+    """``BaseResolver.resolve``, which types-PyYAML leaves unannotated: it returns a tag."""
+    tag: str = resolver.resolve(kind, value, implicit)
+    return tag
 
 
 def _load_with_libyaml(content: str, limits: YamlLimits) -> LoadedYaml | None:
@@ -305,7 +315,7 @@ def _load_with_libyaml(content: str, limits: YamlLimits) -> LoadedYaml | None:
         # event tier answers them).
         return None
 
-    class _CTrackingLoader(_CachedResolver, _NodeBuilder, _CSafeLoader):
+    class _CTrackingLoader(_CachedResolver, _NodeBuilder, yaml.CSafeLoader):  # is _CSafeLoader
         pass
 
     loader = _CTrackingLoader(content)
@@ -349,7 +359,7 @@ def _plain_scalar(text: str, implicit: Any) -> tuple[str, Any]:
     known = _plain_scalars.get(memo)
     if known is not None:
         return known
-    tag = _RESOLVER.resolve(ScalarNode, text, implicit)
+    tag = _resolve(_RESOLVER, ScalarNode, text, implicit)
     value, problem = _core_scalar(_CONSTRUCTOR, ScalarNode(tag, text))
     if problem is not None:
         value = _STEP_ASIDE
@@ -408,7 +418,8 @@ def _walk_events(get_event: Any, limits: YamlLimits, question_text: str | None) 
         return None
     lines: dict[FieldPath, int] = {(): event.start_mark.line + 1}
     root: Any = {} if kind is mapping_start else []
-    container, path, is_map = root, (), kind is mapping_start
+    path: FieldPath = ()
+    container, is_map = root, kind is mapping_start
     key: str | None = None  # in a mapping: the key whose value comes next
     keys = 0  # nodes: every key, and one per line recorded (root, mapping values, list items)
     stack: list[tuple[Any, FieldPath, bool]] = []
@@ -430,7 +441,8 @@ def _walk_events(get_event: Any, limits: YamlLimits, question_text: str | None) 
                 else None
             )
             if not is_map:
-                lines[(*path, len(container))] = event.start_mark.line + 1
+                item_path: FieldPath = (*path, len(container))
+                lines[item_path] = event.start_mark.line + 1
                 if resolved is None:
                     container.append(text)
                 elif resolved[1] is step_aside:
@@ -450,7 +462,8 @@ def _walk_events(get_event: Any, limits: YamlLimits, question_text: str | None) 
             else:
                 key = text
                 keys += 1
-                lines[(*path, key)] = event.start_mark.line + 1
+                key_path: FieldPath = (*path, key)
+                lines[key_path] = event.start_mark.line + 1
         elif kind is mapping_start or kind is sequence_start:
             if event.anchor is not None or event.tag is not None:
                 return None

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 from lakeflow_job_meta.metadata.limits import MASS_CHANGE_MAX_FRACTION, MASS_CHANGE_MAX_JOBS
 from lakeflow_job_meta.planning.plan import PlannedChange
+from lakeflow_job_meta.vocabulary import PlanAction
 
-DESTRUCTIVE_ACTIONS: frozenset[str] = frozenset({"pause", "delete"})
+DESTRUCTIVE_ACTIONS: frozenset[PlanAction] = frozenset({PlanAction.PAUSE, PlanAction.DELETE})
 ALLOW_FLAG = "--allow-mass-change"
 
 

@@ -29,7 +29,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 from lakeflow_job_meta.errors import MetadataIssue
 from lakeflow_job_meta.metadata.dependencies import Dependency, resolve_dependencies
@@ -48,6 +48,7 @@ from lakeflow_job_meta.metadata.task_keys import sanitize_task_key
 from lakeflow_job_meta.planning.acl import PRINCIPAL_KEYS, RunIdentity, with_owner
 from lakeflow_job_meta.planning.canonical import PAUSABLE_BLOCKS, scalar_text, spec_hash
 from lakeflow_job_meta.planning.ownership import label_value, merge_tags
+from lakeflow_job_meta.vocabulary import EnvironmentMode
 
 DEFAULT_PRIORITY = 100
 DEFAULT_EDIT_MODE = "UI_LOCKED"
@@ -56,6 +57,9 @@ DEFAULT_EDIT_MODE = "UI_LOCKED"
 DEFAULT_QUEUE = {"enabled": True}
 DEFAULT_ENVIRONMENT_VERSION = "2"
 RUN_JOB_PLACEHOLDER_ID = 0
+_T = TypeVar("_T")
+# The Jobs API's ``pause_status`` of a schedule, trigger or continuous block.
+PauseStatus = Literal["PAUSED", "UNPAUSED"]
 
 # Module settings copied into the job settings as they are (after dropping empty containers).
 PASSTHROUGH_JOB_FIELDS: tuple[str, ...] = (
@@ -109,11 +113,11 @@ class CompileContext:
     control_table: str
     control_table_id: str
     env_name: str | None = None
-    env_mode: Literal["development", "production"] = "production"
+    env_mode: EnvironmentMode = EnvironmentMode.PRODUCTION
     default_warehouse_id: str | None = None
     # Workspace folder for inline-SQL files; defaults to a folder per control table.
     managed_sql_root: str | None = None
-    default_pause_status: Literal["PAUSED", "UNPAUSED"] | None = None
+    default_pause_status: PauseStatus | None = None
     # Added to the development name prefix (``[dev alice] name``) so developers don't collide.
     user_name_prefix: str | None = None
     # Who runs the tool (read by the workspace adapter): the ``run_as`` of a module that names
@@ -129,7 +133,7 @@ class CompileContext:
 
     @property
     def name_prefix(self) -> str:
-        if self.env_mode != "development":
+        if self.env_mode != EnvironmentMode.DEVELOPMENT:
             return ""
         parts = [p for p in (self.env_name or "dev", self.user_name_prefix) if p]
         return f"[{' '.join(parts)}] "
@@ -202,6 +206,12 @@ def compile_module(module: Module, ctx: CompileContext) -> CompileResult:
     return CompileResult(job=None if issues else job, issues=issues)
 
 
+@overload
+def prune_empty(value: dict[str, Any]) -> dict[str, Any]: ...
+@overload
+def prune_empty(value: list[Any]) -> list[Any]: ...
+@overload
+def prune_empty(value: _T) -> _T: ...
 def prune_empty(value: Any) -> Any:
     """Drop empty lists/dicts (recursively) that the SDK would not round-trip."""
     if isinstance(value, dict):
@@ -328,7 +338,7 @@ class _ModuleCompiler:
                 continue
             if "pause_status" in value:
                 explicit = True
-            elif self.ctx.env_mode == "development":
+            elif self.ctx.env_mode == EnvironmentMode.DEVELOPMENT:
                 value["pause_status"] = "PAUSED"
                 explicit = True
         return explicit

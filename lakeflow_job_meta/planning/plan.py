@@ -46,7 +46,8 @@ class TrackedJob:
     paused_by_tool: bool = False
     # Workspace path -> sha256 of the text last written there (inline SQL files).
     managed_files: dict[str, str] = field(default_factory=dict)
-    status: str = "ok"
+    # None: the row holds no status this version knows (see vocabulary.tracking_status).
+    status: TrackingStatus | None = TrackingStatus.OK
     # Set when this is the job of an earlier name (``renamed_from``) taken over by the module:
     # the old name, whose ownership tags the live job still carries until the rename's reset.
     renamed_from: str | None = None
@@ -55,7 +56,7 @@ class TrackedJob:
 @dataclass
 class PlannedChange:
     module: str
-    action: str
+    action: PlanAction
     job_id: int | None = None
     job_name: str | None = None
     diff: list[FieldChange] = field(default_factory=list)
@@ -165,7 +166,7 @@ class Plan:
             if change.reason:
                 lines.append(f"      # {change.reason}")
             compiled = change.compiled or change.shown
-            if change.action == "create" and compiled is not None:
+            if change.action == PlanAction.CREATE and compiled is not None:
                 graph = task_graph(compiled.job_name, compiled.settings, compiled.managed_files)
                 lines += [f"      {line}" for line in task_lines(graph)]
             lines += [f"      {item}" for item in change.diff]
@@ -248,20 +249,20 @@ def _plan_desired(
         change.renamed_from = tracked.renamed_from
         change.reason = f"renamed from {tracked.renamed_from}: same job, renamed with one reset"
         if live_settings is not None:
-            change.diff = _diff_desired(desired, live_settings)
+            change.diff = diff_against_live(desired, live_settings)
         return change
     if tracked.spec_hash != new_hash:
         change.action = PlanAction.UPDATE
         change.reason = "metadata changed"
         if live_settings is not None:
-            change.diff = _diff_desired(desired, live_settings)
+            change.diff = diff_against_live(desired, live_settings)
         return change
     if tracked.paused_by_tool:
         change.action = PlanAction.UPDATE
         change.reason = "module is back: unpause the job the tool paused"
         return change
     if check_drift and live_settings is not None:
-        diff = _diff_desired(desired, live_settings)
+        diff = diff_against_live(desired, live_settings)
         if diff:
             change.action = PlanAction.UPDATE
             change.drift = True
@@ -273,7 +274,7 @@ def _plan_desired(
     return change
 
 
-def _diff_desired(desired: CompiledJob, live: Mapping[str, Any]) -> list[FieldChange]:
+def diff_against_live(desired: CompiledJob, live: Mapping[str, Any]) -> list[FieldChange]:
     """Live against desired; fields the module hands to the UI (``ignore_drift``) never differ."""
     settings = with_live_values(desired.settings, live, desired.ignore_drift)
     return compare_settings(settings, live, explicit_pause=desired.explicit_pause)

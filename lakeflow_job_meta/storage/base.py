@@ -7,7 +7,7 @@ Delta commit, so readers never see half of a load.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -95,6 +95,10 @@ class Table(Protocol):
 
     def read_all(self) -> list[dict[str, Any]]:
         """Every row, every column of the spec (missing columns read as None)."""
+
+    def read_matching(self, column: str, values: Collection[str]) -> list[dict[str, Any]]:
+        """The rows whose ``column`` (one of the spec's) is one of ``values``, as
+        :meth:`read_all` shapes them: a one-module monitor cycle reads its module's rows only."""
 
     def changes_since(self, version: int) -> list[dict[str, Any]] | None:
         """Rows changed after ``version`` (exclusive) from the Change Data Feed, each with

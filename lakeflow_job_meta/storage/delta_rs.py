@@ -161,11 +161,12 @@ class DeltaRsTable:
     def _open(self) -> DeltaTable:
         dl = _deltalake()
         try:
-            return dl.DeltaTable(self.path)
+            table: DeltaTable = dl.DeltaTable(self.path)
         except dl.exceptions.TableNotFoundError as exc:
             raise TableNotFoundError(self.name) from exc
         except (dl.exceptions.DeltaError, OSError) as exc:
             raise StorageError(f"cannot open {self.name}: {exc}") from exc
+        return table
 
     def _snapshot(self) -> DeltaTable:
         """The cached DeltaTable brought up to date; caller holds ``self._lock``. Re-opening costs

@@ -28,7 +28,8 @@ class TrackingRow:
     applied_version: int | None = None
     """Delta version of the control table the apply read."""
     status: str = ""
-    """A :class:`~lakeflow_job_meta.vocabulary.TrackingStatus`."""
+    """A :class:`~lakeflow_job_meta.vocabulary.TrackingStatus` as stored (``''``: none); read
+    back with :func:`~lakeflow_job_meta.vocabulary.tracking_status`."""
     last_error: str | None = None
     paused_by_tool: bool = False
     """The tool paused the job when its module left (undone when the module comes back)."""
@@ -70,7 +71,8 @@ class HistoryRow:
     target: str
     module_name: str
     action: str
-    """A :class:`~lakeflow_job_meta.vocabulary.PlanAction`."""
+    """A :class:`~lakeflow_job_meta.vocabulary.PlanAction`, or an alert's ``alert:EVENT`` /
+    ``recovered:EVENT`` (target ``alerts``)."""
     job_id: int | None = None
     old_hash: str | None = None
     new_hash: str | None = None

@@ -18,7 +18,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -340,7 +340,7 @@ def _databricks_connect() -> Any:
     if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         return None
     try:
-        from databricks.connect import DatabricksSession  # type: ignore[import-not-found]
+        from databricks.connect import DatabricksSession
     except ImportError:
         return None
     return DatabricksSession
@@ -467,6 +467,23 @@ class SparkTable:
         present = set(self._present_columns())
         columns = [c for c in self.spec.column_names if c in present]
         return self._rows(self._sql(select_sql(self.ref, columns)).collect())
+
+    def read_matching(self, column: str, values: Collection[str]) -> list[dict[str, Any]]:
+        """Filtered by Spark (a DataFrame filter, no SQL text): only the matches are collected."""
+        if column not in self.spec.column_names:
+            raise StorageError(f"{self.name}: no column {column!r}")
+        from pyspark.sql import functions as sql_functions
+
+        present = set(self._present_columns())
+        columns = [c for c in self.spec.column_names if c in present]
+        try:
+            frame = self.spark.table(self.ref.sql_name).select(*columns)
+            rows = frame.filter(sql_functions.col(column).isin(sorted(values))).collect()
+        except Exception as exc:
+            if _not_found(exc):
+                raise TableNotFoundError(self.name) from exc
+            raise StorageError(f"{self.name}: {exc}") from exc
+        return self._rows(rows)
 
     def _properties(self) -> dict[str, str]:
         rows = self._sql(f"SHOW TBLPROPERTIES {self.ref.sql_name}").collect()

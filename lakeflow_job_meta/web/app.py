@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -44,11 +45,23 @@ def build_app(source: StatusSource) -> Starlette:
             return _Json({"error": f"no module {name!r}"}, status_code=404)
         return html("missing.html", status=404, name=name)
 
+    row_template = env.get_template("overview_row.html")
+    rows_html: dict[str, tuple[dict[str, Any], str]] = {}
     rendered: dict[Filters, tuple[dict[str, Any], str]] = {}
+    dumped: dict[Filters, tuple[dict[str, Any], bytes]] = {}
+
+    def row_html(row: dict[str, Any]) -> str:
+        """A module's table row, rendered again only when its row object is new (the fleet
+        keeps the object of a row that did not change)."""
+        memo = rows_html.get(row["module"])
+        if memo is None or memo[0] is not row:
+            memo = rows_html[row["module"]] = (row, row_template.render(m=row))
+        return memo[1]
 
     async def overview(request: Request) -> Response:
-        """Rendered once per overview document and filter: 3,000 table rows take Jinja about
-        0.2 s, serving the same bytes again takes nothing."""
+        """Rendered once per overview document and filter, each row once per row object: after
+        a change only the changed modules' rows are rendered again (3,000 rows take Jinja about
+        0.1 s; joining them, a millisecond)."""
         filters = Filters.from_query(request.query_params)
         page = source.overview(filters)
         memo = rendered.get(filters)
@@ -56,6 +69,7 @@ def build_app(source: StatusSource) -> Starlette:
             body = env.get_template("overview.html").render(
                 control_table=source.control_table,
                 page=page,
+                rows_html=Markup("".join(row_html(row) for row in page["modules"])),
                 sync_states=SYNC_STATES,
                 health_filters=HEALTH_FILTERS,
             )
@@ -65,7 +79,14 @@ def build_app(source: StatusSource) -> Starlette:
         return HTMLResponse(memo[1])
 
     async def overview_api(request: Request) -> Response:
-        return _Json(source.overview(Filters.from_query(request.query_params)))
+        filters = Filters.from_query(request.query_params)
+        page = source.overview(filters)
+        memo = dumped.get(filters)
+        if memo is None or memo[0] is not page:
+            if len(dumped) > 64:
+                dumped.clear()
+            memo = dumped[filters] = (page, bytes(_Json(page).body))
+        return Response(memo[1], media_type="application/json")
 
     async def module(request: Request) -> Response:
         name = request.path_params["name"]

@@ -31,7 +31,8 @@ def warehouse_app(control_table: str, warehouse_id: str, client: object | None =
 
         client = WorkspaceClient()
     tables = warehouse_tables(control_table, statement_executor(client, warehouse_id))
-    return create_app(control_table, tables=tables)
+    # The App's own client also reads a workspace job's live settings for its pending diff.
+    return create_app(control_table, tables=tables, workspace=lambda: client)
 
 
 def main() -> int:

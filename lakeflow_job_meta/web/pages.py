@@ -1,63 +1,71 @@
 """What each page of the status page shows, as JSON-able dicts: the HTML templates and the JSON
 API render the same documents, so the two never disagree.
 
-Reads go through :class:`StatusSource`, which caches the fleet document by the tables' Delta
-versions (about 1 ms each to read) for a few seconds: at 3,000 modules a page is then a
-filter and a render, not a scan of five tables. Nothing here writes.
+Reads go through :class:`~lakeflow_job_meta.web.fleet.Fleet`, which keeps every module's entry
+and overview row in memory and brings them up to date by what moved in the tables (a request
+reads the six Delta versions, about 1 ms; a change of one row costs milliseconds at 3,000
+modules). The fleet is read once in the background when the source is built, so the server
+answers at once and its first request waits only for what is left of that read. Nothing here
+writes.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from lakeflow_job_meta.clock import Clock
-from lakeflow_job_meta.engine.runs import health_of_rows, module_limits
-from lakeflow_job_meta.engine.status import iso, read_history, read_state_header, read_status
+from lakeflow_job_meta.engine.status import history_rows, iso
 from lakeflow_job_meta.errors import LakeflowJobMetaError
-from lakeflow_job_meta.planning.graph import TaskGraph
+from lakeflow_job_meta.planning.compiler import CompiledJob
+from lakeflow_job_meta.planning.graph import TaskGraph, task_graph
 from lakeflow_job_meta.planning.graph_svg import render_svg
 from lakeflow_job_meta.planning.plan import ORPHANED_STATUS
 from lakeflow_job_meta.storage.tables import ToolTables
+from lakeflow_job_meta.vocabulary import Outcome
+from lakeflow_job_meta.web.fleet import CACHE_SECONDS, Fleet, Validate
+from lakeflow_job_meta.web.pending import LiveSettings, pending_changes
 
-CACHE_SECONDS = 5.0
-MODULES_MAX_AGE = 60.0
-SYNC_STATES = ("synced", "out of sync", "held", "pending", "error", "orphaned", "inactive")
+log = logging.getLogger(__name__)
+
+# The states of the issue's list first; "orphaned" (a job whose module left the metadata) and
+# "inactive" (a module switched off) name modules the list has no word for.
+SYNC_STATES = ("synced", "out of sync", "held", "manual pending", "error", "orphaned", "inactive")
 MAX_ROWS = 100  # runs and history rows on a module page
 
 
 def sync_state(module: Mapping[str, Any]) -> str:
-    """One word for where a module's job stands against its metadata."""
+    """One word for where a module's job stands against its metadata: ``error`` (its metadata,
+    a rejected edit or the last apply failed), ``held`` (the blast-radius limit held its pause
+    or delete back), ``manual pending`` (a ``sync: manual`` module with a change an apply would
+    make: held by the monitor, or its metadata newer than its job), ``orphaned``, ``inactive``,
+    ``out of sync`` (the metadata changed after the last apply, or it was never applied) and
+    ``synced``."""
     targets = module.get("targets") or []
+    if module.get("metadata_errors") or module.get("rejections") or any(_failed(t) for t in targets):
+        return "error"
+    if any(t.get("last_outcome") == Outcome.HELD for t in targets):
+        return "held"
+    if any(t.get("pending") for t in targets):
+        return "manual pending"
     if module.get("orphaned") or any(t.get("status") == ORPHANED_STATUS for t in targets):
         return "orphaned"
-    if (
-        module.get("metadata_errors")
-        or module.get("rejections")
-        or any(t.get("last_outcome") == "error" or t.get("last_error") for t in targets)
-    ):
-        return "error"
-    if any(t.get("last_outcome") == "held" for t in targets):
-        return "held"
     if not module.get("active"):
         return "inactive"
-    if not targets:
-        return "pending"  # never applied: waits for the monitor or an apply
-    if any(t.get("lag") for t in targets):
-        return "out of sync"
-    return "synced"
+    changed = not targets or any(t.get("lag") for t in targets)
+    if changed and module.get("sync_manual"):
+        return "manual pending"
+    return "out of sync" if changed else "synced"
 
 
-def rejections(module: Mapping[str, Any], rejected: Mapping[str, list[str]]) -> list[str]:
-    """The issues (``file:line: ...``) of the rejected files a module's rows came from: the
-    monitor keeps the module's last good rows, so the page says why its edit did not land."""
-    found: list[str] = []
-    for path, issues in sorted(rejected.items()):
-        if any(f == path or f.endswith("/" + path) for f in module.get("files") or ()):
-            found += [str(issue) for issue in issues]
-    return found
+def _failed(target: Mapping[str, Any]) -> bool:
+    """The target's last apply failed (a held change's row carries why it was held, no failure)."""
+    if target.get("last_outcome") == Outcome.HELD:
+        return False
+    return target.get("last_outcome") == Outcome.ERROR or bool(target.get("last_error"))
 
 
 def overview_row(module: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,52 +118,12 @@ class Filters:
         return not self.health or row["health"] == self.health
 
 
-class _VersionedReads:
-    """One table whose full read is kept until its Delta version moves: a monitor's lease
-    renewal writes only the state table, so the page then re-reads one small table, not all."""
-
-    def __init__(self, table: Any):
-        self._table = table
-        self._rows: tuple[int, list[dict[str, Any]]] | None = None
-        self.name, self.spec = table.name, table.spec
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._table, name)
-
-    def read_all(self) -> list[dict[str, Any]]:
-        version = self._table.version()
-        if self._rows is None or self._rows[0] != version:
-            self._rows = (version, self._table.read_all())
-        return self._rows[1]
-
-
-class _CachedTables:
-    """The :class:`ToolTables` surface the pages use, each table read through _VersionedReads."""
-
-    def __init__(self, tables: ToolTables):
-        self._tables = tables
-        self.reference = tables.reference
-        for kind in ("control", "modules", "jobs", "history", "state", "runs"):
-            setattr(self, kind, _VersionedReads(getattr(tables, kind)))
-
-    def all(self) -> tuple[Any, ...]:
-        return (self.control, self.modules, self.jobs, self.history, self.state)
-
-    def require_exists(self) -> None:
-        self._tables.require_exists()
-
-
-STATE_INDEX = 4  # position of the state table in ToolTables.all()
-
-
-def _only_state_moved(before: tuple[Any, ...], after: tuple[Any, ...]) -> bool:
-    return before != after and all(
-        b == a for i, (b, a) in enumerate(zip(before, after, strict=True)) if i != STATE_INDEX
-    )
-
-
 class StatusSource:
-    """The tables behind the pages, read-only, with the fleet document cached by version."""
+    """The tables behind the pages, read-only, mirrored by a :class:`Fleet`.
+
+    ``validate`` turns rows into a DesiredState (the metadata's issues); ``compile_one`` compiles
+    one module as ``graph`` does (its task graph and pending diff); ``live_settings`` reads a
+    workspace job for the pending diff (None: the page reads no workspace)."""
 
     def __init__(
         self,
@@ -163,162 +131,165 @@ class StatusSource:
         control_table: str,
         *,
         clock: Clock,
-        desired: Callable[[], Any] | None = None,
-        graph: Callable[[str], TaskGraph] | None = None,
+        validate: Validate | None = None,
+        compile_one: Callable[[str], CompiledJob] | None = None,
+        live_settings: LiveSettings | None = None,
     ):
-        self.tables: Any = _CachedTables(tables)
         self.control_table = control_table
         self.clock = clock
-        self._desired = desired
-        self._graph = graph
-        self._lock = threading.Lock()
-        self._cached: tuple[tuple[Any, ...], float, dict[str, Any]] | None = None
-        # The metadata's issues depend on the control and modules tables only: validating every
-        # row is most of a cold read, so a lease renewal or a cycle's write does not redo it.
-        self._desired_cached: tuple[tuple[Any, ...], Any] | None = None
-        self._health: tuple[tuple[Any, ...], float, Any] | None = None
-        self._overviews: dict[Filters, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.fleet = Fleet(tables, control_table, clock=clock, row_of=overview_row, validate=validate)
+        self._compile_one = compile_one
+        self._live_settings = live_settings
+        self._overviews: dict[Filters, tuple[int, dict[str, Any]]] = {}
+        self._all_rows: tuple[int, list[dict[str, Any]]] | None = None
+        self._modules: dict[str, tuple[dict[str, Any], float, dict[str, Any]]] = {}
+        self._warming: threading.Thread | None = None
 
-    def _versions(self) -> tuple[Any, ...]:
-        runs = self.tables.runs.version() if self.tables.runs.exists() else None
-        return (*(table.version() for table in self.tables.all()), runs)
+    def warm(self) -> threading.Thread:
+        """Read the fleet in a background thread (once): a request meanwhile waits for it."""
+        if self._warming is None:
+            self._warming = threading.Thread(target=self._warm, name="ljm-serve-warm", daemon=True)
+            self._warming.start()
+        return self._warming
 
-    def status(self) -> dict[str, Any]:
-        """``read_status`` with metadata issues and run health, cached while nothing changed
-        (up to CACHE_SECONDS). When only the state table moved (a lease renewal, a cycle's
-        progress), modules younger than MODULES_MAX_AGE are kept and only the header (lease,
-        lag, rejected files) is read again."""
-        versions = self._versions()
-        now = self.clock.monotonic()
-        with self._lock:
-            cached = self._cached
-        if cached is not None and cached[0] == versions and now - cached[1] < CACHE_SECONDS:
-            return cached[2]
-        if (
-            cached is not None
-            and _only_state_moved(cached[0], versions)
-            and now - cached[1] < MODULES_MAX_AGE
-        ):
-            header = read_state_header(self.tables, self.control_table, now=self.clock.now())
-            document = {**cached[2], **header}
-            document["modules"] = [
-                {**m, "rejections": rejections(m, header["rejected_files"])} for m in cached[2]["modules"]
-            ]
-            born = cached[1]
-        else:
-            document, born = self._read(versions, now), now
-        with self._lock:
-            self._cached = (versions, born, document)
-        return document
-
-    def _read(self, versions: tuple[Any, ...], now: float) -> dict[str, Any]:
-        runs = self.tables.runs.read_all() if versions[-1] is not None else []
-        desired = None
-        if self._desired is not None:
-            if self._desired_cached is None or self._desired_cached[0] != versions[:2]:
-                self._desired_cached = (versions[:2], self._desired())
-            desired = self._desired_cached[1]
-        document = read_status(
-            self.tables,
-            self.control_table,
-            desired=desired,
-            runs=runs,
-            now=self.clock.now(),
-            health=self._judged(versions, runs, now),
-        )
-        document["runs_rows"] = runs
-        for module in document["modules"]:
-            module["rejections"] = rejections(module, document["rejected_files"])
-        return document
-
-    def _judged(self, versions: tuple[Any, ...], runs: list[dict[str, Any]], now: float) -> Any:
-        """Run health, judged again when the runs or modules tables move or after CACHE_SECONDS
-        (an active run grows longer with time): not on every write of the state table."""
-        key = (versions[1], versions[-1])
-        if self._health is None or self._health[0] != key or now - self._health[1] >= CACHE_SECONDS:
-            limits = module_limits(self.tables.modules.read_all())
-            self._health = (key, now, health_of_rows(runs, now=self.clock.now(), limits=limits))
-        return self._health[2]
+    def _warm(self) -> None:
+        try:
+            self.fleet.refresh()
+        except Exception as error:  # a request reads again and reports it
+            log.warning("could not read %s in the background: %s", self.control_table, error)
 
     # -- pages -------------------------------------------------------------------------------
     def overview(self, filters: Filters) -> dict[str, Any]:
-        """The overview page, memoised per filter while the fleet document is the same object
-        (at 3,000 modules building the rows costs more than serving them)."""
-        status = self.status()
-        with self._lock:
+        """The overview page, memoised per filter while the fleet did not move (a page made
+        again after a change reuses every unchanged module's row object)."""
+        with self.fleet.lock:
+            generation = self.fleet.refresh()
             memo = self._overviews.get(filters)
-            if memo is not None and memo[0] is status:
+            if memo is not None and memo[0] == generation:
                 return memo[1]
-        page = self._overview(status, filters)
-        with self._lock:
+            page = self._overview(generation, filters)
             if len(self._overviews) > 64:
                 self._overviews.clear()
-            self._overviews[filters] = (status, page)
-        return page
+            self._overviews[filters] = (generation, page)
+            return page
 
-    def _overview(self, status: dict[str, Any], filters: Filters) -> dict[str, Any]:
-        rows = [overview_row(m) for m in status["modules"]]
+    def _overview(self, generation: int, filters: Filters) -> dict[str, Any]:
+        fleet = self.fleet
+        if self._all_rows is None or self._all_rows[0] != generation:
+            self._all_rows = (generation, [fleet.rows[name] for name in fleet.names])
+        rows = self._all_rows[1]
         counts: dict[str, int] = {}
         for row in rows:
             counts[row["sync"]] = counts.get(row["sync"], 0) + 1
-        unhealthy = sum(1 for row in rows if not row["healthy"])
+        header = fleet.header
         return {
             "control_table": self.control_table,
-            "control_version": status["control_version"],
-            "lag_versions": status["lag_versions"],
-            "monitor": status["monitor"],
-            "last_good_cycle_at": status["last_good_cycle_at"],
-            "rejected_files": len(status["rejected_files"]),
+            "control_version": header["control_version"],
+            "lag_versions": header["lag_versions"],
+            "monitor": header["monitor"],
+            "last_good_cycle_at": header["last_good_cycle_at"],
+            "rejected_files": len(header["rejected_files"]),
             "total": len(rows),
             "counts": counts,
-            "unhealthy": unhealthy,
+            "unhealthy": sum(1 for row in rows if not row["healthy"]),
             "filters": {"q": filters.q, "sync": filters.sync, "health": filters.health},
             "modules": [row for row in rows if filters.keep(row)],
         }
 
     def module(self, name: str) -> dict[str, Any] | None:
-        status = self.status()
-        found = next((m for m in status["modules"] if m["module"] == name), None)
-        if found is None:
-            return None
-        runs = sorted(
-            (r for r in status["runs_rows"] if r.get("module_name") == name),
-            key=lambda r: int(r.get("run_id") or 0),
-            reverse=True,
-        )[:MAX_ROWS]
-        graph, graph_error = self._module_graph(name)
-        return {
+        """A module's page, kept while its entry is the same object and for at most
+        CACHE_SECONDS (the pending diff may read the live job)."""
+        with self.fleet.lock:
+            self.fleet.refresh()
+            found = self.fleet.docs.get(name)
+            if found is None:
+                return None
+            memo = self._modules.get(name)
+            now = self.clock.monotonic()
+            if memo is not None and memo[0] is found and now - memo[1] < CACHE_SECONDS:
+                return memo[2]
+            runs = sorted(
+                self.fleet.runs.get(name, {}).values(), key=lambda r: int(r.get("run_id") or 0), reverse=True
+            )[:MAX_ROWS]
+            history = history_rows(self.fleet.history.get(name, {}).values(), limit=MAX_ROWS)
+            tracking = {key: dict(rows) for key, rows in self.fleet.tracking.items()}
+        compiled = _Compiled(self._compile_one)
+        graph, graph_error = compiled.graph(name)
+        page = {
             "control_table": self.control_table,
             "module": found,
             "overview": overview_row(found),
             "graph": None if graph is None else graph.as_dict(),
             "graph_svg": render_svg(graph) if graph is not None else None,
             "graph_error": graph_error,
+            "pending": pending_changes(
+                found,
+                compile_one=compiled if self._compile_one is not None else None,
+                job_ids=lambda target: {
+                    module: int(rows[target]["job_id"])
+                    for module, rows in tracking.items()
+                    if target in rows and rows[target].get("job_id")
+                },
+                live_settings=self._live_settings,
+            ),
             "runs": [_run_view(r) for r in runs],
-            "history": read_history(self.tables, module=name, limit=MAX_ROWS),
+            "history": history,
         }
-
-    def _module_graph(self, name: str) -> tuple[TaskGraph | None, str | None]:
-        if self._graph is None:
-            return None, None
-        try:
-            return self._graph(name), None
-        except LakeflowJobMetaError as error:
-            return None, str(error)
+        with self.fleet.lock:
+            if len(self._modules) > 256:
+                self._modules.clear()
+            self._modules[name] = (found, now, page)
+        return page
 
     def rejected(self) -> dict[str, Any]:
-        return {"control_table": self.control_table, "rejected_files": self.status()["rejected_files"]}
+        with self.fleet.lock:
+            self.fleet.refresh()
+            return {
+                "control_table": self.control_table,
+                "rejected_files": self.fleet.header["rejected_files"],
+            }
 
     def monitor(self) -> dict[str, Any]:
-        status = self.status()
-        return {
-            "control_table": self.control_table,
-            "monitor": status["monitor"],
-            "last_good_cycle_at": status["last_good_cycle_at"],
-            "control_version": status["control_version"],
-            "applied_control_version": status["applied_control_version"],
-            "lag_versions": status["lag_versions"],
-        }
+        with self.fleet.lock:
+            self.fleet.refresh()
+            header = self.fleet.header
+            return {
+                "control_table": self.control_table,
+                "monitor": header["monitor"],
+                "last_good_cycle_at": header["last_good_cycle_at"],
+                "control_version": header["control_version"],
+                "applied_control_version": header["applied_control_version"],
+                "lag_versions": header["lag_versions"],
+            }
+
+
+class _Compiled:
+    """``compile_one`` for one page: each module compiled at most once, errors kept."""
+
+    def __init__(self, compile_one: Callable[[str], CompiledJob] | None):
+        self._compile_one = compile_one
+        self._done: dict[str, CompiledJob | LakeflowJobMetaError] = {}
+
+    def __call__(self, name: str) -> CompiledJob:
+        if name not in self._done:
+            assert self._compile_one is not None
+            try:
+                self._done[name] = self._compile_one(name)
+            except LakeflowJobMetaError as error:
+                self._done[name] = error
+        found = self._done[name]
+        if isinstance(found, LakeflowJobMetaError):
+            raise found
+        return found
+
+    def graph(self, name: str) -> tuple[TaskGraph | None, str | None]:
+        if self._compile_one is None:
+            return None, None
+        try:
+            job = self(name)
+        except LakeflowJobMetaError as error:
+            return None, str(error)
+        return task_graph(job.job_name, job.settings, job.managed_files), None
 
 
 def _run_view(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -69,6 +69,8 @@ class RequestRecord:
     body: Any
     status: int | None  # None when the connection was dropped
     fault: str | None
+    # When the request arrived (epoch ms): the benchmarks time a change to its write by it.
+    at_ms: int = 0
 
 
 class _Drop(Exception):
@@ -140,6 +142,7 @@ class JobsEmulator:
         page_size: int = 100,
         host_metadata: dict | None = None,
         cluster_policies: dict[str, dict[str, Any]] | None = None,
+        latency_ms: int = 0,
     ) -> None:
         self._host = host
         self._port = port
@@ -151,6 +154,9 @@ class JobsEmulator:
         self.page_size = page_size
         self.host_metadata = host_metadata
         self.cluster_policies = dict(cluster_policies or {})
+        # Every answer delayed this long, as a workspace's round trip (benchmarks only; tests
+        # keep 0 and inject faults instead).
+        self.latency_ms = latency_ms
         self.faults = FaultSet()
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -943,7 +949,9 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except json.JSONDecodeError:
                 body = None
-        record = RequestRecord(method, endpoint, path, query, body, None, None)
+        record = RequestRecord(method, endpoint, path, query, body, None, None, _now_ms())
+        if emu.latency_ms:
+            emu._stopping.wait(emu.latency_ms / 1000)
         with emu._lock:
             emu._counts[(method, endpoint)] += 1
             emu._log.append(record)

@@ -655,3 +655,44 @@ def test_a_change_during_a_full_resync_is_applied_by_the_next_cycle_without_wait
     monitor.run_continuous(max_iterations=monitor.iteration + 2)
     assert inserted and env.clock.sleeps[0] == 0.0  # no interval between the two cycles
     assert sorted(notebook_paths(env.emu.job(ids["beta"]))) == ["/Workspace/b2", "/Workspace/x"]
+
+
+def test_a_change_arriving_while_a_full_resync_reads_the_workspace_is_applied_before_the_read_ends(
+    env: MonitorEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full resync of a large workspace spends most of its time in the bulk read. A row
+    inserted meanwhile is applied one check interval later, by itself, while the read still
+    runs; the resync then writes that job no second time."""
+    modules = [f"mod{i:02d}" for i in range(22)]  # enough to read the listing, not job by job
+    env.tables.control.merge([notebook_row(f"s{m}", m) for m in modules])
+    monitor = env.monitor(volume=False, full_resync_seconds=600, check_interval_seconds=30)
+    converge(monitor)
+    env.clock.advance(601)  # the next cycle is a full resync
+    target = monitor.orchestrator.target
+    gate = threading.Event()
+    read_snapshot = target._read_snapshot
+
+    def gated_read(*args: Any) -> Any:
+        assert gate.wait(timeout=60), "the test never released the bulk read"
+        return read_snapshot(*args)
+
+    monkeypatch.setattr(target, "_read_snapshot", gated_read)
+    advance_fake_clock = env.clock.sleep
+    intervals: list[float] = []
+
+    def sleep_and_meanwhile(seconds: float, wake: threading.Event | None = None) -> bool:
+        intervals.append(seconds)
+        if len(intervals) == 1:  # a user's INSERT lands while the read is held
+            raw_insert(env.ctl, [notebook_row("smod05b", "mod05", "/Workspace/b2", order=2)])
+        elif len(intervals) == 2:  # the change was applied by then: let the read finish
+            gate.set()
+        return advance_fake_clock(seconds, wake)
+
+    monkeypatch.setattr(env.clock, "sleep", sleep_and_meanwhile)
+    report = monitor.check_and_update()
+    assert report.error is None and report.full
+    assert [r.module for run in report.applied_meanwhile for r in run if r.job_writes] == ["mod05"]
+    assert intervals[0] == 30  # one check interval after the resync began, not after it ended
+    assert report.run is not None and report.run.ok and report.run.job_writes == 0
+    ids = tracked_job_ids(env.tables)
+    assert sorted(notebook_paths(env.emu.job(ids["mod05"]))) == ["/Workspace/b2", "/Workspace/x"]

@@ -126,6 +126,17 @@ def test_create_with_properties_cdf_and_the_seeded_lease_row(backend: Backend) -
     assert len(tables.state.read_all()) == 1
 
 
+def test_read_matching_reads_the_rows_of_some_modules_as_read_all_shapes_them(backend: Backend) -> None:
+    tables = create(backend.tables(), "control")
+    ctl = tables.control
+    ctl.merge([source("a"), source("b", module_name="m2"), source("c", module_name="m3")])
+    every = {r["source_id"]: r for r in ctl.read_all()}
+    some = ctl.read_matching("module_name", ["m2", "m3", "absent"])
+    assert sorted(r["source_id"] for r in some) == ["b", "c"]
+    assert all(row == every[row["source_id"]] for row in some)
+    assert ctl.read_matching("module_name", []) == []
+
+
 def test_versions_merge_and_change_feed(backend: Backend) -> None:
     tables = create(backend.tables(), "control", "jobs")
     ctl = tables.control

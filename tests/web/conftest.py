@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.emulator.server import JobsEmulator
-from tests.fakes import AFTER_ANY_REAL_CLOCK
+from tests.fakes import AFTER_ANY_REAL_CLOCK, FakeClock
 from tests.run_world import BROKEN_YAML, Sink, build_world, cycle, failed_run, good_run, job_id_of, ms
 
 pytest.importorskip("starlette", reason="the serve extra is not installed")
@@ -33,6 +33,19 @@ modules:
         execution_order: 2
         transformation_config: {task_type: notebook, notebook_path: /Workspace/Shared/orders_silver}
 """
+# A sync: manual module: applied once by name, then edited; the monitor holds the edit (and
+# records its diff) until `apply --module weekly_report`.
+REPORTS_YAML = """\
+modules:
+  - module_name: weekly_report
+    sync: manual
+    sources:
+      - source_id: weekly_summary
+        source_type: notebook
+        execution_order: 1
+        transformation_config: {task_type: notebook, notebook_path: /Workspace/Shared/weekly}
+"""
+REPORTS_EDIT = ("/Workspace/Shared/weekly", "/Workspace/Shared/weekly_v2")
 # The fleet's fake clock starts after any real clock the suite runs on: the tables' audit columns
 # (when the metadata changed) are written on the real clock, the applies on the fake one, and the
 # page judges on the fake one too, so the fleet reads as applied after its last change, not as
@@ -44,11 +57,12 @@ class Served:
     url: str
     ctl: str
     failing_run_error: str
+    clock: FakeClock
 
 
 def _fleet(
     tmp_path: Path, emu: JobsEmulator, client: Any, sink: Sink, monkeypatch: pytest.MonkeyPatch
-) -> str:
+) -> tuple[str, FakeClock]:
     world = build_world(
         tmp_path,
         emu,
@@ -56,10 +70,11 @@ def _fleet(
         sink.url,
         monkeypatch,
         clock_start=AFTER_ANY_REAL_CLOCK,
-        extra_files={"orders.yaml": ORDERS_YAML},
+        extra_files={"orders.yaml": ORDERS_YAML, "reports.yaml": REPORTS_YAML},
     )
     try:
         cycle(world, advance=0)
+        assert world.monitor.orchestrator.create_or_update_job("weekly_report").outcome == "ok"
         sales = job_id_of(world)
         (orders,) = emu.job_ids("hourly_orders")
         for _ in range(3):
@@ -70,6 +85,7 @@ def _fleet(
         emu.add_run(orders, start_time=ms(world.clock.now() - 10), trigger="PERIODIC")  # will run long
         cycle(world)
         (world.volume / "sales.yaml").write_text(BROKEN_YAML)
+        (world.volume / "reports.yaml").write_text(REPORTS_YAML.replace(*REPORTS_EDIT))
         report = cycle(world, advance=600)
         assert list(report.files_rejected) == ["sales.yaml"], report.summary()
         assert report.unhealthy == {"nightly_sales": "failing", "hourly_orders": "too_long"}, report.summary()
@@ -94,7 +110,8 @@ def served(
     from lakeflow_job_meta.web.serve import create_app
 
     ctl, clock = _fleet(tmp_path, jobs_emulator, workspace_client, sink, monkeypatch)
-    app = create_app(ctl, clock=clock)
+    # The page's workspace client reads a job's live settings for its pending diff.
+    app = create_app(ctl, clock=clock, workspace=lambda: workspace_client)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
@@ -102,7 +119,7 @@ def served(
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", ctl, "cell 3: KeyError: 'region'")
+        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", ctl, "cell 3: KeyError: 'region'", clock)
     finally:
         server.should_exit = True
         thread.join()

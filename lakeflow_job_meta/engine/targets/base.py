@@ -12,8 +12,9 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from lakeflow_job_meta.engine.results import ModuleResult
 from lakeflow_job_meta.errors import ConfigurationError, MetadataIssue
@@ -174,6 +175,11 @@ class Target(Protocol):
     def scope(self, modules: set[str] | None) -> set[str] | None:
         """The modules to read and compile for a run limited to ``modules`` (None: all)."""
 
+    def prefetch(self, scope: set[str] | None, check_drift: bool | None) -> Future[Any] | None:
+        """Start reading what the next plan or apply over ``scope`` needs from the target, in
+        the background while the desired state is computed. Returns the read under way, or None
+        where there is nothing worth reading ahead."""
+
     def plan(self, desired: DesiredJobs, *, scope: set[str] | None, check_drift: bool | None) -> Plan:
         """What an apply would do, without writing anything."""
 
@@ -183,7 +189,7 @@ class Target(Protocol):
 
 # Why a target kind cannot run jobs: asking it to (``--auto-run``, ``auto_run=True``) is a usage
 # error naming this, never silently ignored (an apply that exited 0 and ran nothing).
-CANNOT_RUN_JOBS: dict[str, str] = {
+CANNOT_RUN_JOBS: dict[TargetKind, str] = {
     TargetKind.BUNDLE: (
         "auto-run cannot apply to the bundle target: it writes job definitions into a folder and "
         "no job exists until `databricks bundle deploy`; run them after the deploy "
@@ -192,7 +198,7 @@ CANNOT_RUN_JOBS: dict[str, str] = {
 }
 
 
-def refuse_auto_run(kind: str) -> None:
+def refuse_auto_run(kind: TargetKind) -> None:
     """Raise ConfigurationError (exit 2) when ``kind`` of target cannot run the jobs it writes."""
     reason = CANNOT_RUN_JOBS.get(kind)
     if reason is not None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Collection, Iterable, Mapping
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 from lakeflow_job_meta.adapters.bundle import (
     JOB_FILE_SUFFIX,
@@ -296,6 +298,10 @@ class BundleTarget:
 
     def owner_identity(self) -> RunIdentity | None:
         return None  # `databricks bundle deploy` makes its own identity the owner
+
+    def prefetch(self, scope: set[str] | None, check_drift: bool | None) -> Future[Any] | None:
+        """Nothing to start: the bundle folder is read in a moment, when planning."""
+        return None
 
     def check_owner(self) -> None:
         """Refuse a folder that belongs to another control table (ConfigurationError, exit 2)."""

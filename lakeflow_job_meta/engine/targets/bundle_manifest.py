@@ -21,7 +21,7 @@ from typing import Any
 
 from lakeflow_job_meta.adapters import bundle as bundle_adapter
 from lakeflow_job_meta.engine.targets.base import DesiredJobs
-from lakeflow_job_meta.storage.state_store import bundle_manifest_key
+from lakeflow_job_meta.storage.state_store import StateStore, bundle_manifest_key
 
 Manifest = dict[str, dict[str, Any]]  # bundle stem -> {"input": digest, "files": {relpath: sha256}}
 
@@ -56,7 +56,7 @@ def _key(directory: str) -> str:
     return bundle_manifest_key(str(Path(directory).resolve()))
 
 
-def load_manifest(state: Any, directory: str) -> Manifest:
+def load_manifest(state: StateStore | None, directory: str) -> Manifest:
     """The recorded hashes (a :class:`StateStore` document); empty when none or unreadable, so
     everything is rendered."""
     if state is None:
@@ -68,7 +68,7 @@ def load_manifest(state: Any, directory: str) -> Manifest:
     return value if isinstance(value, dict) else {}
 
 
-def save_manifest(state: Any, directory: str, manifest: Manifest) -> None:
+def save_manifest(state: StateStore | None, directory: str, manifest: Manifest) -> None:
     if state is not None:
         state.put(_key(directory), manifest)
 

@@ -31,7 +31,14 @@ from lakeflow_job_meta.planning.ownership import is_owned_by_us
 from lakeflow_job_meta.planning.plan import Plan, PlannedChange, TrackedJob, plan_module, take_over_renames
 from lakeflow_job_meta.storage.base import Table
 from lakeflow_job_meta.storage.rows import TrackingRow
-from lakeflow_job_meta.vocabulary import DEFAULT_MAX_WORKERS, Outcome, PlanAction, PrunePolicy, TargetKind
+from lakeflow_job_meta.vocabulary import (
+    DEFAULT_MAX_WORKERS,
+    Outcome,
+    PlanAction,
+    PrunePolicy,
+    TargetKind,
+    tracking_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +46,8 @@ log = logging.getLogger(__name__)
 # included) instead of one jobs/get per job and one name lookup per create.
 LIST_INSTEAD_OF_GET_THRESHOLD = 20
 
-# What _read_acl returns for an ACL it could not read.
-_UNREAD = "unread"
+# An ACL as the Permissions API returns it, or None: the job is gone.
+Acl = list[dict[str, Any]] | None
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -123,7 +130,7 @@ def _tracked_job(row: TrackingRow) -> TrackedJob:
         spec_hash=row.spec_hash,
         paused_by_tool=row.paused_by_tool,
         managed_files=row.managed_files,
-        status=row.status,
+        status=tracking_status(row.status),
     )
 
 
@@ -138,7 +145,7 @@ class WorkspaceOptions:
     # Module applies in flight at once (each may send several requests).
     max_workers: int = DEFAULT_MAX_WORKERS
     # Reads in flight at once: jobs/get of jobs the listing gave in part, permission reads.
-    max_reads: int = 32
+    max_reads: int = 4 * DEFAULT_MAX_WORKERS
 
 
 @dataclass
@@ -163,6 +170,27 @@ class _Actual:
         return list(self.by_name.get(name, []))
 
 
+@dataclass
+class _LiveSnapshot:
+    """What one bulk read found, by job id: the listing and the ACLs of the tracked jobs."""
+
+    # The job ids whose ACLs (and whole settings, when listed in part) were read.
+    requested: set[int]
+    jobs: dict[int, LiveJob] = field(default_factory=dict)
+    by_name: dict[str, list[LiveJob]] | None = None
+    acls: dict[int, list[dict[str, Any]] | None] = field(default_factory=dict)
+    # A job listed in part whose jobs/get failed.
+    errors: dict[int, JobsApiError] = field(default_factory=dict)
+    listing_error: JobsApiError | None = None
+    # What the tracking rows said of each job when the read began (see :func:`_written`).
+    written: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+
+
+def _written(tracked: TrackedJob) -> tuple[Any, ...]:
+    """What changes in a job's tracking row when the tool writes the job or its ACL."""
+    return (tracked.spec_hash, tracked.paused_by_tool, json.dumps(tracked.managed_files, sort_keys=True))
+
+
 class WorkspaceTarget:
     """Jobs in a workspace; the jobs-tracking table remembers which ones are ours."""
 
@@ -181,6 +209,8 @@ class WorkspaceTarget:
         self.options = options
         self.clock = clock
         self._tracking_lock = threading.Lock()
+        # The bulk read :meth:`prefetch` started, taken by the next run that reads everything.
+        self._prefetched: Future[_LiveSnapshot] | None = None
 
     @property
     def gateway(self) -> JobsGateway:
@@ -221,55 +251,170 @@ class WorkspaceTarget:
         """The tracked jobs with renames taken over (see :func:`take_over_renames`)."""
         return take_over_renames(self.tracked(desired.tracking_key), desired.compiled, desired.known)
 
+    def prefetch(self, scope: set[str] | None, check_drift: bool | None) -> Future[Any] | None:
+        """Start the bulk read of a full run (the listing and every tracked job's ACL) in the
+        background while the desired state is read and compiled: the two do not depend on each
+        other, and the read is mostly waiting on the network. Returns the read under way (one at
+        a time: a read already under way is returned, not started again), or None when the next
+        run reads job by job. The client (and its preflight) is built here, on the caller's
+        thread, so a bad host or refused credentials fail as before.
+
+        A job the tool writes between this read and the run that takes it (the monitor applies
+        changes while a full resync's read runs) is read again then, by itself."""
+        drift = self.options.check_drift if check_drift is None else check_drift
+        if scope is not None or not drift:
+            return None
+        if self._prefetched is not None:
+            return self._prefetched
+        rows = self._tracked_rows()
+        if len(rows) <= LIST_INSTEAD_OF_GET_THRESHOLD:
+            return None
+        gateway = self.gateway
+        gateway.start_run()
+        future: Future[_LiveSnapshot] = Future()
+        written = {job_id: _written(row) for job_id, row in rows.items()}
+
+        def read() -> None:
+            try:
+                future.set_result(self._read_snapshot(set(rows), written))
+            except BaseException as error:  # handed to the run that takes the snapshot
+                future.set_exception(error)
+
+        threading.Thread(target=read, name="ljm-prefetch", daemon=True).start()
+        self._prefetched = future
+        return future
+
+    def _tracked_rows(self) -> dict[int, TrackedJob]:
+        """Every job this workspace's tracking rows name, whatever their environment."""
+        key = self.key
+        rows = (TrackingRow.from_row(row) for row in self.tracking_table.read_all())
+        return {
+            row.job_id: _tracked_job(row)
+            for row in rows
+            if row.job_id and (row.target == key or row.target.startswith(f"{key}#"))
+        }
+
     def _read_actual(self, tracked: dict[str, TrackedJob], names: set[str], drift: bool) -> _Actual:
         """Live jobs of tracked modules; a module whose job cannot be read goes to ``read_errors``
         (one failed read never aborts the run). A plan of many modules reads the jobs listing
-        once; a few modules (the monitor applying one change) are read job by job."""
+        once (or takes what :meth:`prefetch` read); a few modules (the monitor applying one
+        change) are read job by job."""
         actual = _Actual(tracked, {}, {})
         wanted = {m: t for m, t in tracked.items() if m in names and t.job_id}
         if not drift:
             return actual
-        if len(names) > LIST_INSTEAD_OF_GET_THRESHOLD:
-            # Permissions have no bulk read: read them while the listing pages, not after it.
-            with ThreadPoolExecutor(max_workers=self.options.max_reads, thread_name_prefix="ljm-acl") as pool:
-                acls = {t.job_id: pool.submit(self._read_acl, t.job_id) for t in wanted.values()}
-                self._read_listing(actual, wanted)
-                actual.acls = {
-                    job_id: acl for job_id, future in acls.items() if (acl := future.result()) != _UNREAD
-                }
-        else:
+        if len(names) <= LIST_INSTEAD_OF_GET_THRESHOLD:
             self._read_each(actual, wanted)
+            return actual
+        prefetched, self._prefetched = self._prefetched, None
+        ids = {t.job_id for t in wanted.values()}
+        snapshot = prefetched.result() if prefetched is not None else None
+        if snapshot is None:
+            snapshot = self._read_snapshot(ids, {})
+        else:
+            # Tracked after the read began, or written by the tool since: read those again.
+            moved = {t.job_id for t in wanted.values() if snapshot.written.get(t.job_id) != _written(t)}
+            stale = (ids - snapshot.requested) | (moved & ids)
+            if stale:
+                self._complete(snapshot, stale)
+        self._assemble(actual, wanted, snapshot)
         return actual
 
-    def _read_listing(self, actual: _Actual, wanted: dict[str, TrackedJob]) -> None:
-        """Every job of the workspace, 100 a page with their first 100 tasks: the tracked ones
-        by id and all by name. A page that fails is retried by itself (the gateway); a listing
-        that still fails leaves every module for the next run. A job whose tasks continue past
-        the first page (``has_more``) is read whole with ``jobs/get``, overlapped."""
-        by_id = {t.job_id: m for m, t in wanted.items()}
+    def _read_snapshot(self, job_ids: set[int], written: dict[int, tuple[Any, ...]]) -> _LiveSnapshot:
+        """The listing, with the ACLs of ``job_ids`` read while it pages (permissions have no
+        bulk read) and a whole ``jobs/get`` of each of them the listing gave in part."""
+        snapshot = _LiveSnapshot(requested=set(job_ids), written=written)
+        with ThreadPoolExecutor(max_workers=self.options.max_reads, thread_name_prefix="ljm-acl") as pool:
+            acls = {job_id: pool.submit(self._read_acl, job_id) for job_id in sorted(job_ids)}
+            self._read_listing(snapshot)
+            snapshot.acls = {
+                job_id: acl for job_id, future in acls.items() for read, acl in [future.result()] if read
+            }
+        self._read_partial(snapshot, job_ids)
+        return snapshot
+
+    def _complete(self, snapshot: _LiveSnapshot, job_ids: set[int]) -> None:
+        """Read the ACLs and whole settings of ``job_ids`` again, into the snapshot."""
+        snapshot.requested |= job_ids
+        for job_id in job_ids:
+            snapshot.acls.pop(job_id, None)
+            snapshot.errors.pop(job_id, None)
+        if snapshot.listing_error is None:
+            fresh = overlapped(self._get_or_error, sorted(job_ids), self.options.max_reads)
+            for job_id, job, error in fresh:
+                snapshot.jobs.pop(job_id, None)
+                if error is not None:
+                    snapshot.errors[job_id] = error
+                elif job is not None:
+                    snapshot.jobs[job_id] = job
+        acls = overlapped(self._read_acl, sorted(job_ids), self.options.max_reads)
+        snapshot.acls.update(
+            {job_id: acl for job_id, (read, acl) in zip(sorted(job_ids), acls, strict=True) if read}
+        )
+        self._read_partial(snapshot, job_ids)
+
+    def _read_listing(self, snapshot: _LiveSnapshot) -> None:
+        """Every job of the workspace, 100 a page with their first 100 tasks, by id and by name.
+        A page that fails is retried by itself (the gateway); a listing that still fails is
+        the snapshot's error, and every module is left for the next run."""
+        by_id: dict[int, LiveJob] = {}
         by_name: dict[str, list[LiveJob]] = {}
         token: str | None = None
         try:
             while True:
                 page = self.gateway.list_page(token)
                 for job in page.jobs:
-                    if job.job_id in by_id:
-                        actual.live[by_id[job.job_id]] = job
+                    by_id[job.job_id] = job
                     by_name.setdefault(job.name, []).append(job)
                 token = page.next_page_token
                 if not token:
                     break
         except JobsApiError as error:
-            actual.live = {}
+            snapshot.listing_error = error
+            return
+        snapshot.jobs, snapshot.by_name = by_id, by_name
+
+    def _read_partial(self, snapshot: _LiveSnapshot, job_ids: set[int]) -> None:
+        """A job of ``job_ids`` whose tasks continue past the listing's first page
+        (``has_more``) is read whole with ``jobs/get``, overlapped."""
+        partial = sorted(i for i in job_ids if i in snapshot.jobs and snapshot.jobs[i].partial)
+        for job_id, job, error in overlapped(self._get_or_error, partial, self.options.max_reads):
+            if error is not None:
+                snapshot.errors[job_id] = error
+                del snapshot.jobs[job_id]
+            elif job is None:
+                del snapshot.jobs[job_id]
+            else:
+                snapshot.jobs[job_id] = job
+
+    def _get_or_error(self, job_id: int) -> tuple[int, LiveJob | None, JobsApiError | None]:
+        """``jobs/get`` keeping its error: reads are independent, one failure loses no other."""
+        try:
+            return job_id, self.gateway.get(job_id), None
+        except JobsApiError as error:
+            return job_id, None, error
+
+    @staticmethod
+    def _assemble(actual: _Actual, wanted: dict[str, TrackedJob], snapshot: _LiveSnapshot) -> None:
+        """The snapshot's jobs and ACLs under the module names of this run."""
+        if snapshot.listing_error is not None:
+            error = snapshot.listing_error
             actual.read_errors = dict.fromkeys(wanted, f"could not list the live jobs: {error}")
             if error.permanent:
                 actual.permanent.update(wanted)
             return
-        actual.by_name = by_name
-        partial = {m: wanted[m] for m, job in actual.live.items() if job.partial}
-        for module in partial:
-            del actual.live[module]
-        self._read_each(actual, partial)
+        actual.by_name = snapshot.by_name
+        for module, t in wanted.items():
+            if t.job_id in snapshot.errors:
+                error = snapshot.errors[t.job_id]
+                actual.read_errors[module] = f"could not read job {t.job_id}: {error}"
+                if error.permanent:
+                    actual.permanent.add(module)
+            elif t.job_id in snapshot.jobs:
+                actual.live[module] = snapshot.jobs[t.job_id]
+        actual.acls = {
+            t.job_id: snapshot.acls[t.job_id] for t in wanted.values() if t.job_id in snapshot.acls
+        }
 
     def _read_each(self, actual: _Actual, wanted: dict[str, TrackedJob]) -> None:
         """One ``jobs/get`` per job, overlapped under ``max_reads``."""
@@ -347,15 +492,15 @@ class WorkspaceTarget:
             )
         return changes, actual
 
-    def _read_acl(self, job_id: int) -> list[dict[str, Any]] | str | None:
-        """A job's ACL, or ``_UNREAD`` when it could not be read (the plan leaves it alone)."""
+    def _read_acl(self, job_id: int) -> tuple[bool, Acl]:
+        """Whether a job's ACL could be read, and the ACL (a plan leaves an unread one alone)."""
         try:
-            return self.gateway.get_permissions(job_id)
+            return True, self.gateway.get_permissions(job_id)
         except JobsApiError as error:
             log.warning("could not read the permissions of job %s: %s", job_id, error)
-            return _UNREAD
+            return False, None
 
-    def _check_acl_drift(self, change: PlannedChange, acls: Mapping[int, Any] | None = None) -> None:
+    def _check_acl_drift(self, change: PlannedChange, acls: Mapping[int, Acl] | None = None) -> None:
         """Compare the live ACL of a job we keep with the one we send: every managed job's, as
         one with no declared grants is sent owner-only. Inherited grants are not drift, and
         neither is the live owner when the metadata names none (the tool never moves it). An ACL
@@ -371,10 +516,9 @@ class WorkspaceTarget:
         if acls is not None and change.job_id in acls:
             live = acls[change.job_id]
         else:
-            read = self._read_acl(change.job_id)
-            if read == _UNREAD:
+            read, live = self._read_acl(change.job_id)
+            if not read:
                 return
-            live = read
         if isinstance(live, list):
             change.live_acl = live
             acl = effective_acl(compiled.permissions, compiled.declared_permissions or [], live)
@@ -466,6 +610,7 @@ class WorkspaceTarget:
             auto_run=run.auto_run,
             run_token=run.run_id,
             clock_monotonic=self.clock.monotonic,
+            clock_now=self.clock.now,
         )
 
     def _apply_wave(

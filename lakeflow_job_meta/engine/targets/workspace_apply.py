@@ -53,6 +53,7 @@ from lakeflow_job_meta.planning.ownership import (
     is_owned_by_us,
 )
 from lakeflow_job_meta.planning.plan import PlannedChange, TrackedJob
+from lakeflow_job_meta.storage.base import Table
 from lakeflow_job_meta.storage.rows import TrackingRow
 from lakeflow_job_meta.vocabulary import PENDING_STATUSES, Outcome, PlanAction, TrackingStatus
 
@@ -76,7 +77,7 @@ def with_pause_status(
 ) -> dict[str, Any]:
     """Settings to send: metadata's explicit pause wins; else an operator's live pause is kept;
     else a pause the tool made for pruning is undone; a new job gets ``default_pause_status``."""
-    result = json.loads(json.dumps(settings))
+    result: dict[str, Any] = json.loads(json.dumps(settings))
     if explicit_pause:
         return result
     for block in PAUSABLE_BLOCKS:
@@ -91,6 +92,10 @@ def with_pause_status(
         elif default_pause_status:
             result[block]["pause_status"] = default_pause_status
     return result
+
+
+# How one planned action is applied: (change, tracked job, live job, result to fill in).
+_Handler = Callable[[PlannedChange, TrackedJob | None, LiveJob | None, ModuleResult], None]
 
 
 @dataclass
@@ -111,7 +116,7 @@ class TrackingWriter:
     once its row is committed (a job id is never lost), but eight workers cost one Delta commit
     where they cost eight (a full resync that settles 150 modules: about 20 commits, not 150)."""
 
-    table: Any
+    table: Table
     target: str
     lock: threading.Lock
     _pending: list[_Write] = field(default_factory=list, init=False, repr=False)
@@ -122,7 +127,7 @@ class TrackingWriter:
         self,
         tracked: TrackedJob,
         *,
-        status: str,
+        status: TrackingStatus,
         last_error: str | None,
         applied_version: int | None,
         job_name: str | None,
@@ -191,6 +196,7 @@ class WorkspaceApplier:
         auto_run: bool,
         run_token: str,
         clock_monotonic: Callable[[], float] = time.monotonic,
+        clock_now: Callable[[], float] = time.time,
     ):
         self.gateway = gateway
         self.tracking = tracking
@@ -201,6 +207,7 @@ class WorkspaceApplier:
         self.auto_run = auto_run
         self.run_token = run_token
         self.monotonic = clock_monotonic
+        self.now = clock_now
         self._latest: TrackedJob | None = None
         self._same_name: list[LiveJob] | None = None
 
@@ -219,7 +226,7 @@ class WorkspaceApplier:
         self,
         tracked: TrackedJob,
         change: PlannedChange,
-        status: str = TrackingStatus.OK,
+        status: TrackingStatus = TrackingStatus.OK,
         error: str | None = None,
     ) -> None:
         self.tracking.record(
@@ -335,6 +342,7 @@ class WorkspaceApplier:
     def _apply(self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None) -> ModuleResult:
         started = self.monotonic()
         result = ModuleResult(
+            started_at=self.now(),
             module=change.module,
             action=change.action,
             job_id=change.job_id,
@@ -352,8 +360,7 @@ class WorkspaceApplier:
                 and change.action != PlanAction.CREATE  # a create looks for copies by itself
             ):
                 tracked = self._settle_pending(change, tracked, live)
-            handler = getattr(self, f"_do_{change.action}")
-            handler(change, tracked, live, result)
+            self._handler(change.action)(change, tracked, live, result)
         except JobsApiError as error:
             result.outcome = Outcome.ERROR
             # API errors already name the call and the SDK error; a refusal of our own
@@ -379,6 +386,19 @@ class WorkspaceApplier:
         result.other_writes = self.gateway.writes.other_writes
         result.duration_ms = int((self.monotonic() - started) * 1000)
         return result
+
+    def _handler(self, action: PlanAction) -> _Handler:
+        """The method that applies a planned change of ``action`` (a plan holds no other)."""
+        handlers: dict[PlanAction, _Handler] = {
+            PlanAction.CREATE: self._do_create,
+            PlanAction.UPDATE: self._do_update,
+            PlanAction.PAUSE: self._do_pause,
+            PlanAction.DELETE: self._do_delete,
+            PlanAction.ORPHANED: self._do_orphaned,
+            PlanAction.NOOP: self._do_noop,
+            PlanAction.ERROR: self._do_error,
+        }
+        return handlers[action]
 
     def _do_noop(
         self, change: PlannedChange, tracked: TrackedJob | None, live: LiveJob | None, result: ModuleResult
