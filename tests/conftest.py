@@ -1,10 +1,16 @@
 """Shared fixtures. Every test runs with no ambient Databricks configuration: all
-``DATABRICKS_*`` variables removed and ``HOME`` pointing at a temp dir (no ~/.databrickscfg)."""
+``DATABRICKS_*`` variables removed and ``HOME`` pointing at a temp dir (no ~/.databrickscfg).
+
+Markers (registered in pyproject.toml) are set here from what a test uses, so that
+``pytest -m "not slow"`` is the fast loop: a test that needs Spark, the fake workspace, a
+browser or the Jobs API emulator, or belongs to the reliability suite, is ``slow``; so is one
+marked ``slow`` by hand because it starts a process (anything else that tries is refused)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,9 +22,44 @@ from tests.emulator.fixtures import (  # noqa: F401
     sdk_clock,
     workspace_client,
 )
+from tests.emulator.server import JobsEmulator
 from tests.fakews import fakews  # noqa: F401
 from tests.run_world import sink  # noqa: F401
 from tests.spark_delta import HAVE_SPARK_DELTA, build_session
+
+# A test that uses one of these fixtures gets the marker of the same name.
+MARKING_FIXTURES = {"spark": "spark", "fakews": "fakews", "jobs_emulator": "emulator"}
+# A test with one of these markers is slow.
+SLOW_MARKERS = {"spark", "fakews", "browser", "emulator", "reliability"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in MARKING_FIXTURES.items():
+            if fixture in fixtures and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+        if item.get_closest_marker("slow") is None and any(item.get_closest_marker(m) for m in SLOW_MARKERS):
+            item.add_marker("slow")
+
+
+@pytest.fixture(autouse=True)
+def _fast_tests_stay_fast(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the fast loop fast: a test not marked ``slow`` may neither start a process nor the
+    Jobs API emulator (an emulator test not using the ``jobs_emulator`` fixture is marked
+    ``emulator`` by hand)."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    nodeid = request.node.nodeid
+
+    def no_process(self: subprocess.Popen, args: Any, *rest: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{nodeid} starts a process ({args!r}): mark it slow")
+
+    def no_emulator(self: JobsEmulator) -> JobsEmulator:
+        raise AssertionError(f"{nodeid} starts the Jobs API emulator: mark it emulator")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", no_process)
+    monkeypatch.setattr(JobsEmulator, "start", no_emulator)
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,7 @@ def python_dump(document: Any) -> str:
     return bundle.YAML_HEADER + yaml.safe_dump(document, **OPTIONS)
 
 
+@pytest.mark.slow
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents)
 def test_every_document_is_written_as_pyyaml_writes_it(value: Any) -> None:

@@ -208,6 +208,7 @@ def test_read_only_command_on_missing_table_is_one_line(cli: Cli, tmp_path: Path
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(cli: Cli, tmp_path: Path) -> None:
     from lakeflow_job_meta.errors import TableNotFoundError
 
@@ -436,6 +437,7 @@ def test_workspace_without_credentials_is_one_line(cli: Cli, loaded: str) -> Non
 # -- real subprocesses ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_subprocess_round_trip_never_prints_the_token(tmp_path: Path, jobs_emulator) -> None:
     env = {"DATABRICKS_HOST": jobs_emulator.url, "DATABRICKS_TOKEN": TOKEN}
     ctl = str(tmp_path / "etl_control")
@@ -500,6 +502,7 @@ def test_load_sync_of_a_missing_folder_is_a_usage_error(cli: Cli, tmp_path: Path
     assert [r["source_id"] for r in open_tables(ctl).control.read_all()] == ["a1"]
 
 
+@pytest.mark.emulator
 def test_apply_with_a_rejected_token_fails_before_any_module(cli: Cli, loaded: str, monkeypatch) -> None:
     from tests.emulator.server import JobsEmulator
 

@@ -72,6 +72,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == f"lakeflow-job-meta {__version__}\n"
 
 
+@pytest.mark.slow
 def test_python_dash_m_is_the_same_cli(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "lakeflow_job_meta", "--version"],
@@ -156,6 +157,7 @@ def test_json_error_is_still_one_document(tmp_path: Path, capsys: pytest.Capture
     assert err.startswith("error: table ")
 
 
+@pytest.mark.slow
 def test_plan_json_into_head_leaves_stderr_empty(table: str, tmp_path: Path) -> None:
     proc = subprocess.run(
         f"{sys.executable} -m lakeflow_job_meta plan --control-table {table} --target bundle:b --json | head -c 1",
@@ -165,6 +167,7 @@ def test_plan_json_into_head_leaves_stderr_empty(table: str, tmp_path: Path) -> 
     assert proc.stderr == ""
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(table: str, tmp_path: Path) -> None:
     """The reader is gone before anything is written: exit 141 (SIGPIPE's), not a traceback."""
     read_end, write_end = os.pipe()

@@ -31,6 +31,8 @@ from tests.helpers.waiting import SAFETY_NET_SECONDS
 from tests.reliability.helpers import instant_client
 from tests.sdk_behaviour import PROBES_HOST_METADATA, RESENDS_POST_AFTER_READ_TIMEOUT
 
+pytestmark = pytest.mark.emulator
+
 
 def nb_task(key: str, *deps: str, **extra) -> jobs.Task:
     return jobs.Task(
@@ -84,10 +86,10 @@ def test_ephemeral_ports_and_clean_stop(monkeypatch):
         # an idle keep-alive connection must not block stop()
         s = socket.create_connection(("127.0.0.1", a.port))
         s.sendall(b"GET /api/2.2/jobs/list HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\r\n")
+        s.settimeout(SAFETY_NET_SECONDS)
         assert b"200 OK" in _whole_reply(s)
         a.stop()
         # stop() closed the idle connection itself and its serving thread is gone.
-        s.settimeout(SAFETY_NET_SECONDS)
         assert s.recv(65536) == b""
         assert a._thread is not None and not a._thread.is_alive()
         s.close()

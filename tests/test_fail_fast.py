@@ -13,6 +13,7 @@ from tests.example_files import EXAMPLES
 from tests.fakes import FakeClock
 
 pytest.importorskip("deltalake")
+pytestmark = pytest.mark.emulator
 
 TOKEN = "dapi-FAILFAST-0123456789abcdef"
 DEAD_HOST = "http://127.0.0.1:9"

@@ -67,6 +67,7 @@ def _apply(tmp_path: Path, url: str, table: str, *, tty: bool) -> tuple[int, str
     return proc.wait(60), out, seen.decode("utf-8", "replace")
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_progress_bar_a_pipe_does_not(
     tmp_path: Path, jobs_emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -141,6 +141,7 @@ def _run_quick_start(clone: Path, env: dict[str, str]) -> str:
     return stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git to list a clone's files")
 def test_the_quick_start_then_try_it_run_in_one_fresh_clone(tmp_path: Path) -> None:
     clone = _fresh_copy(tmp_path)
@@ -189,6 +190,7 @@ def test_the_quick_start_then_try_it_run_in_one_fresh_clone(tmp_path: Path) -> N
     assert _untracked(clone) == before
 
 
+@pytest.mark.slow
 def test_the_getting_started_first_job_is_valid(tmp_path: Path) -> None:
     """docs/GETTING_STARTED.md's first module validates and plans two tasks, one after the other."""
     text = (REPO / "docs" / "GETTING_STARTED.md").read_text(encoding="utf-8")
@@ -208,6 +210,7 @@ def test_the_getting_started_first_job_is_valid(tmp_path: Path) -> None:
     assert "+ task hello_count (sql_query) <- hello_ingest" in plan.stdout
 
 
+@pytest.mark.slow
 def test_the_readmes_coverage_command_works(tmp_path: Path) -> None:
     """``pytest --cov=lakeflow_job_meta`` (the reference's test command): pytest-cov is in dev."""
     pytest.importorskip("pytest_cov")

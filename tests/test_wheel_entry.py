@@ -24,6 +24,7 @@ def test_help_lists_every_parameter_and_examples() -> None:
     assert "\nExamples:\n" in text
 
 
+@pytest.mark.slow
 def test_help_runs_as_a_process_and_exits_0(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
     env["PYTHONPATH"] = str(REPO)

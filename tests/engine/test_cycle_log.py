@@ -117,6 +117,7 @@ def test_ensure_handler_only_when_nothing_would_print(monkeypatch: pytest.Monkey
     assert ensure_handler() is None  # the application configured logging: leave it
 
 
+@pytest.mark.slow
 def test_monitor_from_a_notebook_prints_its_cycles(tmp_path: Path) -> None:
     """No logging configured (as in a notebook): the cycle line reaches stdout."""
     code = (

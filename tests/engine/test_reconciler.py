@@ -248,6 +248,7 @@ def after_the_lease(world: World) -> FakeClock:
     return FakeClock(start=json.loads(lease["value"])["expires_at"] + 1)
 
 
+@pytest.mark.slow
 def test_killed_between_create_and_recording_then_restarted_adopts(world: World):
     script = world.tmp / "crashing_apply.py"
     script.write_text(CRASHING_APPLY)

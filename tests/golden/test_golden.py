@@ -16,6 +16,7 @@ def _check(outputs: dict[str, str]) -> None:
         assert text == expected, f"{name} differs from tests/golden/fixtures/{name}"
 
 
+@pytest.mark.emulator
 @pytest.mark.parametrize("env", ENVIRONMENTS, ids=lambda env: env or "no-env")
 def test_workspace_outputs_match_the_fixtures(env: str | None) -> None:
     _check(workspace_outputs(env))

@@ -105,7 +105,6 @@ def test_override_that_does_not_parse_stays_text_and_the_schema_reports_it() -> 
 def test_environment_selection(env: str | None, mode: str | None) -> None:
     result, _, _ = _parse(env=env)
     assert result.environment == (EnvironmentSelection(env, mode) if env else None)
-    assert (result.environment.is_production if result.environment else False) == (mode == "production")
 
 
 def test_unknown_environment_in_file_without_environments() -> None:

@@ -235,6 +235,7 @@ def policy_emulator():
         yield emu, WorkspaceClient(config=Config(host=emu.url, token="t", retry_timeout_seconds=10))
 
 
+@pytest.mark.emulator
 def test_the_emulators_filled_values_are_not_drift_and_ui_edits_of_user_values_are(policy_emulator) -> None:
     emu, client = policy_emulator
     user_cluster = {**CLUSTER, "node_type_id": "m5.large", "aws_attributes": {"availability": "ON_DEMAND"}}

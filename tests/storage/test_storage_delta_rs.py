@@ -437,6 +437,7 @@ def test_missing_deltalake_gives_the_install_hint(monkeypatch, tmp_path):
         open_tables(str(tmp_path / "ctl"))
 
 
+@pytest.mark.slow
 def test_package_imports_without_deltalake_or_pyspark(subprocess_env):
     code = (
         "import sys\n"
