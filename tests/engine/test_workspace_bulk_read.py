@@ -12,15 +12,16 @@ from typing import Any
 import pytest
 
 from lakeflow_job_meta.adapters.gateway import JobsPage, LiveJob, WriteCounter
-from lakeflow_job_meta.clock import SystemClock
 from lakeflow_job_meta.engine.targets.workspace import (
     LIST_INSTEAD_OF_GET_THRESHOLD,
+    PREFETCH_MAX_AGE_SECONDS,
     WorkspaceOptions,
     WorkspaceTarget,
 )
 from lakeflow_job_meta.errors import PermanentApiError
 from lakeflow_job_meta.planning.plan import TrackedJob
 from lakeflow_job_meta.storage.rows import TrackingRow
+from tests.fakes import FakeClock
 
 HOST = "https://memory.example"
 KEY = f"workspace:{HOST}"
@@ -86,7 +87,7 @@ class RowsTable:
 
 def target_over(jobs: MemoryJobs, table: RowsTable) -> WorkspaceTarget:
     options = WorkspaceOptions(control_table_id="ctl", max_workers=2, max_reads=4)
-    return WorkspaceTarget(lambda: jobs, table, options, SystemClock())  # type: ignore[arg-type]
+    return WorkspaceTarget(lambda: jobs, table, options, FakeClock())  # type: ignore[arg-type]
 
 
 def tracked(job_ids: list[int]) -> dict[str, TrackedJob]:
@@ -158,3 +159,17 @@ def test_a_failed_listing_leaves_every_module_for_the_next_run() -> None:
     assert actual.live == {} and set(actual.read_errors) == {f"m{i}" for i in MANY}
     assert actual.permanent == set(actual.read_errors)
     assert all("could not list the live jobs" in why for why in actual.read_errors.values())
+
+
+def test_a_prefetched_read_left_waiting_too_long_is_read_again() -> None:
+    """A run that started a read and stopped before taking it must not hand the next run an
+    old view of the workspace."""
+    jobs, table = MemoryJobs(MANY), RowsTable(MANY)
+    clock = FakeClock()
+    options = WorkspaceOptions(control_table_id="ctl", max_workers=2, max_reads=4)
+    target = WorkspaceTarget(lambda: jobs, table, options, clock)  # type: ignore[arg-type]
+    pending = target.prefetch(None, None)
+    assert pending is not None and pending.result() is not None
+    clock.advance(PREFETCH_MAX_AGE_SECONDS + 1)
+    target._read_actual(tracked(MANY), {f"m{i}" for i in MANY}, drift=True)
+    assert jobs.count("list") == 2 * -(-len(MANY) // PAGE)

@@ -42,6 +42,10 @@ from lakeflow_job_meta.vocabulary import (
 
 log = logging.getLogger(__name__)
 
+# A prefetched read that waited longer than this (after it finished) for the run that takes it
+# is read again: a run aborted before its apply must not leave the next one an old view.
+PREFETCH_MAX_AGE_SECONDS = 120.0
+
 # A plan of more modules than this reads the whole jobs listing (100 jobs a page, namesakes
 # included) instead of one jobs/get per job and one name lookup per create.
 LIST_INSTEAD_OF_GET_THRESHOLD = 20
@@ -184,6 +188,8 @@ class _LiveSnapshot:
     listing_error: JobsApiError | None = None
     # What the tracking rows said of each job when the read began (see :func:`_written`).
     written: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    # When a prefetched read finished (the clock's monotonic seconds).
+    read_at: float = 0.0
 
 
 def _written(tracked: TrackedJob) -> tuple[Any, ...]:
@@ -276,7 +282,9 @@ class WorkspaceTarget:
 
         def read() -> None:
             try:
-                future.set_result(self._read_snapshot(set(rows), written))
+                snapshot = self._read_snapshot(set(rows), written)
+                snapshot.read_at = self.clock.monotonic()
+                future.set_result(snapshot)
             except BaseException as error:  # handed to the run that takes the snapshot
                 future.set_exception(error)
 
@@ -309,6 +317,8 @@ class WorkspaceTarget:
         prefetched, self._prefetched = self._prefetched, None
         ids = {t.job_id for t in wanted.values()}
         snapshot = prefetched.result() if prefetched is not None else None
+        if snapshot is not None and self.clock.monotonic() - snapshot.read_at > PREFETCH_MAX_AGE_SECONDS:
+            snapshot = None
         if snapshot is None:
             snapshot = self._read_snapshot(ids, {})
         else:
