@@ -466,6 +466,8 @@ def markdown(report: dict[str, Any]) -> str:
 def _cell(step: dict[str, Any] | None) -> str:
     if step is None:
         return ""
+    if step.get("requests") is None:  # recorded from a run's log: its wall time only
+        return f"{step['wall_s']:.2f} s"
     return f"{step['wall_s']:.2f} s, {step['requests']}, {step['job_writes']}, {step['list_pages']}"
 
 
