@@ -396,10 +396,10 @@ class Monitor:
         reading = self.orchestrator.target.prefetch(None, True)
         if reading is None:
             return versions
-        ready = threading.Event()  # cuts the sleep short (a clock's sleep clears it)
-        reading.add_done_callback(lambda _: ready.set())
+        # The end of the read cuts the sleep short, as a stop or a file event does.
+        reading.add_done_callback(lambda _: self.wake.set())
         while not reading.done() and not self.stop_event.is_set():
-            self.clock.sleep(self.check_interval_seconds, ready)
+            self.clock.sleep(self.check_interval_seconds, self.wake)
             if reading.done() or self.stop_event.is_set() or not self.lease.renew_if_due():
                 break
             if self.scanner is not None:
